@@ -1,0 +1,93 @@
+# One task runner: the README and CI use these same targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+# Local defaults for a developer machine; the application itself never guesses these.
+POSTGRES_HOST ?= 127.0.0.1:5432
+export POSTGRES_DSN ?= postgresql://postgres@$(POSTGRES_HOST)/soma
+export MILVUS_URI ?= http://127.0.0.1:19530
+export REDIS_URL ?= redis://127.0.0.1:6379/0
+export MILVUS_COLLECTION ?= soma_memories
+export SOMA_PORT ?= 9595
+
+# make test: its own database, collection and Redis db.
+TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
+	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
+	MILVUS_URI=$(MILVUS_URI)
+
+.PHONY: help install run stop test test-fast lint bench validate-infra services milvus-start \
+	milvus-stop db clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	# torch first, from the local CPU wheel: a plain `torch` would pull CUDA builds.
+	$(PY) -m pip install --quiet torch==2.13.0
+	$(PY) -m pip install --quiet -e ".[server,dev]"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv and install the server and dev tools
+
+milvus-start: install ## start a local Milvus (PyPI `milvus`) unless one answers on 19530
+	scripts/milvus.sh start
+
+milvus-stop: ## stop the local Milvus started by milvus-start
+	scripts/milvus.sh stop
+
+services: milvus-start ## check PostgreSQL and Redis answer, start Milvus if needed
+	@(exec 3<>/dev/tcp/$(subst :,/,$(POSTGRES_HOST))) 2>/dev/null || \
+		{ echo "FAILED postgres ($(POSTGRES_HOST)): not answering; start it first" >&2; exit 1; }
+	@(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || \
+		{ echo "FAILED redis (127.0.0.1:6379): not answering; start it first" >&2; exit 1; }
+
+db: install
+	$(PY) scripts/ensure_database.py
+
+run: services db ## set up everything and serve on http://127.0.0.1:9595
+	@mkdir -p .data
+	$(PY) -m somafractalmemory.cli migrate --wait
+	$(PY) -m somafractalmemory.cli ensure-collection
+	@key="$$(cat .data/dev-api-key 2>/dev/null)"; \
+	if [ -z "$$key" ] || ! $(PY) scripts/check_key.py "$$key" >/dev/null 2>&1; then \
+		key="$$($(PY) -m somafractalmemory.cli keys create --tenant dev 2>/dev/null)"; \
+		echo "$$key" > .data/dev-api-key; chmod 600 .data/dev-api-key; fi; \
+	echo ""; echo "Development API key (tenant 'dev'): $$key  (also in .data/dev-api-key)"; \
+	echo "Try:"; \
+	echo "  curl -s -X POST localhost:$(SOMA_PORT)/memories -H \"Authorization: Bearer $$key\" -H 'Content-Type: application/json' -d '{\"coord\":\"1,2,3\",\"payload\":{\"text\":\"I like green tea\"}}'"; \
+	echo "  curl -s -X POST localhost:$(SOMA_PORT)/memories/search -H \"Authorization: Bearer $$key\" -H 'Content-Type: application/json' -d '{\"query\":\"what drink do I like?\"}'"; \
+	echo ""
+	PATH=$(BIN):$$PATH PYTHON=$(PY) exec scripts/bootstrap.sh
+
+stop: milvus-stop ## stop the local Milvus
+
+validate-infra: install ## bootstrap dry run against the configured stack
+	PATH=$(BIN):$$PATH PYTHON=$(PY) scripts/bootstrap.sh --dry-run
+
+test: services ## set up the test stack and run every test with coverage
+	$(TEST_ENV) $(PY) scripts/ensure_database.py
+	$(TEST_ENV) $(PY) -m pytest --cov=somafractalmemory --cov-branch --cov-report=term \
+		--cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)
+	$(PY) -m coverage report --fail-under=100 \
+		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
+
+lint: install ## ruff, mypy --strict, hadolint, compose validation
+	$(BIN)/ruff check src tests benchmarks scripts
+	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/mypy
+	$(BIN)/hadolint Dockerfile
+	$(PY) scripts/check_compose.py docker-compose.yml
+
+bench: services db ## benchmarks, written to benchmarks/RESULTS.md
+	$(PY) benchmarks/run.py
+
+clean: ## remove local data (stops Milvus first)
+	scripts/milvus.sh stop
+	rm -rf .data

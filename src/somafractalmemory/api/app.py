@@ -1,0 +1,64 @@
+"""The FastAPI application: ``create_app()`` and the lifespan that owns every client."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from starlette.concurrency import run_in_threadpool
+
+from somafractalmemory import __version__
+from somafractalmemory.api.errors import install_error_handlers
+from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
+from somafractalmemory.api.routes import graph, memories, ops
+from somafractalmemory.bootstrap import validate_infrastructure
+from somafractalmemory.observability.tracing import configure_tracing
+from somafractalmemory.settings import Settings, get_settings
+from somafractalmemory.stack import create_stack
+
+logger = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app. Its lifespan builds the stack from ``settings`` (or the environment),
+    validates it, and refuses to start when a required part is missing."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        resolved = settings or get_settings()
+        configure_tracing(resolved)
+        stack = await run_in_threadpool(create_stack, resolved)
+        try:
+            await run_in_threadpool(validate_infrastructure, stack)
+        except Exception:
+            stack.close()
+            raise
+        app.state.stack = stack
+        logger.info("SomaFractalMemory %s serving", __version__)
+        try:
+            yield
+        finally:
+            stack.close()
+
+    app = FastAPI(
+        title="SomaFractalMemory",
+        version=__version__,
+        description="Long-term memory for AI agents: store and recall memories by meaning, "
+        "by coordinate and through links. Every endpoint but the health probes and metrics "
+        "needs `Authorization: Bearer <key>`.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(memories.router)
+    app.include_router(graph.router)
+    app.include_router(ops.router)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(sorted(UNMETERED)))
+    app.add_middleware(
+        BodyLimitMiddleware,
+        limit=lambda: (settings or get_settings()).max_body_bytes,
+    )
+    app.add_middleware(MetricsMiddleware)
+    return app

@@ -1,0 +1,40 @@
+"""FastAPI dependencies: the stack and the caller's tenant."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from somafractalmemory.core.models import Tenant
+from somafractalmemory.core.service import MemoryService
+from somafractalmemory.stack import Stack
+
+_bearer = HTTPBearer(auto_error=False, description="An API key from `somafractalmemory keys create`")
+
+
+def get_stack(request: Request) -> Stack:
+    """The stack the lifespan built."""
+    stack: Stack = request.app.state.stack
+    return stack
+
+
+StackDep = Annotated[Stack, Depends(get_stack)]
+
+
+def get_tenant(
+    stack: StackDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Tenant:
+    """The tenant of the request's API key, or 401."""
+    return stack.keys.authenticate(credentials.credentials if credentials else None)
+
+
+def get_memory_service(stack: StackDep) -> MemoryService:
+    """The memory service."""
+    return stack.memories
+
+
+TenantDep = Annotated[Tenant, Depends(get_tenant)]
+ServiceDep = Annotated[MemoryService, Depends(get_memory_service)]

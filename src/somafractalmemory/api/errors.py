@@ -1,0 +1,74 @@
+"""Rendering every error as ``{"error": ..., "detail": ...}`` with its status."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from somafractalmemory.errors import SFMError
+
+logger = logging.getLogger(__name__)
+
+_HTTP_ERROR_NAMES = {
+    400: "BadRequestError",
+    401: "UnauthorizedError",
+    403: "ForbiddenError",
+    404: "NotFoundError",
+    405: "MethodNotAllowedError",
+    413: "PayloadTooLargeError",
+}
+
+
+def _error(status: int, name: str, detail: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": name, "detail": detail})
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    parts = [str(p) for p in loc if p not in ("body",)]
+    text = ""
+    for part in parts:
+        text += f"[{part}]" if part.isdigit() else (f".{part}" if text else part)
+    return text or "body"
+
+
+async def _sfm_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, SFMError)
+    if exc.status_code >= 500:
+        logger.warning("%s: %s", type(exc).__name__, exc.detail)
+    return _error(exc.status_code, type(exc).__name__, exc.detail)
+
+
+async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error(400, "BadRequestError", "body: is not valid JSON")
+    first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
+    details = "; ".join(f"{_location(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
+    if tuple(first["loc"]) == ("body",) and first.get("type") in ("model_attributes_type",
+                                                                   "dict_type"):
+        return _error(400, "BadRequestError", f"body: must be a JSON object ({first['msg']})")
+    return _error(422, "InvalidInputError", details)
+
+
+async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
+    return _error(exc.status_code, name, str(exc.detail))
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unexpected error", exc_info=exc)
+    return _error(500, "InternalError", "an unexpected error occurred; see the server log")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Register the handlers that turn every error into the contract's JSON shape."""
+    app.add_exception_handler(SFMError, _sfm_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,119 @@
+"""Memories: store, batch, get, list, delete and search."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from somafractalmemory.api.deps import ServiceDep, TenantDep
+from somafractalmemory.core.models import Memory, MemoryType
+from somafractalmemory.core.service import MemoryInput
+from somafractalmemory.schemas import (
+    BatchCreate,
+    BatchItemResult,
+    BatchResponse,
+    DeleteResponse,
+    ErrorResponse,
+    MemoryCreate,
+    MemoryList,
+    MemoryPublic,
+    SearchRequest,
+    SearchResponse,
+    SearchResult,
+)
+
+ERRORS: dict[int | str, dict[str, object]] = {
+    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)
+}
+router = APIRouter(prefix="/memories", tags=["memories"], responses=ERRORS)
+
+
+def to_public(memory: Memory) -> MemoryPublic:
+    """The API view of a stored memory."""
+    return MemoryPublic(
+        coord=memory.coord,
+        payload=memory.payload,
+        memory_type=memory.memory_type,
+        importance=memory.importance,
+        created_at=memory.created_at,
+        updated_at=memory.updated_at,
+    )
+
+
+def _input(body: MemoryCreate) -> MemoryInput:
+    return MemoryInput(body.coord, body.payload, body.memory_type, body.importance)
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    responses={200: {"model": MemoryPublic, "description": "Replaced the memory at coord"}},
+)
+def store_memory(
+    body: MemoryCreate, tenant: TenantDep, service: ServiceDep, response: Response
+) -> MemoryPublic:
+    """Store a memory (201), or replace the one at the same coordinate (200)."""
+    result = service.store(tenant, _input(body))
+    if result.replaced:
+        response.status_code = status.HTTP_200_OK
+    return to_public(result.memory)
+
+
+@router.post("/batch", status_code=status.HTTP_201_CREATED)
+def store_batch(body: BatchCreate, tenant: TenantDep, service: ServiceDep) -> BatchResponse:
+    """Store up to 1,000 memories as one unit: all of them, or none."""
+    results = service.store_batch(tenant, [_input(m) for m in body.memories])
+    return BatchResponse(
+        results=[
+            BatchItemResult(
+                coord=r.memory.coord, status="replaced" if r.replaced else "created"
+            )
+            for r in results
+        ]
+    )
+
+
+@router.post("/search")
+def search_memories(body: SearchRequest, tenant: TenantDep, service: ServiceDep) -> SearchResponse:
+    """Recall the memories closest in meaning to the query, best first."""
+    hits = service.search(tenant, body.query, body.top_k, body.memory_type, body.filters)
+    return SearchResponse(
+        results=[
+            SearchResult(
+                coord=h.memory.coord,
+                score=h.score,
+                payload=h.memory.payload,
+                memory_type=h.memory.memory_type,
+                importance=h.memory.importance,
+                created_at=h.memory.created_at,
+            )
+            for h in hits
+        ]
+    )
+
+
+@router.get("")
+def list_memories(
+    tenant: TenantDep,
+    service: ServiceDep,
+    memory_type: MemoryType | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> MemoryList:
+    """List the tenant's memories in storage order, a page at a time."""
+    page, next_cursor = service.list(tenant, memory_type, limit, cursor)
+    return MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor)
+
+
+@router.get("/{coord}")
+def get_memory(coord: str, tenant: TenantDep, service: ServiceDep) -> MemoryPublic:
+    """Read the memory at a coordinate."""
+    return to_public(service.get(tenant, coord))
+
+
+@router.delete("/{coord}")
+def delete_memory(coord: str, tenant: TenantDep, service: ServiceDep) -> DeleteResponse:
+    """Delete the memory at a coordinate from every store."""
+    service.delete(tenant, coord)
+    return DeleteResponse(deleted=True)

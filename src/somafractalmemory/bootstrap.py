@@ -1,0 +1,240 @@
+"""Start-up: wait for every store, set up what is missing, and refuse to run half-configured.
+
+``scripts/bootstrap.sh`` migrates, then runs ``python -m somafractalmemory.bootstrap``, which:
+
+1. waits for PostgreSQL, Milvus and Redis in parallel, each with bounded exponential backoff
+   up to ``SOMA_BOOTSTRAP_TIMEOUT``;
+2. loads the embedding model and ensures the Milvus collection and its index (skipped with
+   ``--dry-run``, which only checks);
+3. runs :func:`validate_infrastructure`.
+
+Any failure prints one line per failed part, naming it and its address (never a secret), and
+exits 1. ``require_*`` settings set to false let the service start without that part; it is
+then reported as a warning, and requests that need it answer 503.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from alembic.config import Config
+from alembic.script import ScriptDirectory
+from pydantic import ValidationError
+from tenacity import RetryError, Retrying, stop_after_delay, wait_exponential
+
+from somafractalmemory.errors import InfrastructureError, PartFailure, SFMError
+from somafractalmemory.observability.tracing import configure_tracing, tracer
+from somafractalmemory.settings import Settings
+from somafractalmemory.stack import (
+    Stack,
+    create_cache,
+    create_milvus_store,
+    create_postgres_store,
+    create_stack,
+)
+from somafractalmemory.stores.milvus import MilvusStore
+
+PARTS = ("postgres", "milvus", "redis")
+
+
+def alembic_config(url: str | None = None) -> Config:
+    """An Alembic config pointing at the packaged migrations."""
+    config = Config()
+    config.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    if url:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def alembic_head() -> str:
+    """The newest migration's revision."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    return str(head)
+
+
+def _address(settings: Settings, part: str) -> str:
+    return {
+        "postgres": settings.postgres_address,
+        "milvus": settings.milvus_uri,
+        "redis": settings.redis_address,
+    }[part]
+
+
+def _required(settings: Settings, part: str) -> bool:
+    return bool(getattr(settings, f"require_{part}"))
+
+
+def wait_for(name: str, probe: Callable[[], object], timeout: float) -> object:
+    """Call ``probe`` until it succeeds, backing off exponentially, for at most ``timeout``
+    seconds; the last error is raised if it never does."""
+    with tracer().start_as_current_span(f"bootstrap.wait_for.{name}"):
+        retrying = Retrying(
+            stop=stop_after_delay(timeout),
+            wait=wait_exponential(multiplier=0.25, max=4.0),
+            retry=lambda state: state.outcome is not None and state.outcome.failed,
+            reraise=True,
+        )
+        return retrying(probe)
+
+
+def _probe_postgres(settings: Settings) -> object:
+    store = create_postgres_store(settings)
+    try:
+        store.ping()
+    finally:
+        store.engine.dispose()
+    return None
+
+
+def wait_for_postgres(settings: Settings) -> None:
+    """Wait until PostgreSQL answers (before migrating); raises its last error."""
+    wait_for("postgres", lambda: _probe_postgres(settings), settings.bootstrap_timeout)
+
+
+def _probe_milvus(settings: Settings) -> MilvusStore:
+    store = create_milvus_store(settings)
+    try:
+        store.ping()
+    except SFMError:
+        store.close()
+        raise
+    return store
+
+
+def _probe_redis(settings: Settings) -> object:
+    cache = create_cache(settings)
+    try:
+        cache.ping()
+    finally:
+        cache.client.close()
+    return None
+
+
+def wait_for_stores(settings: Settings) -> tuple[MilvusStore | None, list[PartFailure]]:
+    """Wait for the three stores in parallel; returns the Milvus adapter (when it answered)
+    and one failure per store that never answered."""
+    probes: dict[str, Callable[[], object]] = {
+        "postgres": lambda: _probe_postgres(settings),
+        "milvus": lambda: _probe_milvus(settings),
+        "redis": lambda: _probe_redis(settings),
+    }
+    failures: list[PartFailure] = []
+    milvus: MilvusStore | None = None
+    with ThreadPoolExecutor(max_workers=len(PARTS)) as pool:
+        futures = {
+            part: pool.submit(wait_for, part, probes[part], settings.bootstrap_timeout)
+            for part in PARTS
+        }
+        for part, future in futures.items():
+            try:
+                result = future.result()
+            except (SFMError, RetryError, OSError) as exc:
+                failures.append(PartFailure(part, _address(settings, part), _reason(exc)))
+                continue
+            if isinstance(result, MilvusStore):
+                milvus = result
+    return milvus, failures
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, SFMError):
+        return exc.detail
+    return str(exc) or type(exc).__name__
+
+
+def validate_infrastructure(stack: Stack) -> None:
+    """Check every part of the stack; raise :class:`InfrastructureError` naming each failed
+    required part.
+
+    PostgreSQL answers, its schema is at the Alembic head and every table exists; Milvus
+    answers and the collection exists, loaded, with its index and the model's dimension and
+    metric; Redis answers PING.
+    """
+    settings = stack.settings
+    failures: list[PartFailure] = []
+    with tracer().start_as_current_span("bootstrap.validate_infrastructure"):
+        for part, check in (
+            ("postgres", lambda: _check_postgres(stack)),
+            ("milvus", lambda: stack.milvus.check_collection(stack.embedder.dimension)),
+            ("redis", stack.cache.ping),
+        ):
+            try:
+                check()
+            except SFMError as exc:
+                if _required(settings, part):
+                    failures.append(PartFailure(part, _address(settings, part), exc.detail))
+    if failures:
+        raise InfrastructureError(failures)
+
+
+def _check_postgres(stack: Stack) -> None:
+    from somafractalmemory.errors import SchemaError
+
+    revision = stack.postgres.schema_revision()
+    head = alembic_head()
+    if revision != head:
+        raise SchemaError(
+            "postgres",
+            f"schema is at revision {revision or 'none'}, the code needs {head} "
+            "(run `somafractalmemory migrate`)",
+        )
+    missing = stack.postgres.missing_tables()
+    if missing:
+        raise SchemaError(
+            "postgres", f"table(s) missing: {', '.join(missing)} (the schema was altered)"
+        )
+
+
+def bootstrap(settings: Settings, dry_run: bool) -> Stack:
+    """Wait, set up (unless ``dry_run``) and validate; returns the ready stack."""
+    configure_tracing(settings)
+    milvus, failures = wait_for_stores(settings)
+    required = [f for f in failures if _required(settings, f.part)]
+    if required:
+        raise InfrastructureError(required)
+    with tracer().start_as_current_span("bootstrap.create_stack"):
+        stack = create_stack(settings, milvus=milvus)
+    try:
+        if not dry_run:
+            with tracer().start_as_current_span("bootstrap.ensure_collection"):
+                stack.milvus.ensure_collection(stack.embedder.dimension)
+        validate_infrastructure(stack)
+    except (SFMError, InfrastructureError):
+        stack.close()
+        raise
+    return stack
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``python -m somafractalmemory.bootstrap``; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="somafractalmemory.bootstrap")
+    parser.add_argument("--dry-run", action="store_true", help="check only, change nothing")
+    args = parser.parse_args(argv)
+    started = time.monotonic()
+    try:
+        settings = Settings()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]) if error["loc"] else "settings"
+            print(f"FAILED settings ({name.upper()}): {error['msg']}", file=sys.stderr)
+        return 2
+    try:
+        stack = bootstrap(settings, dry_run=args.dry_run)
+    except InfrastructureError as exc:
+        for failure in exc.failures:
+            print(f"FAILED {failure.line()}", file=sys.stderr)
+        return 1
+    stack.close()
+    elapsed = time.monotonic() - started
+    print(f"OK postgres ({settings.postgres_address}), milvus ({settings.milvus_uri}), "
+          f"redis ({settings.redis_address}) in {elapsed:.1f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

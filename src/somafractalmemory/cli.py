@@ -1,0 +1,166 @@
+"""The ``somafractalmemory`` command line."""
+
+from __future__ import annotations
+
+import sys
+from typing import Annotated
+
+import typer
+
+app = typer.Typer(help="SomaFractalMemory: long-term memory for AI agents.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+
+
+def _settings():  # type: ignore[no-untyped-def]
+    from pydantic import ValidationError
+
+    from somafractalmemory.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            typer.echo(f"settings: {name}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="overrides SOMA_HOST")] = None,
+    port: Annotated[int | None, typer.Option(help="overrides SOMA_PORT")] = None,
+) -> None:
+    """Serve the HTTP API (use scripts/bootstrap.sh to wait for the stores first)."""
+    import uvicorn
+
+    settings = _settings()
+    uvicorn.run(
+        "somafractalmemory.http_api:app",
+        host=host or settings.host,
+        port=port or settings.port,
+        log_level="info",
+    )
+
+
+@app.command()
+def migrate(
+    wait: Annotated[
+        bool, typer.Option(help="first wait for PostgreSQL (backoff, SOMA_BOOTSTRAP_TIMEOUT)")
+    ] = False,
+) -> None:
+    """Bring the PostgreSQL schema to the newest migration (alembic upgrade head)."""
+    from alembic import command
+
+    from somafractalmemory.bootstrap import alembic_config, wait_for_postgres
+    from somafractalmemory.errors import SFMError
+
+    settings = _settings()
+    if wait:
+        try:
+            wait_for_postgres(settings)
+        except SFMError as exc:
+            typer.echo(f"FAILED postgres ({settings.postgres_address}): {exc.detail}", err=True)
+            raise typer.Exit(1) from None
+    try:
+        command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
+    except Exception as exc:  # noqa: BLE001 - report any migration failure as one line
+        typer.echo(f"FAILED postgres ({settings.postgres_address}): {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo("postgres schema at head")
+
+
+@app.command("validate-infra")
+def validate_infra() -> None:
+    """Check every store without changing anything (the bootstrap dry run)."""
+    from somafractalmemory.bootstrap import main as bootstrap_main
+
+    raise typer.Exit(bootstrap_main(["--dry-run"]))
+
+
+@app.command("ensure-collection")
+def ensure_collection() -> None:
+    """Create the Milvus collection and its index if missing (idempotent)."""
+    from somafractalmemory.core.embedding import create_embedder
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_milvus_store
+
+    settings = _settings()
+    store = create_milvus_store(settings)
+    try:
+        store.ensure_collection(create_embedder(settings.embedding_model).dimension)
+    except SFMError as exc:
+        typer.echo(f"FAILED milvus ({settings.milvus_uri}): {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.close()
+    typer.echo(f"milvus collection {settings.milvus_collection!r} ready")
+
+
+@keys_app.command("create")
+def keys_create(tenant: Annotated[str, typer.Option(help="the tenant the key belongs to")]) -> None:
+    """Create an API key for a tenant and print it once; only its hash is stored."""
+    from somafractalmemory.core.keys import KeyService
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_postgres_store
+
+    store = create_postgres_store(_settings())
+    try:
+        key, info = KeyService(store).create(tenant)
+    except SFMError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.engine.dispose()
+    typer.echo(key)
+    typer.echo(f"key id {info.id} for tenant {info.tenant!r}; it is shown only once", err=True)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List keys (id, tenant, prefix, state); never the keys themselves."""
+    from somafractalmemory.core.keys import KeyService
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_postgres_store
+
+    store = create_postgres_store(_settings())
+    try:
+        keys = KeyService(store).list()
+    except SFMError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.engine.dispose()
+    for k in keys:
+        state = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
+        typer.echo(f"{k.id}\t{k.tenant}\t{k.prefix}…\t{k.created_at.isoformat()}\t{state}")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: Annotated[int, typer.Argument(help="the key id from `keys list`")]) -> None:
+    """Revoke a key; it stops working at once."""
+    from somafractalmemory.core.keys import KeyService
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_postgres_store
+
+    store = create_postgres_store(_settings())
+    try:
+        done = KeyService(store).revoke(key_id)
+    except SFMError as exc:
+        typer.echo(f"error: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        store.engine.dispose()
+    if not done:
+        typer.echo(f"no active key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"key {key_id} revoked")
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(app())

@@ -1,0 +1,1 @@
+"""The domain: memories, coordinates, embeddings and the one service that commits."""

@@ -1,0 +1,126 @@
+"""Domain records passed between the service and the store adapters (never driver rows)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class MemoryType(StrEnum):
+    """What kind of memory: a lived event or a general fact."""
+
+    EPISODIC = "episodic"
+    SEMANTIC = "semantic"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The owner of memories; every API key belongs to exactly one."""
+
+    id: int
+    name: str
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as listed: never the key itself, only its id and prefix."""
+
+    id: int
+    tenant: str
+    prefix: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class NewMemory:
+    """A memory to write, already validated and canonical."""
+
+    coord: str
+    payload: dict[str, Any]
+    memory_type: MemoryType
+    importance: float
+    text: str
+
+
+@dataclass(frozen=True)
+class Memory:
+    """A memory as stored in PostgreSQL."""
+
+    id: int
+    coord: str
+    payload: dict[str, Any]
+    memory_type: MemoryType
+    importance: float
+    text: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    """What a write did: the stored memory, and whether it replaced an existing one."""
+
+    memory: Memory
+    replaced: bool
+
+
+@dataclass(frozen=True)
+class VectorRecord:
+    """One entity of the Milvus collection."""
+
+    id: int
+    tenant_id: int
+    memory_type: str
+    created_at_ms: int
+    attrs: dict[str, Any]
+    vector: list[float]
+
+
+@dataclass(frozen=True)
+class VectorHit:
+    """A Milvus search hit; ``score`` is cosine similarity, higher is closer."""
+
+    id: int
+    score: float
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    """A search result: the hydrated memory and its score."""
+
+    memory: Memory
+    score: float
+
+
+@dataclass(frozen=True)
+class Link:
+    """A directed, typed link between two memories of one tenant."""
+
+    from_coord: str
+    to_coord: str
+    link_type: str
+    strength: float
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """A memory reached from another through links, ``depth`` hops away."""
+
+    coord: str
+    link_type: str
+    strength: float
+    depth: int
+
+
+@dataclass(frozen=True)
+class TenantStats:
+    """Counts for one tenant; ``vectors`` comes from Milvus itself."""
+
+    memories: int
+    by_type: dict[str, int]
+    links: int
+    vectors: int

@@ -1,0 +1,337 @@
+"""MemoryService: the one place that writes memories, and the only one that commits.
+
+Write protocol (a store is acknowledged only when PostgreSQL and Milvus both hold it):
+
+1. open a PostgreSQL transaction and lock the rows at the target coordinates;
+2. write the rows (not yet committed);
+3. upsert the vectors into Milvus under the rows' ids;
+4. commit PostgreSQL.
+
+If step 2 or 3 fails, the transaction is rolled back and PostgreSQL is unchanged; a vector
+that step 3 may have half-written belongs to an id no committed row has, and search drops
+hits without a row. If step 4 fails, the vectors of step 3 are undone (deleted for new
+memories, restored from the old text for replaced ones) before the error reaches the client.
+Delete mirrors this: delete the row, delete the vector, commit; a failed commit restores the
+vector. See ``docs/technical-manual/consistency.md``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from somafractalmemory.core.coords import canonical_coord
+from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.models import (
+    Link,
+    Memory,
+    MemoryType,
+    Neighbor,
+    NewMemory,
+    SearchHit,
+    Tenant,
+    TenantStats,
+    VectorRecord,
+    WriteResult,
+)
+from somafractalmemory.errors import InvalidInputError, NotFoundError, SFMError
+from somafractalmemory.observability.metrics import COMPENSATIONS, DELETE_SUCCESS
+from somafractalmemory.stores.milvus import FilterValue, MilvusStore, searchable_attrs
+from somafractalmemory.stores.postgres import PostgresStore
+from somafractalmemory.stores.redis import MemoryCache
+
+logger = logging.getLogger(__name__)
+
+MAX_GRAPH_NODES = 10_000
+# Search asks Milvus for more than top_k so that hits whose row was deleted meanwhile
+# can be dropped without returning fewer results than exist.
+SEARCH_OVERFETCH = 2
+
+
+def text_to_embed(payload: dict[str, Any]) -> str:
+    """``payload["text"]`` when it is a non-empty string, else the payload as sorted JSON."""
+    text = payload.get("text")
+    if isinstance(text, str) and text.strip():
+        return text
+    if "text" in payload:
+        raise InvalidInputError("must be a non-empty string when present", "payload.text")
+    if not payload:
+        raise InvalidInputError("must not be empty: give it a `text` or other fields", "payload")
+    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
+
+
+def encode_cursor(last_id: int) -> str:
+    """An opaque cursor for listing after ``last_id``."""
+    return base64.urlsafe_b64encode(f"m:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The id a cursor stands for; 0 for none."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        kind, _, value = raw.partition(":")
+        if kind != "m" or not value.isdigit():
+            raise ValueError(raw)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInputError("is not a cursor this service returned", "cursor") from None
+
+
+@dataclass(frozen=True)
+class MemoryInput:
+    """A memory as a caller gives it, before canonicalisation and embedding."""
+
+    coord: str
+    payload: dict[str, Any]
+    memory_type: MemoryType
+    importance: float
+
+
+class MemoryService:
+    """Stores, reads, searches, links and deletes memories across the three stores."""
+
+    def __init__(
+        self,
+        postgres: PostgresStore,
+        milvus: MilvusStore,
+        cache: MemoryCache,
+        embedder: Embedder,
+    ) -> None:
+        self.postgres = postgres
+        self.milvus = milvus
+        self.cache = cache
+        self.embedder = embedder
+
+    # -- writes -----------------------------------------------------------------------------
+    def store(self, tenant: Tenant, item: MemoryInput) -> WriteResult:
+        """Store one memory; replaces the memory at the same coordinate."""
+        return self.store_batch(tenant, [item])[0]
+
+    def store_batch(self, tenant: Tenant, items: Sequence[MemoryInput]) -> list[WriteResult]:
+        """Store memories as one unit: all are acknowledged, or none is kept."""
+        prepared: list[NewMemory] = []
+        seen: dict[str, int] = {}
+        for index, item in enumerate(items):
+            prefix = f"memories[{index}]." if len(items) > 1 else ""
+            coord = canonical_coord(item.coord, f"{prefix}coord")
+            if coord in seen:
+                raise InvalidInputError(
+                    f"coordinate {coord!r} also appears at memories[{seen[coord]}]",
+                    f"{prefix}coord",
+                )
+            seen[coord] = index
+            try:
+                text = text_to_embed(item.payload)
+            except InvalidInputError as exc:
+                raise InvalidInputError(exc.detail) from None
+            prepared.append(NewMemory(coord, item.payload, item.memory_type, item.importance, text))
+        vectors = self.embedder.embed([m.text for m in prepared])
+
+        with self.postgres.unit_of_work() as uow:
+            previous = uow.lock_memories(tenant.id, [m.coord for m in prepared])
+            stored = uow.upsert_memories(tenant.id, prepared)
+            records = [
+                self._record(tenant.id, stored[m.coord], vector)
+                for m, vector in zip(prepared, vectors, strict=True)
+            ]
+            self.milvus.upsert(records)
+            try:
+                uow.commit()
+            except SFMError:
+                self._undo_upsert(tenant.id, records, previous)
+                raise
+        self.cache.invalidate(tenant.id, [m.coord for m in prepared])
+        return [WriteResult(stored[m.coord], m.coord in previous) for m in prepared]
+
+    def _record(self, tenant_id: int, memory: Memory, vector: list[float]) -> VectorRecord:
+        return VectorRecord(
+            id=memory.id,
+            tenant_id=tenant_id,
+            memory_type=memory.memory_type.value,
+            created_at_ms=int(memory.created_at.timestamp() * 1000),
+            attrs=searchable_attrs(memory.payload),
+            vector=vector,
+        )
+
+    def _undo_upsert(
+        self, tenant_id: int, records: list[VectorRecord], previous: dict[str, Memory]
+    ) -> None:
+        """Put Milvus back as it was before a write whose commit failed."""
+        COMPENSATIONS.labels(operation="store").inc()
+        old = list(previous.values())
+        old_ids = {m.id for m in old}
+        self.milvus.delete([r.id for r in records if r.id not in old_ids])
+        if old:
+            vectors = self.embedder.embed([m.text for m in old])
+            self.milvus.upsert(
+                [self._record(tenant_id, m, v) for m, v in zip(old, vectors, strict=True)]
+            )
+
+    def delete(self, tenant: Tenant, coord: str) -> None:
+        """Delete the memory at ``coord`` from PostgreSQL, Milvus and the cache."""
+        canonical = canonical_coord(coord)
+        with self.postgres.unit_of_work() as uow:
+            removed = uow.delete_memory(tenant.id, canonical)
+            if removed is None:
+                raise NotFoundError(f"no memory at coord {canonical!r}")
+            self.milvus.delete([removed.id])
+            try:
+                uow.commit()
+            except SFMError:
+                COMPENSATIONS.labels(operation="delete").inc()
+                vector = self.embedder.embed_one(removed.text)
+                self.milvus.upsert([self._record(tenant.id, removed, vector)])
+                raise
+        self.cache.invalidate(tenant.id, [canonical])
+        DELETE_SUCCESS.inc()
+
+    def link(self, tenant: Tenant, link: Link) -> Link:
+        """Create or update a link between two of the tenant's memories."""
+        from_coord = canonical_coord(link.from_coord, "from_coord")
+        to_coord = canonical_coord(link.to_coord, "to_coord")
+        with self.postgres.unit_of_work() as uow:
+            found = uow.lock_memories(tenant.id, [from_coord, to_coord])
+            for field, coord in (("from_coord", from_coord), ("to_coord", to_coord)):
+                if coord not in found:
+                    raise NotFoundError(f"{field}: no memory at coord {coord!r}")
+            uow.upsert_link(
+                tenant.id,
+                found[from_coord].id,
+                found[to_coord].id,
+                link.link_type,
+                link.strength,
+                link.metadata,
+            )
+            uow.commit()
+        return Link(from_coord, to_coord, link.link_type, link.strength, link.metadata)
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(self, tenant: Tenant, coord: str) -> Memory:
+        """The memory at ``coord``: from the cache when it has it, else from PostgreSQL."""
+        canonical = canonical_coord(coord)
+        cached = self.cache.get(tenant.id, canonical)
+        if cached is not None:
+            return cached
+        memory = self.postgres.get_memory(tenant.id, canonical)
+        if memory is None:
+            raise NotFoundError(f"no memory at coord {canonical!r}")
+        self.cache.put(tenant.id, memory)
+        return memory
+
+    def list(
+        self, tenant: Tenant, memory_type: MemoryType | None, limit: int, cursor: str | None
+    ) -> tuple[list[Memory], str | None]:
+        """A page of memories in storage order, and the cursor for the next page."""
+        page = self.postgres.list_memories(tenant.id, memory_type, decode_cursor(cursor), limit)
+        next_cursor = encode_cursor(page[-1].id) if len(page) == limit else None
+        return page, next_cursor
+
+    def search(
+        self,
+        tenant: Tenant,
+        query: str,
+        top_k: int,
+        memory_type: MemoryType | None = None,
+        filters: dict[str, FilterValue] | None = None,
+    ) -> list[SearchHit]:
+        """The tenant's memories closest in meaning to ``query``, best first."""
+        vector = self.embedder.embed_one(query)
+        hits = self.milvus.search(
+            tenant.id,
+            vector,
+            min(top_k * SEARCH_OVERFETCH, 16384),
+            memory_type.value if memory_type else None,
+            filters,
+        )
+        rows = self.postgres.get_memories_by_ids(tenant.id, [h.id for h in hits])
+        results = [SearchHit(rows[h.id], h.score) for h in hits if h.id in rows]
+        return results[:top_k]
+
+    def neighbors(
+        self,
+        tenant: Tenant,
+        coord: str,
+        k_hop: int,
+        limit: int,
+        link_type: str | None,
+        direction: str = "out",
+    ) -> list[Neighbor]:
+        """Memories reachable from ``coord`` in up to ``k_hop`` links, nearest first."""
+        start = self._memory_id(tenant, coord, "coord")
+        found: dict[int, tuple[int, str, float]] = {}
+        frontier = [start]
+        for depth in range(1, k_hop + 1):
+            next_frontier: list[int] = []
+            for _node, other, ltype, strength in self.postgres.edges_from(
+                tenant.id, frontier, link_type, direction
+            ):
+                if other == start or other in found:
+                    continue
+                found[other] = (depth, ltype, strength)
+                next_frontier.append(other)
+            frontier = next_frontier
+            if not frontier or len(found) >= MAX_GRAPH_NODES:
+                break
+        ordered = sorted(found.items(), key=lambda kv: (kv[1][0], -kv[1][2], kv[0]))[:limit]
+        coords = self.postgres.coords_for_ids(tenant.id, [node for node, _ in ordered])
+        return [
+            Neighbor(coords[node], ltype, strength, depth)
+            for node, (depth, ltype, strength) in ordered
+            if node in coords
+        ]
+
+    def path(
+        self,
+        tenant: Tenant,
+        from_coord: str,
+        to_coord: str,
+        max_length: int,
+        link_type: str | None,
+        direction: str = "out",
+    ) -> list[str]:
+        """The coordinates of a shortest path of links, or :class:`NotFoundError`."""
+        start = self._memory_id(tenant, from_coord, "from_coord")
+        goal = self._memory_id(tenant, to_coord, "to_coord")
+        parents: dict[int, int] = {start: start}
+        frontier = [start]
+        for _ in range(max_length):
+            if goal in parents or not frontier:
+                break
+            next_frontier: list[int] = []
+            for node, other, _ltype, _strength in self.postgres.edges_from(
+                tenant.id, frontier, link_type, direction
+            ):
+                if other not in parents:
+                    parents[other] = node
+                    next_frontier.append(other)
+            frontier = next_frontier
+            if len(parents) >= MAX_GRAPH_NODES:
+                break
+        if goal not in parents:
+            raise NotFoundError(f"no path of at most {max_length} links")
+        chain = [goal]
+        while chain[-1] != start:
+            chain.append(parents[chain[-1]])
+        chain.reverse()
+        coords = self.postgres.coords_for_ids(tenant.id, chain)
+        return [coords[node] for node in chain]
+
+    def _memory_id(self, tenant: Tenant, coord: str, field: str) -> int:
+        canonical = canonical_coord(coord, field)
+        ids = self.postgres.memory_ids(tenant.id, [canonical])
+        if canonical not in ids:
+            raise NotFoundError(f"{field}: no memory at coord {canonical!r}")
+        return ids[canonical]
+
+    def stats(self, tenant: Tenant) -> TenantStats:
+        """Counts for the tenant; raises when Milvus cannot say how many vectors it holds."""
+        by_type, links = self.postgres.count_by_type(tenant.id)
+        vectors = self.milvus.count(tenant.id)
+        return TenantStats(sum(by_type.values()), by_type, links, vectors)

@@ -1,0 +1,112 @@
+"""Initial schema: tenants, API keys, memories (with full-text column), links.
+
+Revision ID: 0001
+Revises:
+Create Date: 2026-11-25
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0001"
+down_revision = None
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        "tenants",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column("name", sa.Text, nullable=False, unique=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    op.create_table(
+        "api_keys",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("key_hash", sa.LargeBinary(32), nullable=False, unique=True),
+        sa.Column("prefix", sa.Text, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+    )
+    op.create_table(
+        "memories",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("coord", sa.Text, nullable=False),
+        sa.Column("memory_type", sa.Text, nullable=False),
+        sa.Column("payload", postgresql.JSONB, nullable=False),
+        sa.Column("text", sa.Text, nullable=False),
+        sa.Column("importance", sa.Float, nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        # Keyword recall: a stored tsvector kept by PostgreSQL itself, indexed with GIN.
+        sa.Column(
+            "text_tsv",
+            postgresql.TSVECTOR,
+            sa.Computed("to_tsvector('english'::regconfig, text)", persisted=True),
+        ),
+        sa.UniqueConstraint("tenant_id", "coord", name="uq_memories_tenant_coord"),
+        sa.CheckConstraint("memory_type IN ('episodic', 'semantic')", name="ck_memories_type"),
+        sa.CheckConstraint("importance >= 0 AND importance <= 1", name="ck_memories_importance"),
+    )
+    op.create_index("ix_memories_tenant_created", "memories", ["tenant_id", "created_at"])
+    op.create_index("ix_memories_text_tsv", "memories", ["text_tsv"], postgresql_using="gin")
+    op.create_table(
+        "links",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column(
+            "from_id",
+            sa.BigInteger,
+            sa.ForeignKey("memories.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column(
+            "to_id",
+            sa.BigInteger,
+            sa.ForeignKey("memories.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("link_type", sa.Text, nullable=False),
+        sa.Column("strength", sa.Float, nullable=False),
+        sa.Column("metadata", postgresql.JSONB, nullable=False, server_default="{}"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.UniqueConstraint("tenant_id", "from_id", "to_id", "link_type", name="uq_links_edge"),
+    )
+    op.create_index("ix_links_from", "links", ["tenant_id", "from_id"])
+    op.create_index("ix_links_to", "links", ["tenant_id", "to_id"])
+
+
+def downgrade() -> None:
+    op.drop_table("links")
+    op.drop_table("memories")
+    op.drop_table("api_keys")
+    op.drop_table("tenants")

@@ -1,0 +1,1 @@
+"""Metrics (one Prometheus registry) and traces (OpenTelemetry)."""

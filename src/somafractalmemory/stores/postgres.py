@@ -1,0 +1,459 @@
+"""PostgreSQL adapter: the source of truth for memories, links, tenants and keys.
+
+Reads run on their own connection; writes run inside a :class:`UnitOfWork` that only the core
+services commit. Every driver error is translated here, once: a connection problem becomes
+:class:`PostgresUnavailableError`, a missing table or column :class:`SchemaError`, a value
+PostgreSQL refuses :class:`InvalidInputError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Any
+
+import psycopg.errors
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Engine, Row
+
+from somafractalmemory.core.models import (
+    ApiKeyInfo,
+    Memory,
+    MemoryType,
+    NewMemory,
+    Tenant,
+)
+from somafractalmemory.errors import (
+    ConflictError,
+    InvalidInputError,
+    PostgresUnavailableError,
+    SchemaError,
+)
+from somafractalmemory.observability.metrics import mark_store
+from somafractalmemory.observability.tracing import store_span
+from somafractalmemory.settings import Settings
+from somafractalmemory.stores.tables import api_keys, links, memories, tenants
+
+_SCHEMA_ERRORS = (
+    psycopg.errors.UndefinedTable,
+    psycopg.errors.UndefinedColumn,
+    psycopg.errors.UndefinedFunction,
+    psycopg.errors.UndefinedObject,
+)
+_MEMORY_COLUMNS = (
+    memories.c.id,
+    memories.c.coord,
+    memories.c.payload,
+    memories.c.memory_type,
+    memories.c.importance,
+    memories.c.text,
+    memories.c.created_at,
+    memories.c.updated_at,
+)
+
+
+def create_postgres_engine(settings: Settings) -> Engine:
+    """An engine with bounded connect, pool and statement timeouts, so nothing hangs."""
+    timeout_ms = int(settings.store_timeout * 2000)
+    return sa.create_engine(
+        settings.sqlalchemy_url,
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=settings.store_timeout,
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": max(1, int(settings.store_timeout)),
+            "options": f"-c statement_timeout={timeout_ms}",
+            "application_name": "somafractalmemory",
+        },
+    )
+
+
+def _memory(row: Row[Any]) -> Memory:
+    return Memory(
+        id=row.id,
+        coord=row.coord,
+        payload=row.payload,
+        memory_type=MemoryType(row.memory_type),
+        importance=row.importance,
+        text=row.text,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class PostgresStore:
+    """Typed access to the SFM tables; see the module docstring for error semantics."""
+
+    def __init__(self, engine: Engine, address: str) -> None:
+        self.engine = engine
+        self.address = address
+
+    @contextmanager
+    def translated(self, operation: str) -> Iterator[None]:
+        """Run a block as one traced PostgreSQL call, translating driver errors."""
+        with store_span("postgres", operation):
+            try:
+                yield
+            except sa.exc.DBAPIError as exc:
+                orig = exc.orig
+                if isinstance(orig, _SCHEMA_ERRORS):
+                    mark_store("postgres", True)
+                    raise SchemaError(
+                        "postgres",
+                        f"schema error: {str(orig).splitlines()[0]} "
+                        "(run `somafractalmemory migrate`)",
+                        self.address,
+                    ) from exc
+                if isinstance(orig, psycopg.errors.DataError):
+                    raise InvalidInputError(
+                        f"PostgreSQL refused a value: {str(orig).splitlines()[0]}"
+                    ) from exc
+                if isinstance(orig, psycopg.errors.IntegrityError):
+                    raise ConflictError(str(orig).splitlines()[0]) from exc
+                mark_store("postgres", False)
+                raise PostgresUnavailableError(str(orig).splitlines()[0], self.address) from exc
+            except sa.exc.SQLAlchemyError as exc:  # pool exhausted, connection closed
+                mark_store("postgres", False)
+                raise PostgresUnavailableError(str(exc).splitlines()[0], self.address) from exc
+            mark_store("postgres", True)
+
+    @contextmanager
+    def reading(self, operation: str) -> Iterator[Connection]:
+        """A connection for reads; its transaction is rolled back at the end."""
+        with self.translated(operation), self.engine.connect() as conn:
+            yield conn
+
+    def unit_of_work(self) -> UnitOfWork:
+        """Begin a write transaction; the caller must ``commit()`` or it is rolled back."""
+        return UnitOfWork(self)
+
+    # -- probes -----------------------------------------------------------------------------
+    def ping(self) -> None:
+        """Raise :class:`PostgresUnavailableError` unless PostgreSQL answers ``SELECT 1``."""
+        with self.reading("ping") as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def schema_revision(self) -> str | None:
+        """The Alembic revision the database is at, or None when never migrated."""
+        with self.reading("schema_revision") as conn:
+            exists = conn.execute(sa.text("SELECT to_regclass('alembic_version')")).scalar()
+            if exists is None:
+                return None
+            value = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+            return str(value) if value is not None else None
+
+    def missing_tables(self) -> list[str]:
+        """The SFM tables that do not exist (a dropped table shows up here)."""
+        names = ["tenants", "api_keys", "memories", "links"]
+        with self.reading("missing_tables") as conn:
+            found = conn.execute(
+                sa.text("SELECT name FROM unnest(CAST(:names AS text[])) AS name "
+                        "WHERE to_regclass(name) IS NULL"),
+                {"names": names},
+            ).scalars()
+            return [str(n) for n in found]
+
+    # -- tenants and keys -------------------------------------------------------------------
+    def tenant_for_key_hash(self, key_hash: bytes) -> Tenant | None:
+        """The tenant owning an unrevoked key with this hash, or None."""
+        query = (
+            sa.select(tenants.c.id, tenants.c.name)
+            .join(api_keys, api_keys.c.tenant_id == tenants.c.id)
+            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
+        )
+        with self.reading("tenant_for_key") as conn:
+            row = conn.execute(query).first()
+        return Tenant(id=row.id, name=row.name) if row else None
+
+    def list_keys(self) -> list[ApiKeyInfo]:
+        """Every key, newest first, without the key material."""
+        query = (
+            sa.select(
+                api_keys.c.id,
+                tenants.c.name,
+                api_keys.c.prefix,
+                api_keys.c.created_at,
+                api_keys.c.revoked_at,
+            )
+            .join(tenants, tenants.c.id == api_keys.c.tenant_id)
+            .order_by(api_keys.c.id.desc())
+        )
+        with self.reading("list_keys") as conn:
+            return [
+                ApiKeyInfo(
+                    id=r.id,
+                    tenant=r.name,
+                    prefix=r.prefix,
+                    created_at=r.created_at,
+                    revoked_at=r.revoked_at,
+                )
+                for r in conn.execute(query)
+            ]
+
+    # -- memories ---------------------------------------------------------------------------
+    def get_memory(self, tenant_id: int, coord: str) -> Memory | None:
+        """The tenant's memory at ``coord`` (canonical), or None."""
+        query = sa.select(*_MEMORY_COLUMNS).where(
+            memories.c.tenant_id == tenant_id, memories.c.coord == coord
+        )
+        with self.reading("get_memory") as conn:
+            row = conn.execute(query).first()
+        return _memory(row) if row else None
+
+    def get_memories_by_ids(self, tenant_id: int, ids: Sequence[int]) -> dict[int, Memory]:
+        """The tenant's memories among ``ids``; ids of other tenants or deleted rows are absent."""
+        if not ids:
+            return {}
+        query = sa.select(*_MEMORY_COLUMNS).where(
+            memories.c.tenant_id == tenant_id, memories.c.id.in_(list(ids))
+        )
+        with self.reading("get_memories_by_ids") as conn:
+            return {row.id: _memory(row) for row in conn.execute(query)}
+
+    def list_memories(
+        self, tenant_id: int, memory_type: MemoryType | None, after_id: int, limit: int
+    ) -> list[Memory]:
+        """Up to ``limit`` memories with id greater than ``after_id``, oldest first."""
+        query = (
+            sa.select(*_MEMORY_COLUMNS)
+            .where(memories.c.tenant_id == tenant_id, memories.c.id > after_id)
+            .order_by(memories.c.id)
+            .limit(limit)
+        )
+        if memory_type is not None:
+            query = query.where(memories.c.memory_type == memory_type.value)
+        with self.reading("list_memories") as conn:
+            return [_memory(row) for row in conn.execute(query)]
+
+    def memory_ids(self, tenant_id: int, coords: Sequence[str]) -> dict[str, int]:
+        """Map each of the tenant's coordinates among ``coords`` to its memory id."""
+        query = sa.select(memories.c.coord, memories.c.id).where(
+            memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+        )
+        with self.reading("memory_ids") as conn:
+            return {row.coord: row.id for row in conn.execute(query)}
+
+    def coords_for_ids(self, tenant_id: int, ids: Sequence[int]) -> dict[int, str]:
+        """Map each of the tenant's memory ids among ``ids`` to its coordinate."""
+        if not ids:
+            return {}
+        query = sa.select(memories.c.id, memories.c.coord).where(
+            memories.c.tenant_id == tenant_id, memories.c.id.in_(list(ids))
+        )
+        with self.reading("coords_for_ids") as conn:
+            return {row.id: row.coord for row in conn.execute(query)}
+
+    def count_by_type(self, tenant_id: int) -> tuple[dict[str, int], int]:
+        """The tenant's memory counts by type, and its link count."""
+        by_type_query = (
+            sa.select(memories.c.memory_type, sa.func.count())
+            .where(memories.c.tenant_id == tenant_id)
+            .group_by(memories.c.memory_type)
+        )
+        links_query = sa.select(sa.func.count()).where(links.c.tenant_id == tenant_id)
+        with self.reading("count_by_type") as conn:
+            by_type = {t.value: 0 for t in MemoryType}
+            by_type.update({row[0]: int(row[1]) for row in conn.execute(by_type_query)})
+            link_count = int(conn.execute(links_query).scalar_one())
+        return by_type, link_count
+
+    def all_memory_ids(self, tenant_id: int) -> list[int]:
+        """Every memory id of the tenant (for reconciliation and tests)."""
+        query = sa.select(memories.c.id).where(memories.c.tenant_id == tenant_id)
+        with self.reading("all_memory_ids") as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    # -- links ------------------------------------------------------------------------------
+    def edges_from(
+        self, tenant_id: int, node_ids: Sequence[int], link_type: str | None, direction: str
+    ) -> list[tuple[int, int, str, float]]:
+        """Links touching ``node_ids`` as (node, neighbour, type, strength).
+
+        ``direction`` is ``out`` (follow links forwards), ``in`` (backwards) or ``both``.
+        """
+        if not node_ids:
+            return []
+        ids = list(node_ids)
+        parts = []
+        if direction in ("out", "both"):
+            parts.append(
+                sa.select(
+                    links.c.from_id.label("node"),
+                    links.c.to_id.label("other"),
+                    links.c.link_type,
+                    links.c.strength,
+                ).where(links.c.tenant_id == tenant_id, links.c.from_id.in_(ids))
+            )
+        if direction in ("in", "both"):
+            parts.append(
+                sa.select(
+                    links.c.to_id.label("node"),
+                    links.c.from_id.label("other"),
+                    links.c.link_type,
+                    links.c.strength,
+                ).where(links.c.tenant_id == tenant_id, links.c.to_id.in_(ids))
+            )
+        if link_type is not None:
+            parts = [p.where(links.c.link_type == link_type) for p in parts]
+        query = parts[0] if len(parts) == 1 else sa.union_all(*parts)
+        with self.reading("edges_from") as conn:
+            return [(r[0], r[1], r[2], float(r[3])) for r in conn.execute(query)]
+
+
+class UnitOfWork:
+    """One PostgreSQL transaction. Rolled back on close unless :meth:`commit` was called;
+    only the core services call ``commit``."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self._store = store
+        self._conn: Connection | None = None
+        self._committed = False
+
+    def __enter__(self) -> UnitOfWork:
+        with self._store.translated("begin"):
+            self._conn = self._store.engine.connect()
+            self._conn.begin()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        try:
+            if not self._committed:
+                conn.rollback()
+        except sa.exc.SQLAlchemyError:
+            conn.invalidate()  # the connection is broken; the server rolls back on its own
+        finally:
+            conn.close()
+
+    @property
+    def conn(self) -> Connection:
+        if self._conn is None:
+            raise RuntimeError("unit of work used outside its `with` block")
+        return self._conn
+
+    def commit(self) -> None:
+        """Make the transaction durable."""
+        with self._store.translated("commit"):
+            self.conn.commit()
+        self._committed = True
+
+    # -- tenants and keys -------------------------------------------------------------------
+    def ensure_tenant(self, name: str) -> Tenant:
+        """The tenant called ``name``, created if it does not exist."""
+        with self._store.translated("ensure_tenant"):
+            self.conn.execute(
+                pg_insert(tenants).values(name=name).on_conflict_do_nothing(index_elements=["name"])
+            )
+            row = self.conn.execute(
+                sa.select(tenants.c.id, tenants.c.name).where(tenants.c.name == name)
+            ).one()
+        return Tenant(id=row.id, name=row.name)
+
+    def insert_key(self, tenant_id: int, key_hash: bytes, prefix: str) -> ApiKeyInfo:
+        """Store a key's hash for the tenant."""
+        with self._store.translated("insert_key"):
+            row = self.conn.execute(
+                sa.insert(api_keys)
+                .values(tenant_id=tenant_id, key_hash=key_hash, prefix=prefix)
+                .returning(api_keys.c.id, api_keys.c.created_at)
+            ).one()
+            name = self.conn.execute(
+                sa.select(tenants.c.name).where(tenants.c.id == tenant_id)
+            ).scalar_one()
+        return ApiKeyInfo(
+            id=row.id, tenant=name, prefix=prefix, created_at=row.created_at, revoked_at=None
+        )
+
+    def revoke_key(self, key_id: int) -> bool:
+        """Revoke a key; False when no unrevoked key has that id."""
+        with self._store.translated("revoke_key"):
+            result = self.conn.execute(
+                sa.update(api_keys)
+                .where(api_keys.c.id == key_id, api_keys.c.revoked_at.is_(None))
+                .values(revoked_at=sa.func.now())
+            )
+        return bool(result.rowcount)
+
+    # -- memories ---------------------------------------------------------------------------
+    def lock_memories(self, tenant_id: int, coords: Sequence[str]) -> dict[str, Memory]:
+        """The existing memories at ``coords``, locked until the transaction ends."""
+        query = (
+            sa.select(*_MEMORY_COLUMNS)
+            .where(memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords)))
+            .with_for_update()
+        )
+        with self._store.translated("lock_memories"):
+            return {row.coord: _memory(row) for row in self.conn.execute(query)}
+
+    def upsert_memories(self, tenant_id: int, items: Sequence[NewMemory]) -> dict[str, Memory]:
+        """Insert or replace memories by coordinate; a replace keeps ``created_at``."""
+        now = sa.func.clock_timestamp()
+        statement = pg_insert(memories).values(
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "coord": item.coord,
+                    "memory_type": item.memory_type.value,
+                    "payload": item.payload,
+                    "text": item.text,
+                    "importance": item.importance,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for item in items
+            ]
+        )
+        statement = statement.on_conflict_do_update(
+            constraint="uq_memories_tenant_coord",
+            set_={
+                "memory_type": statement.excluded.memory_type,
+                "payload": statement.excluded.payload,
+                "text": statement.excluded.text,
+                "importance": statement.excluded.importance,
+                "updated_at": statement.excluded.updated_at,
+            },
+        ).returning(*_MEMORY_COLUMNS)
+        with self._store.translated("upsert_memories"):
+            return {row.coord: _memory(row) for row in self.conn.execute(statement)}
+
+    def delete_memory(self, tenant_id: int, coord: str) -> Memory | None:
+        """Delete the tenant's memory at ``coord`` (its links go with it); None if absent."""
+        statement = (
+            sa.delete(memories)
+            .where(memories.c.tenant_id == tenant_id, memories.c.coord == coord)
+            .returning(*_MEMORY_COLUMNS)
+        )
+        with self._store.translated("delete_memory"):
+            row = self.conn.execute(statement).first()
+        return _memory(row) if row else None
+
+    def upsert_link(
+        self,
+        tenant_id: int,
+        from_id: int,
+        to_id: int,
+        link_type: str,
+        strength: float,
+        metadata: dict[str, Any],
+    ) -> datetime:
+        """Create or update the link (from, to, type); returns its creation time."""
+        statement = pg_insert(links).values(
+            tenant_id=tenant_id,
+            from_id=from_id,
+            to_id=to_id,
+            link_type=link_type,
+            strength=strength,
+            metadata=metadata,
+        )
+        statement = statement.on_conflict_do_update(
+            constraint="uq_links_edge",
+            set_={"strength": statement.excluded.strength, "metadata": statement.excluded.metadata},
+        ).returning(links.c.created_at)
+        with self._store.translated("upsert_link"):
+            created: datetime = self.conn.execute(statement).scalar_one()
+        return created

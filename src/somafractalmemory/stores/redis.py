@@ -1,0 +1,150 @@
+"""Redis adapter: a cache and nothing more.
+
+:class:`MemoryCache` is cache-aside for single memories. Its one broad ``except`` is the
+project's only one: a Redis failure sets ``api_redis_up`` to 0, counts the error, logs a
+warning, and the request goes on against PostgreSQL. After a failure the cache does not trust
+what it holds: the next time Redis answers, it first drops every entry under its prefix,
+because an invalidation may have been lost while Redis was away.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import redis
+
+from somafractalmemory.core.models import Memory, MemoryType
+from somafractalmemory.errors import RedisUnavailableError
+from somafractalmemory.observability.metrics import (
+    CACHE_ERRORS,
+    CACHE_HITS,
+    CACHE_MISSES,
+    mark_store,
+)
+from somafractalmemory.observability.tracing import store_span
+from somafractalmemory.settings import Settings
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+def create_redis_client(settings: Settings) -> redis.Redis:
+    """A Redis client with short timeouts: a slow cache must not slow a request."""
+    return redis.Redis.from_url(
+        settings.redis_url.get_secret_value(),
+        socket_timeout=0.5,
+        socket_connect_timeout=0.5,
+        health_check_interval=0,
+    )
+
+
+def _encode(memory: Memory) -> str:
+    return json.dumps(
+        {
+            "id": memory.id,
+            "coord": memory.coord,
+            "payload": memory.payload,
+            "memory_type": memory.memory_type.value,
+            "importance": memory.importance,
+            "text": memory.text,
+            "created_at": memory.created_at.isoformat(),
+            "updated_at": memory.updated_at.isoformat(),
+        }
+    )
+
+
+def _decode(raw: bytes) -> Memory:
+    data = json.loads(raw)
+    return Memory(
+        id=data["id"],
+        coord=data["coord"],
+        payload=data["payload"],
+        memory_type=MemoryType(data["memory_type"]),
+        importance=data["importance"],
+        text=data["text"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+    )
+
+
+class MemoryCache:
+    """Best-effort cache of single memories keyed by tenant and coordinate."""
+
+    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+        self.client = client
+        self.prefix = settings.redis_key_prefix
+        self.ttl = settings.cache_ttl_seconds
+        self.address = settings.redis_address
+        self._suspect = False
+        self._lock = threading.Lock()
+
+    def ping(self) -> None:
+        """Raise :class:`RedisUnavailableError` unless Redis answers PING (a probe, not cache)."""
+        with store_span("redis", "ping"):
+            try:
+                self.client.ping()
+            except redis.RedisError as exc:
+                mark_store("redis", False)
+                self._suspect = True
+                raise RedisUnavailableError(str(exc), self.address) from exc
+        mark_store("redis", True)
+
+    def _key(self, tenant_id: int, coord: str) -> str:
+        return f"{self.prefix}:mem:{tenant_id}:{coord}"
+
+    def _best_effort(self, operation: str, call: Callable[[], T], default: T) -> T:
+        with store_span("redis", operation):
+            try:
+                if self._suspect:
+                    self._drop_all()
+                result = call()
+            except Exception as exc:  # noqa: BLE001 - the cache never fails a request
+                with self._lock:
+                    self._suspect = True
+                mark_store("redis", False)
+                CACHE_ERRORS.inc()
+                logger.warning("redis %s failed at %s: %s", operation, self.address, exc)
+                return default
+        mark_store("redis", True)
+        return result
+
+    def _drop_all(self) -> None:
+        """Forget every cached memory: invalidations may have been lost during an outage."""
+        with self._lock:
+            if not self._suspect:
+                return
+            batch: list[Any] = []
+            for key in self.client.scan_iter(match=f"{self.prefix}:mem:*", count=500):
+                batch.append(key)
+                if len(batch) >= 500:
+                    self.client.delete(*batch)
+                    batch = []
+            if batch:
+                self.client.delete(*batch)
+            self._suspect = False
+
+    def get(self, tenant_id: int, coord: str) -> Memory | None:
+        """The cached memory, or None on a miss or a Redis failure."""
+        raw = self._best_effort("get", lambda: self.client.get(self._key(tenant_id, coord)), None)
+        if raw is None:
+            CACHE_MISSES.inc()
+            return None
+        CACHE_HITS.inc()
+        return _decode(raw)
+
+    def put(self, tenant_id: int, memory: Memory) -> None:
+        """Cache ``memory`` for the TTL."""
+        key = self._key(tenant_id, memory.coord)
+        self._best_effort("set", lambda: self.client.set(key, _encode(memory), ex=self.ttl), None)
+
+    def invalidate(self, tenant_id: int, coords: list[str]) -> None:
+        """Drop cached copies after a replace or delete."""
+        if not coords:
+            return
+        keys = [self._key(tenant_id, c) for c in coords]
+        self._best_effort("delete", lambda: self.client.delete(*keys), None)

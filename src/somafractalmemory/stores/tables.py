@@ -1,0 +1,59 @@
+"""SQLAlchemy Core descriptions of the tables, for building queries.
+
+These never create anything: the schema is made by the Alembic migrations alone, and
+``validate_infrastructure()`` checks that the database is at the migrations' head.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+
+metadata = sa.MetaData()
+
+tenants = sa.Table(
+    "tenants",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("name", sa.Text, nullable=False, unique=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+api_keys = sa.Table(
+    "api_keys",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("key_hash", sa.LargeBinary(32), nullable=False, unique=True),
+    sa.Column("prefix", sa.Text, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("revoked_at", sa.DateTime(timezone=True)),
+)
+
+memories = sa.Table(
+    "memories",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("coord", sa.Text, nullable=False),
+    sa.Column("memory_type", sa.Text, nullable=False),
+    sa.Column("payload", postgresql.JSONB, nullable=False),
+    sa.Column("text", sa.Text, nullable=False),
+    sa.Column("importance", sa.Float, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("text_tsv", postgresql.TSVECTOR),
+)
+
+links = sa.Table(
+    "links",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("from_id", sa.BigInteger, sa.ForeignKey("memories.id"), nullable=False),
+    sa.Column("to_id", sa.BigInteger, sa.ForeignKey("memories.id"), nullable=False),
+    sa.Column("link_type", sa.Text, nullable=False),
+    sa.Column("strength", sa.Float, nullable=False),
+    sa.Column("metadata", postgresql.JSONB, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
