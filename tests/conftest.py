@@ -1,0 +1,110 @@
+"""Shared fixtures: a fresh test database, collection and Redis db, all real.
+
+`make test` sets POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL to the test stack
+(database `soma_test`, collection `soma_test_memories`, Redis db 15). The session starts by
+recreating the database, dropping the collection and flushing the Redis db, so every run
+begins empty; every test then works in tenants of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+import redis
+from fastapi.testclient import TestClient
+from psycopg import sql
+from pymilvus import MilvusClient
+
+from somafractalmemory.api.app import create_app
+from somafractalmemory.bootstrap import alembic_config
+from somafractalmemory.core.keys import KeyService
+from somafractalmemory.settings import Settings
+from somafractalmemory.stack import Stack, create_stack
+
+
+def _require_test_stack() -> None:
+    dsn = os.environ.get("POSTGRES_DSN", "")
+    collection = os.environ.get("MILVUS_COLLECTION", "")
+    if "test" not in urlsplit(dsn).path or "test" not in collection:
+        pytest.exit(
+            "refusing to run: POSTGRES_DSN and MILVUS_COLLECTION must name test stores "
+            "(use `make test`)",
+            returncode=2,
+        )
+
+
+def recreate_database(dsn: str) -> None:
+    """Drop and create the database named in ``dsn``."""
+    parts = urlsplit(dsn)
+    name = parts.path.lstrip("/")
+    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def migrate(dsn: str) -> None:
+    """alembic upgrade head on ``dsn``."""
+    from alembic import command
+
+    url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
+    command.upgrade(alembic_config(url), "head")
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    """The test stack's settings, from the environment `make test` sets."""
+    _require_test_stack()
+    return Settings()  # type: ignore[call-arg]
+
+
+@pytest.fixture(scope="session")
+def fresh_stack(settings: Settings) -> Settings:
+    """Empty database at the migrations' head, no collection, empty Redis db."""
+    dsn = settings.postgres_dsn.get_secret_value()
+    recreate_database(dsn)
+    migrate(dsn)
+    client = MilvusClient(uri=settings.milvus_uri)
+    if client.has_collection(settings.milvus_collection):
+        client.drop_collection(settings.milvus_collection)
+    client.close()
+    redis.Redis.from_url(settings.redis_url.get_secret_value()).flushdb()
+    return settings
+
+
+@pytest.fixture(scope="session")
+def stack(fresh_stack: Settings) -> Iterator[Stack]:
+    """The real stack with the collection ensured, as bootstrap leaves it."""
+    built = create_stack(fresh_stack)
+    built.milvus.ensure_collection(built.embedder.dimension)
+    yield built
+    built.close()
+
+
+@pytest.fixture(scope="session")
+def client(stack: Stack) -> Iterator[TestClient]:
+    """The HTTP API in-process, its lifespan run against the real stores."""
+    with TestClient(create_app(stack.settings), raise_server_exceptions=False) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def make_key(stack: Stack) -> Callable[[], dict[str, str]]:
+    """Create a new tenant with a key; returns the Authorization header for it."""
+
+    def make(name: str | None = None) -> dict[str, str]:
+        key, _info = KeyService(stack.postgres).create(name or f"t-{uuid.uuid4().hex[:12]}")
+        return {"Authorization": f"Bearer {key}"}
+
+    return make
+
+
+@pytest.fixture
+def auth(make_key: Callable[[], dict[str, str]]) -> dict[str, str]:
+    """Headers for a fresh tenant of this test's own."""
+    return make_key()
