@@ -331,7 +331,8 @@ class MilvusStore:
         return int(result[0]["count(*)"])
 
     def ids(self, tenant_id: int, candidate_ids: Sequence[int]) -> set[int]:
-        """Which of ``candidate_ids`` the tenant has in Milvus."""
+        """Which of ``candidate_ids`` the tenant has in Milvus, read at Strong consistency
+        (for reconciliation and checks, where another process may have written)."""
         if not candidate_ids:
             return set()
         found: set[int] = set()
@@ -343,7 +344,7 @@ class MilvusStore:
                     filter=f"tenant_id == {int(tenant_id)} and id in [{chunk}]",
                     output_fields=["id"],
                     timeout=self.timeout,
-                    consistency_level=self.consistency,
+                    consistency_level="Strong",
                 )
             found.update(int(r["id"]) for r in rows)
         return found
