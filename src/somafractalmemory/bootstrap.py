@@ -157,12 +157,13 @@ def validate_infrastructure(stack: Stack) -> None:
     """
     settings = stack.settings
     failures: list[PartFailure] = []
+    checks: list[tuple[str, Callable[[], None]]] = [
+        ("postgres", lambda: _check_postgres(stack)),
+        ("milvus", lambda: stack.milvus.check_collection(stack.embedder.dimension)),
+        ("redis", stack.cache.ping),
+    ]
     with tracer().start_as_current_span("bootstrap.validate_infrastructure"):
-        for part, check in (
-            ("postgres", lambda: _check_postgres(stack)),
-            ("milvus", lambda: stack.milvus.check_collection(stack.embedder.dimension)),
-            ("redis", stack.cache.ping),
-        ):
+        for part, check in checks:
             try:
                 check()
             except SFMError as exc:
@@ -217,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     started = time.monotonic()
     try:
-        settings = Settings()  # type: ignore[call-arg]
+        settings = Settings()
     except ValidationError as exc:
         for error in exc.errors():
             name = str(error["loc"][0]) if error["loc"] else "settings"
@@ -231,8 +232,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     stack.close()
     elapsed = time.monotonic() - started
-    print(f"OK postgres ({settings.postgres_address}), milvus ({settings.milvus_uri}), "
-          f"redis ({settings.redis_address}) in {elapsed:.1f}s")
+    print(
+        f"OK postgres ({settings.postgres_address}), milvus ({settings.milvus_uri}), "
+        f"redis ({settings.redis_address}) in {elapsed:.1f}s"
+    )
     return 0
 
 

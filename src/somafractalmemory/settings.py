@@ -64,7 +64,9 @@ class Settings(BaseSettings):
     otel_exporter_otlp_endpoint: str = Field(
         default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
     )
-    otel_service_name: str = Field(default="somafractalmemory", validation_alias="OTEL_SERVICE_NAME")
+    otel_service_name: str = Field(
+        default="somafractalmemory", validation_alias="OTEL_SERVICE_NAME"
+    )
 
     @field_validator("milvus_uri")
     @classmethod
@@ -104,4 +106,4 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     """The process-wide settings, read from the environment on first use."""
-    return Settings()  # type: ignore[call-arg]
+    return Settings()

@@ -11,7 +11,9 @@ from somafractalmemory.core.models import Tenant
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.stack import Stack
 
-_bearer = HTTPBearer(auto_error=False, description="An API key from `somafractalmemory keys create`")
+_bearer = HTTPBearer(
+    auto_error=False, description="An API key from `somafractalmemory keys create`"
+)
 
 
 def get_stack(request: Request) -> Stack:

@@ -49,8 +49,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
         return _error(400, "BadRequestError", "body: is not valid JSON")
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
     details = "; ".join(f"{_location(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
-    if tuple(first["loc"]) == ("body",) and first.get("type") in ("model_attributes_type",
-                                                                   "dict_type"):
+    if tuple(first["loc"]) == ("body",) and first.get("type") in (
+        "model_attributes_type",
+        "dict_type",
+    ):
         return _error(400, "BadRequestError", f"body: must be a JSON object ({first['msg']})")
     return _error(422, "InvalidInputError", details)
 

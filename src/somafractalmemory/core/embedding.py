@@ -43,13 +43,13 @@ class Embedder:
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
-        transformers_logging.disable_progress_bar()
+        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
 
         self.model_name = model_name
         self._model: Any = SentenceTransformer(resolve_model_path(model_name), device="cpu")
-        get_dimension = getattr(self._model, "get_embedding_dimension", None) or getattr(
-            self._model, "get_sentence_embedding_dimension"
-        )
+        get_dimension = getattr(self._model, "get_embedding_dimension", None)
+        if get_dimension is None:  # sentence-transformers before 6
+            get_dimension = self._model.get_sentence_embedding_dimension
         dimension = get_dimension()
         if not isinstance(dimension, int):
             raise RuntimeError(f"model {model_name!r} does not report its dimension")

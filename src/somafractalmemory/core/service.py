@@ -225,7 +225,7 @@ class MemoryService:
         self.cache.put(tenant.id, memory)
         return memory
 
-    def list(
+    def list_page(
         self, tenant: Tenant, memory_type: MemoryType | None, limit: int, cursor: str | None
     ) -> tuple[list[Memory], str | None]:
         """A page of memories in storage order, and the cursor for the next page."""

@@ -6,13 +6,13 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
-POSTGRES_UP = Gauge("api_postgres_up", "1 when PostgreSQL answered the last call", registry=REGISTRY)
+POSTGRES_UP = Gauge(
+    "api_postgres_up", "1 when PostgreSQL answered the last call", registry=REGISTRY
+)
 MILVUS_UP = Gauge("api_milvus_up", "1 when Milvus answered the last call", registry=REGISTRY)
 REDIS_UP = Gauge("api_redis_up", "1 when Redis answered the last call", registry=REGISTRY)
 
-REQUESTS = Counter(
-    "api_requests", "HTTP requests received", ["method", "route"], registry=REGISTRY
-)
+REQUESTS = Counter("api_requests", "HTTP requests received", ["method", "route"], registry=REGISTRY)
 RESPONSES = Counter(
     "api_responses", "HTTP responses sent", ["method", "route", "status"], registry=REGISTRY
 )

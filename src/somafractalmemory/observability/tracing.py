@@ -31,7 +31,9 @@ def configure_tracing(settings: Settings) -> TracerProvider:
     global _provider
     if _provider is not None:
         return _provider
-    provider = TracerProvider(resource=Resource.create({"service.name": settings.otel_service_name}))
+    provider = TracerProvider(
+        resource=Resource.create({"service.name": settings.otel_service_name})
+    )
     exporter_name = settings.otel_traces_exporter
     if settings.otel_exporter_otlp_endpoint and exporter_name == "none":
         exporter_name = "otlp"

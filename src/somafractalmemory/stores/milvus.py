@@ -3,7 +3,7 @@
 One collection holds every tenant's vectors: the PostgreSQL memory id is the primary key and
 the tenant id is the partition key, so every search names its tenant inside Milvus and never
 sees another tenant's entities. Scores are cosine similarities (higher is closer) of
-normalised vectors. Only features that Milvus 2.3.5 and 2.4–2.6 share are used (no JSON-field
+normalised vectors. Only features that Milvus 2.3.5 and 2.4 to 2.6 share are used (no JSON-field
 indexes, no server-side BM25, no filter templating).
 
 Every driver error is translated here into :class:`MilvusUnavailableError` or
@@ -71,7 +71,9 @@ def _literal(value: FilterValue, field: str) -> str:
         return repr(value)
     if isinstance(value, str):
         if len(value) > MAX_ATTR_STRING:
-            raise InvalidInputError(f"string values are limited to {MAX_ATTR_STRING} characters", field)
+            raise InvalidInputError(
+                f"string values are limited to {MAX_ATTR_STRING} characters", field
+            )
         return json.dumps(value, ensure_ascii=False)
     raise InvalidInputError("filter values must be strings, numbers or booleans", field)
 
@@ -131,7 +133,10 @@ class MilvusStore:
                 yield
             except MilvusException as exc:
                 message = str(exc.message) or repr(exc)
-                if "collection not found" in message.lower() or "can't find collection" in message.lower():
+                if (
+                    "collection not found" in message.lower()
+                    or "can't find collection" in message.lower()
+                ):
                     mark_store("milvus", True)
                     raise SchemaError(
                         "milvus",
@@ -235,7 +240,9 @@ class MilvusStore:
             elif not self.client.list_indexes(self.collection, field_name=VECTOR_FIELD):
                 index_params = MilvusClient.prepare_index_params()
                 index_params.add_index(
-                    field_name=VECTOR_FIELD, index_type=INDEX_TYPE, metric_type=METRIC,
+                    field_name=VECTOR_FIELD,
+                    index_type=INDEX_TYPE,
+                    metric_type=METRIC,
                     params=HNSW_BUILD,
                 )
                 self.client.create_index(self.collection, index_params, timeout=self.timeout)

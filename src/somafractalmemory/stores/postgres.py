@@ -16,7 +16,7 @@ from typing import Any
 import psycopg.errors
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.engine import Connection, Engine, Row
+from sqlalchemy.engine import Connection, Engine
 
 from somafractalmemory.core.models import (
     ApiKeyInfo,
@@ -71,7 +71,7 @@ def create_postgres_engine(settings: Settings) -> Engine:
     )
 
 
-def _memory(row: Row[Any]) -> Memory:
+def _memory(row: Any) -> Memory:
     return Memory(
         id=row.id,
         coord=row.coord,
@@ -150,8 +150,10 @@ class PostgresStore:
         names = ["tenants", "api_keys", "memories", "links"]
         with self.reading("missing_tables") as conn:
             found = conn.execute(
-                sa.text("SELECT name FROM unnest(CAST(:names AS text[])) AS name "
-                        "WHERE to_regclass(name) IS NULL"),
+                sa.text(
+                    "SELECT name FROM unnest(CAST(:names AS text[])) AS name "
+                    "WHERE to_regclass(name) IS NULL"
+                ),
                 {"names": names},
             ).scalars()
             return [str(n) for n in found]
@@ -393,7 +395,7 @@ class UnitOfWork:
     def upsert_memories(self, tenant_id: int, items: Sequence[NewMemory]) -> dict[str, Memory]:
         """Insert or replace memories by coordinate; a replace keeps ``created_at``."""
         now = sa.func.clock_timestamp()
-        statement = pg_insert(memories).values(
+        insert = pg_insert(memories).values(
             [
                 {
                     "tenant_id": tenant_id,
@@ -408,14 +410,14 @@ class UnitOfWork:
                 for item in items
             ]
         )
-        statement = statement.on_conflict_do_update(
+        statement = insert.on_conflict_do_update(
             constraint="uq_memories_tenant_coord",
             set_={
-                "memory_type": statement.excluded.memory_type,
-                "payload": statement.excluded.payload,
-                "text": statement.excluded.text,
-                "importance": statement.excluded.importance,
-                "updated_at": statement.excluded.updated_at,
+                "memory_type": insert.excluded.memory_type,
+                "payload": insert.excluded.payload,
+                "text": insert.excluded.text,
+                "importance": insert.excluded.importance,
+                "updated_at": insert.excluded.updated_at,
             },
         ).returning(*_MEMORY_COLUMNS)
         with self._store.translated("upsert_memories"):
@@ -442,7 +444,7 @@ class UnitOfWork:
         metadata: dict[str, Any],
     ) -> datetime:
         """Create or update the link (from, to, type); returns its creation time."""
-        statement = pg_insert(links).values(
+        insert = pg_insert(links).values(
             tenant_id=tenant_id,
             from_id=from_id,
             to_id=to_id,
@@ -450,9 +452,9 @@ class UnitOfWork:
             strength=strength,
             metadata=metadata,
         )
-        statement = statement.on_conflict_do_update(
+        statement = insert.on_conflict_do_update(
             constraint="uq_links_edge",
-            set_={"strength": statement.excluded.strength, "metadata": statement.excluded.metadata},
+            set_={"strength": insert.excluded.strength, "metadata": insert.excluded.metadata},
         ).returning(links.c.created_at)
         with self._store.translated("upsert_link"):
             created: datetime = self.conn.execute(statement).scalar_one()

@@ -33,7 +33,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
-def create_redis_client(settings: Settings) -> redis.Redis:
+def create_redis_client(settings: Settings) -> redis.Redis[bytes]:
     """A Redis client with short timeouts: a slow cache must not slow a request."""
     return redis.Redis.from_url(
         settings.redis_url.get_secret_value(),
@@ -75,7 +75,7 @@ def _decode(raw: bytes) -> Memory:
 class MemoryCache:
     """Best-effort cache of single memories keyed by tenant and coordinate."""
 
-    def __init__(self, client: redis.Redis, settings: Settings) -> None:
+    def __init__(self, client: redis.Redis[bytes], settings: Settings) -> None:
         self.client = client
         self.prefix = settings.redis_key_prefix
         self.ttl = settings.cache_ttl_seconds

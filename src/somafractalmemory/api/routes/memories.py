@@ -66,9 +66,7 @@ def store_batch(body: BatchCreate, tenant: TenantDep, service: ServiceDep) -> Ba
     results = service.store_batch(tenant, [_input(m) for m in body.memories])
     return BatchResponse(
         results=[
-            BatchItemResult(
-                coord=r.memory.coord, status="replaced" if r.replaced else "created"
-            )
+            BatchItemResult(coord=r.memory.coord, status="replaced" if r.replaced else "created")
             for r in results
         ]
     )
@@ -102,7 +100,7 @@ def list_memories(
     cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> MemoryList:
     """List the tenant's memories in storage order, a page at a time."""
-    page, next_cursor = service.list(tenant, memory_type, limit, cursor)
+    page, next_cursor = service.list_page(tenant, memory_type, limit, cursor)
     return MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor)
 
 
