@@ -26,8 +26,13 @@ def test_links_neighbors_and_paths(client: TestClient, auth: Headers) -> None:
         response = client.post(
             "/graph/link",
             headers=auth,
-            json={"from_coord": a, "to_coord": b, "link_type": kind, "strength": strength,
-                  "metadata": {"why": "test"}},
+            json={
+                "from_coord": a,
+                "to_coord": b,
+                "link_type": kind,
+                "strength": strength,
+                "metadata": {"why": "test"},
+            },
         )
         assert response.status_code == 201
         assert response.json()["metadata"] == {"why": "test"}
@@ -39,10 +44,14 @@ def test_links_neighbors_and_paths(client: TestClient, auth: Headers) -> None:
     ]
     two = client.get("/graph/neighbors", headers=auth, params={"coord": "1.0,1", "k_hop": 2})
     assert [(n["coord"], n["depth"]) for n in two.json()["neighbors"]] == [
-        ("2,2", 1), ("5,5", 1), ("3,3", 2)
+        ("2,2", 1),
+        ("5,5", 1),
+        ("3,3", 2),
     ]
     typed = client.get(
-        "/graph/neighbors", headers=auth, params={"coord": "1,1", "k_hop": 3, "link_type": "related"}
+        "/graph/neighbors",
+        headers=auth,
+        params={"coord": "1,1", "k_hop": 3, "link_type": "related"},
     ).json()["neighbors"]
     assert [n["coord"] for n in typed] == ["2,2", "3,3"]
     backwards = client.get(
@@ -50,12 +59,12 @@ def test_links_neighbors_and_paths(client: TestClient, auth: Headers) -> None:
     ).json()["neighbors"]
     assert [n["coord"] for n in backwards] == ["1,1"]
 
-    path = client.get(
-        "/graph/path", headers=auth, params={"from_coord": "1,1", "to_coord": "4,4"}
-    )
+    path = client.get("/graph/path", headers=auth, params={"from_coord": "1,1", "to_coord": "4,4"})
     assert path.json() == {"path": ["1,1", "2,2", "3,3", "4,4"]}
     short = client.get(
-        "/graph/path", headers=auth, params={"from_coord": "1,1", "to_coord": "4,4", "max_length": 2}
+        "/graph/path",
+        headers=auth,
+        params={"from_coord": "1,1", "to_coord": "4,4", "max_length": 2},
     )
     assert short.status_code == 404
     none = client.get("/graph/path", headers=auth, params={"from_coord": "4,4", "to_coord": "1,1"})
@@ -89,7 +98,11 @@ def test_health_probes(client: TestClient) -> None:
     health = client.get("/healthz")
     assert health.status_code == 200
     assert health.json() == {
-        "status": "ok", "postgres": "up", "milvus": "up", "redis": "up", "errors": {}
+        "status": "ok",
+        "postgres": "up",
+        "milvus": "up",
+        "redis": "up",
+        "errors": {},
     }
     assert client.get("/readyz").status_code == 200
     assert client.get("/livez").json() == {"status": "alive"}
@@ -114,7 +127,18 @@ def test_metrics_are_labelled_by_route_template(client: TestClient, auth: Header
 
 def test_openapi_documents_every_contract_route(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
-    for path in ("/memories", "/memories/batch", "/memories/{coord}", "/memories/search",
-                 "/graph/link", "/graph/neighbors", "/graph/path", "/stats", "/healthz",
-                 "/readyz", "/livez", "/metrics"):
+    for path in (
+        "/memories",
+        "/memories/batch",
+        "/memories/{coord}",
+        "/memories/search",
+        "/graph/link",
+        "/graph/neighbors",
+        "/graph/path",
+        "/stats",
+        "/healthz",
+        "/readyz",
+        "/livez",
+        "/metrics",
+    ):
         assert path in paths

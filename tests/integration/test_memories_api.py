@@ -49,7 +49,11 @@ def test_store_get_replace_keeps_created_at(client: TestClient, auth: Headers) -
     again = client.post(
         "/memories",
         headers=auth,
-        json={"coord": "1.0, 2, 3", "payload": {"text": "coffee at noon"}, "memory_type": "semantic"},
+        json={
+            "coord": "1.0, 2, 3",
+            "payload": {"text": "coffee at noon"},
+            "memory_type": "semantic",
+        },
     )
     assert again.status_code == 200
     body = again.json()
@@ -110,15 +114,21 @@ def test_search_ranks_the_exact_text_first_and_filters(client: TestClient, auth:
         "/memories/search", headers=auth, json={"query": "food", "memory_type": "semantic"}
     ).json()["results"]
     assert [r["coord"] for r in semantic] == ["3,3"]
-    assert set(semantic[0]) >= {"coord", "score", "payload", "memory_type", "importance",
-                                "created_at"}
+    assert set(semantic[0]) >= {
+        "coord",
+        "score",
+        "payload",
+        "memory_type",
+        "importance",
+        "created_at",
+    }
 
 
 @pytest.mark.parametrize(
     "value",
     [
         'family" or tenant_id > 0 or "',
-        "family\\\" || true || \\\"",
+        'family\\" || true || \\"',
         "x') OR 1=1 --",
         "\u00e9\u4e2d\U0001f600",
     ],
@@ -180,7 +190,9 @@ def test_replace_invalidates_the_cache(client: TestClient, auth: Headers) -> Non
 
 def test_batch_is_all_or_nothing(client: TestClient, auth: Headers) -> None:
     store(client, auth, "0,1", "already here")
-    batch = [{"coord": f"0,{i}", "payload": {"text": f"batch memory number {i}"}} for i in range(1, 6)]
+    batch = [
+        {"coord": f"0,{i}", "payload": {"text": f"batch memory number {i}"}} for i in range(1, 6)
+    ]
     response = client.post("/memories/batch", headers=auth, json={"memories": batch})
     assert response.status_code == 201
     assert response.json()["results"][0] == {"coord": "0,1", "status": "replaced"}
@@ -203,7 +215,9 @@ def test_batch_is_all_or_nothing(client: TestClient, auth: Headers) -> None:
     assert "memories[1].coord" in refused.json()["detail"]
 
     too_many = [{"coord": f"1,{i}", "payload": {"text": "x"}} for i in range(1001)]
-    assert client.post("/memories/batch", headers=auth, json={"memories": too_many}).status_code in (
+    assert client.post(
+        "/memories/batch", headers=auth, json={"memories": too_many}
+    ).status_code in (
         413,
         422,
     )
@@ -230,15 +244,15 @@ def test_listing_pages_with_a_cursor(client: TestClient, auth: Headers) -> None:
     assert [m["coord"] for m in semantic["memories"]] == ["1,0", "3,0", "5,0"]
 
 
-def test_tenants_never_see_each_other(
-    client: TestClient, make_key: Callable[[], Headers]
-) -> None:
+def test_tenants_never_see_each_other(client: TestClient, make_key: Callable[[], Headers]) -> None:
     alice, bob = make_key(), make_key()
     store(client, alice, "1,2,3", "alice's secret: the vault code is 4471")
     store(client, alice, "4,5,6", "alice's second memory")
     store(client, bob, "1,2,3", "bob's note about lunch")
 
-    assert client.get("/memories/1,2,3", headers=alice).json()["payload"]["text"].startswith("alice")
+    assert (
+        client.get("/memories/1,2,3", headers=alice).json()["payload"]["text"].startswith("alice")
+    )
     assert client.get("/memories/1,2,3", headers=bob).json()["payload"]["text"].startswith("bob")
     assert client.get("/memories/4,5,6", headers=bob).status_code == 404
 
@@ -263,9 +277,7 @@ def test_tenants_never_see_each_other(
     assert client.get("/stats", headers=alice).json()["vectors"] == 2
 
 
-def test_keys_are_required_and_revocation_is_immediate(
-    client: TestClient, stack: Stack
-) -> None:
+def test_keys_are_required_and_revocation_is_immediate(client: TestClient, stack: Stack) -> None:
     assert client.get("/stats").status_code == 401
     assert client.get("/stats", headers={"Authorization": "Bearer sfm_nope"}).status_code == 401
     key, info = stack.keys.create("revocable")
