@@ -100,6 +100,66 @@ def ensure_collection() -> None:
     typer.echo(f"milvus collection {settings.milvus_collection!r} ready")
 
 
+@app.command()
+def reconcile(
+    repair: Annotated[
+        bool, typer.Option("--repair", help="rewrite missing vectors, drop orphans")
+    ] = False,
+    tenant: Annotated[str | None, typer.Option(help="only this tenant")] = None,
+) -> None:
+    """Compare PostgreSQL and Milvus id by id per tenant; report (and with --repair fix) drift.
+
+    Exits 1 when drift was found and not repaired."""
+    from somafractalmemory.core.reconcile import reconcile as run_reconcile
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_stack
+
+    settings = _settings()
+    stack = create_stack(settings)
+    try:
+        reports = run_reconcile(stack.memories, tenant, fix=repair)
+    except SFMError as exc:
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.close()
+    drift = 0
+    for report in reports:
+        drift += len(report.missing) + len(report.orphans)
+        typer.echo(
+            f"tenant {report.tenant!r}: {len(report.missing)} missing from milvus, "
+            f"{len(report.orphans)} orphans in milvus"
+        )
+    action = "repaired" if repair and drift else "found"
+    typer.echo(f"drift {action}: {drift} across {len(reports)} tenant(s)")
+    if drift and not repair:
+        raise typer.Exit(1)
+
+
+@app.command("drain-outbox")
+def drain_outbox(
+    grace: Annotated[
+        float, typer.Option(help="only entries older than this many seconds (0: all)")
+    ] = 0.0,
+) -> None:
+    """Settle pending outbox entries now (the server also does this in the background).
+    Use --grace 0 only when no server is writing."""
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_stack
+
+    stack = create_stack(_settings())
+    settled = 0
+    try:
+        while drained := stack.memories.drain_outbox(grace):
+            settled += drained
+    except SFMError as exc:
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.close()
+    typer.echo(f"settled {settled} outbox entries")
+
+
 @keys_app.command("create")
 def keys_create(tenant: Annotated[str, typer.Option(help="the tenant the key belongs to")]) -> None:
     """Create an API key for a tenant and print it once; only its hash is stored."""

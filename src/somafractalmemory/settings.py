@@ -58,6 +58,13 @@ class Settings(BaseSettings):
         default="Session", validation_alias="SOMA_MILVUS_CONSISTENCY"
     )
 
+    outbox_interval_seconds: float = Field(
+        default=5.0, gt=0, validation_alias="SOMA_OUTBOX_INTERVAL_SECONDS"
+    )
+    outbox_grace_seconds: float = Field(
+        default=60.0, ge=0, validation_alias="SOMA_OUTBOX_GRACE_SECONDS"
+    )
+
     otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
         default="none", validation_alias="OTEL_TRACES_EXPORTER"
     )

@@ -15,6 +15,7 @@ from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
 from somafractalmemory.api.routes import graph, memories, ops
 from somafractalmemory.bootstrap import validate_infrastructure
+from somafractalmemory.core.outbox import OutboxDrainer
 from somafractalmemory.observability.tracing import configure_tracing
 from somafractalmemory.settings import Settings, get_settings
 from somafractalmemory.stack import create_stack
@@ -37,10 +38,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.close()
             raise
         app.state.stack = stack
+        drainer = OutboxDrainer(
+            stack.memories, resolved.outbox_interval_seconds, resolved.outbox_grace_seconds
+        )
+        drainer.start()
         logger.info("SomaFractalMemory %s serving", __version__)
         try:
             yield
         finally:
+            drainer.stop()
             stack.close()
 
     app = FastAPI(

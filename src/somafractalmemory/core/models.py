@@ -124,3 +124,24 @@ class TenantStats:
     by_type: dict[str, int]
     links: int
     vectors: int
+
+
+@dataclass(frozen=True)
+class OutboxEntry:
+    """A memory whose Milvus side must be brought in line with PostgreSQL."""
+
+    id: int
+    tenant_id: int
+    coord: str
+    memory_id: int
+
+
+@dataclass(frozen=True)
+class DriftReport:
+    """What reconciliation found for one tenant: ids in PostgreSQL without a vector, and
+    vectors in Milvus without a row."""
+
+    tenant_id: int
+    tenant: str
+    missing: list[int]
+    orphans: list[int]

@@ -1,18 +1,18 @@
 """MemoryService: the one place that writes memories, and the only one that commits.
 
-Write protocol (a store is acknowledged only when PostgreSQL and Milvus both hold it):
+Write protocol (an outbox in PostgreSQL closes the crash window between the two stores):
 
-1. open a PostgreSQL transaction and lock the rows at the target coordinates;
-2. write the rows (not yet committed);
-3. upsert the vectors into Milvus under the rows' ids;
-4. commit PostgreSQL.
+1. embed the texts (before touching any store);
+2. transaction 1: reserve the memory ids and record one outbox entry per memory; commit;
+3. transaction 2: lock and write the rows, write the vectors to Milvus, commit;
+4. remove the outbox entries; acknowledge.
 
-If step 2 or 3 fails, the transaction is rolled back and PostgreSQL is unchanged; a vector
-that step 3 may have half-written belongs to an id no committed row has, and search drops
-hits without a row. If step 4 fails, the vectors of step 3 are undone (deleted for new
-memories, restored from the old text for replaced ones) before the error reaches the client.
-Delete mirrors this: delete the row, delete the vector, commit; a failed commit restores the
-vector. See ``docs/technical-manual/consistency.md``.
+If step 3 fails, its transaction rolls back and the client gets an error. Whatever happened
+to Milvus meanwhile (a half-done write, a vector without a committed row), the outbox entry
+names the memory, and the drainer later brings Milvus in line with what PostgreSQL holds.
+A process killed at any point leaves the same outbox entries. Delete follows the same steps
+(outbox entry, then delete the row and the vector in one transaction). See
+``docs/technical-manual/consistency.md``.
 """
 
 from __future__ import annotations
@@ -33,14 +33,15 @@ from somafractalmemory.core.models import (
     MemoryType,
     Neighbor,
     NewMemory,
+    OutboxEntry,
     SearchHit,
     Tenant,
     TenantStats,
     VectorRecord,
     WriteResult,
 )
-from somafractalmemory.errors import InvalidInputError, NotFoundError, SFMError
-from somafractalmemory.observability.metrics import COMPENSATIONS, DELETE_SUCCESS
+from somafractalmemory.errors import InvalidInputError, NotFoundError
+from somafractalmemory.observability.metrics import DELETE_SUCCESS, OUTBOX_DRAINED
 from somafractalmemory.stores.milvus import FilterValue, MilvusStore, searchable_attrs
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
@@ -133,22 +134,31 @@ class MemoryService:
                 raise InvalidInputError(exc.detail) from None
             prepared.append(NewMemory(coord, item.payload, item.memory_type, item.importance, text))
         vectors = self.embedder.embed([m.text for m in prepared])
+        coords = [m.coord for m in prepared]
 
+        with self.postgres.unit_of_work() as intent:
+            ids = intent.reserve_ids(tenant.id, coords)
+            outbox = intent.add_outbox(tenant.id, [(c, ids[c]) for c in coords])
+            intent.commit()
         with self.postgres.unit_of_work() as uow:
-            previous = uow.lock_memories(tenant.id, [m.coord for m in prepared])
-            stored = uow.upsert_memories(tenant.id, prepared)
-            records = [
-                self._record(tenant.id, stored[m.coord], vector)
-                for m, vector in zip(prepared, vectors, strict=True)
-            ]
-            self.milvus.upsert(records)
-            try:
-                uow.commit()
-            except SFMError:
-                self._undo_upsert(tenant.id, records, previous)
-                raise
-        self.cache.invalidate(tenant.id, [m.coord for m in prepared])
-        return [WriteResult(stored[m.coord], m.coord in previous) for m in prepared]
+            previous = uow.lock_memories(tenant.id, coords)
+            stored = uow.upsert_memories(tenant.id, prepared, ids)
+            self.milvus.upsert(
+                [
+                    self._record(tenant.id, stored[m.coord], vector)
+                    for m, vector in zip(prepared, vectors, strict=True)
+                ]
+            )
+            uow.commit()
+        self._settle(outbox)
+        self.cache.invalidate(tenant.id, coords)
+        return [WriteResult(stored[c], c in previous) for c in coords]
+
+    def _settle(self, outbox_ids: list[int]) -> None:
+        """Both stores agree: the outbox entries are done."""
+        with self.postgres.unit_of_work() as uow:
+            uow.remove_outbox(outbox_ids)
+            uow.commit()
 
     def _record(self, tenant_id: int, memory: Memory, vector: list[float]) -> VectorRecord:
         return VectorRecord(
@@ -160,37 +170,66 @@ class MemoryService:
             vector=vector,
         )
 
-    def _undo_upsert(
-        self, tenant_id: int, records: list[VectorRecord], previous: dict[str, Memory]
-    ) -> None:
-        """Put Milvus back as it was before a write whose commit failed."""
-        COMPENSATIONS.labels(operation="store").inc()
-        old = list(previous.values())
-        old_ids = {m.id for m in old}
-        self.milvus.delete([r.id for r in records if r.id not in old_ids])
-        if old:
-            vectors = self.embedder.embed([m.text for m in old])
-            self.milvus.upsert(
-                [self._record(tenant_id, m, v) for m, v in zip(old, vectors, strict=True)]
-            )
-
     def delete(self, tenant: Tenant, coord: str) -> None:
         """Delete the memory at ``coord`` from PostgreSQL, Milvus and the cache."""
         canonical = canonical_coord(coord)
+        memory_id = self.postgres.memory_ids(tenant.id, [canonical]).get(canonical)
+        if memory_id is None:
+            raise NotFoundError(f"no memory at coord {canonical!r}")
+        with self.postgres.unit_of_work() as intent:
+            outbox = intent.add_outbox(tenant.id, [(canonical, memory_id)])
+            intent.commit()
         with self.postgres.unit_of_work() as uow:
             removed = uow.delete_memory(tenant.id, canonical)
-            if removed is None:
-                raise NotFoundError(f"no memory at coord {canonical!r}")
-            self.milvus.delete([removed.id])
-            try:
-                uow.commit()
-            except SFMError:
-                COMPENSATIONS.labels(operation="delete").inc()
-                vector = self.embedder.embed_one(removed.text)
-                self.milvus.upsert([self._record(tenant.id, removed, vector)])
-                raise
+            if removed is not None:
+                self.milvus.delete([removed.id])
+            uow.commit()
+        self._settle(outbox)
+        if removed is None:
+            raise NotFoundError(f"no memory at coord {canonical!r}")
         self.cache.invalidate(tenant.id, [canonical])
         DELETE_SUCCESS.inc()
+
+    def drain_outbox(self, grace_seconds: float, limit: int = 500) -> int:
+        """Bring Milvus in line with PostgreSQL for outbox entries older than the grace
+        period (younger ones may belong to writes still in flight); returns how many."""
+        with self.postgres.unit_of_work() as uow:
+            entries = uow.claim_outbox(grace_seconds, limit)
+            if not entries:
+                return 0
+            by_tenant: dict[int, list[OutboxEntry]] = {}
+            for entry in entries:
+                by_tenant.setdefault(entry.tenant_id, []).append(entry)
+            for tenant_id, group in by_tenant.items():
+                rows = uow.memories_for_sync(tenant_id, sorted({e.coord for e in group}))
+                live = {memory.id for memory, _vector in rows.values()}
+                self.milvus.delete(sorted({e.memory_id for e in group} - live))
+                self.write_vectors(tenant_id, list(rows.values()))
+            uow.remove_outbox([e.id for e in entries])
+            uow.commit()
+        OUTBOX_DRAINED.inc(len(entries))
+        return len(entries)
+
+    def write_vectors(self, tenant_id: int, rows: list[tuple[Memory, list[float] | None]]) -> None:
+        """(Re)write the vectors of stored memories: their own vector, else re-embedded."""
+        if not rows:
+            return
+        to_embed = [memory for memory, vector in rows if vector is None]
+        embedded = dict(
+            zip(
+                (m.id for m in to_embed),
+                self.embedder.embed([m.text for m in to_embed]),
+                strict=True,
+            )
+        )
+        self.milvus.upsert(
+            [
+                self._record(
+                    tenant_id, memory, vector if vector is not None else embedded[memory.id]
+                )
+                for memory, vector in rows
+            ]
+        )
 
     def link(self, tenant: Tenant, link: Link) -> Link:
         """Create or update a link between two of the tenant's memories."""

@@ -31,10 +31,19 @@ CACHE_ERRORS = Counter(
 )
 CACHE_HITS = Counter("api_cache_hits", "Reads answered from the Redis cache", registry=REGISTRY)
 CACHE_MISSES = Counter("api_cache_misses", "Reads that missed the Redis cache", registry=REGISTRY)
-COMPENSATIONS = Counter(
-    "api_write_compensations",
-    "Writes undone in Milvus because PostgreSQL failed to commit",
-    ["operation"],
+OUTBOX_DRAINED = Counter(
+    "api_outbox_drained",
+    "Outbox entries whose Milvus side the drainer brought in line with PostgreSQL",
+    registry=REGISTRY,
+)
+OUTBOX_PENDING = Gauge(
+    "api_outbox_pending",
+    "Outbox entries waiting (writes whose Milvus side is not confirmed)",
+    registry=REGISTRY,
+)
+RECONCILE_DRIFT = Gauge(
+    "api_reconcile_drift",
+    "Memories missing from Milvus plus Milvus orphans, found by the last reconcile run",
     registry=REGISTRY,
 )
 

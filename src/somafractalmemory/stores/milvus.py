@@ -337,6 +337,26 @@ class MilvusStore:
             )
         return int(result[0]["count(*)"])
 
+    def all_ids(self, tenant_id: int) -> list[int]:
+        """Every entity id the tenant has in Milvus (duplicates kept, so they show up), read
+        at Strong consistency."""
+        found: list[int] = []
+        with self.translated("all_ids"):
+            iterator = self.client.query_iterator(
+                self.collection,
+                batch_size=1000,
+                filter=f"tenant_id == {int(tenant_id)}",
+                output_fields=["id"],
+                timeout=self.timeout,
+                consistency_level="Strong",
+            )
+            try:
+                while batch := iterator.next():
+                    found.extend(int(r["id"]) for r in batch)
+            finally:
+                iterator.close()
+        return found
+
     def ids(self, tenant_id: int, candidate_ids: Sequence[int]) -> set[int]:
         """Which of ``candidate_ids`` the tenant has in Milvus, read at Strong consistency
         (for reconciliation and checks, where another process may have written)."""

@@ -23,6 +23,7 @@ from somafractalmemory.core.models import (
     Memory,
     MemoryType,
     NewMemory,
+    OutboxEntry,
     Tenant,
 )
 from somafractalmemory.errors import (
@@ -34,7 +35,14 @@ from somafractalmemory.errors import (
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
-from somafractalmemory.stores.tables import api_keys, links, memories, tenants
+from somafractalmemory.stores.tables import (
+    api_keys,
+    links,
+    memories,
+    reconcile_runs,
+    tenants,
+    vector_outbox,
+)
 
 _SCHEMA_ERRORS = (
     psycopg.errors.UndefinedTable,
@@ -268,6 +276,61 @@ class PostgresStore:
         with self.reading("all_memory_ids") as conn:
             return [int(i) for i in conn.execute(query).scalars()]
 
+    def list_tenants(self) -> list[Tenant]:
+        """Every tenant."""
+        with self.reading("list_tenants") as conn:
+            rows = conn.execute(sa.select(tenants.c.id, tenants.c.name).order_by(tenants.c.id))
+            return [Tenant(id=r.id, name=r.name) for r in rows]
+
+    def tenant_by_name(self, name: str) -> Tenant | None:
+        """The tenant called ``name``, or None."""
+        with self.reading("tenant_by_name") as conn:
+            row = conn.execute(
+                sa.select(tenants.c.id, tenants.c.name).where(tenants.c.name == name)
+            ).first()
+        return Tenant(id=row.id, name=row.name) if row else None
+
+    def memories_with_ids(self, ids: Sequence[int]) -> list[tuple[int, Memory, list[float] | None]]:
+        """(tenant id, memory, client vector) for each existing id among ``ids``."""
+        if not ids:
+            return []
+        query = sa.select(memories.c.tenant_id, memories.c.client_vector, *_MEMORY_COLUMNS).where(
+            memories.c.id.in_(list(ids))
+        )
+        with self.reading("memories_with_ids") as conn:
+            return [(r.tenant_id, _memory(r), r.client_vector) for r in conn.execute(query)]
+
+    def unclaimed_orphans(self, ids: Sequence[int]) -> list[int]:
+        """Those of ``ids`` that no row has and no outbox entry names: vectors no write in
+        flight can still claim, safe to delete."""
+        if not ids:
+            return []
+        query = sa.text(
+            "SELECT i FROM unnest(CAST(:ids AS bigint[])) AS i "
+            "WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.id = i) "
+            "AND NOT EXISTS (SELECT 1 FROM vector_outbox o WHERE o.memory_id = i)"
+        )
+        with self.reading("unclaimed_orphans") as conn:
+            return [int(i) for i in conn.execute(query, {"ids": list(ids)}).scalars()]
+
+    def outbox_size(self) -> int:
+        """How many outbox entries wait (writes whose Milvus side is not confirmed)."""
+        with self.reading("outbox_size") as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(vector_outbox)).scalar_one()
+            )
+
+    def last_reconcile_drift(self) -> int | None:
+        """missing + orphans found by the newest reconcile run, or None if never run."""
+        query = (
+            sa.select(reconcile_runs.c.missing + reconcile_runs.c.orphans)
+            .order_by(reconcile_runs.c.id.desc())
+            .limit(1)
+        )
+        with self.reading("last_reconcile") as conn:
+            value = conn.execute(query).scalar()
+        return int(value) if value is not None else None
+
     # -- links ------------------------------------------------------------------------------
     def edges_from(
         self, tenant_id: int, node_ids: Sequence[int], link_type: str | None, direction: str
@@ -392,12 +455,105 @@ class UnitOfWork:
         with self._store.translated("lock_memories"):
             return {row.coord: _memory(row) for row in self.conn.execute(query)}
 
-    def upsert_memories(self, tenant_id: int, items: Sequence[NewMemory]) -> dict[str, Memory]:
-        """Insert or replace memories by coordinate; a replace keeps ``created_at``."""
+    def reserve_ids(self, tenant_id: int, coords: Sequence[str]) -> dict[str, int]:
+        """The id each coordinate's memory has, or will have if it is new (taken from the
+        identity sequence now, so the outbox can name it before the row exists)."""
+        with self._store.translated("reserve_ids"):
+            existing = {
+                row.coord: row.id
+                for row in self.conn.execute(
+                    sa.select(memories.c.coord, memories.c.id).where(
+                        memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+                    )
+                )
+            }
+            new = [c for c in coords if c not in existing]
+            if new:
+                fresh = self.conn.execute(
+                    sa.text(
+                        "SELECT nextval(pg_get_serial_sequence('memories', 'id')) "
+                        "FROM generate_series(1, :n)"
+                    ),
+                    {"n": len(new)},
+                ).scalars()
+                existing.update(zip(new, (int(i) for i in fresh), strict=True))
+        return existing
+
+    def add_outbox(self, tenant_id: int, entries: Sequence[tuple[str, int]]) -> list[int]:
+        """Record (coord, memory id) pairs whose Milvus side is about to change."""
+        statement = (
+            sa.insert(vector_outbox)
+            .values([{"tenant_id": tenant_id, "coord": c, "memory_id": m} for c, m in entries])
+            .returning(vector_outbox.c.id)
+        )
+        with self._store.translated("add_outbox"):
+            return [int(i) for i in self.conn.execute(statement).scalars()]
+
+    def remove_outbox(self, ids: Sequence[int]) -> None:
+        """Forget outbox entries whose Milvus side is done."""
+        if ids:
+            with self._store.translated("remove_outbox"):
+                self.conn.execute(sa.delete(vector_outbox).where(vector_outbox.c.id.in_(list(ids))))
+
+    def claim_outbox(self, older_than_seconds: float, limit: int) -> list[OutboxEntry]:
+        """Lock up to ``limit`` outbox entries older than the grace period; entries another
+        drainer holds are skipped."""
+        query = (
+            sa.select(vector_outbox)
+            .where(
+                vector_outbox.c.created_at
+                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+            )
+            .order_by(vector_outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self._store.translated("claim_outbox"):
+            return [
+                OutboxEntry(id=r.id, tenant_id=r.tenant_id, coord=r.coord, memory_id=r.memory_id)
+                for r in self.conn.execute(query)
+            ]
+
+    def memories_for_sync(
+        self, tenant_id: int, coords: Sequence[str]
+    ) -> dict[str, tuple[Memory, list[float] | None]]:
+        """The rows at ``coords`` with their client vectors, locked until the end."""
+        query = (
+            sa.select(memories.c.client_vector, *_MEMORY_COLUMNS)
+            .where(memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords)))
+            .with_for_update()
+        )
+        with self._store.translated("memories_for_sync"):
+            return {r.coord: (_memory(r), r.client_vector) for r in self.conn.execute(query)}
+
+    def record_reconcile(
+        self, tenants_seen: int, missing: int, orphans: int, repaired: bool
+    ) -> None:
+        """Keep the outcome of a reconcile run (read back for the drift gauge)."""
+        with self._store.translated("record_reconcile"):
+            self.conn.execute(
+                sa.insert(reconcile_runs).values(
+                    finished_at=sa.func.now(),
+                    tenants=tenants_seen,
+                    missing=missing,
+                    orphans=orphans,
+                    repaired=repaired,
+                )
+            )
+
+    def upsert_memories(
+        self,
+        tenant_id: int,
+        items: Sequence[NewMemory],
+        ids: dict[str, int] | None = None,
+    ) -> dict[str, Memory]:
+        """Insert or replace memories by coordinate; a replace keeps ``created_at`` and its id.
+        ``ids`` gives new memories the ids reserved for them."""
         now = sa.func.clock_timestamp()
         insert = pg_insert(memories).values(
             [
                 {
+                    **({"id": ids[item.coord]} if ids else {}),
                     "tenant_id": tenant_id,
                     "coord": item.coord,
                     "memory_type": item.memory_type.value,

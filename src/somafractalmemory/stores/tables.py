@@ -43,6 +43,7 @@ memories = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("text_tsv", postgresql.TSVECTOR),
+    sa.Column("client_vector", postgresql.ARRAY(sa.REAL)),
 )
 
 links = sa.Table(
@@ -56,4 +57,25 @@ links = sa.Table(
     sa.Column("strength", sa.Float, nullable=False),
     sa.Column("metadata", postgresql.JSONB, nullable=False),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+vector_outbox = sa.Table(
+    "vector_outbox",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    sa.Column("coord", sa.Text, nullable=False),
+    sa.Column("memory_id", sa.BigInteger, nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+reconcile_runs = sa.Table(
+    "reconcile_runs",
+    metadata,
+    sa.Column("id", sa.BigInteger, primary_key=True),
+    sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("tenants", sa.Integer, nullable=False),
+    sa.Column("missing", sa.Integer, nullable=False),
+    sa.Column("orphans", sa.Integer, nullable=False),
+    sa.Column("repaired", sa.Boolean, nullable=False),
 )

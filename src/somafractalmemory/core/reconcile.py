@@ -1,0 +1,60 @@
+"""Reconciliation: compare PostgreSQL and Milvus id by id, per tenant, and repair drift.
+
+PostgreSQL is the source of truth. A memory whose id has no vector (or more than one) is
+*missing*: repair rewrites its vector from the row (its own vector, else re-embedded), under
+the row's lock. A vector whose id has no row is an *orphan*: repair deletes it, but only after
+checking that no row and no outbox entry claims the id, so a write in flight is never undone.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from somafractalmemory.core.models import DriftReport, Tenant
+from somafractalmemory.core.service import MemoryService
+from somafractalmemory.observability.metrics import RECONCILE_DRIFT
+
+
+def find_drift(service: MemoryService, tenant: Tenant) -> DriftReport:
+    """The tenant's drift between PostgreSQL and Milvus."""
+    in_milvus = Counter(service.milvus.all_ids(tenant.id))
+    in_postgres = set(service.postgres.all_memory_ids(tenant.id))
+    missing = sorted(i for i in in_postgres if in_milvus.get(i, 0) != 1)
+    orphans = sorted(set(in_milvus) - in_postgres)
+    return DriftReport(tenant.id, tenant.name, missing, orphans)
+
+
+def repair(service: MemoryService, report: DriftReport) -> None:
+    """Rewrite missing vectors and delete orphans that nothing claims."""
+    rows = service.postgres.memories_with_ids(report.missing)
+    for start in range(0, len(rows), 500):
+        chunk = rows[start : start + 500]
+        coords = [memory.coord for _tenant, memory, _vector in chunk]
+        with service.postgres.unit_of_work() as uow:
+            locked = uow.memories_for_sync(report.tenant_id, coords)
+            service.write_vectors(report.tenant_id, list(locked.values()))
+            uow.commit()
+    service.milvus.delete(service.postgres.unclaimed_orphans(report.orphans))
+
+
+def reconcile(
+    service: MemoryService, tenant_name: str | None = None, fix: bool = False
+) -> list[DriftReport]:
+    """Check every tenant (or one), repair when ``fix``; records the run and sets the
+    ``api_reconcile_drift`` gauge to the drift found."""
+    if tenant_name is None:
+        tenants = service.postgres.list_tenants()
+    else:
+        found = service.postgres.tenant_by_name(tenant_name)
+        tenants = [found] if found else []
+    reports = [find_drift(service, tenant) for tenant in tenants]
+    if fix:
+        for report in reports:
+            repair(service, report)
+    missing = sum(len(r.missing) for r in reports)
+    orphans = sum(len(r.orphans) for r in reports)
+    with service.postgres.unit_of_work() as uow:
+        uow.record_reconcile(len(reports), missing, orphans, fix)
+        uow.commit()
+    RECONCILE_DRIFT.set(missing + orphans)
+    return reports

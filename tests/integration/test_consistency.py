@@ -1,0 +1,170 @@
+"""The outbox and reconciliation on the real stores.
+
+A process dying mid-write is reproduced by doing the protocol's steps by hand and stopping
+where a crash would: the outbox entry is committed, the rest is abandoned (rolled back).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from somafractalmemory.core.keys import hash_key
+from somafractalmemory.core.models import MemoryType, NewMemory, Tenant
+from somafractalmemory.core.reconcile import find_drift, reconcile
+from somafractalmemory.stack import Stack
+
+Headers = dict[str, str]
+
+
+def tenant_of(stack: Stack, headers: Headers) -> Tenant:
+    tenant = stack.postgres.tenant_for_key_hash(hash_key(headers["Authorization"].split()[1]))
+    assert tenant is not None
+    return tenant
+
+
+def crash_after_milvus_write(stack: Stack, tenant: Tenant, coord: str, text: str) -> int:
+    """Steps 1-3 of a write, killed before the PostgreSQL commit of step 3."""
+    memory = NewMemory(coord, {"text": text}, MemoryType.EPISODIC, 0.5, text)
+    with stack.postgres.unit_of_work() as intent:
+        ids = intent.reserve_ids(tenant.id, [coord])
+        intent.add_outbox(tenant.id, [(coord, ids[coord])])
+        intent.commit()
+    with stack.postgres.unit_of_work() as uow:
+        uow.lock_memories(tenant.id, [coord])
+        stored = uow.upsert_memories(tenant.id, [memory], ids)
+        vector = stack.embedder.embed_one(text)
+        stack.memories.milvus.upsert([stack.memories._record(tenant.id, stored[coord], vector)])
+        # no commit: the process "dies" here and PostgreSQL rolls the transaction back
+    return ids[coord]
+
+
+def test_crash_before_commit_of_a_new_memory_leaves_no_trace(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    tenant = tenant_of(stack, auth)
+    memory_id = crash_after_milvus_write(stack, tenant, "1,1", "a write that never committed")
+    assert stack.milvus.ids(tenant.id, [memory_id]) == {memory_id}  # an orphan vector
+    assert client.get("/memories/1,1", headers=auth).status_code == 404
+    hits = client.post(
+        "/memories/search", headers=auth, json={"query": "a write that never committed"}
+    ).json()["results"]
+    assert hits == []  # search never returns a hit without a row
+
+    assert stack.memories.drain_outbox(grace_seconds=0) >= 1
+    assert stack.milvus.ids(tenant.id, [memory_id]) == set()
+    assert find_drift(stack.memories, tenant).orphans == []
+
+
+def test_crash_before_commit_of_a_replace_restores_the_old_vector(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    tenant = tenant_of(stack, auth)
+    old = "the dentist appointment is on Tuesday morning"
+    new = "the quarterly board meeting moved to Thursday"
+    assert (
+        client.post("/memories", headers=auth, json={"coord": "2,2", "payload": {"text": old}})
+    ).status_code == 201
+    crash_after_milvus_write(stack, tenant, "2,2", new)
+    # Milvus now holds the vector of a text PostgreSQL never committed.
+    stale = client.post("/memories/search", headers=auth, json={"query": new}).json()["results"]
+    assert stale[0]["payload"]["text"] == old
+    assert stale[0]["score"] > 0.95
+
+    stack.memories.drain_outbox(grace_seconds=0)
+    fixed = client.post("/memories/search", headers=auth, json={"query": old}).json()["results"]
+    assert fixed[0]["coord"] == "2,2"
+    assert fixed[0]["score"] > 0.95
+    assert stack.postgres.outbox_size() == 0
+
+
+def test_acknowledged_writes_leave_no_outbox_entries(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    batch = [{"coord": f"3,{i}", "payload": {"text": f"note {i}"}} for i in range(20)]
+    assert client.post("/memories/batch", headers=auth, json={"memories": batch}).status_code == 201
+    assert client.delete("/memories/3,0", headers=auth).status_code == 200
+    tenant = tenant_of(stack, auth)
+    report = find_drift(stack.memories, tenant)
+    assert (report.missing, report.orphans) == ([], [])
+    assert client.get("/stats", headers=auth).json()["vectors"] == 19
+    # other tests' writes may still be settling, but none of ours is pending
+    entries = stack.postgres.memory_ids(tenant.id, [f"3,{i}" for i in range(20)])
+    assert len(entries) == 19
+
+
+def test_reconcile_finds_and_repairs_drift(
+    client: TestClient, make_key: Callable[[], Headers], stack: Stack
+) -> None:
+    auth = make_key()
+    tenant = tenant_of(stack, auth)
+    batch = [{"coord": f"4,{i}", "payload": {"text": f"fact number {i}"}} for i in range(10)]
+    client.post("/memories/batch", headers=auth, json={"memories": batch})
+    ids = stack.postgres.memory_ids(tenant.id, [f"4,{i}" for i in range(10)])
+    lost = [ids["4,0"], ids["4,1"]]
+    stack.milvus.delete(lost)  # vectors lost behind the service's back
+    vector = stack.embedder.embed_one("orphan")
+    orphan_id = 9_000_000_000 + tenant.id
+    stack.milvus.upsert([stack.memories._record(tenant.id, _fake_memory(orphan_id), vector)])
+
+    reports = reconcile(stack.memories, tenant.name, fix=False)
+    assert reports[0].missing == sorted(lost)
+    assert reports[0].orphans == [orphan_id]
+    assert stack.postgres.last_reconcile_drift() == 3
+
+    reconcile(stack.memories, tenant.name, fix=True)
+    after = find_drift(stack.memories, tenant)
+    assert (after.missing, after.orphans) == ([], [])
+    hits = client.post("/memories/search", headers=auth, json={"query": "fact number 0"}).json()[
+        "results"
+    ]
+    assert hits[0]["coord"] == "4,0"
+    assert reconcile(stack.memories, tenant.name)[0].missing == []
+    assert stack.postgres.last_reconcile_drift() == 0
+
+
+def test_reconcile_never_deletes_a_vector_an_outbox_entry_claims(
+    make_key: Callable[[], Headers], stack: Stack
+) -> None:
+    tenant = tenant_of(stack, make_key())
+    memory_id = crash_after_milvus_write(stack, tenant, "5,5", "in flight")
+    reconcile(stack.memories, tenant.name, fix=True)
+    assert stack.milvus.ids(tenant.id, [memory_id]) == {memory_id}
+    stack.memories.drain_outbox(grace_seconds=0)
+    assert stack.milvus.ids(tenant.id, [memory_id]) == set()
+
+
+def test_reconcile_command_reports_and_exits_nonzero_on_drift(
+    make_key: Callable[[], Headers], stack: Stack
+) -> None:
+    tenant = tenant_of(stack, make_key())
+    stack.milvus.upsert(
+        [
+            stack.memories._record(
+                tenant.id, _fake_memory(9_100_000_000 + tenant.id), stack.embedder.embed_one("x")
+            )
+        ]
+    )
+    command = [sys.executable, "-m", "somafractalmemory.cli", "reconcile", "--tenant", tenant.name]
+    found = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert found.returncode == 1, found.stderr
+    assert "1 orphans in milvus" in found.stdout
+    fixed = subprocess.run(
+        [*command, "--repair"], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert fixed.returncode == 0, fixed.stderr
+    again = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+    assert again.returncode == 0
+    assert "drift found: 0" in again.stdout
+
+
+def _fake_memory(memory_id: int):  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    from somafractalmemory.core.models import Memory
+
+    now = datetime.now(UTC)
+    return Memory(memory_id, "0,0", {}, MemoryType.EPISODIC, 0.5, "x", now, now)
