@@ -21,7 +21,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_URI=$(MILVUS_URI)
 
 .PHONY: help install run stop test test-fast lint bench validate-infra services milvus-start \
-	milvus-stop db clean
+	milvus-stop db clean hooks
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -87,6 +87,9 @@ lint: install ## ruff, mypy --strict, hadolint, compose validation
 
 bench: services db ## benchmarks, written to benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py
+
+hooks: ## install the git pre-commit hook (a migration change needs a version bump)
+	scripts/install-hooks.sh
 
 clean: ## remove local data (stops Milvus first)
 	scripts/milvus.sh stop

@@ -27,7 +27,13 @@ from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from tenacity import RetryError, Retrying, stop_after_delay, wait_exponential
 
-from somafractalmemory.errors import InfrastructureError, PartFailure, SFMError
+from somafractalmemory.errors import (
+    InfrastructureError,
+    PartFailure,
+    SchemaError,
+    SFMError,
+    StoreUnavailableError,
+)
 from somafractalmemory.observability.tracing import configure_tracing, tracer
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import (
@@ -126,8 +132,14 @@ def wait_for_stores(settings: Settings) -> tuple[MilvusStore | None, list[PartFa
     failures: list[PartFailure] = []
     milvus: MilvusStore | None = None
     with ThreadPoolExecutor(max_workers=len(PARTS)) as pool:
+        # A part that is not required gets one try: it must not hold up the start.
         futures = {
-            part: pool.submit(wait_for, part, probes[part], settings.bootstrap_timeout)
+            part: pool.submit(
+                wait_for,
+                part,
+                probes[part],
+                settings.bootstrap_timeout if _required(settings, part) else 0.0,
+            )
             for part in PARTS
         }
         for part, future in futures.items():
@@ -142,6 +154,8 @@ def wait_for_stores(settings: Settings) -> tuple[MilvusStore | None, list[PartFa
 
 
 def _reason(exc: BaseException) -> str:
+    if isinstance(exc, StoreUnavailableError):
+        return exc.reason  # the line already names the part and its address
     if isinstance(exc, SFMError):
         return exc.detail
     return str(exc) or type(exc).__name__
@@ -168,14 +182,12 @@ def validate_infrastructure(stack: Stack) -> None:
                 check()
             except SFMError as exc:
                 if _required(settings, part):
-                    failures.append(PartFailure(part, _address(settings, part), exc.detail))
+                    failures.append(PartFailure(part, _address(settings, part), _reason(exc)))
     if failures:
         raise InfrastructureError(failures)
 
 
 def _check_postgres(stack: Stack) -> None:
-    from somafractalmemory.errors import SchemaError
-
     revision = stack.postgres.schema_revision()
     head = alembic_head()
     if revision != head:
@@ -201,11 +213,17 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
     with tracer().start_as_current_span("bootstrap.create_stack"):
         stack = create_stack(settings, milvus=milvus)
     try:
-        if not dry_run:
+        if not dry_run and milvus is not None:
             with tracer().start_as_current_span("bootstrap.ensure_collection"):
-                stack.milvus.ensure_collection(stack.embedder.dimension)
+                try:
+                    stack.milvus.ensure_collection(stack.embedder.dimension)
+                except SFMError as exc:
+                    if _required(settings, "milvus"):
+                        raise InfrastructureError(
+                            [PartFailure("milvus", settings.milvus_uri, _reason(exc))]
+                        ) from exc
         validate_infrastructure(stack)
-    except (SFMError, InfrastructureError):
+    except InfrastructureError:
         stack.close()
         raise
     return stack

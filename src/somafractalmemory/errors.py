@@ -91,6 +91,7 @@ class StoreUnavailableError(SFMError):
         where = f" at {address}" if address else ""
         super().__init__(f"{self.store}{where}: {detail}")
         self.address = address
+        self.reason = detail
 
 
 class PostgresUnavailableError(StoreUnavailableError):

@@ -5,6 +5,7 @@ No FastAPI import here: the light client uses these same models.
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,6 +37,15 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
             _check_json_value(item, depth + 1)
 
 
+def _check_vector(value: list[float] | None) -> list[float] | None:
+    if value is not None:
+        if not all(math.isfinite(x) for x in value):
+            raise ValueError("must contain only finite numbers")
+        if not any(value):
+            raise ValueError("must not be all zeros (cosine similarity is undefined)")
+    return value
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -51,6 +61,16 @@ class MemoryCreate(_Model):
     payload: dict[str, Any] = Field(examples=[{"text": "The user prefers green tea."}])
     memory_type: MemoryType = MemoryType.EPISODIC
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
+    vector: list[float] | None = Field(
+        default=None,
+        max_length=4096,
+        description="Your own embedding (the model's dimension) instead of the local model's",
+    )
+
+    @field_validator("vector")
+    @classmethod
+    def _finite_vector(cls, value: list[float] | None) -> list[float] | None:
+        return _check_vector(value)
 
     @field_validator("payload")
     @classmethod
@@ -103,9 +123,13 @@ class DeleteResponse(BaseModel):
 
 
 class SearchRequest(_Model):
-    """Recall by meaning."""
+    """Recall by meaning, by keywords, or both (see the search modes in the README)."""
 
-    query: str = Field(min_length=1, max_length=10_000)
+    query: str | None = Field(default=None, min_length=1, max_length=10_000)
+    vector: list[float] | None = Field(
+        default=None, max_length=4096, description="Your own query embedding (vector mode)"
+    )
+    mode: Literal["vector", "keyword", "hybrid"] = "hybrid"
     top_k: int = Field(default=10, ge=1, le=MAX_TOP_K)
     memory_type: MemoryType | None = None
     filters: dict[str, FilterScalar] | None = Field(
@@ -113,15 +137,27 @@ class SearchRequest(_Model):
         description="Top-level payload fields that must equal these values (strings up to "
         "256 characters, numbers, booleans).",
     )
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+    expand_links: int = Field(default=0, ge=0, le=3)
+    importance_boost: float = Field(default=0.0, ge=0.0, le=10.0)
+    recency_half_life_hours: float | None = Field(default=None, gt=0.0, le=1_000_000)
 
     @field_validator("query")
     @classmethod
-    def _query_not_blank(cls, value: str) -> str:
+    def _query_not_blank(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
         if not value.strip():
             raise ValueError("must not be blank")
         if "\x00" in value:
             raise ValueError("must not contain NUL characters")
         return value
+
+    @field_validator("vector")
+    @classmethod
+    def _finite_vector(cls, value: list[float] | None) -> list[float] | None:
+        return _check_vector(value)
 
     @field_validator("filters")
     @classmethod
@@ -130,9 +166,24 @@ class SearchRequest(_Model):
             raise ValueError(f"at most {MAX_FILTERS} filters")
         return value
 
+    @field_validator("created_after", "created_before")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("must carry a time zone, e.g. 2026-01-31T12:00:00Z")
+        return value
+
+
+class SearchSignals(BaseModel):
+    """Which signals found a result: 1-based rank in each signal, link depth if expanded."""
+
+    vector: int | None = None
+    keyword: int | None = None
+    link: int | None = None
+
 
 class SearchResult(BaseModel):
-    """One recalled memory; ``score`` is cosine similarity, higher is closer."""
+    """One recalled memory; what ``score`` means depends on the mode (see the README)."""
 
     coord: str
     score: float
@@ -140,6 +191,7 @@ class SearchResult(BaseModel):
     memory_type: MemoryType
     importance: float
     created_at: datetime
+    signals: SearchSignals
 
 
 class SearchResponse(BaseModel):

@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from somafractalmemory.observability.timing import stage
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL
 
 EMBED_BATCH_SIZE = 64
@@ -61,7 +62,7 @@ class Embedder:
         """Embed ``texts`` in batches; returns one unit-length vector per text."""
         if not texts:
             return []
-        with self._lock:
+        with stage("embed"), self._lock:
             vectors = self._model.encode(
                 texts,
                 batch_size=EMBED_BATCH_SIZE,

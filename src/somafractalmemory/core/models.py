@@ -43,6 +43,7 @@ class NewMemory:
     memory_type: MemoryType
     importance: float
     text: str
+    vector: list[float] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,46 @@ class VectorHit:
 
 
 @dataclass(frozen=True)
+class SearchScope:
+    """What a search may return, applied inside each store (never after truncation)."""
+
+    memory_type: MemoryType | None = None
+    filters: dict[str, str | int | float | bool] = field(default_factory=dict)
+    created_after: datetime | None = None
+    created_before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """A recall request. ``mode`` picks the signals: vector (Milvus), keyword (PostgreSQL
+    full-text search) or hybrid (both, fused by reciprocal rank)."""
+
+    text: str | None
+    vector: list[float] | None
+    mode: str
+    top_k: int
+    scope: SearchScope
+    expand_links: int = 0
+    importance_boost: float = 0.0
+    recency_half_life_hours: float | None = None
+
+
+@dataclass(frozen=True)
+class Signals:
+    """Which signals found a result: its 1-based rank in each, and link depth."""
+
+    vector: int | None = None
+    keyword: int | None = None
+    link: int | None = None
+
+
+@dataclass(frozen=True)
 class SearchHit:
-    """A search result: the hydrated memory and its score."""
+    """A search result: the hydrated memory, its score and the signals that found it."""
 
     memory: Memory
     score: float
+    signals: Signals = field(default_factory=Signals)
 
 
 @dataclass(frozen=True)

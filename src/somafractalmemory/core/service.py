@@ -35,23 +35,22 @@ from somafractalmemory.core.models import (
     NewMemory,
     OutboxEntry,
     SearchHit,
+    SearchQuery,
     Tenant,
     TenantStats,
     VectorRecord,
     WriteResult,
 )
+from somafractalmemory.core.search import Searcher
 from somafractalmemory.errors import InvalidInputError, NotFoundError
 from somafractalmemory.observability.metrics import DELETE_SUCCESS, OUTBOX_DRAINED
-from somafractalmemory.stores.milvus import FilterValue, MilvusStore, searchable_attrs
+from somafractalmemory.stores.milvus import MilvusStore, searchable_attrs
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 
 logger = logging.getLogger(__name__)
 
 MAX_GRAPH_NODES = 10_000
-# Search asks Milvus for more than top_k so that hits whose row was deleted meanwhile
-# can be dropped without returning fewer results than exist.
-SEARCH_OVERFETCH = 2
 
 
 def text_to_embed(payload: dict[str, Any]) -> str:
@@ -93,6 +92,7 @@ class MemoryInput:
     payload: dict[str, Any]
     memory_type: MemoryType
     importance: float
+    vector: list[float] | None = None
 
 
 class MemoryService:
@@ -109,6 +109,7 @@ class MemoryService:
         self.milvus = milvus
         self.cache = cache
         self.embedder = embedder
+        self.searcher = Searcher(postgres, milvus, embedder)
 
     # -- writes -----------------------------------------------------------------------------
     def store(self, tenant: Tenant, item: MemoryInput) -> WriteResult:
@@ -132,8 +133,17 @@ class MemoryService:
                 text = text_to_embed(item.payload)
             except InvalidInputError as exc:
                 raise InvalidInputError(exc.detail) from None
-            prepared.append(NewMemory(coord, item.payload, item.memory_type, item.importance, text))
-        vectors = self.embedder.embed([m.text for m in prepared])
+            if item.vector is not None and len(item.vector) != self.embedder.dimension:
+                raise InvalidInputError(
+                    f"must have {self.embedder.dimension} numbers, got {len(item.vector)}",
+                    f"{prefix}vector",
+                )
+            prepared.append(
+                NewMemory(coord, item.payload, item.memory_type, item.importance, text, item.vector)
+            )
+        to_embed = [m for m in prepared if m.vector is None]
+        embedded = iter(self.embedder.embed([m.text for m in to_embed]))
+        vectors = [m.vector if m.vector is not None else next(embedded) for m in prepared]
         coords = [m.coord for m in prepared]
 
         with self.postgres.unit_of_work() as intent:
@@ -272,26 +282,9 @@ class MemoryService:
         next_cursor = encode_cursor(page[-1].id) if len(page) == limit else None
         return page, next_cursor
 
-    def search(
-        self,
-        tenant: Tenant,
-        query: str,
-        top_k: int,
-        memory_type: MemoryType | None = None,
-        filters: dict[str, FilterValue] | None = None,
-    ) -> list[SearchHit]:
-        """The tenant's memories closest in meaning to ``query``, best first."""
-        vector = self.embedder.embed_one(query)
-        hits = self.milvus.search(
-            tenant.id,
-            vector,
-            min(top_k * SEARCH_OVERFETCH, 16384),
-            memory_type.value if memory_type else None,
-            filters,
-        )
-        rows = self.postgres.get_memories_by_ids(tenant.id, [h.id for h in hits])
-        results = [SearchHit(rows[h.id], h.score) for h in hits if h.id in rows]
-        return results[:top_k]
+    def search(self, tenant: Tenant, query: SearchQuery) -> list[SearchHit]:
+        """Recall the tenant's best memories for ``query``; see :mod:`core.search`."""
+        return self.searcher.search(tenant, query)
 
     def neighbors(
         self,

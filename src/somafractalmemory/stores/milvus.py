@@ -13,6 +13,7 @@ Every driver error is translated here into :class:`MilvusUnavailableError` or
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterator, Sequence
@@ -21,9 +22,10 @@ from typing import Any
 
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from somafractalmemory.core.models import VectorHit, VectorRecord
+from somafractalmemory.core.models import SearchScope, VectorHit, VectorRecord
 from somafractalmemory.errors import InvalidInputError, MilvusUnavailableError, SchemaError
 from somafractalmemory.observability.metrics import mark_store
+from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
 
@@ -78,18 +80,22 @@ def _literal(value: FilterValue, field: str) -> str:
     raise InvalidInputError("filter values must be strings, numbers or booleans", field)
 
 
-def build_filter(
-    tenant_id: int, memory_type: str | None, filters: dict[str, FilterValue] | None
-) -> str:
-    """The boolean expression that scopes a search: always the tenant, then the filters.
+def build_filter(tenant_id: int, scope: SearchScope | None = None) -> str:
+    """The boolean expression that scopes a search: always the tenant, then the scope.
 
     Keys are checked against an identifier pattern and values rendered as escaped literals,
     so a caller cannot break out of the expression.
     """
     clauses = [f"tenant_id == {int(tenant_id)}"]
-    if memory_type is not None:
-        clauses.append(f"memory_type == {json.dumps(memory_type)}")
-    for key, value in (filters or {}).items():
+    if scope is None:
+        return clauses[0]
+    if scope.memory_type is not None:
+        clauses.append(f"memory_type == {json.dumps(scope.memory_type.value)}")
+    if scope.created_after is not None:
+        clauses.append(f"created_at >= {int(scope.created_after.timestamp() * 1000)}")
+    if scope.created_before is not None:
+        clauses.append(f"created_at < {int(scope.created_before.timestamp() * 1000)}")
+    for key, value in scope.filters.items():
         field = f"filters.{key}"
         if not FILTER_KEY.match(key):
             raise InvalidInputError("keys must be identifiers of at most 64 characters", field)
@@ -101,6 +107,9 @@ class MilvusStore:
     """The SFM collection in Milvus; see the module docstring for semantics."""
 
     def __init__(self, settings: Settings) -> None:
+        # pymilvus logs every failed call at ERROR before raising; this adapter translates
+        # and reports those errors itself, so the library's copies are only noise.
+        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
         self._settings = settings
         self._client: MilvusClient | None = None
         self._client_lock = threading.Lock()
@@ -128,7 +137,7 @@ class MilvusStore:
     @contextmanager
     def translated(self, operation: str) -> Iterator[None]:
         """Run a block as one traced Milvus call, translating driver errors."""
-        with store_span("milvus", operation):
+        with store_span("milvus", operation), stage("milvus"):
             try:
                 yield
             except MilvusException as exc:
@@ -307,11 +316,10 @@ class MilvusStore:
         tenant_id: int,
         vector: list[float],
         limit: int,
-        memory_type: str | None = None,
-        filters: dict[str, FilterValue] | None = None,
+        scope: SearchScope | None = None,
     ) -> list[VectorHit]:
-        """The tenant's ``limit`` nearest entities to ``vector``, best first."""
-        expression = build_filter(tenant_id, memory_type, filters)
+        """The tenant's ``limit`` nearest entities to ``vector`` within ``scope``, best first."""
+        expression = build_filter(tenant_id, scope)
         with self.translated("search"):
             result = self.client.search(
                 self.collection,

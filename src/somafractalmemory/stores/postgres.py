@@ -15,6 +15,7 @@ from typing import Any
 
 import psycopg.errors
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
@@ -24,6 +25,7 @@ from somafractalmemory.core.models import (
     MemoryType,
     NewMemory,
     OutboxEntry,
+    SearchScope,
     Tenant,
 )
 from somafractalmemory.errors import (
@@ -33,6 +35,7 @@ from somafractalmemory.errors import (
     SchemaError,
 )
 from somafractalmemory.observability.metrics import mark_store
+from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores.tables import (
@@ -50,6 +53,7 @@ _SCHEMA_ERRORS = (
     psycopg.errors.UndefinedFunction,
     psycopg.errors.UndefinedObject,
 )
+_TS_CONFIG: sa.ColumnClause[Any] = sa.literal_column("'english'::regconfig")
 _MEMORY_COLUMNS = (
     memories.c.id,
     memories.c.coord,
@@ -102,7 +106,7 @@ class PostgresStore:
     @contextmanager
     def translated(self, operation: str) -> Iterator[None]:
         """Run a block as one traced PostgreSQL call, translating driver errors."""
-        with store_span("postgres", operation):
+        with store_span("postgres", operation), stage("postgres"):
             try:
                 yield
             except sa.exc.DBAPIError as exc:
@@ -237,6 +241,38 @@ class PostgresStore:
             query = query.where(memories.c.memory_type == memory_type.value)
         with self.reading("list_memories") as conn:
             return [_memory(row) for row in conn.execute(query)]
+
+    def keyword_search(
+        self, tenant_id: int, text: str, limit: int, scope: SearchScope
+    ) -> list[tuple[int, float]]:
+        """The tenant's best full-text matches for ``text`` as (id, rank), best first.
+
+        Any word may match (the query's lexemes are OR-ed); ``ts_rank_cd`` orders them. The
+        scope is applied in the same statement; payload filters use JSONB containment.
+        """
+        tsquery = sa.func.replace(
+            sa.cast(sa.func.plainto_tsquery(_TS_CONFIG, text), sa.Text), "&", "|"
+        )
+        query_expr = sa.func.to_tsquery(_TS_CONFIG, tsquery)
+        rank = sa.func.ts_rank_cd(memories.c.text_tsv, query_expr).label("rank")
+        statement = (
+            sa.select(memories.c.id, rank)
+            .where(memories.c.tenant_id == tenant_id, memories.c.text_tsv.op("@@")(query_expr))
+            .order_by(rank.desc(), memories.c.id)
+            .limit(limit)
+        )
+        if scope.memory_type is not None:
+            statement = statement.where(memories.c.memory_type == scope.memory_type.value)
+        if scope.created_after is not None:
+            statement = statement.where(memories.c.created_at >= scope.created_after)
+        if scope.created_before is not None:
+            statement = statement.where(memories.c.created_at < scope.created_before)
+        if scope.filters:
+            statement = statement.where(
+                memories.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
+            )
+        with self.reading("keyword_search") as conn:
+            return [(int(r.id), float(r.rank)) for r in conn.execute(statement)]
 
     def memory_ids(self, tenant_id: int, coords: Sequence[str]) -> dict[str, int]:
         """Map each of the tenant's coordinates among ``coords`` to its memory id."""
@@ -560,6 +596,7 @@ class UnitOfWork:
                     "payload": item.payload,
                     "text": item.text,
                     "importance": item.importance,
+                    "client_vector": item.vector,
                     "created_at": now,
                     "updated_at": now,
                 }
@@ -573,6 +610,7 @@ class UnitOfWork:
                 "payload": insert.excluded.payload,
                 "text": insert.excluded.text,
                 "importance": insert.excluded.importance,
+                "client_vector": insert.excluded.client_vector,
                 "updated_at": insert.excluded.updated_at,
             },
         ).returning(*_MEMORY_COLUMNS)

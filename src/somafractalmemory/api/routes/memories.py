@@ -7,8 +7,9 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from somafractalmemory.api.deps import ServiceDep, TenantDep
-from somafractalmemory.core.models import Memory, MemoryType
+from somafractalmemory.core.models import Memory, MemoryType, SearchQuery, SearchScope
 from somafractalmemory.core.service import MemoryInput
+from somafractalmemory.observability.timing import collect_timings, server_timing_header
 from somafractalmemory.schemas import (
     BatchCreate,
     BatchItemResult,
@@ -21,6 +22,7 @@ from somafractalmemory.schemas import (
     SearchRequest,
     SearchResponse,
     SearchResult,
+    SearchSignals,
 )
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -42,7 +44,7 @@ def to_public(memory: Memory) -> MemoryPublic:
 
 
 def _input(body: MemoryCreate) -> MemoryInput:
-    return MemoryInput(body.coord, body.payload, body.memory_type, body.importance)
+    return MemoryInput(body.coord, body.payload, body.memory_type, body.importance, body.vector)
 
 
 @router.post(
@@ -54,16 +56,22 @@ def store_memory(
     body: MemoryCreate, tenant: TenantDep, service: ServiceDep, response: Response
 ) -> MemoryPublic:
     """Store a memory (201), or replace the one at the same coordinate (200)."""
-    result = service.store(tenant, _input(body))
+    with collect_timings() as timings:
+        result = service.store(tenant, _input(body))
+    response.headers["Server-Timing"] = server_timing_header(timings)
     if result.replaced:
         response.status_code = status.HTTP_200_OK
     return to_public(result.memory)
 
 
 @router.post("/batch", status_code=status.HTTP_201_CREATED)
-def store_batch(body: BatchCreate, tenant: TenantDep, service: ServiceDep) -> BatchResponse:
+def store_batch(
+    body: BatchCreate, tenant: TenantDep, service: ServiceDep, response: Response
+) -> BatchResponse:
     """Store up to 1,000 memories as one unit: all of them, or none."""
-    results = service.store_batch(tenant, [_input(m) for m in body.memories])
+    with collect_timings() as timings:
+        results = service.store_batch(tenant, [_input(m) for m in body.memories])
+    response.headers["Server-Timing"] = server_timing_header(timings)
     return BatchResponse(
         results=[
             BatchItemResult(coord=r.memory.coord, status="replaced" if r.replaced else "created")
@@ -73,9 +81,28 @@ def store_batch(body: BatchCreate, tenant: TenantDep, service: ServiceDep) -> Ba
 
 
 @router.post("/search")
-def search_memories(body: SearchRequest, tenant: TenantDep, service: ServiceDep) -> SearchResponse:
-    """Recall the memories closest in meaning to the query, best first."""
-    hits = service.search(tenant, body.query, body.top_k, body.memory_type, body.filters)
+def search_memories(
+    body: SearchRequest, tenant: TenantDep, service: ServiceDep, response: Response
+) -> SearchResponse:
+    """Recall memories by meaning, keywords or both, best first."""
+    query = SearchQuery(
+        text=body.query,
+        vector=body.vector,
+        mode=body.mode,
+        top_k=body.top_k,
+        scope=SearchScope(
+            memory_type=body.memory_type,
+            filters=body.filters or {},
+            created_after=body.created_after,
+            created_before=body.created_before,
+        ),
+        expand_links=body.expand_links,
+        importance_boost=body.importance_boost,
+        recency_half_life_hours=body.recency_half_life_hours,
+    )
+    with collect_timings() as timings:
+        hits = service.search(tenant, query)
+    response.headers["Server-Timing"] = server_timing_header(timings)
     return SearchResponse(
         results=[
             SearchResult(
@@ -85,6 +112,9 @@ def search_memories(body: SearchRequest, tenant: TenantDep, service: ServiceDep)
                 memory_type=h.memory.memory_type,
                 importance=h.memory.importance,
                 created_at=h.memory.created_at,
+                signals=SearchSignals(
+                    vector=h.signals.vector, keyword=h.signals.keyword, link=h.signals.link
+                ),
             )
             for h in hits
         ]

@@ -1,0 +1,181 @@
+"""Recall: vector hits from Milvus, keyword hits from PostgreSQL, fused by reciprocal rank.
+
+Scores:
+- ``vector`` mode: cosine similarity of the query and memory vectors (higher is closer);
+- ``keyword`` mode: PostgreSQL's ``ts_rank_cd`` of the memory's text for the query;
+- ``hybrid`` mode: reciprocal-rank fusion, ``sum(1 / (RRF_K + rank))`` over the signals that
+  found the memory (ranks from 1), so a memory found by both signals outranks one found by
+  either alone at the same ranks.
+
+Then, when asked: an importance boost multiplies the score by ``1 + importance_boost *
+importance``; a recency boost multiplies it by ``0.5 + 0.5 * 2^(-age / half_life)``; and
+``expand_links = n`` adds memories up to n links from a result (either direction), scored
+``parent score * link strength / (1 + depth)``. Every filter is applied inside each store's
+query, before its limit, never to a truncated list. No LLM is involved.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+
+from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.models import Memory, SearchHit, SearchQuery, Signals, Tenant
+from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.observability.timing import stage
+from somafractalmemory.stores.milvus import FILTER_KEY, MAX_ATTR_STRING, MilvusStore
+from somafractalmemory.stores.postgres import PostgresStore
+
+RRF_K = 60
+MAX_CANDIDATES = 200
+MODES = ("vector", "keyword", "hybrid")
+
+
+def candidates_for(top_k: int) -> int:
+    """How many hits each signal contributes before fusion."""
+    return min(max(top_k * 3, 30), MAX_CANDIDATES)
+
+
+@dataclass
+class _Candidate:
+    score: float
+    vector_rank: int | None = None
+    keyword_rank: int | None = None
+    link_depth: int | None = None
+
+
+class Searcher:
+    """Runs a :class:`SearchQuery` against the stores."""
+
+    def __init__(self, postgres: PostgresStore, milvus: MilvusStore, embedder: Embedder) -> None:
+        self.postgres = postgres
+        self.milvus = milvus
+        self.embedder = embedder
+
+    def search(self, tenant: Tenant, query: SearchQuery) -> list[SearchHit]:
+        """The tenant's best memories for ``query``, best first."""
+        if query.mode not in MODES:
+            raise InvalidInputError(f"must be one of {', '.join(MODES)}", "mode")
+        if query.mode != "vector" and not query.text:
+            raise InvalidInputError("is required for keyword and hybrid search", "query")
+        if query.text is None and query.vector is None:
+            raise InvalidInputError("give a query or a vector", "query")
+        if query.vector is not None and len(query.vector) != self.embedder.dimension:
+            raise InvalidInputError(
+                f"must have {self.embedder.dimension} numbers, got {len(query.vector)}", "vector"
+            )
+        check_filters(query.scope.filters)
+        limit = candidates_for(query.top_k)
+        found: dict[int, _Candidate] = {}
+        if query.mode in ("vector", "hybrid"):
+            vector = query.vector
+            if vector is None:
+                assert query.text is not None
+                vector = self.embedder.embed_one(query.text)
+            hits = self.milvus.search(tenant.id, vector, limit, query.scope)
+            for rank, hit in enumerate(hits, start=1):
+                score = hit.score if query.mode == "vector" else 1.0 / (RRF_K + rank)
+                found[hit.id] = _Candidate(score=score, vector_rank=rank)
+        if query.mode in ("keyword", "hybrid"):
+            assert query.text is not None
+            matches = self.postgres.keyword_search(tenant.id, query.text, limit, query.scope)
+            for rank, (memory_id, ts_rank) in enumerate(matches, start=1):
+                score = ts_rank if query.mode == "keyword" else 1.0 / (RRF_K + rank)
+                existing = found.get(memory_id)
+                if existing is None:
+                    found[memory_id] = _Candidate(score=score, keyword_rank=rank)
+                else:
+                    existing.score += score
+                    existing.keyword_rank = rank
+        rows = self.postgres.get_memories_by_ids(tenant.id, list(found))
+        with stage("fuse"):
+            scored = {
+                memory_id: replace(c, score=self._boosted(c.score, rows[memory_id], query))
+                for memory_id, c in found.items()
+                if memory_id in rows  # a vector without a row is never returned
+            }
+        if query.expand_links:
+            self._expand(tenant, query, scored, rows)
+        with stage("fuse"):
+            ordered = sorted(scored.items(), key=lambda kv: (-kv[1].score, kv[0]))[: query.top_k]
+            return [
+                SearchHit(
+                    memory=rows[memory_id],
+                    score=candidate.score,
+                    signals=Signals(
+                        candidate.vector_rank, candidate.keyword_rank, candidate.link_depth
+                    ),
+                )
+                for memory_id, candidate in ordered
+            ]
+
+    @staticmethod
+    def _boosted(score: float, memory: Memory, query: SearchQuery) -> float:
+        if query.importance_boost:
+            score *= 1.0 + query.importance_boost * memory.importance
+        if query.recency_half_life_hours:
+            age_hours = max(0.0, (datetime.now(UTC) - memory.created_at).total_seconds() / 3600)
+            score *= 0.5 + 0.5 * math.pow(2.0, -age_hours / query.recency_half_life_hours)
+        return score
+
+    def _expand(
+        self,
+        tenant: Tenant,
+        query: SearchQuery,
+        scored: dict[int, _Candidate],
+        rows: dict[int, Memory],
+    ) -> None:
+        """Add memories linked to the current best results (in place)."""
+        seeds = sorted(scored.items(), key=lambda kv: -kv[1].score)[: query.top_k]
+        frontier: dict[int, float] = {memory_id: c.score for memory_id, c in seeds}
+        reached: dict[int, _Candidate] = {}
+        for depth in range(1, query.expand_links + 1):
+            edges = self.postgres.edges_from(tenant.id, list(frontier), None, "both")
+            next_frontier: dict[int, float] = {}
+            for node, other, _link_type, strength in edges:
+                if other in scored or other in reached:
+                    continue
+                score = frontier[node] * strength / (1 + depth)
+                if score > next_frontier.get(other, -1.0):
+                    next_frontier[other] = score
+            for other, score in next_frontier.items():
+                reached[other] = _Candidate(score=score, link_depth=depth)
+            frontier = next_frontier
+            if not frontier:
+                break
+        if not reached:
+            return
+        linked_rows = self.postgres.get_memories_by_ids(tenant.id, list(reached))
+        for memory_id, candidate in reached.items():
+            memory = linked_rows.get(memory_id)
+            if memory is None or not _in_scope(memory, query):
+                continue
+            rows[memory_id] = memory
+            scored[memory_id] = candidate
+
+
+def check_filters(filters: dict[str, str | int | float | bool]) -> None:
+    """Refuse filter keys that are not identifiers and values no store can match."""
+    for key, value in filters.items():
+        field = f"filters.{key}"
+        if not FILTER_KEY.match(key):
+            raise InvalidInputError("keys must be identifiers of at most 64 characters", field)
+        if isinstance(value, str) and len(value) > MAX_ATTR_STRING:
+            raise InvalidInputError(
+                f"string values are limited to {MAX_ATTR_STRING} characters", field
+            )
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError("must be a finite number", field)
+
+
+def _in_scope(memory: Memory, query: SearchQuery) -> bool:
+    """Whether a memory reached through links passes the search's filters."""
+    scope = query.scope
+    if scope.memory_type is not None and memory.memory_type != scope.memory_type:
+        return False
+    if scope.created_after is not None and memory.created_at < scope.created_after:
+        return False
+    if scope.created_before is not None and memory.created_at >= scope.created_before:
+        return False
+    return all(memory.payload.get(k) == v for k, v in scope.filters.items())
