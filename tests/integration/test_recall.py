@@ -1,0 +1,173 @@
+"""Hybrid recall: search modes, signals, filters inside each store, client vectors, timing."""
+
+from __future__ import annotations
+
+import math
+import random
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from fastapi.testclient import TestClient
+
+Headers = dict[str, str]
+
+MEMORIES = {
+    "1,1": "Invoice INV-20931 from Acme Corp is due on the 14th",
+    "2,2": "The user's daughter plays the violin in the school orchestra",
+    "3,3": "Remember to water the basil plants on the balcony",
+    "4,4": "Flight LH-4410 to Frankfurt departs from gate B12",
+    "5,5": "The user dislikes cilantro and loves spicy ramen",
+}
+
+
+@pytest.fixture
+def seeded(client: TestClient, auth: Headers) -> Headers:
+    batch = [
+        {
+            "coord": coord,
+            "payload": {"text": text, "kind": "travel" if "Flight" in text else "other"},
+            "memory_type": "semantic" if coord in ("2,2", "5,5") else "episodic",
+            "importance": 0.9 if coord == "3,3" else 0.2,
+        }
+        for coord, text in MEMORIES.items()
+    ]
+    assert client.post("/memories/batch", headers=auth, json={"memories": batch}).status_code == 201
+    return auth
+
+
+def search(client: TestClient, auth: Headers, **body: object) -> list[dict]:
+    response = client.post("/memories/search", headers=auth, json=body)
+    assert response.status_code == 200, response.text
+    return response.json()["results"]
+
+
+def test_keyword_mode_finds_exact_identifiers(client: TestClient, seeded: Headers) -> None:
+    hits = search(client, seeded, query="INV-20931", mode="keyword")
+    assert [h["coord"] for h in hits] == ["1,1"]
+    assert hits[0]["signals"] == {"vector": None, "keyword": 1, "link": None}
+    assert search(client, seeded, query="zyzzyva", mode="keyword") == []
+
+
+def test_vector_mode_finds_meaning_without_shared_words(
+    client: TestClient, seeded: Headers
+) -> None:
+    hits = search(client, seeded, query="which food does the person hate?", mode="vector")
+    assert hits[0]["coord"] == "5,5"
+    assert hits[0]["signals"]["vector"] == 1
+    assert hits[0]["signals"]["keyword"] is None
+    assert -1.0 <= hits[0]["score"] <= 1.0
+
+
+def test_hybrid_fuses_both_signals(client: TestClient, seeded: Headers) -> None:
+    hits = search(client, seeded, query="flight LH-4410 gate")
+    assert hits[0]["coord"] == "4,4"
+    assert hits[0]["signals"]["vector"] == 1
+    assert hits[0]["signals"]["keyword"] == 1
+    assert hits[0]["score"] == pytest.approx(2 / 61)
+    scores = [h["score"] for h in hits]
+    assert scores == sorted(scores, reverse=True)
+
+
+def test_filters_apply_inside_each_store_before_the_limit(
+    client: TestClient, seeded: Headers
+) -> None:
+    # The only travel memory is far from the query in meaning, yet top_k=1 still finds it.
+    for mode in ("vector", "keyword", "hybrid"):
+        hits = search(
+            client, seeded, query="basil Frankfurt", mode=mode, top_k=1, filters={"kind": "travel"}
+        )
+        assert [h["coord"] for h in hits] == ["4,4"], mode
+        hits = search(client, seeded, query="user", mode=mode, memory_type="semantic", top_k=10)
+        assert {h["coord"] for h in hits} <= {"2,2", "5,5"}
+
+
+def test_time_filters(client: TestClient, seeded: Headers) -> None:
+    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
+    for mode in ("vector", "keyword", "hybrid"):
+        assert search(client, seeded, query="flight", mode=mode, created_after=future) == []
+        assert search(client, seeded, query="flight", mode=mode, created_before=past) == []
+        assert search(client, seeded, query="flight", mode=mode, created_after=past)
+
+
+def test_importance_boost_reorders(client: TestClient, seeded: Headers) -> None:
+    plain = search(client, seeded, query="plants and violin", mode="hybrid")
+    boosted = search(client, seeded, query="plants and violin", mode="hybrid", importance_boost=5)
+    assert boosted[0]["coord"] == "3,3"
+    assert boosted[0]["score"] > next(h["score"] for h in plain if h["coord"] == "3,3")
+
+
+def test_expand_links_adds_linked_memories(client: TestClient, seeded: Headers) -> None:
+    link = {"from_coord": "4,4", "to_coord": "1,1", "link_type": "paid_with", "strength": 1.0}
+    assert client.post("/graph/link", headers=seeded, json=link).status_code == 201
+    without = search(client, seeded, query="LH-4410", mode="keyword")
+    assert [h["coord"] for h in without] == ["4,4"]
+    expanded = search(client, seeded, query="LH-4410", mode="keyword", expand_links=1)
+    assert [h["coord"] for h in expanded] == ["4,4", "1,1"]
+    assert expanded[1]["signals"] == {"vector": None, "keyword": None, "link": 1}
+    assert expanded[1]["score"] < expanded[0]["score"]
+
+
+def _unit(dimension: int, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    vector = [rng.gauss(0, 1) for _ in range(dimension)]
+    norm = math.sqrt(sum(x * x for x in vector))
+    return [x / norm for x in vector]
+
+
+def test_client_supplied_vectors(client: TestClient, auth: Headers) -> None:
+    mine = _unit(384, 1)
+    stored = client.post(
+        "/memories",
+        headers=auth,
+        json={"coord": "9,9", "payload": {"text": "embedded elsewhere"}, "vector": mine},
+    )
+    assert stored.status_code == 201
+    client.post("/memories", headers=auth, json={"coord": "8,8", "payload": {"text": "other"}})
+    hits = search(client, auth, vector=mine, mode="vector", top_k=2)
+    assert hits[0]["coord"] == "9,9"
+    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+
+    short = client.post(
+        "/memories", headers=auth, json={"coord": "7,7", "payload": {"text": "x"}, "vector": [1.0]}
+    )
+    assert short.status_code == 422
+    assert "vector" in short.json()["detail"]
+    assert "384" in short.json()["detail"]
+    bad_query = client.post(
+        "/memories/search", headers=auth, json={"vector": [0.5, 0.5], "mode": "vector"}
+    )
+    assert bad_query.status_code == 422
+    assert "vector" in bad_query.json()["detail"]
+    keyword_needs_text = client.post(
+        "/memories/search", headers=auth, json={"vector": mine, "mode": "keyword"}
+    )
+    assert keyword_needs_text.status_code == 422
+    assert "query" in keyword_needs_text.json()["detail"]
+    zeros = client.post(
+        "/memories/search", headers=auth, json={"vector": [0.0] * 384, "mode": "vector"}
+    )
+    assert zeros.status_code == 422
+
+
+def test_read_your_writes(client: TestClient, auth: Headers) -> None:
+    for i in range(20):
+        text = f"ephemeral fact {i}: the locker code is {1000 + i * 37}"
+        client.post(
+            "/memories", headers=auth, json={"coord": f"{i},0,1", "payload": {"text": text}}
+        )
+        hits = search(client, auth, query=text, mode="vector", top_k=1)
+        assert hits[0]["coord"] == f"{i},0,1"
+
+
+def test_server_timing_and_stage_metrics(client: TestClient, seeded: Headers) -> None:
+    response = client.post("/memories/search", headers=seeded, json={"query": "flight"})
+    timing = response.headers["Server-Timing"]
+    for stage_name in ("embed", "milvus", "postgres", "fuse"):
+        assert f"{stage_name};dur=" in timing
+    stored = client.post(
+        "/memories", headers=seeded, json={"coord": "6,6", "payload": {"text": "x"}}
+    )
+    assert "milvus;dur=" in stored.headers["Server-Timing"]
+    metrics = client.get("/metrics").text
+    assert 'api_stage_duration_seconds_count{stage="embed"}' in metrics
