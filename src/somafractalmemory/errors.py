@@ -12,6 +12,7 @@ Driver errors are translated into this tree once, at the edge of each store adap
     ├── NotFoundError (404)
     ├── ConflictError (409)
     ├── PayloadTooLargeError (413)
+    ├── RateLimitedError (429)         a key over its per-minute budget; ``retry_after`` s
     └── StoreUnavailableError (503)    a store did not answer; ``store`` and ``address`` name it
         ├── PostgresUnavailableError
         ├── MilvusUnavailableError
@@ -79,6 +80,16 @@ class PayloadTooLargeError(SFMError):
     """The body is larger than ``SOMA_MAX_BODY_BYTES``."""
 
     status_code = 413
+
+
+class RateLimitedError(SFMError):
+    """The key sent more requests than ``SOMA_RATE_LIMIT_PER_MINUTE`` allows."""
+
+    status_code = 429
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail)
+        self.retry_after = retry_after
 
 
 class StoreUnavailableError(SFMError):

@@ -17,6 +17,7 @@ MAX_BATCH = 1000
 MAX_TOP_K = 100
 MAX_PAYLOAD_DEPTH = 32
 MAX_FILTERS = 16
+MAX_OBJECT_KEYS = 1000
 
 FilterScalar = str | int | float | bool
 
@@ -29,6 +30,8 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
         if "\x00" in value:
             raise ValueError("strings must not contain NUL (\\u0000) characters")
     elif isinstance(value, dict):
+        if len(value) > MAX_OBJECT_KEYS:
+            raise ValueError(f"objects may have at most {MAX_OBJECT_KEYS} keys")
         for key, item in value.items():
             _check_json_value(key, depth + 1)
             _check_json_value(item, depth + 1)

@@ -58,6 +58,9 @@ class Settings(BaseSettings):
         default="Session", validation_alias="SOMA_MILVUS_CONSISTENCY"
     )
 
+    rate_limit_per_minute: int = Field(
+        default=6000, ge=0, validation_alias="SOMA_RATE_LIMIT_PER_MINUTE"
+    )
     outbox_interval_seconds: float = Field(
         default=5.0, gt=0, validation_alias="SOMA_OUTBOX_INTERVAL_SECONDS"
     )

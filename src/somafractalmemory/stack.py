@@ -17,7 +17,7 @@ from somafractalmemory.core.service import MemoryService
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.postgres import PostgresStore, create_postgres_engine
-from somafractalmemory.stores.redis import MemoryCache, create_redis_client
+from somafractalmemory.stores.redis import MemoryCache, RateLimiter, create_redis_client
 
 
 @dataclass
@@ -31,6 +31,7 @@ class Stack:
     embedder: Embedder
     memories: MemoryService
     keys: KeyService
+    rate_limiter: RateLimiter
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
@@ -80,4 +81,5 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         embedder=embedder,
         memories=MemoryService(postgres, milvus, cache, embedder),
         keys=KeyService(postgres),
+        rate_limiter=RateLimiter(cache.client, settings),
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -9,6 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from somafractalmemory.core.models import Tenant
 from somafractalmemory.core.service import MemoryService
+from somafractalmemory.errors import RateLimitedError
 from somafractalmemory.stack import Stack
 
 _bearer = HTTPBearer(
@@ -29,8 +31,16 @@ def get_tenant(
     stack: StackDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Tenant:
-    """The tenant of the request's API key, or 401."""
-    return stack.keys.authenticate(credentials.credentials if credentials else None)
+    """The tenant of the request's API key, or 401; 429 when the key is over its budget."""
+    key = credentials.credentials if credentials else None
+    tenant = stack.keys.authenticate(key)
+    assert key is not None
+    allowed, retry_after = stack.rate_limiter.hit(stack.keys.key_id(key), time.time())
+    if not allowed:
+        raise RateLimitedError(
+            f"more than {stack.rate_limiter.limit} requests a minute for this key", retry_after
+        )
+    return tenant
 
 
 def get_memory_service(stack: StackDep) -> MemoryService:

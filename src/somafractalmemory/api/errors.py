@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from somafractalmemory.errors import SFMError
+from somafractalmemory.errors import RateLimitedError, SFMError
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,10 @@ async def _sfm_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SFMError)
     if exc.status_code >= 500:
         logger.warning("%s: %s", type(exc).__name__, exc.detail)
-    return _error(exc.status_code, type(exc).__name__, exc.detail)
+    response = _error(exc.status_code, type(exc).__name__, exc.detail)
+    if isinstance(exc, RateLimitedError):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:

@@ -48,6 +48,10 @@ class KeyService:
         """Every key's id, tenant and prefix."""
         return self.postgres.list_keys()
 
+    def key_id(self, key: str) -> str:
+        """A stable, non-secret name for a key (for rate limiting): a prefix of its hash."""
+        return hash_key(key).hex()[:16]
+
     def authenticate(self, key: str | None) -> Tenant:
         """The tenant of an unrevoked ``key``, or :class:`UnauthorizedError`."""
         if not key:

@@ -148,3 +148,50 @@ class MemoryCache:
             return
         keys = [self._key(tenant_id, c) for c in coords]
         self._best_effort("delete", lambda: self.client.delete(*keys), None)
+
+
+class RateLimiter:
+    """Per-key request budget over fixed one-minute windows.
+
+    Counted in Redis, so every server process shares one budget per key. When Redis fails,
+    each process counts on its own until Redis answers again: the limit keeps holding (per
+    process) instead of failing requests or letting everything through.
+    """
+
+    def __init__(self, client: redis.Redis[bytes], settings: Settings) -> None:
+        self.client = client
+        self.limit = settings.rate_limit_per_minute
+        self.prefix = settings.redis_key_prefix
+        self.address = settings.redis_address
+        self._local: dict[tuple[str, int], int] = {}
+        self._lock = threading.Lock()
+
+    def hit(self, key_id: str, now: float) -> tuple[bool, int]:
+        """Count one request for ``key_id``; returns (allowed, seconds until the window ends)."""
+        if self.limit <= 0:
+            return True, 0
+        window = int(now // 60)
+        retry_after = max(1, 60 - int(now % 60))
+        redis_key = f"{self.prefix}:rl:{key_id}:{window}"
+        with store_span("redis", "rate_limit"):
+            try:
+                pipe = self.client.pipeline(transaction=False)
+                pipe.incr(redis_key)
+                pipe.expire(redis_key, 120)
+                count = int(pipe.execute()[0])
+            except Exception as exc:  # noqa: BLE001 - Redis never fails a request
+                mark_store("redis", False)
+                CACHE_ERRORS.inc()
+                logger.warning("redis rate_limit failed at %s: %s", self.address, exc)
+                count = self._count_locally(key_id, window)
+            else:
+                mark_store("redis", True)
+        return count <= self.limit, retry_after
+
+    def _count_locally(self, key_id: str, window: int) -> int:
+        with self._lock:
+            for stale in [k for k in self._local if k[1] < window]:
+                del self._local[stale]
+            count = self._local.get((key_id, window), 0) + 1
+            self._local[(key_id, window)] = count
+            return count
