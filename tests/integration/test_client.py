@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -241,7 +242,8 @@ def test_error_names_and_statuses_map_to_classes(
 # -- every method, sync ----------------------------------------------------------------------
 
 
-def test_sync_client_every_endpoint(server_url: str, api_key: str) -> None:
+def test_sync_client_every_endpoint(server_url: str, api_key: str, stack: Stack) -> None:
+    dimension = stack.embedder.dimension
     with SFMClient(server_url, api_key) as sfm:
         health = sfm.health()
         assert isinstance(health, HealthResponse)
@@ -305,7 +307,12 @@ def test_sync_client_every_endpoint(server_url: str, api_key: str) -> None:
             "-1,0.5"
         ]
         assert [r.coord for r in sfm.search("tea", memory_type="semantic").results] == ["1,2,3"]
-        # Extra keys reach the server unchanged (this one is refused by name).
+        # Extra keys reach the server unchanged: search options, datetimes, own vectors.
+        keyword = sfm.search("Tokyo", mode="keyword")
+        assert [r.coord for r in keyword.results] == ["7,8,9"]
+        assert keyword.results[0].signals.keyword == 1
+        since = datetime.now(UTC) + timedelta(hours=1)
+        assert sfm.search("tea", created_after=since).results == []
         with pytest.raises(InvalidInput) as refused:
             sfm.search("tea", colour="red")
         assert "colour" in refused.value.detail
@@ -335,6 +342,13 @@ def test_sync_client_every_endpoint(server_url: str, api_key: str) -> None:
         stats = sfm.stats()
         assert (stats.memories, stats.links, stats.vectors) == (4, 2, 4)
         assert stats.by_type == {"episodic": 3, "semantic": 1}
+
+        own = [0.0] * dimension
+        own[0], own[1] = 1.0, 1.0
+        assert sfm.store("5,5", {"text": "a memory with a vector of its own"}, vector=own).coord
+        by_vector = sfm.search(None, top_k=1, mode="vector", vector=own)
+        assert [r.coord for r in by_vector.results] == ["5,5"]
+        assert by_vector.results[0].score == pytest.approx(1.0, abs=1e-3)
 
         assert sfm.delete("4,5,6") == DeleteResponse(deleted=True)
         with pytest.raises(NotFound):

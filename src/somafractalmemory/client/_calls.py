@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
 
 from somafractalmemory.client.errors import (
     ConnectionFailed,
@@ -70,7 +71,8 @@ class Retry(Enum):
 
 @dataclass(frozen=True)
 class Call(Generic[T]):
-    """One request and how to read its answer."""
+    """One request and how to read its answer. ``body`` may hold datetimes, enums and
+    pydantic models: it is made JSON-ready (datetimes as ISO 8601) when the call is built."""
 
     method: str
     path: str
@@ -78,6 +80,10 @@ class Call(Generic[T]):
     retry: Retry
     params: Mapping[str, str | int | float] = field(default_factory=dict)
     body: Any = None
+
+    def __post_init__(self) -> None:
+        if self.body is not None:
+            object.__setattr__(self, "body", to_jsonable_python(self.body))
 
 
 def coord_path(coord: str) -> str:
