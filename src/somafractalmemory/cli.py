@@ -160,6 +160,29 @@ def drain_outbox(
     typer.echo(f"settled {settled} outbox entries")
 
 
+@app.command()
+def mcp(
+    transport: Annotated[
+        str, typer.Option(help="stdio (launched by an MCP client) or http (streamable HTTP, /mcp)")
+    ] = "stdio",
+    host: Annotated[str, typer.Option(help="where the http transport listens")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the http transport")] = 9596,
+) -> None:
+    """Serve the MCP tools over the SFM at SOMA_URL, with the key in SOMA_API_KEY.
+
+    Tools: remember, recall, get_memory, forget, link, neighbors."""
+    if transport not in ("stdio", "http"):
+        raise typer.BadParameter("must be stdio or http", param_hint="--transport")
+    try:
+        from somafractalmemory.mcp_server import main as serve_mcp
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] != "mcp":
+            raise
+        typer.echo('mcp: the MCP SDK is missing: pip install "somafractalmemory[mcp]"', err=True)
+        raise typer.Exit(2) from None
+    raise typer.Exit(serve_mcp("http" if transport == "http" else "stdio", host, port))
+
+
 @keys_app.command("create")
 def keys_create(tenant: Annotated[str, typer.Option(help="the tenant the key belongs to")]) -> None:
     """Create an API key for a tenant and print it once; only its hash is stored."""
@@ -218,6 +241,116 @@ def keys_revoke(key_id: Annotated[int, typer.Argument(help="the key id from `key
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"key {key_id} revoked")
+
+
+@app.command("export")
+def export_command(
+    file: Annotated[str, typer.Argument(help="the file to write; - for stdout")],
+    tenant: Annotated[str, typer.Option(help="the tenant to export")],
+    with_vectors: Annotated[
+        bool,
+        typer.Option("--with-vectors", help="include each memory's vector (client's or Milvus's)"),
+    ] = False,
+) -> None:
+    """Write a tenant's memories and links as JSON Lines (docs/export-import.md).
+
+    A file is written under FILE.partial and renamed when complete."""
+    import os
+    from pathlib import Path
+
+    from somafractalmemory.core.portability import dump_line, export_records
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_stack
+
+    stack = create_stack(_settings())
+    counts = {"memory": 0, "link": 0}
+    partial: Path | None = None
+    try:
+        found = stack.postgres.tenant_by_name(tenant)
+        if found is None:
+            typer.echo(f"error: no tenant named {tenant!r}", err=True)
+            raise typer.Exit(1)
+        records = export_records(stack.memories, found, with_vectors)
+        if file == "-":
+            out = sys.stdout.buffer
+            for record in records:
+                counts[record.get("kind", "")] = counts.get(record.get("kind", ""), 0) + 1
+                out.write(dump_line(record).encode("utf-8"))
+            out.flush()
+        else:
+            target = Path(file)
+            partial = target.with_name(target.name + ".partial")
+            with partial.open("wb") as handle:
+                for record in records:
+                    counts[record.get("kind", "")] = counts.get(record.get("kind", ""), 0) + 1
+                    handle.write(dump_line(record).encode("utf-8"))
+            os.replace(partial, target)
+            partial = None
+    except SFMError as exc:
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    except OSError as exc:
+        typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        if partial is not None:
+            partial.unlink(missing_ok=True)
+        stack.close()
+    typer.echo(
+        f"exported {counts['memory']} memories and {counts['link']} links of tenant {tenant!r}",
+        err=True,
+    )
+
+
+@app.command("import")
+def import_command(
+    file: Annotated[str, typer.Argument(help="an export file; - for stdin")],
+    tenant: Annotated[str, typer.Option(help="the tenant to import into (created if new)")],
+    reembed: Annotated[
+        bool,
+        typer.Option(
+            "--reembed",
+            help="ignore the file's vectors and embed every memory from its text (needed "
+            "when the file comes from another embedding model)",
+        ),
+    ] = False,
+) -> None:
+    """Import an export file into a tenant; importing it again changes nothing.
+
+    Bad lines are reported by number and skipped. Exits 1 if any line failed (or a store
+    failed), 2 if the file was refused (not an export, another version or model)."""
+    from somafractalmemory.core.portability import Importer, tenant_for_import
+    from somafractalmemory.errors import InvalidInputError, SFMError
+    from somafractalmemory.stack import create_stack
+
+    stack = create_stack(_settings())
+    importer: Importer | None = None
+    try:
+        target = tenant_for_import(stack.memories, tenant)
+        importer = Importer(
+            stack.memories, target, reembed=reembed, on_error=lambda e: typer.echo(e, err=True)
+        )
+        if file == "-":
+            importer.run(sys.stdin.buffer)
+        else:
+            with open(file, "rb") as handle:
+                importer.run(handle)
+    except InvalidInputError as exc:
+        typer.echo(f"refused: {exc.detail}", err=True)
+        raise typer.Exit(2) from None
+    except OSError as exc:
+        typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(2) from None
+    except SFMError as exc:
+        if importer is not None:
+            typer.echo(f"stopped after {importer.report.summary()}", err=True)
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.close()
+    typer.echo(importer.report.summary())
+    if importer.report.failed:
+        raise typer.Exit(1)
 
 
 def main() -> None:

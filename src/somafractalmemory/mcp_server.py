@@ -1,0 +1,282 @@
+"""MCP tools over a running SomaFractalMemory: remember, recall, get_memory, forget, link,
+neighbors.
+
+``somafractalmemory mcp`` serves them over stdio (an MCP client such as Claude Desktop launches
+the command) or streamable HTTP (``--transport http``, endpoint ``/mcp``). The tools hold no
+state of their own: each is one call of :class:`~somafractalmemory.client.AsyncSFMClient` to
+the SFM server at ``SOMA_URL`` with the key ``SOMA_API_KEY``, so everything an agent stores
+lands in that key's tenant. Built on the official ``mcp`` SDK's high-level server
+(``MCPServer``, called ``FastMCP`` before mcp 2); install it with
+``pip install "somafractalmemory[mcp]"``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ToolError
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from somafractalmemory import __version__
+from somafractalmemory.client import AsyncSFMClient, SFMClientError
+from somafractalmemory.schemas import (
+    MAX_TOP_K,
+    DeleteResponse,
+    LinkPublic,
+    MemoryPublic,
+    NeighborsResponse,
+    SearchResponse,
+)
+
+Transport = Literal["stdio", "http"]
+DEFAULT_HTTP_PORT = 9596
+HTTP_PATH = "/mcp"
+
+# The tools' context: the lifespan's client is the request context's lifespan state.
+ToolContext = Context[AsyncSFMClient, Any]
+
+Coord = Annotated[
+    str,
+    Field(
+        description="A memory's coordinate: 2 to 16 comma-separated numbers, e.g. '1,2,3' "
+        "('1.0, 2, 3' is the same coordinate).",
+        max_length=1024,
+    ),
+]
+MemoryKind = Literal["episodic", "semantic"]
+FilterValue = str | int | float | bool
+
+INSTRUCTIONS = """\
+Long-term memory. Use `remember` to store something worth keeping (a fact about the user, a
+decision, an event) as text, optionally with extra fields; use `recall` to find memories by
+meaning before answering; `get_memory` reads one by coordinate, `forget` deletes one, `link`
+connects two related memories and `neighbors` follows those links."""
+
+
+@dataclass(frozen=True)
+class MCPConfig:
+    """Where the SFM server is and the key to use, from ``SOMA_URL`` and ``SOMA_API_KEY``."""
+
+    url: str
+    api_key: str
+    timeout: float = 30.0
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> MCPConfig:
+        """Read the configuration; ValueError names what is missing or wrong."""
+        env = os.environ if environ is None else environ
+        url = env.get("SOMA_URL", "").strip()
+        key = env.get("SOMA_API_KEY", "").strip()
+        missing = [name for name, value in (("SOMA_URL", url), ("SOMA_API_KEY", key)) if not value]
+        if missing:
+            raise ValueError(
+                f"{' and '.join(missing)} not set: the MCP server needs the URL of a running "
+                "SFM (e.g. http://127.0.0.1:9595) and an API key from "
+                "`somafractalmemory keys create`"
+            )
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"SOMA_URL must be an http(s) URL, got {url!r}")
+        timeout = env.get("SOMA_TIMEOUT", "").strip()
+        try:
+            seconds = float(timeout) if timeout else cls.timeout
+        except ValueError:
+            raise ValueError(f"SOMA_TIMEOUT must be a number of seconds, got {timeout!r}") from None
+        return cls(url=url, api_key=key, timeout=seconds)
+
+
+def new_coord() -> str:
+    """A fresh coordinate for a memory stored without one: the Unix time in seconds
+    (microsecond precision) and a random number, so that two memories stored in the same
+    microsecond still do not replace each other."""
+    return f"{time.time():.6f},{secrets.randbelow(1_000_000_000)}"
+
+
+@contextmanager
+def _as_tool_error() -> Iterator[None]:
+    """Turn a client error into a ToolError, whose message the model gets to read."""
+    try:
+        yield
+    except SFMClientError as exc:
+        raise ToolError(str(exc)) from exc
+
+
+def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
+    """The MCP server with the six tools; its lifespan owns the HTTP client to SFM."""
+
+    @asynccontextmanager
+    async def lifespan(_server: MCPServer[AsyncSFMClient]) -> AsyncIterator[AsyncSFMClient]:
+        async with AsyncSFMClient(config.url, config.api_key, timeout=config.timeout) as client:
+            yield client
+
+    server: MCPServer[AsyncSFMClient] = MCPServer(
+        "somafractalmemory",
+        title="SomaFractalMemory",
+        instructions=INSTRUCTIONS,
+        version=__version__,
+        lifespan=lifespan,
+        log_level="WARNING",
+    )
+
+    @server.tool(
+        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False),
+    )
+    async def remember(
+        ctx: ToolContext,
+        text: Annotated[
+            str,
+            Field(
+                min_length=1,
+                description="What to remember, as a self-contained sentence or paragraph; "
+                "this is the text recall searches by meaning.",
+            ),
+        ],
+        coord: Annotated[
+            str | None,
+            Field(
+                description="Where to store it. Leave empty to get a fresh coordinate; an "
+                "existing coordinate is replaced.",
+                max_length=1024,
+            ),
+        ] = None,
+        memory_type: Annotated[
+            MemoryKind,
+            Field(description="'episodic' for an event, 'semantic' for a general fact."),
+        ] = "episodic",
+        importance: Annotated[
+            float, Field(ge=0.0, le=1.0, description="How much it matters, 0 to 1.")
+        ] = 0.5,
+        fields: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description="Extra top-level payload fields (e.g. {'topic': 'travel'}); "
+                "recall can filter on string, number and boolean fields."
+            ),
+        ] = None,
+    ) -> MemoryPublic:
+        """Store a memory in long-term memory and return it with its coordinate."""
+        payload = {**(fields or {}), "text": text}
+        with _as_tool_error():
+            return await ctx.request_context.lifespan_context.store(
+                coord or new_coord(), payload, memory_type, importance
+            )
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def recall(
+        ctx: ToolContext,
+        query: Annotated[
+            str, Field(min_length=1, description="What to look for, in natural language.")
+        ],
+        top_k: Annotated[
+            int, Field(ge=1, le=MAX_TOP_K, description="How many memories at most.")
+        ] = 5,
+        memory_type: Annotated[
+            MemoryKind | None, Field(description="Only 'episodic' or only 'semantic' memories.")
+        ] = None,
+        filters: Annotated[
+            dict[str, FilterValue] | None,
+            Field(description="Top-level payload fields that must equal these values."),
+        ] = None,
+    ) -> SearchResponse:
+        """Find the memories closest in meaning to a query, best first (higher score: closer)."""
+        with _as_tool_error():
+            return await ctx.request_context.lifespan_context.search(
+                query, top_k, memory_type, filters
+            )
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def get_memory(ctx: ToolContext, coord: Coord) -> MemoryPublic:
+        """Read the memory stored at a coordinate (an error if there is none)."""
+        with _as_tool_error():
+            return await ctx.request_context.lifespan_context.get(coord)
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=True, idempotent_hint=True
+        )
+    )
+    async def forget(ctx: ToolContext, coord: Coord) -> DeleteResponse:
+        """Delete the memory at a coordinate, and its links, for good."""
+        with _as_tool_error():
+            return await ctx.request_context.lifespan_context.delete(coord)
+
+    @server.tool(
+        annotations=ToolAnnotations(
+            read_only_hint=False, destructive_hint=False, idempotent_hint=True
+        )
+    )
+    async def link(
+        ctx: ToolContext,
+        from_coord: Annotated[str, Field(description="Coordinate of the memory linked from.")],
+        to_coord: Annotated[str, Field(description="Coordinate of the memory linked to.")],
+        link_type: Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=64,
+                description="What the link means, e.g. 'related', 'caused', 'follows'.",
+            ),
+        ] = "related",
+        strength: Annotated[
+            float, Field(ge=0.0, le=1.0, description="How strong the link is, 0 to 1.")
+        ] = 1.0,
+        metadata: Annotated[
+            dict[str, Any] | None, Field(description="Anything to keep on the link.")
+        ] = None,
+    ) -> LinkPublic:
+        """Link two existing memories with a directed, typed link (linking again updates it)."""
+        with _as_tool_error():
+            return await ctx.request_context.lifespan_context.link(
+                from_coord, to_coord, link_type, strength, metadata
+            )
+
+    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    async def neighbors(
+        ctx: ToolContext,
+        coord: Coord,
+        k_hop: Annotated[int, Field(ge=1, le=5, description="How many links to follow.")] = 1,
+        link_type: Annotated[
+            str | None, Field(description="Follow only links of this type.")
+        ] = None,
+        direction: Annotated[
+            Literal["out", "in", "both"],
+            Field(description="Follow links going out of, into, or either way of a memory."),
+        ] = "out",
+        limit: Annotated[int, Field(ge=1, le=1000, description="How many at most.")] = 50,
+    ) -> NeighborsResponse:
+        """List the memories reachable from a memory through links, nearest first."""
+        with _as_tool_error():
+            return await ctx.request_context.lifespan_context.neighbors(
+                coord, k_hop, limit, link_type, direction
+            )
+
+    return server
+
+
+def main(
+    transport: Transport = "stdio", host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT
+) -> int:
+    """Serve the tools until the client hangs up (stdio) or the process is stopped (http)."""
+    try:
+        config = MCPConfig.from_env()
+    except ValueError as exc:
+        print(f"mcp: {exc}", file=sys.stderr)
+        return 2
+    server = create_mcp_server(config)
+    if transport == "stdio":
+        server.run("stdio")
+    else:
+        server.run("streamable-http", host=host, port=port, streamable_http_path=HTTP_PATH)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
