@@ -21,6 +21,22 @@ MAX_OBJECT_KEYS = 1000
 
 FilterScalar = str | int | float | bool
 
+_NUMBER = r"[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,2})?"
+COORD_PATTERN = rf"^[ \t]*{_NUMBER}[ \t]*(?:,[ \t]*{_NUMBER}[ \t]*){{1,15}}$"
+COORD_DESCRIPTION = "2 to 16 comma-separated finite numbers; '1,2,3' and '1.0, 2, 3' are equal"
+# What OpenAPI can say of a payload: a non-empty object whose `text`, if any, is not blank.
+# (NUL characters and nesting deeper than 32 levels are refused too, with a 422.)
+PAYLOAD_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "minProperties": 1,
+    "properties": {"text": {"type": "string", "minLength": 1, "pattern": r"\S"}},
+}
+
+
+def Coord(**extra: Any) -> Any:
+    """A coordinate field: pattern and length documented in the OpenAPI schema."""
+    return Field(max_length=1024, pattern=COORD_PATTERN, description=COORD_DESCRIPTION, **extra)
+
 
 def _check_json_value(value: Any, depth: int = 0) -> None:
     """Refuse what PostgreSQL's JSONB cannot store (NUL characters) and runaway nesting."""
@@ -56,12 +72,10 @@ class _Model(BaseModel):
 class MemoryCreate(_Model):
     """A memory to store. The text embedded is ``payload.text``, else the payload as JSON."""
 
-    coord: str = Field(
-        max_length=1024,
-        description="2 to 16 comma-separated finite numbers; '1,2,3' and '1.0, 2, 3' are equal",
-        examples=["1,2,3"],
+    coord: str = Coord(examples=["1,2,3"])
+    payload: dict[str, Any] = Field(
+        examples=[{"text": "The user prefers green tea."}], json_schema_extra=PAYLOAD_SCHEMA
     )
-    payload: dict[str, Any] = Field(examples=[{"text": "The user prefers green tea."}])
     memory_type: MemoryType = MemoryType.EPISODIC
     importance: float = Field(default=0.5, ge=0.0, le=1.0)
     vector: list[float] | None = Field(
@@ -206,8 +220,8 @@ class SearchResponse(BaseModel):
 class LinkCreate(_Model):
     """A directed link between two memories of the caller's tenant."""
 
-    from_coord: str = Field(max_length=1024)
-    to_coord: str = Field(max_length=1024)
+    from_coord: str = Coord()
+    to_coord: str = Coord()
     link_type: str = Field(default="related", min_length=1, max_length=64, pattern=r"^[^\x00]+$")
     strength: float = Field(default=1.0, ge=0.0, le=1.0)
     metadata: dict[str, Any] = Field(default_factory=dict)

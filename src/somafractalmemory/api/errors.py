@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -10,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from somafractalmemory.errors import RateLimitedError, SFMError
+from somafractalmemory.schemas import COORD_PATTERN
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +37,14 @@ def _location(loc: tuple[int | str, ...]) -> str:
     return text or "body"
 
 
+def _message(error: Any) -> str:
+    """Pydantic's message, with the coordinate pattern said in words."""
+    if error.get("type") == "string_pattern_mismatch":
+        if (error.get("ctx") or {}).get("pattern") == COORD_PATTERN:
+            return "must be 2 to 16 comma-separated finite numbers, e.g. '1,2,3'"
+    return str(error["msg"])
+
+
 async def _sfm_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SFMError)
     if exc.status_code >= 500:
@@ -51,7 +61,7 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     if any(e.get("type") == "json_invalid" for e in errors):
         return _error(400, "BadRequestError", "body: is not valid JSON")
     first = errors[0] if errors else {"loc": ("body",), "msg": "invalid"}
-    details = "; ".join(f"{_location(tuple(e['loc']))}: {e['msg']}" for e in errors[:5])
+    details = "; ".join(f"{_location(tuple(e['loc']))}: {_message(e)}" for e in errors[:5])
     if tuple(first["loc"]) == ("body",) and first.get("type") in (
         "model_attributes_type",
         "dict_type",

@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, status
 from somafractalmemory.api.deps import ServiceDep, TenantDep
 from somafractalmemory.core.models import Link
 from somafractalmemory.schemas import (
+    COORD_DESCRIPTION,
+    COORD_PATTERN,
     ErrorResponse,
     LinkCreate,
     LinkPublic,
@@ -20,6 +22,7 @@ from somafractalmemory.schemas import (
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 503)
 }
+COORD_QUERY = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
 router = APIRouter(prefix="/graph", tags=["graph"], responses=ERRORS)
 Direction = Literal["out", "in", "both"]
 
@@ -43,7 +46,7 @@ def create_link(body: LinkCreate, tenant: TenantDep, service: ServiceDep) -> Lin
 def neighbors(
     tenant: TenantDep,
     service: ServiceDep,
-    coord: Annotated[str, Query(max_length=1024)],
+    coord: Annotated[str, Query(**COORD_QUERY)],
     k_hop: Annotated[int, Query(ge=1, le=5)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     link_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -63,8 +66,8 @@ def neighbors(
 def path(
     tenant: TenantDep,
     service: ServiceDep,
-    from_coord: Annotated[str, Query(max_length=1024)],
-    to_coord: Annotated[str, Query(max_length=1024)],
+    from_coord: Annotated[str, Query(**COORD_QUERY)],
+    to_coord: Annotated[str, Query(**COORD_QUERY)],
     max_length: Annotated[int, Query(ge=1, le=10)] = 5,
     link_type: Annotated[str | None, Query(max_length=64)] = None,
     direction: Direction = "out",

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from somafractalmemory.api.deps import ServiceDep, TenantDep
 from somafractalmemory.core.models import Memory, MemoryType, SearchQuery, SearchScope
 from somafractalmemory.core.service import MemoryInput
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
 from somafractalmemory.schemas import (
+    COORD_DESCRIPTION,
+    COORD_PATTERN,
     BatchCreate,
     BatchItemResult,
     BatchResponse,
@@ -28,6 +30,7 @@ from somafractalmemory.schemas import (
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)
 }
+COORD_PATH = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
 router = APIRouter(prefix="/memories", tags=["memories"], responses=ERRORS)
 
 
@@ -127,7 +130,7 @@ def list_memories(
     service: ServiceDep,
     memory_type: MemoryType | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
 ) -> MemoryList:
     """List the tenant's memories in storage order, a page at a time."""
     page, next_cursor = service.list_page(tenant, memory_type, limit, cursor)
@@ -135,13 +138,17 @@ def list_memories(
 
 
 @router.get("/{coord}")
-def get_memory(coord: str, tenant: TenantDep, service: ServiceDep) -> MemoryPublic:
+def get_memory(
+    coord: Annotated[str, Path(**COORD_PATH)], tenant: TenantDep, service: ServiceDep
+) -> MemoryPublic:
     """Read the memory at a coordinate."""
     return to_public(service.get(tenant, coord))
 
 
 @router.delete("/{coord}")
-def delete_memory(coord: str, tenant: TenantDep, service: ServiceDep) -> DeleteResponse:
+def delete_memory(
+    coord: Annotated[str, Path(**COORD_PATH)], tenant: TenantDep, service: ServiceDep
+) -> DeleteResponse:
     """Delete the memory at a coordinate from every store."""
     service.delete(tenant, coord)
     return DeleteResponse(deleted=True)
