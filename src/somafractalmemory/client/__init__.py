@@ -13,7 +13,7 @@ and nothing of the server. Errors are described in :mod:`somafractalmemory.clien
 
 Retries: failed calls are sent again with exponential backoff, at most ``retries`` more times,
 when a store is unavailable (503) or the server could not be reached; see
-:class:`~somafractalmemory.client._calls.Retry` for exactly when. 4xx answers are never
+:class:`Retry` (and docs/client-and-mcp.md) for exactly when. 4xx answers are never
 retried.
 """
 

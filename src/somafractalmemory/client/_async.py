@@ -1,4 +1,4 @@
-"""The asynchronous client (asyncio or trio, through anyio)."""
+"""The asynchronous client (its backoff sleeps go through anyio, so it is not tied to asyncio)."""
 
 from __future__ import annotations
 
