@@ -580,16 +580,21 @@ def test_a_write_that_may_have_been_applied_is_not_retried(server_url: str, api_
         assert read.value.attempts == 3
 
 
+RATE_LIMIT = 5
+
+
 @pytest.fixture(scope="module")
 def milvus_gone_url(stack: Stack) -> Iterator[str]:
-    """A second server on a collection of its own, which is dropped once it is serving."""
+    """A second server on a collection of its own, which is dropped once it is serving, and
+    a budget of RATE_LIMIT requests a minute per key."""
     settings = stack.settings.model_copy(
         update={"milvus_collection": f"{stack.settings.milvus_collection}_gone"}
     )
     milvus = MilvusStore(settings)
+    env = server_env(settings, SOMA_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT))
     try:
         milvus.ensure_collection(stack.embedder.dimension)
-        with running_server(server_env(settings)) as url:
+        with running_server(env) as url:
             milvus.drop_collection()
             yield url
     finally:
@@ -617,3 +622,22 @@ async def test_async_store_unavailable_and_health(milvus_gone_url: str, api_key:
         with pytest.raises(StoreUnavailable) as down:
             await sfm.stats()
         assert down.value.attempts == 2
+
+
+def test_rate_limited_is_not_retried_and_says_when(milvus_gone_url: str, api_key: str) -> None:
+    with SFMClient(milvus_gone_url, api_key, retries=3, backoff=0.05) as sfm:
+        # A fixed one-minute window: at most RATE_LIMIT + 1 answers pass before a 429, even
+        # if the window turns over in the middle.
+        for _ in range(2 * RATE_LIMIT + 2):
+            try:
+                sfm.get("1,1")
+            except NotFound:
+                continue
+            except RateLimited as exc:
+                limited = exc
+                break
+        else:
+            pytest.fail("never rate limited")
+    assert (limited.status_code, limited.error, limited.attempts) == (429, "RateLimitedError", 1)
+    assert limited.retry_after is not None
+    assert 1 <= limited.retry_after <= 60

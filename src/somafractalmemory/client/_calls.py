@@ -106,7 +106,7 @@ def raise_for_error(response: httpx.Response) -> None:
         raw_detail = body.get("detail")
         if raw_detail is not None:
             detail = raw_detail if isinstance(raw_detail, str) else json.dumps(raw_detail)
-    raise error_for(response.status_code, name, detail)
+    raise error_for(response.status_code, name, detail, response.headers.get("Retry-After"))
 
 
 def parse(model: type[M], response: httpx.Response) -> M:

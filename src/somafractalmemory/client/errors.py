@@ -14,7 +14,7 @@ one place, :func:`transport_error`.
     ├── NotFound (404)               no such memory, link or path for this key's tenant
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
-    ├── RateLimited (429)
+    ├── RateLimited (429)            over the key's budget; ``retry_after`` says how long to wait
     ├── ServerError (5xx)            the server failed, or answered something unreadable
     │   └── StoreUnavailable (503)   a store is down; ``detail`` names it and its address
     └── ConnectionFailed             no answer: refused, timed out, connection dropped
@@ -48,6 +48,8 @@ class SFMClientError(Exception):
         self.error = error or type(self).__name__
         self.detail = detail
         self.attempts = attempts
+        #: Seconds the server asked the caller to wait (its ``Retry-After`` header), if any.
+        self.retry_after: float | None = None
 
     def __str__(self) -> str:
         status = f" ({self.status_code})" if self.status_code is not None else ""
@@ -168,10 +170,16 @@ def class_for_status(status: int) -> type[SFMClientError]:
 _BY_NAME: dict[str, type[SFMClientError]] = {**_server_error_names(), **_EXTRA_NAMES}
 
 
-def error_for(status: int, name: str | None, detail: str) -> SFMClientError:
-    """The exception for an error answer: by the API's ``error`` name, else by status."""
+def error_for(
+    status: int, name: str | None, detail: str, retry_after: str | None = None
+) -> SFMClientError:
+    """The exception for an error answer: by the API's ``error`` name, else by status.
+    ``retry_after`` is the answer's ``Retry-After`` header (seconds; a date is ignored)."""
     cls = _BY_NAME.get(name or "") or class_for_status(status)
-    return cls(detail, status_code=status, error=name or None)
+    error = cls(detail, status_code=status, error=name or None)
+    if retry_after is not None and retry_after.strip().isdigit():
+        error.retry_after = float(retry_after.strip())
+    return error
 
 
 def transport_error(exc: httpx.TransportError, url: str) -> ConnectionFailed:
