@@ -74,6 +74,10 @@ def fresh_stack(settings: Settings) -> Settings:
     client = MilvusClient(uri=settings.milvus_uri)
     if client.has_collection(settings.milvus_collection):
         client.drop_collection(settings.milvus_collection)
+    # The items' collections (default and registered spaces) hold ids of the old database.
+    for name in client.list_collections():
+        if name.startswith((f"{settings.milvus_collection}_items", f"{settings.milvus_collection}_space_")):
+            client.drop_collection(name)
     client.close()
     redis.Redis.from_url(settings.redis_url.get_secret_value()).flushdb()
     return settings
@@ -84,6 +88,7 @@ def stack(fresh_stack: Settings) -> Iterator[Stack]:
     """The real stack with the collection ensured, as bootstrap leaves it."""
     built = create_stack(fresh_stack)
     built.milvus.ensure_collection(built.embedder.dimension)
+    built.items.ensure_default_collection()
     yield built
     built.close()
 

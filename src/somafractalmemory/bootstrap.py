@@ -167,13 +167,14 @@ def validate_infrastructure(stack: Stack) -> None:
 
     PostgreSQL answers, its schema is at the Alembic head and every table exists; Milvus
     answers and the collection exists, loaded, with its index and the model's dimension and
-    metric; Redis answers PING.
+    metric, and so do the items' default collection and every registered embedding space's;
+    Redis answers PING.
     """
     settings = stack.settings
     failures: list[PartFailure] = []
     checks: list[tuple[str, Callable[[], None]]] = [
         ("postgres", lambda: _check_postgres(stack)),
-        ("milvus", lambda: stack.milvus.check_collection(stack.embedder.dimension)),
+        ("milvus", lambda: _check_milvus(stack)),
         ("redis", stack.cache.ping),
     ]
     with tracer().start_as_current_span("bootstrap.validate_infrastructure"):
@@ -185,6 +186,12 @@ def validate_infrastructure(stack: Stack) -> None:
                     failures.append(PartFailure(part, _address(settings, part), _reason(exc)))
     if failures:
         raise InfrastructureError(failures)
+
+
+def _check_milvus(stack: Stack) -> None:
+    # The memories' collection, the items' default one, and every registered space's.
+    stack.milvus.check_collection(stack.embedder.dimension)
+    stack.items.check_collections()
 
 
 def _check_postgres(stack: Stack) -> None:
@@ -217,6 +224,7 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
             with tracer().start_as_current_span("bootstrap.ensure_collection"):
                 try:
                     stack.milvus.ensure_collection(stack.embedder.dimension)
+                    stack.items.ensure_default_collection()
                 except SFMError as exc:
                     if _required(settings, "milvus"):
                         raise InfrastructureError(

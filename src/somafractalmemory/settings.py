@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     outbox_grace_seconds: float = Field(
         default=60.0, ge=0, validation_alias="SOMA_OUTBOX_GRACE_SECONDS"
     )
+    items_sweep_interval_seconds: float = Field(
+        default=30.0, gt=0, validation_alias="SOMA_ITEMS_SWEEP_INTERVAL_SECONDS"
+    )
 
     otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
         default="none", validation_alias="OTEL_TRACES_EXPORTER"

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import redis
 
 from somafractalmemory.core.embedding import Embedder, create_embedder
+from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.settings import Settings
+from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.postgres import PostgresStore, create_postgres_engine
 from somafractalmemory.stores.redis import MemoryCache, RateLimiter, create_redis_client
@@ -32,6 +34,7 @@ class Stack:
     memories: MemoryService
     keys: KeyService
     rate_limiter: RateLimiter
+    items: ItemService
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
@@ -82,4 +85,5 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         memories=MemoryService(postgres, milvus, cache, embedder),
         keys=KeyService(postgres),
         rate_limiter=RateLimiter(cache.client, settings),
+        items=ItemService(postgres, ItemVectorIndex(milvus), embedder),
     )

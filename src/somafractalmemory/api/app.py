@@ -13,8 +13,9 @@ from starlette.concurrency import run_in_threadpool
 from somafractalmemory import __version__
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
-from somafractalmemory.api.routes import graph, memories, ops
+from somafractalmemory.api.routes import graph, items, memories, ops
 from somafractalmemory.bootstrap import validate_infrastructure
+from somafractalmemory.core.item_maintenance import ItemMaintainer
 from somafractalmemory.core.outbox import OutboxDrainer
 from somafractalmemory.observability.tracing import configure_tracing
 from somafractalmemory.settings import Settings, get_settings
@@ -42,10 +43,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             stack.memories, resolved.outbox_interval_seconds, resolved.outbox_grace_seconds
         )
         drainer.start()
+        maintainer = ItemMaintainer(
+            stack.items, resolved.items_sweep_interval_seconds, resolved.outbox_grace_seconds
+        )
+        maintainer.start()
         logger.info("SomaFractalMemory %s serving", __version__)
         try:
             yield
         finally:
+            maintainer.stop()
             drainer.stop()
             stack.close()
 
@@ -61,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(memories.router)
     app.include_router(graph.router)
     app.include_router(ops.router)
+    app.include_router(items.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(sorted(UNMETERED)))
     app.add_middleware(
         BodyLimitMiddleware,

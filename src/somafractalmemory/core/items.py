@@ -1,0 +1,449 @@
+"""ItemService: namespaced items (LangGraph's store model) across PostgreSQL and Milvus.
+
+The one place that writes items and commits their transactions. Writes follow the outbox
+protocol of ``docs/technical-manual/consistency.md``, with ``item_outbox`` in the role of
+``vector_outbox``:
+
+1. embed the texts the item's ``index`` paths select (or take the client's vectors);
+2. transaction 1: lock or reserve the item id and its vector ids, record one outbox entry
+   naming the item and every collection the write may touch; commit;
+3. transaction 2: lock, write the row and its ``item_vectors``, delete the old vectors from
+   Milvus and insert the new ones; commit;
+4. remove the outbox entry; acknowledge.
+
+An item without vectors before and after the write never touches Milvus: it is written in one
+transaction (re-checked under the row lock, so a concurrent write with vectors is not missed).
+The drainer (:meth:`ItemService.drain_outbox`) brings Milvus in line with PostgreSQL for
+entries left by a failure or a crash; the sweeper (:meth:`ItemService.sweep_expired`)
+deletes expired items with the same protocol. See ``docs/items-and-langgraph.md``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.item_models import (
+    DEFAULT_SPACE,
+    Item,
+    ItemHit,
+    ItemSearch,
+    ItemVector,
+    ItemWrite,
+    Metric,
+    NamespaceQuery,
+    Space,
+)
+from somafractalmemory.core.item_paths import (
+    MAX_VECTORS_PER_ITEM,
+    check_filter,
+    check_key,
+    check_labels,
+    check_namespace,
+    check_paths,
+    texts_at,
+)
+from somafractalmemory.core.models import Tenant
+from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
+from somafractalmemory.stores.items_milvus import (
+    MAX_IN_LIST,
+    MAX_TOPK,
+    ItemVectorIndex,
+    ItemVectorRecord,
+)
+from somafractalmemory.stores.items_postgres import ItemsRepository
+from somafractalmemory.stores.postgres import PostgresStore
+
+SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def default_paths(value: dict[str, Any]) -> list[str]:
+    """What is embedded when a write names no paths: ``text`` if it is a non-empty string,
+    else the whole value (as for memories)."""
+    text = value.get("text")
+    return ["text"] if isinstance(text, str) and text.strip() else ["$"]
+
+
+class ItemService:
+    """Stores, reads, searches, lists, expires and deletes a tenant's items."""
+
+    def __init__(self, postgres: PostgresStore, index: ItemVectorIndex, embedder: Embedder) -> None:
+        self.postgres = postgres
+        self.repo = ItemsRepository(postgres)
+        self.index = index
+        self.embedder = embedder
+
+    # -- spaces -------------------------------------------------------------------------------
+    @property
+    def default_space(self) -> Space:
+        """The local model's space."""
+        return Space(
+            DEFAULT_SPACE, self.embedder.dimension, "cosine", self.index.default_collection
+        )
+
+    def ensure_default_collection(self) -> None:
+        """Create the default space's collection if missing (bootstrap, CLI)."""
+        self.index.ensure_collection(self.default_space)
+
+    def check_collections(self) -> None:
+        """Check the default collection and every registered space's (start-up, health)."""
+        self.index.check_collection(self.default_space)
+        for space in self.repo.spaces():
+            self.index.check_collection(space)
+
+    def space(self, tenant: Tenant, name: str | None) -> Space:
+        """The space a write or search names (``default`` or none: the local model's)."""
+        if name is None or name == DEFAULT_SPACE:
+            return self.default_space
+        found = self.repo.space(tenant.id, name)
+        if found is None:
+            raise NotFoundError(f"space {name!r} is not registered (POST /spaces first)")
+        return found
+
+    def spaces(self, tenant: Tenant) -> list[Space]:
+        """The default space and the tenant's registered ones."""
+        return [self.default_space, *self.repo.spaces(tenant.id)]
+
+    def create_space(
+        self, tenant: Tenant, name: str, dimension: int, metric: Metric
+    ) -> tuple[Space, bool]:
+        """Register a space and create its collection; the same call again is a no-op
+        (``False``), a different dimension or metric a conflict."""
+        if not SPACE_NAME.match(name) or name == DEFAULT_SPACE:
+            raise InvalidInputError(
+                "must be 1-32 lowercase letters, digits or underscores, starting with a "
+                f"letter, and not {DEFAULT_SPACE!r}",
+                "name",
+            )
+        existing = self.repo.space(tenant.id, name)
+        if existing is not None:
+            if (existing.dimension, existing.metric) != (dimension, metric):
+                raise ConflictError(
+                    f"space {name!r} exists with dimension {existing.dimension} and metric "
+                    f"{existing.metric}"
+                )
+            self.index.ensure_collection(existing)
+            return existing, False
+        space = Space(
+            name, dimension, metric, self.index.space_collection(tenant.id, name), tenant.id
+        )
+        # The collection first: a registered space always has one (a crash in between leaves
+        # an unregistered collection, which the same call adopts).
+        self.index.ensure_collection(space)
+        with self.postgres.unit_of_work() as uow:
+            self.repo.insert_space(uow, tenant.id, space)
+            uow.commit()
+        return space, True
+
+    def delete_space(self, tenant: Tenant, name: str) -> int:
+        """Forget a space, delete the items that had vectors in it, drop its collection;
+        returns how many items went with it."""
+        space = self.space(tenant, name)
+        if space.is_default:
+            raise InvalidInputError("the default space cannot be deleted", "name")
+        count = self.repo.space_in_use(tenant.id, name)
+        with self.postgres.unit_of_work() as uow:
+            self.repo.delete_space(uow, tenant.id, name)
+            uow.commit()
+        self.index.drop_collection(space.collection)
+        return count
+
+    # -- writes -------------------------------------------------------------------------------
+    def prepare(
+        self,
+        tenant: Tenant,
+        namespace: Sequence[str],
+        key: str,
+        value: dict[str, Any],
+        index: list[str] | bool | None,
+        ttl_minutes: float | None,
+        space_name: str | None,
+        vectors: Sequence[ItemVector] | None,
+    ) -> ItemWrite:
+        """Validate a write and compute its vectors (embedding texts for the default
+        space; checking the client's for a registered one)."""
+        check_namespace(namespace)
+        check_key(key)
+        space = self.space(tenant, space_name)
+        chosen: list[ItemVector] = []
+        if index is not False:
+            if space.is_default:
+                if vectors:
+                    raise InvalidInputError(
+                        "the default space embeds texts itself; give vectors only for a "
+                        "registered space",
+                        "vectors",
+                    )
+                paths = default_paths(value) if index is None or index is True else index
+                check_paths(paths)
+                selected = [(p, t) for p in paths for t in texts_at(value, p) if t.strip()]
+                if len(selected) > MAX_VECTORS_PER_ITEM:
+                    raise InvalidInputError(
+                        f"selects {len(selected)} texts; at most {MAX_VECTORS_PER_ITEM}", "index"
+                    )
+                embedded = self.embedder.embed([t for _, t in selected])
+                chosen = [ItemVector(p, v) for (p, _), v in zip(selected, embedded, strict=True)]
+            else:
+                chosen = list(vectors or [])
+                if len(chosen) > MAX_VECTORS_PER_ITEM:
+                    raise InvalidInputError(f"at most {MAX_VECTORS_PER_ITEM}", "vectors")
+                for i, vector in enumerate(chosen):
+                    if len(vector.vector) != space.dimension:
+                        raise InvalidInputError(
+                            f"must have {space.dimension} numbers (space {space.name!r}), "
+                            f"got {len(vector.vector)}",
+                            f"vectors[{i}].vector",
+                        )
+        return ItemWrite(tuple(namespace), key, value, space, chosen, ttl_minutes)
+
+    def put(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool]:
+        """Store the item, replacing the one at the same namespace and key; returns it and
+        whether it replaced one. Its old vectors are gone when this returns."""
+        for _attempt in range(3):
+            done = self._put_plain(tenant, write)
+            if done is not None:
+                return done
+            done = self._put_with_vectors(tenant, write)
+            if done is not None:
+                return done
+        raise ConflictError("the item kept changing under concurrent writes; try again")
+
+    def _collection(self, tenant_id: int, space_name: str | None) -> str | None:
+        if space_name is None:
+            return None
+        if space_name == DEFAULT_SPACE:
+            return self.index.default_collection
+        return self.index.space_collection(tenant_id, space_name)
+
+    def _put_plain(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool] | None:
+        """No vectors before or after: one transaction, no Milvus. None when it turns out
+        the item has vectors (then the outbox path runs)."""
+        if write.vectors:
+            return None
+        with self.postgres.unit_of_work() as uow:
+            existing = self.repo.lock(uow, tenant.id, write.namespace, write.key)
+            if existing is not None and existing[1] is not None:
+                return None
+            item_id = existing[0] if existing else self.repo.reserve_ids(uow, 0)[0]
+            item = self.repo.upsert(uow, tenant.id, write, item_id)
+            if self.repo.replace_vectors(uow, item.id, []):
+                return None  # a concurrent insert with vectors won the race: roll back
+            uow.commit()
+        return item, existing is not None or item.id != item_id
+
+    def _put_with_vectors(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool] | None:
+        new_collection = self._collection(
+            tenant.id, write.space.name if write.space and write.vectors else None
+        )
+        with self.postgres.unit_of_work() as intent:
+            existing = self.repo.lock(intent, tenant.id, write.namespace, write.key)
+            reserved_id, vector_ids = self.repo.reserve_ids(intent, len(write.vectors))
+            item_id = existing[0] if existing else reserved_id
+            old_collection = self._collection(tenant.id, existing[1]) if existing else None
+            collections = sorted({c for c in (old_collection, new_collection) if c})
+            outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, collections)])
+            intent.commit()
+        with self.postgres.unit_of_work() as uow:
+            locked = self.repo.lock(uow, tenant.id, write.namespace, write.key)
+            if (locked[0] if locked else item_id) != item_id or (
+                locked is not None and self._collection(tenant.id, locked[1]) != old_collection
+            ):
+                uow.commit()  # nothing written: a concurrent write changed the row; retry
+                self._settle(outbox)
+                return None
+            item = self.repo.upsert(uow, tenant.id, write, item_id)
+            pairs = list(zip(vector_ids, write.vectors, strict=True))
+            old_ids = self.repo.replace_vectors(uow, item_id, pairs)
+            if old_collection is not None:
+                self.index.delete(old_collection, old_ids)
+            if new_collection is not None:
+                self.index.write(
+                    new_collection,
+                    [
+                        ItemVectorRecord(vid, item_id, tenant.id, v.vector)
+                        for vid, v in zip(vector_ids, write.vectors, strict=True)
+                    ],
+                )
+            uow.commit()
+        self._settle(outbox)
+        return item, existing is not None
+
+    def _settle(self, outbox_ids: list[int]) -> None:
+        with self.postgres.unit_of_work() as uow:
+            self.repo.remove_outbox(uow, outbox_ids)
+            uow.commit()
+
+    def delete(self, tenant: Tenant, namespace: Sequence[str], key: str) -> None:
+        """Delete the item and its vectors; :class:`NotFoundError` if there is none."""
+        check_namespace(namespace)
+        check_key(key)
+        with self.postgres.unit_of_work() as intent:
+            existing = self.repo.lock(intent, tenant.id, namespace, key)
+            if existing is None:
+                raise NotFoundError(f"no item {key!r} in namespace {list(namespace)!r}")
+            item_id, space_name = existing
+            collection = self._collection(tenant.id, space_name)
+            if collection is None:
+                self.repo.delete(intent, tenant.id, [item_id])
+                intent.commit()
+                return
+            outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, [collection])])
+            intent.commit()
+        with self.postgres.unit_of_work() as uow:
+            locked = self.repo.lock(uow, tenant.id, namespace, key)
+            if locked is not None and locked[0] == item_id:
+                vector_ids = self.repo.delete(uow, tenant.id, [item_id])
+                self.index.delete(collection, vector_ids)
+            uow.commit()
+        self._settle(outbox)
+
+    # -- reads ----------------------------------------------------------------------------
+    def get(
+        self,
+        tenant: Tenant,
+        namespace: Sequence[str],
+        key: str,
+        refresh_ttl: bool = True,
+        include_expired: bool = False,
+    ) -> Item:
+        """The item; :class:`NotFoundError` if absent or expired. ``refresh_ttl`` extends a
+        live item's TTL."""
+        check_namespace(namespace)
+        check_key(key)
+        with self.postgres.unit_of_work() as uow:
+            item = self.repo.get(uow, tenant.id, namespace, key, include_expired, refresh_ttl)
+            uow.commit()
+        if item is None:
+            raise NotFoundError(f"no item {key!r} in namespace {list(namespace)!r}")
+        return item
+
+    def list_namespaces(self, tenant: Tenant, query: NamespaceQuery) -> list[tuple[str, ...]]:
+        """The tenant's namespaces matching ``query``, in label order."""
+        check_labels(query.prefix, "prefix")
+        check_labels(query.suffix, "suffix")
+        return self.repo.namespaces(tenant.id, query)
+
+    def search(self, tenant: Tenant, search: ItemSearch) -> list[ItemHit]:
+        """Items under the prefix that pass the filter: by vector similarity (best vector
+        per item, each item once) then, to fill the page, items without a vector in the
+        space, newest first; without a query vector, newest first. Filters and expiry are
+        applied before the limit."""
+        check_labels(search.namespace_prefix, "namespace_prefix")
+        check_filter(search.filter)
+        if search.vector is None or search.space is None:
+            page = self.repo.page(
+                tenant.id,
+                search.namespace_prefix,
+                search.filter,
+                search.include_expired,
+                search.limit,
+                search.offset,
+            )
+            hits = [ItemHit(item, None) for item in page]
+        else:
+            hits = self._vector_search(tenant, search, search.space, search.vector)
+        if search.refresh_ttl and hits:
+            with self.postgres.unit_of_work() as uow:
+                self.repo.refresh(uow, [h.item.id for h in hits])
+                uow.commit()
+        return hits
+
+    def _vector_search(
+        self, tenant: Tenant, search: ItemSearch, space: Space, vector: list[float]
+    ) -> list[ItemHit]:
+        if len(vector) != space.dimension:
+            raise InvalidInputError(
+                f"must have {space.dimension} numbers (space {space.name!r}), got {len(vector)}",
+                "vector",
+            )
+        need = search.offset + search.limit
+        args = (tenant.id, search.namespace_prefix, search.filter, search.include_expired)
+        candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1)
+        restricted = len(candidates) <= MAX_IN_LIST
+        ranked: list[ItemHit] = []
+        exhausted = True
+        if candidates:
+            k = min(MAX_TOPK, max(need * 4, 64))
+            while True:
+                found = self.index.search(
+                    space, tenant.id, vector, k, candidates if restricted else None
+                )
+                best: dict[int, float] = {}
+                for hit in found:
+                    best.setdefault(hit.item_id, hit.score)
+                rows = self.repo.matching(tenant.id, list(best), *args[1:])
+                ranked = [ItemHit(rows[i], s) for i, s in best.items() if i in rows]
+                exhausted = len(found) < k
+                if len(ranked) >= need or exhausted or k >= MAX_TOPK:
+                    break
+                k = min(MAX_TOPK, k * 4)
+        page = ranked[search.offset : need]
+        if len(page) < search.limit and exhausted:
+            fill = self.repo.page(
+                *args,
+                search.limit - len(page),
+                max(0, search.offset - len(ranked)),
+                without_space=space.name,
+            )
+            page.extend(ItemHit(item, None) for item in fill)
+        return page
+
+    # -- maintenance ------------------------------------------------------------------------
+    def sweep_expired(self, limit: int = 500) -> int:
+        """Delete up to ``limit`` expired items of every tenant (with their vectors);
+        returns how many were deleted."""
+        with self.postgres.unit_of_work() as uow:
+            deleted = self.repo.delete_expired_plain(uow, limit)
+            uow.commit()
+        with_vectors = [e for e in self.repo.expired_ids(limit) if e[2] is not None]
+        by_tenant: dict[int, list[tuple[int, str]]] = {}
+        for item_id, tenant_id, space_name in with_vectors:
+            by_tenant.setdefault(tenant_id, []).append((item_id, str(space_name)))
+        for tenant_id, group in by_tenant.items():
+            entries = [(i, [str(self._collection(tenant_id, s))]) for i, s in group]
+            with self.postgres.unit_of_work() as intent:
+                outbox = self.repo.add_outbox(intent, tenant_id, entries)
+                intent.commit()
+            with self.postgres.unit_of_work() as uow:
+                victims = set(self.repo.lock_expired(uow, [i for i, _ in group]))
+                by_collection: dict[str, list[int]] = {}
+                for item_id, space_name in group:
+                    if item_id in victims:
+                        by_collection.setdefault(
+                            str(self._collection(tenant_id, space_name)), []
+                        ).append(item_id)
+                for collection, ids in by_collection.items():
+                    self.index.delete(collection, self.repo.delete(uow, tenant_id, ids))
+                uow.commit()
+            self._settle(outbox)
+            deleted += len(victims)
+        return deleted
+
+    def drain_outbox(self, grace_seconds: float, limit: int = 200) -> int:
+        """Bring Milvus in line with PostgreSQL for item outbox entries older than the
+        grace period; returns how many were settled."""
+        with self.postgres.unit_of_work() as uow:
+            entries = self.repo.claim_outbox(uow, grace_seconds, limit)
+            for entry in entries:
+                row = self.repo.lock_by_id(uow, entry.item_id)
+                current = self._collection(row[0], row[1]) if row else None
+                keep = (
+                    self.repo.vectors_of([entry.item_id]).get(entry.item_id, []) if current else []
+                )
+                keep_ids = {vid for vid, _ in keep}
+                for collection in {*entry.collections, *([current] if current else [])}:
+                    stale = self.index.ids_of_items(collection, entry.tenant_id, [entry.item_id])
+                    if collection != current:
+                        self.index.delete(collection, stale)
+                    else:
+                        self.index.delete(collection, [i for i in stale if i not in keep_ids])
+                if current is not None and row is not None:
+                    self.index.write(
+                        current,
+                        [ItemVectorRecord(vid, entry.item_id, row[0], v.vector) for vid, v in keep],
+                    )
+            self.repo.remove_outbox(uow, [e.id for e in entries])
+            uow.commit()
+        return len(entries)

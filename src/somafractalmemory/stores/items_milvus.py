@@ -1,0 +1,257 @@
+"""Milvus collections for item vectors: one per embedding space.
+
+The default space (the local model) lives in ``<MILVUS_COLLECTION>_items``; a tenant's
+registered space ``name`` in ``<MILVUS_COLLECTION>_space_<tenant id>_<name>``. Entities are
+``id`` (the ``item_vectors`` id, primary key), ``item_id``, ``tenant_id`` (partition key) and
+``vector``. Collections are created only by :meth:`ItemVectorIndex.ensure_collection` (from
+bootstrap, the CLI or the space-registration call), never by a write.
+
+Milvus 2.3.5 constraints honoured here: writes are delete-by-id then insert (its upsert
+ignores the partition key), deletes name primary keys only, no filter templating (ids are
+rendered as integers). Scores are "higher is closer": cosine similarity, inner product, or
+the negative Euclidean distance (Milvus answers squared L2).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from pymilvus import DataType, MilvusClient, MilvusException
+
+from somafractalmemory.core.item_models import Space
+from somafractalmemory.errors import MilvusUnavailableError, SchemaError
+from somafractalmemory.observability.metrics import mark_store
+from somafractalmemory.observability.timing import stage
+from somafractalmemory.observability.tracing import store_span
+from somafractalmemory.stores.milvus import HNSW_BUILD, INDEX_TYPE, VECTOR_FIELD, MilvusStore
+
+MILVUS_METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
+MAX_TOPK = 16_384
+MAX_IN_LIST = 10_000
+
+
+@dataclass(frozen=True)
+class ItemVectorRecord:
+    """One entity of an item collection."""
+
+    id: int
+    item_id: int
+    tenant_id: int
+    vector: list[float]
+
+
+@dataclass(frozen=True)
+class ItemVectorHit:
+    """A hit: the vector's id, its item, and the score (higher is closer)."""
+
+    id: int
+    item_id: int
+    score: float
+
+
+def score_of(metric: str, distance: float) -> float:
+    """Milvus's distance as a "higher is closer" score."""
+    if metric == "l2":
+        return -math.sqrt(max(distance, 0.0))
+    return distance
+
+
+class ItemVectorIndex:
+    """The item collections, on the Milvus connection of the memories' adapter."""
+
+    def __init__(self, milvus: MilvusStore) -> None:
+        self.milvus = milvus
+        self.base = milvus.collection
+        self.address = milvus.address
+        self.timeout = milvus.timeout
+        self.consistency = milvus.consistency
+
+    @property
+    def default_collection(self) -> str:
+        """The collection of the default space."""
+        return f"{self.base}_items"
+
+    def space_collection(self, tenant_id: int, name: str) -> str:
+        """The collection of a tenant's registered space."""
+        return f"{self.base}_space_{int(tenant_id)}_{name}"
+
+    @contextmanager
+    def translated(self, operation: str, collection: str) -> Iterator[None]:
+        """Run a block as one traced Milvus call, translating driver errors."""
+        with store_span("milvus", operation), stage("milvus"):
+            try:
+                yield
+            except MilvusException as exc:
+                message = str(exc.message) or repr(exc)
+                lowered = message.lower()
+                if "collection not found" in lowered or "can't find collection" in lowered:
+                    mark_store("milvus", True)
+                    raise SchemaError(
+                        "milvus",
+                        f"collection {collection!r} does not exist (create the space, or run "
+                        "`somafractalmemory ensure-collection`)",
+                        self.address,
+                    ) from exc
+                mark_store("milvus", False)
+                raise MilvusUnavailableError(message, self.address) from exc
+            mark_store("milvus", True)
+
+    # -- setup and checks ---------------------------------------------------------------------
+    def ensure_collection(self, space: Space) -> None:
+        """Create the space's collection, index and load it, if needed; idempotent. An
+        existing collection with another dimension or metric is refused, never altered."""
+        client = self.milvus.client
+        name = space.collection
+        with self.translated("ensure_item_collection", name):
+            if not client.has_collection(name, timeout=self.timeout):
+                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+                schema.add_field("id", DataType.INT64, is_primary=True)
+                schema.add_field("item_id", DataType.INT64)
+                schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
+                schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=space.dimension)
+                index_params = MilvusClient.prepare_index_params()
+                index_params.add_index(
+                    field_name=VECTOR_FIELD,
+                    index_type=INDEX_TYPE,
+                    metric_type=MILVUS_METRICS[space.metric],
+                    params=HNSW_BUILD,
+                )
+                client.create_collection(
+                    name,
+                    schema=schema,
+                    index_params=index_params,
+                    consistency_level="Session",
+                    timeout=self.timeout,
+                )
+            state = client.get_load_state(name, timeout=self.timeout)
+            if "Loaded" not in str(state.get("state", "")):
+                client.load_collection(name, timeout=max(self.timeout, 60.0))
+        self.check_collection(space)
+
+    def check_collection(self, space: Space) -> None:
+        """Raise :class:`SchemaError` unless the space's collection exists, is loaded, and
+        has its dimension and metric."""
+        client = self.milvus.client
+        name = space.collection
+        with self.translated("check_item_collection", name):
+            if not client.has_collection(name, timeout=self.timeout):
+                raise SchemaError(
+                    "milvus",
+                    f"collection {name!r} of space {space.name!r} does not exist",
+                    self.address,
+                )
+            description = client.describe_collection(name, timeout=self.timeout)
+            indexes = client.list_indexes(name, field_name=VECTOR_FIELD)
+            index = (
+                client.describe_index(name, indexes[0], timeout=self.timeout) if indexes else None
+            )
+            state = client.get_load_state(name, timeout=self.timeout)
+        fields = {f["name"]: f for f in description["fields"]}
+        vector = fields.get(VECTOR_FIELD)
+        if vector is None or "item_id" not in fields:
+            raise SchemaError(
+                "milvus", f"collection {name!r} is not an item collection", self.address
+            )
+        found_dim = int(vector.get("params", {}).get("dim", -1))
+        if found_dim != space.dimension:
+            raise SchemaError(
+                "milvus",
+                f"collection {name!r} has dimension {found_dim}, space {space.name!r} "
+                f"needs {space.dimension}",
+                self.address,
+            )
+        expected = MILVUS_METRICS[space.metric]
+        if index is None or str(index.get("metric_type", "")).upper() != expected:
+            raise SchemaError(
+                "milvus", f"collection {name!r} has no {expected} vector index", self.address
+            )
+        if "Loaded" not in str(state.get("state", "")):
+            raise SchemaError("milvus", f"collection {name!r} is not loaded", self.address)
+
+    def drop_collection(self, collection: str) -> None:
+        """Drop a space's collection (absent is fine)."""
+        with self.translated("drop_item_collection", collection):
+            self.milvus.client.drop_collection(collection, timeout=self.timeout)
+
+    # -- data -------------------------------------------------------------------------------
+    def write(self, collection: str, records: Sequence[ItemVectorRecord]) -> None:
+        """Insert or replace entities by id (delete-by-id then insert)."""
+        if not records:
+            return
+        self.delete(collection, [r.id for r in records])
+        rows = [
+            {"id": r.id, "item_id": r.item_id, "tenant_id": r.tenant_id, VECTOR_FIELD: r.vector}
+            for r in records
+        ]
+        with self.translated("insert_item_vectors", collection):
+            self.milvus.client.insert(collection, rows, timeout=self.timeout)
+
+    def delete(self, collection: str, ids: Sequence[int]) -> None:
+        """Delete entities by primary key (absent ids are fine)."""
+        if not ids:
+            return
+        with self.translated("delete_item_vectors", collection):
+            for start in range(0, len(ids), 1000):
+                id_list = ", ".join(str(int(i)) for i in ids[start : start + 1000])
+                self.milvus.client.delete(
+                    collection, filter=f"id in [{id_list}]", timeout=self.timeout
+                )
+
+    def ids_of_items(self, collection: str, tenant_id: int, item_ids: Sequence[int]) -> list[int]:
+        """Every entity id Milvus holds for these items (Strong consistency: for repairs)."""
+        if not item_ids:
+            return []
+        found: list[int] = []
+        for start in range(0, len(item_ids), 1000):
+            chunk = ", ".join(str(int(i)) for i in item_ids[start : start + 1000])
+            with self.translated("item_vector_ids", collection):
+                rows = self.milvus.client.query(
+                    collection,
+                    filter=f"tenant_id == {int(tenant_id)} and item_id in [{chunk}]",
+                    output_fields=["id"],
+                    timeout=self.timeout,
+                    consistency_level="Strong",
+                )
+            found.extend(int(r["id"]) for r in rows)
+        return found
+
+    def search(
+        self,
+        space: Space,
+        tenant_id: int,
+        vector: list[float],
+        limit: int,
+        item_ids: Sequence[int] | None,
+    ) -> list[ItemVectorHit]:
+        """The tenant's ``limit`` nearest entities, best first, optionally only among the
+        vectors of ``item_ids``."""
+        expression = f"tenant_id == {int(tenant_id)}"
+        if item_ids is not None:
+            expression += f" and item_id in [{', '.join(str(int(i)) for i in item_ids)}]"
+        metric = MILVUS_METRICS[space.metric]
+        with self.translated("search_item_vectors", space.collection):
+            result = self.milvus.client.search(
+                space.collection,
+                data=[vector],
+                filter=expression,
+                limit=min(limit, MAX_TOPK),
+                anns_field=VECTOR_FIELD,
+                output_fields=["item_id"],
+                search_params={
+                    "metric_type": metric,
+                    "params": {"ef": max(64, min(limit, MAX_TOPK))},
+                },
+                timeout=self.timeout,
+                consistency_level=self.consistency,
+            )
+        return [
+            ItemVectorHit(
+                id=int(hit["id"]),
+                item_id=int(hit["entity"]["item_id"]),
+                score=score_of(space.metric, float(hit["distance"])),
+            )
+            for hit in result[0]
+        ]

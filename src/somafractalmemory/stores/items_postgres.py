@@ -1,0 +1,546 @@
+"""PostgreSQL access for namespaced items, their vectors, embedding spaces and outbox.
+
+Reads open their own connection; writes run inside a :class:`UnitOfWork` that only
+:class:`~somafractalmemory.core.items.ItemService` commits. Driver errors are translated by
+:meth:`PostgresStore.translated`, as for memories. Payload filters are compiled here into
+JSONB expressions with bound parameters only (keys are values of ``jsonb_extract_path``, never
+SQL text), and applied in the same statement as the namespace scope and the paging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from somafractalmemory.core.item_models import (
+    Item,
+    ItemOutboxEntry,
+    ItemVector,
+    ItemWrite,
+    NamespaceQuery,
+    Space,
+)
+from somafractalmemory.stores.items_tables import embedding_spaces, item_outbox, item_vectors, items
+from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
+
+_ITEM_COLUMNS = (
+    items.c.id,
+    items.c.namespace,
+    items.c.key,
+    items.c.value,
+    items.c.space,
+    items.c.created_at,
+    items.c.updated_at,
+    items.c.ttl_minutes,
+    items.c.expires_at,
+)
+_TEXT_ARRAY = postgresql.ARRAY(sa.Text)
+
+
+def namespace_path(namespace: Sequence[str]) -> str:
+    """The labels joined by ``.`` (labels never contain one)."""
+    return ".".join(namespace)
+
+
+def _item(row: Any) -> Item:
+    return Item(
+        id=int(row.id),
+        namespace=tuple(row.namespace),
+        key=row.key,
+        value=row.value,
+        space=row.space,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        ttl_minutes=row.ttl_minutes,
+        expires_at=row.expires_at,
+    )
+
+
+def _space(row: Any) -> Space:
+    return Space(row.name, int(row.dimension), row.metric, row.collection, int(row.tenant_id))
+
+
+def _like_escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def live() -> sa.ColumnElement[bool]:
+    """Items that have not expired (read at the statement's transaction time)."""
+    return sa.or_(items.c.expires_at.is_(None), items.c.expires_at > sa.func.now())
+
+
+def in_prefix(prefix: Sequence[str]) -> sa.ColumnElement[bool]:
+    """Items whose namespace starts with the whole labels of ``prefix`` (``a`` never
+    matches ``ab``); the empty prefix matches everything."""
+    if not prefix:
+        return sa.true()
+    path = namespace_path(prefix)
+    return sa.or_(
+        items.c.namespace_path == path,
+        items.c.namespace_path.like(_like_escape(path) + ".%", escape="\\"),
+    )
+
+
+def _filter_clauses(conditions: dict[str, Any], path: tuple[str, ...] = ()) -> list[Any]:
+    clauses: list[Any] = []
+    for key, expected in conditions.items():
+        at = (*path, key)
+        target = sa.func.jsonb_extract_path(items.c.value, *at)
+        if isinstance(expected, dict) and any(str(k).startswith("$") for k in expected):
+            for op, operand in expected.items():
+                clauses.append(_comparison(at, target, op, operand))
+        elif isinstance(expected, dict):
+            clauses.extend(_filter_clauses(expected, at))
+        else:
+            clauses.append(target == sa.literal(expected, postgresql.JSONB))
+    return clauses
+
+
+def _comparison(at: tuple[str, ...], target: Any, op: str, operand: Any) -> Any:
+    if op == "$eq":
+        return target == sa.literal(operand, postgresql.JSONB)
+    if op == "$ne":
+        return sa.or_(target.is_(None), target != sa.literal(operand, postgresql.JSONB))
+    text = sa.func.jsonb_extract_path_text(items.c.value, *at)
+    left: Any
+    if isinstance(operand, str):
+        kind, left, right = "string", text.collate("C"), sa.literal(operand, sa.Text)
+    else:
+        kind, left, right = "number", sa.cast(text, sa.Numeric), sa.literal(operand, sa.Numeric)
+    compare = {
+        "$gt": left > right,
+        "$gte": left >= right,
+        "$lt": left < right,
+        "$lte": left <= right,
+    }[op]
+    return sa.case((sa.func.jsonb_typeof(target) == kind, compare), else_=sa.false())
+
+
+def scope(
+    tenant_id: int, prefix: Sequence[str], conditions: dict[str, Any], include_expired: bool
+) -> list[Any]:
+    """The WHERE clauses of a search: tenant, namespace prefix, filters, expiry."""
+    clauses = [items.c.tenant_id == tenant_id, in_prefix(prefix), *_filter_clauses(conditions)]
+    if not include_expired:
+        clauses.append(live())
+    return clauses
+
+
+class ItemsRepository:
+    """Typed queries over the item tables; see the module docstring."""
+
+    def __init__(self, store: PostgresStore) -> None:
+        self.store = store
+
+    # -- spaces -----------------------------------------------------------------------------
+    def spaces(self, tenant_id: int | None = None) -> list[Space]:
+        """The tenant's registered spaces (every tenant's when ``tenant_id`` is None)."""
+        query = sa.select(embedding_spaces).order_by(embedding_spaces.c.id)
+        if tenant_id is not None:
+            query = query.where(embedding_spaces.c.tenant_id == tenant_id)
+        with self.store.reading("item_spaces") as conn:
+            return [_space(r) for r in conn.execute(query)]
+
+    def space(self, tenant_id: int, name: str) -> Space | None:
+        """The tenant's space called ``name``, or None."""
+        query = sa.select(embedding_spaces).where(
+            embedding_spaces.c.tenant_id == tenant_id, embedding_spaces.c.name == name
+        )
+        with self.store.reading("item_space") as conn:
+            row = conn.execute(query).first()
+        return _space(row) if row else None
+
+    def space_in_use(self, tenant_id: int, name: str) -> int:
+        """How many of the tenant's items have vectors in the space."""
+        query = sa.select(sa.func.count()).where(
+            items.c.tenant_id == tenant_id, items.c.space == name
+        )
+        with self.store.reading("item_space_in_use") as conn:
+            return int(conn.execute(query).scalar_one())
+
+    # -- reads ------------------------------------------------------------------------------
+    def get(
+        self,
+        uow: UnitOfWork,
+        tenant_id: int,
+        namespace: Sequence[str],
+        key: str,
+        include_expired: bool,
+        refresh: bool,
+    ) -> Item | None:
+        """The item, its TTL extended when ``refresh`` and it is live (an expired item is
+        never refreshed back to life)."""
+        where = [
+            items.c.tenant_id == tenant_id,
+            items.c.namespace_path == namespace_path(namespace),
+            items.c.key == key,
+        ]
+        with self.store.translated("item_get"):
+            if refresh:
+                uow.conn.execute(
+                    sa.update(items)
+                    .where(*where, items.c.ttl_minutes.is_not(None), live())
+                    .values(expires_at=_refreshed_expiry())
+                )
+            query = sa.select(*_ITEM_COLUMNS).where(*where)
+            if not include_expired:
+                query = query.where(live())
+            row = uow.conn.execute(query).first()
+        return _item(row) if row else None
+
+    def refresh(self, uow: UnitOfWork, ids: Sequence[int]) -> None:
+        """Extend the TTL of the live items among ``ids``."""
+        if not ids:
+            return
+        with self.store.translated("item_refresh"):
+            uow.conn.execute(
+                sa.update(items)
+                .where(items.c.id.in_(list(ids)), items.c.ttl_minutes.is_not(None), live())
+                .values(expires_at=_refreshed_expiry())
+            )
+
+    def page(
+        self,
+        tenant_id: int,
+        prefix: Sequence[str],
+        conditions: dict[str, Any],
+        include_expired: bool,
+        limit: int,
+        offset: int,
+        without_space: str | None = None,
+    ) -> list[Item]:
+        """Matching items, newest first (``updated_at``, then id), ``limit`` after ``offset``.
+        ``without_space`` leaves out items with vectors in that space."""
+        query = (
+            sa.select(*_ITEM_COLUMNS)
+            .where(*scope(tenant_id, prefix, conditions, include_expired))
+            .order_by(items.c.updated_at.desc(), items.c.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
+        if without_space is not None:
+            query = query.where(sa.or_(items.c.space.is_(None), items.c.space != without_space))
+        with self.store.reading("item_page") as conn:
+            return [_item(r) for r in conn.execute(query)]
+
+    def ranked_ids(
+        self,
+        tenant_id: int,
+        prefix: Sequence[str],
+        conditions: dict[str, Any],
+        include_expired: bool,
+        space: str,
+        cap: int,
+    ) -> list[int]:
+        """Ids of matching items with vectors in ``space``, at most ``cap`` of them."""
+        query = (
+            sa.select(items.c.id)
+            .where(*scope(tenant_id, prefix, conditions, include_expired), items.c.space == space)
+            .limit(cap)
+        )
+        with self.store.reading("item_ranked_ids") as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    def matching(
+        self,
+        tenant_id: int,
+        ids: Sequence[int],
+        prefix: Sequence[str],
+        conditions: dict[str, Any],
+        include_expired: bool,
+    ) -> dict[int, Item]:
+        """Those of ``ids`` that are the tenant's and match the scope, by id."""
+        if not ids:
+            return {}
+        query = sa.select(*_ITEM_COLUMNS).where(
+            *scope(tenant_id, prefix, conditions, include_expired), items.c.id.in_(list(ids))
+        )
+        with self.store.reading("item_matching") as conn:
+            return {int(r.id): _item(r) for r in conn.execute(query)}
+
+    def namespaces(self, tenant_id: int, query: NamespaceQuery) -> list[tuple[str, ...]]:
+        """Distinct namespaces (truncated to ``max_depth``) that match, in label order."""
+        depth = sa.func.cardinality(items.c.namespace)
+        where: list[Any] = [items.c.tenant_id == tenant_id]
+        if not query.include_expired:
+            where.append(live())
+        if query.prefix:
+            where.append(depth >= len(query.prefix))
+            for i, label in enumerate(query.prefix):
+                if label != "*":
+                    where.append(items.c.namespace[i + 1] == label)
+        if query.suffix:
+            where.append(depth >= len(query.suffix))
+            for i, label in enumerate(query.suffix):
+                if label != "*":
+                    position = depth - (len(query.suffix) - 1 - i)
+                    where.append(items.c.namespace[position] == label)
+        ns: Any = items.c.namespace
+        if query.max_depth is not None:
+            ns = items.c.namespace[1 : query.max_depth]
+        ns_col = sa.cast(ns, _TEXT_ARRAY).label("ns")
+        inner = sa.select(ns_col).where(*where).distinct().subquery()
+        statement = (
+            sa.select(inner.c.ns).order_by(inner.c.ns).limit(query.limit).offset(query.offset)
+        )
+        with self.store.reading("item_namespaces") as conn:
+            return [tuple(r) for r in conn.execute(statement).scalars()]
+
+    def expired_ids(self, limit: int) -> list[tuple[int, int, str | None]]:
+        """(item id, tenant id, space) of expired items, oldest expiry first."""
+        query = (
+            sa.select(items.c.id, items.c.tenant_id, items.c.space)
+            .where(items.c.expires_at <= sa.func.now())
+            .order_by(items.c.expires_at)
+            .limit(limit)
+        )
+        with self.store.reading("item_expired") as conn:
+            return [(int(r.id), int(r.tenant_id), r.space) for r in conn.execute(query)]
+
+    def vectors_of(self, item_ids: Sequence[int]) -> dict[int, list[tuple[int, ItemVector]]]:
+        """The stored vectors of items, by item id: (vector id, vector)."""
+        if not item_ids:
+            return {}
+        query = sa.select(item_vectors).where(item_vectors.c.item_id.in_(list(item_ids)))
+        found: dict[int, list[tuple[int, ItemVector]]] = {}
+        with self.store.reading("item_vectors_of") as conn:
+            for r in conn.execute(query):
+                found.setdefault(int(r.item_id), []).append(
+                    (int(r.id), ItemVector(r.path, [float(x) for x in r.vector]))
+                )
+        return found
+
+    def outbox_size(self) -> int:
+        """How many item outbox entries wait."""
+        with self.store.reading("item_outbox_size") as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(item_outbox)).scalar_one()
+            )
+
+    # -- writes -----------------------------------------------------------------------------
+    def insert_space(self, uow: UnitOfWork, tenant_id: int, space: Space) -> None:
+        """Register a space (the unique name per tenant turns a duplicate into a conflict)."""
+        with self.store.translated("item_insert_space"):
+            uow.conn.execute(
+                sa.insert(embedding_spaces).values(
+                    tenant_id=tenant_id,
+                    name=space.name,
+                    dimension=space.dimension,
+                    metric=space.metric,
+                    collection=space.collection,
+                )
+            )
+
+    def delete_space(self, uow: UnitOfWork, tenant_id: int, name: str) -> None:
+        """Forget a space and every item that had vectors in it."""
+        with self.store.translated("item_delete_space"):
+            uow.conn.execute(
+                sa.delete(items).where(items.c.tenant_id == tenant_id, items.c.space == name)
+            )
+            uow.conn.execute(
+                sa.delete(embedding_spaces).where(
+                    embedding_spaces.c.tenant_id == tenant_id, embedding_spaces.c.name == name
+                )
+            )
+
+    def lock(
+        self, uow: UnitOfWork, tenant_id: int, namespace: Sequence[str], key: str
+    ) -> tuple[int, str | None] | None:
+        """(id, space) of the item, locked until the transaction ends; None if absent."""
+        query = (
+            sa.select(items.c.id, items.c.space)
+            .where(
+                items.c.tenant_id == tenant_id,
+                items.c.namespace_path == namespace_path(namespace),
+                items.c.key == key,
+            )
+            .with_for_update()
+        )
+        with self.store.translated("item_lock"):
+            row = uow.conn.execute(query).first()
+        return (int(row.id), row.space) if row else None
+
+    def reserve_ids(self, uow: UnitOfWork, vectors: int) -> tuple[int, list[int]]:
+        """A new item id and ``vectors`` new vector ids, from their sequences."""
+        with self.store.translated("item_reserve_ids"):
+            item_id = int(
+                uow.conn.execute(
+                    sa.text("SELECT nextval(pg_get_serial_sequence('items', 'id'))")
+                ).scalar_one()
+            )
+            ids = [
+                int(i)
+                for i in uow.conn.execute(
+                    sa.text("SELECT nextval('item_vectors_id_seq') FROM generate_series(1, :n)"),
+                    {"n": vectors},
+                ).scalars()
+            ]
+        return item_id, ids
+
+    def upsert(self, uow: UnitOfWork, tenant_id: int, write: ItemWrite, item_id: int) -> Item:
+        """Insert or replace the item; a replace keeps its id and ``created_at``."""
+        now = sa.func.clock_timestamp()
+        expires = (
+            now + sa.func.make_interval(0, 0, 0, 0, 0, 0, write.ttl_minutes * 60)
+            if write.ttl_minutes is not None
+            else None
+        )
+        insert = pg_insert(items).values(
+            id=item_id,
+            tenant_id=tenant_id,
+            namespace=list(write.namespace),
+            namespace_path=namespace_path(write.namespace),
+            key=write.key,
+            value=write.value,
+            space=write.space.name if write.space is not None and write.vectors else None,
+            created_at=now,
+            updated_at=now,
+            ttl_minutes=write.ttl_minutes,
+            expires_at=expires,
+        )
+        statement = insert.on_conflict_do_update(
+            constraint="uq_items_tenant_ns_key",
+            set_={
+                "value": insert.excluded.value,
+                "space": insert.excluded.space,
+                "updated_at": insert.excluded.updated_at,
+                "ttl_minutes": insert.excluded.ttl_minutes,
+                "expires_at": insert.excluded.expires_at,
+            },
+        ).returning(*_ITEM_COLUMNS)
+        with self.store.translated("item_upsert"):
+            return _item(uow.conn.execute(statement).one())
+
+    def replace_vectors(
+        self, uow: UnitOfWork, item_id: int, vectors: Sequence[tuple[int, ItemVector]]
+    ) -> list[int]:
+        """Drop the item's vectors, store these; returns the ids of the dropped ones."""
+        with self.store.translated("item_replace_vectors"):
+            old = [
+                int(i)
+                for i in uow.conn.execute(
+                    sa.delete(item_vectors)
+                    .where(item_vectors.c.item_id == item_id)
+                    .returning(item_vectors.c.id)
+                ).scalars()
+            ]
+            if vectors:
+                uow.conn.execute(
+                    sa.insert(item_vectors),
+                    [
+                        {"id": vid, "item_id": item_id, "path": v.path, "vector": v.vector}
+                        for vid, v in vectors
+                    ],
+                )
+        return old
+
+    def delete(self, uow: UnitOfWork, tenant_id: int, item_ids: Sequence[int]) -> list[int]:
+        """Delete the tenant's items among ``item_ids`` (vectors cascade); returns the ids of
+        the vectors they had."""
+        if not item_ids:
+            return []
+        with self.store.translated("item_delete"):
+            vector_ids = [
+                int(i)
+                for i in uow.conn.execute(
+                    sa.delete(item_vectors)
+                    .where(
+                        item_vectors.c.item_id.in_(
+                            sa.select(items.c.id).where(
+                                items.c.tenant_id == tenant_id, items.c.id.in_(list(item_ids))
+                            )
+                        )
+                    )
+                    .returning(item_vectors.c.id)
+                ).scalars()
+            ]
+            uow.conn.execute(
+                sa.delete(items).where(
+                    items.c.tenant_id == tenant_id, items.c.id.in_(list(item_ids))
+                )
+            )
+        return vector_ids
+
+    def delete_expired_plain(self, uow: UnitOfWork, limit: int) -> int:
+        """Delete up to ``limit`` expired items that have no vectors; returns how many."""
+        victims = (
+            sa.select(items.c.id)
+            .where(items.c.expires_at <= sa.func.now(), items.c.space.is_(None))
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        with self.store.translated("item_sweep_plain"):
+            result = uow.conn.execute(sa.delete(items).where(items.c.id.in_(victims)))
+        return int(result.rowcount)
+
+    def lock_expired(self, uow: UnitOfWork, ids: Sequence[int]) -> list[int]:
+        """Lock those of ``ids`` that are still expired (a refresh may have saved them)."""
+        if not ids:
+            return []
+        query = (
+            sa.select(items.c.id)
+            .where(items.c.id.in_(list(ids)), items.c.expires_at <= sa.func.now())
+            .with_for_update(skip_locked=True)
+        )
+        with self.store.translated("item_lock_expired"):
+            return [int(i) for i in uow.conn.execute(query).scalars()]
+
+    def add_outbox(
+        self, uow: UnitOfWork, tenant_id: int, entries: Sequence[tuple[int, list[str]]]
+    ) -> list[int]:
+        """Record (item id, collections) pairs whose Milvus side is about to change."""
+        if not entries:
+            return []
+        statement = (
+            sa.insert(item_outbox)
+            .values([{"tenant_id": tenant_id, "item_id": i, "collections": c} for i, c in entries])
+            .returning(item_outbox.c.id)
+        )
+        with self.store.translated("item_add_outbox"):
+            return [int(i) for i in uow.conn.execute(statement).scalars()]
+
+    def remove_outbox(self, uow: UnitOfWork, ids: Sequence[int]) -> None:
+        """Forget entries whose Milvus side is done."""
+        if ids:
+            with self.store.translated("item_remove_outbox"):
+                uow.conn.execute(sa.delete(item_outbox).where(item_outbox.c.id.in_(list(ids))))
+
+    def claim_outbox(
+        self, uow: UnitOfWork, older_than_seconds: float, limit: int
+    ) -> list[ItemOutboxEntry]:
+        """Lock up to ``limit`` entries older than the grace period (skipping held ones)."""
+        query = (
+            sa.select(item_outbox)
+            .where(
+                item_outbox.c.created_at
+                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+            )
+            .order_by(item_outbox.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        with self.store.translated("item_claim_outbox"):
+            return [
+                ItemOutboxEntry(int(r.id), int(r.tenant_id), int(r.item_id), list(r.collections))
+                for r in uow.conn.execute(query)
+            ]
+
+    def lock_by_id(self, uow: UnitOfWork, item_id: int) -> tuple[int, str | None] | None:
+        """(tenant id, space) of the item with this id, locked; None if absent."""
+        query = (
+            sa.select(items.c.tenant_id, items.c.space)
+            .where(items.c.id == item_id)
+            .with_for_update()
+        )
+        with self.store.translated("item_lock_by_id"):
+            row = uow.conn.execute(query).first()
+        return (int(row.tenant_id), row.space) if row else None
+
+
+def _refreshed_expiry() -> Any:
+    return sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, items.c.ttl_minutes * 60)
