@@ -201,6 +201,7 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory",
         "somafractalmemory.errors",
         "somafractalmemory.schemas",
+        "somafractalmemory.item_schemas",
         "somafractalmemory.core",
         "somafractalmemory.core.models",
     }

@@ -19,6 +19,7 @@ from somafractalmemory.client._config import (
     DEFAULT_TIMEOUT,
     ClientConfig,
 )
+from somafractalmemory.client._items import AsyncItemMethods
 from somafractalmemory.client.errors import SFMClientError, transport_error
 from somafractalmemory.schemas import (
     BatchResponse,
@@ -37,7 +38,7 @@ from somafractalmemory.schemas import (
 T = TypeVar("T")
 
 
-class AsyncSFMClient:
+class AsyncSFMClient(AsyncItemMethods):
     """An async client for one SomaFractalMemory server and one API key.
 
     The same methods as :class:`~somafractalmemory.client.SFMClient`, as coroutines;

@@ -78,7 +78,7 @@ class Call(Generic[T]):
     path: str
     read: Callable[[httpx.Response], T]
     retry: Retry
-    params: Mapping[str, str | int | float] = field(default_factory=dict)
+    params: Mapping[str, str | int | float | Sequence[str]] = field(default_factory=dict)
     body: Any = None
 
     def __post_init__(self) -> None:

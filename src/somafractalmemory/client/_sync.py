@@ -18,6 +18,7 @@ from somafractalmemory.client._config import (
     DEFAULT_TIMEOUT,
     ClientConfig,
 )
+from somafractalmemory.client._items import ItemMethods
 from somafractalmemory.client.errors import SFMClientError, transport_error
 from somafractalmemory.schemas import (
     BatchResponse,
@@ -36,7 +37,7 @@ from somafractalmemory.schemas import (
 T = TypeVar("T")
 
 
-class SFMClient:
+class SFMClient(ItemMethods):
     """A blocking client for one SomaFractalMemory server and one API key.
 
     Every method is one endpoint and returns the API's own pydantic model; errors raise a

@@ -1,0 +1,374 @@
+"""LangGraph's ``BaseStore`` on SomaFractalMemory: ``SFMStore`` and ``AsyncSFMStore``.
+
+    pip install "somafractalmemory[langgraph]"
+
+    from somafractalmemory.langgraph import SFMStore
+
+    store = SFMStore(base_url="http://127.0.0.1:9595", api_key=key)
+    graph = builder.compile(store=store)
+
+Every op goes through the typed client (:class:`~somafractalmemory.client.SFMClient`, or
+:class:`~somafractalmemory.client.AsyncSFMClient` for ``AsyncSFMStore``); nothing here talks
+to PostgreSQL or Milvus. Every op's namespace is validated (``validate_op_namespace``) before
+any op of the batch is sent, so a bad label never writes half a batch.
+
+Semantic search, three ways:
+
+- no ``index``: no vectors; a search's ``query`` is ignored and results come newest first;
+- ``index={"dims": n, "embed": fn, "fields": [...]}`` (LangGraph's ``IndexConfig``): the
+  embedding function runs here, and the vectors go to a registered embedding space of the
+  tenant (``space``, default ``"langgraph"``; metric from ``distance_type``, default cosine).
+  :meth:`SFMStore.setup` registers it (idempotent) and must run once before writes;
+- ``index={"fields": [...]}`` without ``embed``: the server's own model embeds the texts (the
+  ``default`` space).
+
+TTL: ``supports_ttl`` is true; ``ttl`` in minutes is stored with the item and the server
+sweeps expired items in the background (``start_ttl_sweeper``/``stop_ttl_sweeper`` are
+therefore no-ops). The server never returns expired items unless asked: following LangGraph's
+``TTLConfig``, ``omit_expired`` (default false) decides whether reads ask for expired,
+not-yet-swept items too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from langgraph.store.base import (
+    BaseStore,
+    GetOp,
+    IndexConfig,
+    Item,
+    ListNamespacesOp,
+    Op,
+    PutOp,
+    Result,
+    SearchItem,
+    SearchOp,
+    TTLConfig,
+    ensure_embeddings,
+    get_text_at_path,
+    validate_op_namespace,
+)
+from langgraph.store.base.batch import AsyncBatchedBaseStore
+
+from somafractalmemory.client import AsyncSFMClient, SFMClient
+from somafractalmemory.item_schemas import ItemPublic
+
+__all__ = ["AsyncSFMStore", "SFMStore"]
+
+DEFAULT_SPACE = "langgraph"
+_METRICS = {"cosine": "cosine", "inner_product": "ip", "l2": "l2"}
+MAX_CONCURRENCY = 8
+
+
+def _item(found: ItemPublic) -> Item:
+    return Item(
+        value=found.value,
+        key=found.key,
+        namespace=tuple(found.namespace),
+        created_at=found.created_at,
+        updated_at=found.updated_at,
+    )
+
+
+class _Plan:
+    """How a store with a given ``index`` config turns ops into client calls."""
+
+    def __init__(self, index: IndexConfig | None, space: str) -> None:
+        self.index_config: IndexConfig | None = index.copy() if index else None
+        self.embeddings = (
+            ensure_embeddings(index["embed"]) if index is not None and index.get("embed") else None
+        )
+        self.fields: list[str] = list((index or {}).get("fields") or ["$"])
+        if index is None:
+            self.space: str | None = None
+        elif self.embeddings is None:
+            self.space = "default"
+        else:
+            self.space = space
+        distance = str((index or {}).get("distance_type") or "cosine")
+        if distance not in _METRICS:
+            raise ValueError(f"distance_type {distance!r}: use cosine, inner_product or l2")
+        self.metric = _METRICS[distance]
+
+    def texts(self, op: PutOp) -> list[tuple[str, str]]:
+        """(path, text) pairs to embed for a put with the store's own embedding function."""
+        assert op.value is not None
+        paths = self.fields if op.index is None else list(op.index or [])
+        return [(p, t) for p in paths for t in get_text_at_path(op.value, p) if t]
+
+    def put_kwargs(self, op: PutOp, vectors: list[list[float]] | None) -> dict[str, Any]:
+        """The client's ``put_item`` arguments for ``op``."""
+        kwargs: dict[str, Any] = {"ttl_minutes": op.ttl}
+        if self.space is None or op.index is False:
+            kwargs["index"] = False
+        elif self.embeddings is None:
+            kwargs["index"] = self.fields if op.index is None else list(op.index)
+            kwargs["space"] = self.space
+        else:
+            pairs = self.texts(op)
+            usable = [
+                {"path": p, "vector": v}
+                for (p, _), v in zip(pairs, vectors or [], strict=False)
+                if any(v)
+            ]
+            if usable:
+                kwargs.update(space=self.space, vectors=usable)
+            else:
+                kwargs["index"] = False
+        return kwargs
+
+    def search_kwargs(self, op: SearchOp, include_expired: bool) -> dict[str, Any]:
+        """The client's ``search_items`` arguments for ``op`` (without the query vector)."""
+        kwargs: dict[str, Any] = {
+            "filter": op.filter,
+            "limit": op.limit,
+            "offset": op.offset,
+            "refresh_ttl": op.refresh_ttl,
+            "include_expired": include_expired,
+        }
+        if op.query and self.space == "default":
+            kwargs.update(query=op.query, space="default")
+        return kwargs
+
+
+def _namespace_args(op: ListNamespacesOp) -> dict[str, Any]:
+    prefix: tuple[str, ...] = ()
+    suffix: tuple[str, ...] = ()
+    for condition in op.match_conditions or ():
+        if condition.match_type == "prefix":
+            prefix = tuple(condition.path)
+        elif condition.match_type == "suffix":
+            suffix = tuple(condition.path)
+        else:
+            raise ValueError(f"unsupported match type {condition.match_type!r}")
+    return {
+        "prefix": prefix,
+        "suffix": suffix,
+        "max_depth": op.max_depth,
+        "limit": op.limit,
+        "offset": op.offset,
+    }
+
+
+def _validated(ops: Iterable[Op]) -> list[Op]:
+    checked = list(ops)
+    for op in checked:
+        validate_op_namespace(op)
+    return checked
+
+
+class SFMStore(BaseStore):
+    """A LangGraph store on an SFM server, through the blocking client (see the module)."""
+
+    supports_ttl: bool = True
+
+    def __init__(
+        self,
+        client: SFMClient | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        space: str = DEFAULT_SPACE,
+    ) -> None:
+        if client is None:
+            if base_url is None:
+                raise ValueError("give an SFMClient or a base_url")
+            client = SFMClient(base_url, api_key)
+        self.client = client
+        self._plan = _Plan(index, space)
+        self.index_config = self._plan.index_config
+        self.embeddings = self._plan.embeddings
+        self.ttl_config = ttl
+
+    def setup(self) -> None:
+        """Register the embedding space this store's ``index`` needs (idempotent)."""
+        if self.embeddings is not None and self._plan.space is not None:
+            dims = int(self._plan.index_config["dims"]) if self._plan.index_config else 0
+            self.client.create_space(self._plan.space, dims, self._plan.metric)
+
+    def close(self) -> None:
+        """Close the client."""
+        self.client.close()
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: int | None = None) -> None:
+        """No-op: the SFM server sweeps expired items itself."""
+
+    def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
+        """No-op: the SFM server sweeps expired items itself."""
+        return True
+
+    def _include_expired(self) -> bool:
+        return not (self.ttl_config or {}).get("omit_expired", False)
+
+    def batch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run the ops in order; every namespace is validated before any is sent."""
+        return [self._run(op) for op in _validated(ops)]
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """:meth:`batch` in a worker thread."""
+        checked = _validated(ops)
+        return await asyncio.get_running_loop().run_in_executor(None, self.batch, checked)
+
+    def _run(self, op: Op) -> Result:
+        client = self.client
+        if isinstance(op, GetOp):
+            found = client.get_item(
+                op.namespace,
+                op.key,
+                refresh_ttl=op.refresh_ttl,
+                include_expired=self._include_expired(),
+            )
+            return _item(found) if found is not None else None
+        if isinstance(op, PutOp):
+            if op.value is None:
+                client.delete_item(op.namespace, op.key)
+                return None
+            vectors = None
+            if self.embeddings is not None and op.index is not False:
+                texts = [t for _, t in self._plan.texts(op)]
+                vectors = self.embeddings.embed_documents(texts) if texts else []
+            client.put_item(op.namespace, op.key, op.value, **self._plan.put_kwargs(op, vectors))
+            return None
+        if isinstance(op, SearchOp):
+            kwargs = self._plan.search_kwargs(op, self._include_expired())
+            if op.query and self.embeddings is not None:
+                kwargs.update(vector=self.embeddings.embed_query(op.query), space=self._plan.space)
+            found_items = client.search_items(op.namespace_prefix, **kwargs).items
+            return [
+                SearchItem(
+                    namespace=tuple(f.namespace),
+                    key=f.key,
+                    value=f.value,
+                    created_at=f.created_at,
+                    updated_at=f.updated_at,
+                    score=f.score,
+                )
+                for f in found_items
+            ]
+        if isinstance(op, ListNamespacesOp):
+            found_ns = client.list_namespaces(
+                **_namespace_args(op), include_expired=self._include_expired()
+            )
+            return [tuple(ns) for ns in found_ns.namespaces]
+        raise ValueError(f"unknown op {type(op).__name__}")
+
+
+class AsyncSFMStore(AsyncBatchedBaseStore):
+    """A LangGraph store on an SFM server through the async client. Concurrent calls are
+    batched by LangGraph's ``AsyncBatchedBaseStore``; a batch runs ops on different keys
+    concurrently (up to 8 requests in flight) and ops on the same key in order. Build it
+    inside the event loop it will serve; its sync methods work from other threads only."""
+
+    supports_ttl: bool = True
+    __slots__ = ("_plan", "client", "embeddings", "index_config", "ttl_config")
+
+    def __init__(
+        self,
+        client: AsyncSFMClient | None = None,
+        *,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        index: IndexConfig | None = None,
+        ttl: TTLConfig | None = None,
+        space: str = DEFAULT_SPACE,
+    ) -> None:
+        super().__init__()
+        if client is None:
+            if base_url is None:
+                raise ValueError("give an AsyncSFMClient or a base_url")
+            client = AsyncSFMClient(base_url, api_key)
+        self.client = client
+        self._plan = _Plan(index, space)
+        self.index_config = self._plan.index_config
+        self.embeddings = self._plan.embeddings
+        self.ttl_config = ttl
+
+    async def setup(self) -> None:
+        """Register the embedding space this store's ``index`` needs (idempotent)."""
+        if self.embeddings is not None and self._plan.space is not None:
+            dims = int(self._plan.index_config["dims"]) if self._plan.index_config else 0
+            await self.client.create_space(self._plan.space, dims, self._plan.metric)
+
+    async def aclose(self) -> None:
+        """Close the client."""
+        await self.client.close()
+
+    async def start_ttl_sweeper(self, sweep_interval_minutes: int | None = None) -> None:
+        """No-op: the SFM server sweeps expired items itself."""
+
+    async def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
+        """No-op: the SFM server sweeps expired items itself."""
+        return True
+
+    def _include_expired(self) -> bool:
+        return not (self.ttl_config or {}).get("omit_expired", False)
+
+    async def abatch(self, ops: Iterable[Op]) -> list[Result]:
+        """Run the ops: same-key ops in order, others concurrently; namespaces are all
+        validated before any op is sent."""
+        checked = _validated(ops)
+        results: list[Result] = [None] * len(checked)
+        chains: dict[object, list[int]] = {}
+        for i, op in enumerate(checked):
+            chain = (op.namespace, op.key) if isinstance(op, GetOp | PutOp) else ("op", i)
+            chains.setdefault(chain, []).append(i)
+        gate = asyncio.Semaphore(MAX_CONCURRENCY)
+
+        async def run_chain(indexes: Sequence[int]) -> None:
+            async with gate:
+                for i in indexes:
+                    results[i] = await self._run(checked[i])
+
+        await asyncio.gather(*(run_chain(ix) for ix in chains.values()))
+        return results
+
+    async def _run(self, op: Op) -> Result:
+        client = self.client
+        if isinstance(op, GetOp):
+            found = await client.get_item(
+                op.namespace,
+                op.key,
+                refresh_ttl=op.refresh_ttl,
+                include_expired=self._include_expired(),
+            )
+            return _item(found) if found is not None else None
+        if isinstance(op, PutOp):
+            if op.value is None:
+                await client.delete_item(op.namespace, op.key)
+                return None
+            vectors = None
+            if self.embeddings is not None and op.index is not False:
+                texts = [t for _, t in self._plan.texts(op)]
+                vectors = await self.embeddings.aembed_documents(texts) if texts else []
+            await client.put_item(
+                op.namespace, op.key, op.value, **self._plan.put_kwargs(op, vectors)
+            )
+            return None
+        if isinstance(op, SearchOp):
+            kwargs = self._plan.search_kwargs(op, self._include_expired())
+            if op.query and self.embeddings is not None:
+                vector = await self.embeddings.aembed_query(op.query)
+                kwargs.update(vector=vector, space=self._plan.space)
+            found_items = (await client.search_items(op.namespace_prefix, **kwargs)).items
+            return [
+                SearchItem(
+                    namespace=tuple(f.namespace),
+                    key=f.key,
+                    value=f.value,
+                    created_at=f.created_at,
+                    updated_at=f.updated_at,
+                    score=f.score,
+                )
+                for f in found_items
+            ]
+        if isinstance(op, ListNamespacesOp):
+            found_ns = await client.list_namespaces(
+                **_namespace_args(op), include_expired=self._include_expired()
+            )
+            return [tuple(ns) for ns in found_ns.namespaces]
+        raise ValueError(f"unknown op {type(op).__name__}")
