@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from somafractalmemory import __version__
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
-from somafractalmemory.api.routes import graph, items, memories, ops
+from somafractalmemory.api.routes import graph, items, memories, ops, portability
 from somafractalmemory.bootstrap import validate_infrastructure
 from somafractalmemory.core.item_maintenance import ItemMaintainer
 from somafractalmemory.core.outbox import OutboxDrainer
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(memories.router)
     app.include_router(graph.router)
     app.include_router(ops.router)
+    app.include_router(portability.router)
     app.include_router(items.router)
     FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(sorted(UNMETERED)))
     app.add_middleware(

@@ -44,6 +44,8 @@ class NewMemory:
     importance: float
     text: str
     vector: list[float] | None = None
+    # Only import sets this: a new memory gets it instead of now, and a replace takes it too.
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from somafractalmemory.core.coords import canonical_coord
@@ -93,6 +94,7 @@ class MemoryInput:
     memory_type: MemoryType
     importance: float
     vector: list[float] | None = None
+    created_at: datetime | None = None  # import only: keep the exported creation time
 
 
 class MemoryService:
@@ -139,7 +141,15 @@ class MemoryService:
                     f"{prefix}vector",
                 )
             prepared.append(
-                NewMemory(coord, item.payload, item.memory_type, item.importance, text, item.vector)
+                NewMemory(
+                    coord,
+                    item.payload,
+                    item.memory_type,
+                    item.importance,
+                    text,
+                    item.vector,
+                    item.created_at,
+                )
             )
         to_embed = [m for m in prepared if m.vector is None]
         embedded = iter(self.embedder.embed([m.text for m in to_embed]))

@@ -383,3 +383,24 @@ class MilvusStore:
                 )
             found.update(int(r["id"]) for r in rows)
         return found
+
+    def vectors(
+        self, tenant_id: int, ids: Sequence[int], chunk: int = 256
+    ) -> dict[int, list[float]]:
+        """The stored vectors of the tenant's entities among ``ids``, as Milvus holds them
+        (float32 values, not normalised), read at Strong consistency ``chunk`` ids per query
+        (for export, where another process may have written). Ids Milvus does not have are
+        missing from the answer."""
+        found: dict[int, list[float]] = {}
+        for start in range(0, len(ids), chunk):
+            id_list = ", ".join(str(int(i)) for i in ids[start : start + chunk])
+            with self.translated("vectors"):
+                rows = self.client.query(
+                    self.collection,
+                    filter=f"tenant_id == {int(tenant_id)} and id in [{id_list}]",
+                    output_fields=["id", VECTOR_FIELD],
+                    timeout=self.timeout,
+                    consistency_level="Strong",
+                )
+            found.update((int(r["id"]), [float(x) for x in r[VECTOR_FIELD]]) for r in rows)
+        return found

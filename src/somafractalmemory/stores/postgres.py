@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from somafractalmemory.core.models import (
     ApiKeyInfo,
+    Link,
     Memory,
     MemoryType,
     NewMemory,
@@ -403,6 +404,83 @@ class PostgresStore:
         with self.reading("edges_from") as conn:
             return [(r[0], r[1], r[2], float(r[3])) for r in conn.execute(query)]
 
+    # -- export and import ------------------------------------------------------------------
+    def memories_page(
+        self, tenant_id: int, after_id: int, limit: int
+    ) -> list[tuple[Memory, list[float] | None]]:
+        """Up to ``limit`` of the tenant's memories with id greater than ``after_id``, by id,
+        each with its client vector (None when the model embedded it). One query per page,
+        so a long export never holds a connection between pages."""
+        query = (
+            sa.select(memories.c.client_vector, *_MEMORY_COLUMNS)
+            .where(memories.c.tenant_id == tenant_id, memories.c.id > after_id)
+            .order_by(memories.c.id)
+            .limit(limit)
+        )
+        with self.reading("memories_page") as conn:
+            return [(_memory(r), r.client_vector) for r in conn.execute(query)]
+
+    def links_page(self, tenant_id: int, after_id: int, limit: int) -> list[tuple[int, Link]]:
+        """Up to ``limit`` of the tenant's links with id greater than ``after_id``, by id, as
+        (link id, link between the ends' coordinates)."""
+        source = memories.alias("source")
+        target = memories.alias("target")
+        query = (
+            sa.select(
+                links.c.id,
+                source.c.coord.label("from_coord"),
+                target.c.coord.label("to_coord"),
+                links.c.link_type,
+                links.c.strength,
+                links.c.metadata,
+            )
+            .join(source, source.c.id == links.c.from_id)
+            .join(target, target.c.id == links.c.to_id)
+            .where(links.c.tenant_id == tenant_id, links.c.id > after_id)
+            .order_by(links.c.id)
+            .limit(limit)
+        )
+        with self.reading("links_page") as conn:
+            return [
+                (
+                    int(r.id),
+                    Link(r.from_coord, r.to_coord, r.link_type, float(r.strength), r.metadata),
+                )
+                for r in conn.execute(query)
+            ]
+
+    def memories_at(
+        self, tenant_id: int, coords: Sequence[str]
+    ) -> dict[str, tuple[Memory, list[float] | None]]:
+        """The tenant's memories at ``coords`` (canonical) with their client vectors; absent
+        coordinates are missing from the answer. Nothing is locked."""
+        if not coords:
+            return {}
+        query = sa.select(memories.c.client_vector, *_MEMORY_COLUMNS).where(
+            memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+        )
+        with self.reading("memories_at") as conn:
+            return {r.coord: (_memory(r), r.client_vector) for r in conn.execute(query)}
+
+    def links_among(
+        self, tenant_id: int, edges: Sequence[tuple[int, int, str]]
+    ) -> dict[tuple[int, int, str], tuple[float, dict[str, Any]]]:
+        """Strength and metadata of the tenant's links among ``edges`` (from id, to id,
+        type); edges without a link are missing from the answer."""
+        if not edges:
+            return {}
+        query = sa.select(
+            links.c.from_id, links.c.to_id, links.c.link_type, links.c.strength, links.c.metadata
+        ).where(
+            links.c.tenant_id == tenant_id,
+            sa.tuple_(links.c.from_id, links.c.to_id, links.c.link_type).in_(list(edges)),
+        )
+        with self.reading("links_among") as conn:
+            return {
+                (int(r.from_id), int(r.to_id), r.link_type): (float(r.strength), r.metadata)
+                for r in conn.execute(query)
+            }
+
 
 class UnitOfWork:
     """One PostgreSQL transaction. Rolled back on close unless :meth:`commit` was called;
@@ -584,7 +662,27 @@ class UnitOfWork:
         ids: dict[str, int] | None = None,
     ) -> dict[str, Memory]:
         """Insert or replace memories by coordinate; a replace keeps ``created_at`` and its id.
-        ``ids`` gives new memories the ids reserved for them."""
+        ``ids`` gives new memories the ids reserved for them.
+
+        An item with its own ``created_at`` (import) is created with it, and a replace takes
+        it too, so the row ends as the export file describes it."""
+        stored: dict[str, Memory] = {}
+        given = [item for item in items if item.created_at is not None]
+        for group, keep_created in (
+            ([item for item in items if item.created_at is None], True),
+            (given, False),
+        ):
+            if group:
+                stored.update(self._upsert_group(tenant_id, group, ids, keep_created))
+        return stored
+
+    def _upsert_group(
+        self,
+        tenant_id: int,
+        items: Sequence[NewMemory],
+        ids: dict[str, int] | None,
+        keep_created: bool,
+    ) -> dict[str, Memory]:
         now = sa.func.clock_timestamp()
         insert = pg_insert(memories).values(
             [
@@ -597,22 +695,24 @@ class UnitOfWork:
                     "text": item.text,
                     "importance": item.importance,
                     "client_vector": item.vector,
-                    "created_at": now,
+                    "created_at": now if item.created_at is None else item.created_at,
                     "updated_at": now,
                 }
                 for item in items
             ]
         )
+        replaced: dict[str, Any] = {
+            "memory_type": insert.excluded.memory_type,
+            "payload": insert.excluded.payload,
+            "text": insert.excluded.text,
+            "importance": insert.excluded.importance,
+            "client_vector": insert.excluded.client_vector,
+            "updated_at": insert.excluded.updated_at,
+        }
+        if not keep_created:
+            replaced["created_at"] = insert.excluded.created_at
         statement = insert.on_conflict_do_update(
-            constraint="uq_memories_tenant_coord",
-            set_={
-                "memory_type": insert.excluded.memory_type,
-                "payload": insert.excluded.payload,
-                "text": insert.excluded.text,
-                "importance": insert.excluded.importance,
-                "client_vector": insert.excluded.client_vector,
-                "updated_at": insert.excluded.updated_at,
-            },
+            constraint="uq_memories_tenant_coord", set_=replaced
         ).returning(*_MEMORY_COLUMNS)
         with self._store.translated("upsert_memories"):
             return {row.coord: _memory(row) for row in self.conn.execute(statement)}

@@ -1,0 +1,96 @@
+"""Export: a tenant as the lines of the format, read from the stores a page at a time."""
+
+from __future__ import annotations
+
+import json
+import logging
+from array import array
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from somafractalmemory.core.models import Memory, Tenant
+from somafractalmemory.core.service import MemoryService
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "somafractalmemory-export"
+VERSION = 1
+PAGE_SIZE = 500
+
+
+def dump_line(record: dict[str, Any]) -> str:
+    """One line of the format: compact JSON and a newline (the same bytes for CLI and HTTP)."""
+    return json.dumps(record, ensure_ascii=False, allow_nan=False, separators=(",", ":")) + "\n"
+
+
+def _timestamp(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat()
+
+
+def export_records(
+    service: MemoryService, tenant: Tenant, with_vectors: bool = False, page_size: int = PAGE_SIZE
+) -> Iterator[dict[str, Any]]:
+    """The header, then the tenant's memories by id, then its links by id.
+
+    With ``with_vectors`` each memory carries its vector: the client's own when it gave one,
+    else the one Milvus holds (a memory whose vector Milvus lacks is exported without one, so
+    an import re-embeds it, just as reconciliation would)."""
+    yield {
+        "format": FORMAT,
+        "version": VERSION,
+        "embedding_model": service.embedder.model_name,
+        "dimension": service.embedder.dimension,
+        "with_vectors": with_vectors,
+    }
+    after = 0
+    while page := service.postgres.memories_page(tenant.id, after, page_size):
+        indexed: dict[int, list[float]] = {}
+        if with_vectors:
+            indexed = service.milvus.vectors(
+                tenant.id, [memory.id for memory, own in page if own is None]
+            )
+        for memory, own in page:
+            record = _memory_record(memory)
+            if with_vectors:
+                vector = own if own is not None else indexed.get(memory.id)
+                if vector is None:
+                    logger.warning("export: memory %s has no vector in Milvus", memory.id)
+                else:
+                    # Both stores keep float32; write its exact value whichever one it came
+                    # from (PostgreSQL reads REAL back as a shorter decimal), so the same
+                    # vector is always the same text.
+                    record["vector"] = array("f", vector).tolist()
+            yield record
+        after = page[-1][0].id
+    after = 0
+    while links := service.postgres.links_page(tenant.id, after, page_size):
+        for _link_id, link in links:
+            yield {
+                "kind": "link",
+                "from_coord": link.from_coord,
+                "to_coord": link.to_coord,
+                "link_type": link.link_type,
+                "strength": link.strength,
+                "metadata": link.metadata,
+            }
+        after = links[-1][0]
+
+
+def _memory_record(memory: Memory) -> dict[str, Any]:
+    return {
+        "kind": "memory",
+        "coord": memory.coord,
+        "payload": memory.payload,
+        "memory_type": memory.memory_type.value,
+        "importance": memory.importance,
+        "created_at": _timestamp(memory.created_at),
+    }
+
+
+def export_lines(
+    service: MemoryService, tenant: Tenant, with_vectors: bool = False
+) -> Iterator[str]:
+    """:func:`export_records` as lines of text."""
+    for record in export_records(service, tenant, with_vectors):
+        yield dump_line(record)
