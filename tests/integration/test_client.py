@@ -594,7 +594,15 @@ def milvus_gone_url(stack: Stack) -> Iterator[str]:
     milvus = MilvusStore(settings)
     env = server_env(settings, SOMA_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT))
     try:
-        milvus.ensure_collection(stack.embedder.dimension)
+        # The real bootstrap sets up whatever the server needs (the database is migrated).
+        setup = subprocess.run(
+            [sys.executable, "-m", "somafractalmemory.bootstrap"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SERVER_START_TIMEOUT,
+        )
+        assert setup.returncode == 0, setup.stderr[-4000:]
         with running_server(env) as url:
             milvus.drop_collection()
             yield url
