@@ -21,7 +21,7 @@ MAX_OBJECT_KEYS = 1000
 
 FilterScalar = str | int | float | bool
 
-_NUMBER = r"[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,2})?"
+_NUMBER = r"[-+]?(?:[0-9]{1,30}(?:\.[0-9]{0,30})?|\.[0-9]{1,30})(?:[eE][-+]?[0-9]{1,3})?"
 COORD_PATTERN = rf"^[ \t]*{_NUMBER}[ \t]*(?:,[ \t]*{_NUMBER}[ \t]*){{1,15}}$"
 COORD_DESCRIPTION = "2 to 16 comma-separated finite numbers; '1,2,3' and '1.0, 2, 3' are equal"
 # What OpenAPI can say of a payload: a non-empty object whose `text`, if any, is not blank.

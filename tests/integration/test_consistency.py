@@ -70,12 +70,16 @@ def test_crash_before_commit_of_a_replace_restores_the_old_vector(
     ).status_code == 201
     crash_after_milvus_write(stack, tenant, "2,2", new)
     # Milvus now holds the vector of a text PostgreSQL never committed.
-    stale = client.post("/memories/search", headers=auth, json={"query": new, "mode": "vector"}).json()["results"]
+    stale = client.post(
+        "/memories/search", headers=auth, json={"query": new, "mode": "vector"}
+    ).json()["results"]
     assert stale[0]["payload"]["text"] == old
     assert stale[0]["score"] > 0.95
 
     stack.memories.drain_outbox(grace_seconds=0)
-    fixed = client.post("/memories/search", headers=auth, json={"query": old, "mode": "vector"}).json()["results"]
+    fixed = client.post(
+        "/memories/search", headers=auth, json={"query": old, "mode": "vector"}
+    ).json()["results"]
     assert fixed[0]["coord"] == "2,2"
     assert fixed[0]["score"] > 0.95
     assert stack.postgres.outbox_size() == 0
