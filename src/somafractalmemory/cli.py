@@ -359,7 +359,15 @@ def import_command(
 
 def main() -> None:
     """Console-script entry point."""
-    app()
+    try:
+        app()
+    except ModuleNotFoundError as exc:  # the light client install has no server parts
+        print(
+            f"this command needs the server parts ({exc.name} is missing): "
+            "pip install 'somafractalmemory[server]'",
+            file=sys.stderr,
+        )
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

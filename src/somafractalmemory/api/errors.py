@@ -10,11 +10,13 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from somafractalmemory.errors import RateLimitedError, SFMError
+from somafractalmemory.errors import RateLimitedError, SFMError, StoreUnavailableError
 from somafractalmemory.schemas import COORD_PATTERN
 
 logger = logging.getLogger(__name__)
 
+# A hint for clients backing off from a 503: stores usually come back within seconds.
+STORE_RETRY_AFTER_SECONDS = 5
 _HTTP_ERROR_NAMES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
@@ -52,6 +54,8 @@ async def _sfm_error(_request: Request, exc: Exception) -> JSONResponse:
     response = _error(exc.status_code, type(exc).__name__, exc.detail)
     if isinstance(exc, RateLimitedError):
         response.headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, StoreUnavailableError):
+        response.headers["Retry-After"] = str(STORE_RETRY_AFTER_SECONDS)
     return response
 
 
@@ -73,7 +77,10 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
 async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     name = _HTTP_ERROR_NAMES.get(exc.status_code, "HTTPError")
-    return _error(exc.status_code, name, str(exc.detail))
+    detail = str(exc.detail)
+    if exc.status_code == 404 and detail == "Not Found":
+        detail = f"no such route: {_request.method} {_request.url.path}"
+    return _error(exc.status_code, name, detail)
 
 
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:

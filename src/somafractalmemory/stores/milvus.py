@@ -334,14 +334,16 @@ class MilvusStore:
         return [VectorHit(id=int(hit["id"]), score=float(hit["distance"])) for hit in result[0]]
 
     def count(self, tenant_id: int) -> int:
-        """How many entities the tenant has in Milvus."""
+        """How many entities the tenant has in Milvus, read at Strong consistency: a Session
+        read does not always see this client's own deletes at once (Milvus 2.3.5), and
+        ``/stats`` must not report a deleted vector."""
         with self.translated("count"):
             result = self.client.query(
                 self.collection,
                 filter=f"tenant_id == {int(tenant_id)}",
                 output_fields=["count(*)"],
                 timeout=self.timeout,
-                consistency_level=self.consistency,
+                consistency_level="Strong",
             )
         return int(result[0]["count(*)"])
 
