@@ -84,6 +84,7 @@ lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(PY) scripts/check_compose.py docker-compose.yml
+	PATH=$(BIN):$$PATH scripts/check_kubernetes.sh
 
 bench: services db ## benchmarks, written to benchmarks/RESULTS.md
 	$(PY) benchmarks/run.py

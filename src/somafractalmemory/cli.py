@@ -83,21 +83,22 @@ def validate_infra() -> None:
 
 @app.command("ensure-collection")
 def ensure_collection() -> None:
-    """Create the Milvus collection and its index if missing (idempotent)."""
-    from somafractalmemory.core.embedding import create_embedder
+    """Create every Milvus collection the service needs (memories, default-space items) with
+    its index, if missing (idempotent)."""
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_milvus_store
+    from somafractalmemory.stack import create_stack
 
     settings = _settings()
-    store = create_milvus_store(settings)
+    stack = create_stack(settings)
     try:
-        store.ensure_collection(create_embedder(settings.embedding_model).dimension)
+        stack.milvus.ensure_collection(stack.embedder.dimension)
+        stack.items.ensure_default_collection()
     except SFMError as exc:
         typer.echo(f"FAILED milvus ({settings.milvus_uri}): {exc.detail}", err=True)
         raise typer.Exit(1) from None
     finally:
-        store.close()
-    typer.echo(f"milvus collection {settings.milvus_collection!r} ready")
+        stack.close()
+    typer.echo(f"milvus collections for {settings.milvus_collection!r} ready")
 
 
 @app.command()

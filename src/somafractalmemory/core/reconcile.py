@@ -14,6 +14,9 @@ from somafractalmemory.core.models import DriftReport, Tenant
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.observability.metrics import RECONCILE_DRIFT
 
+# Rows repaired per transaction: bounds the IN list, the lock set and the embedding batch.
+REPAIR_CHUNK = 500
+
 
 def find_drift(service: MemoryService, tenant: Tenant) -> DriftReport:
     """The tenant's drift between PostgreSQL and Milvus."""
@@ -26,15 +29,16 @@ def find_drift(service: MemoryService, tenant: Tenant) -> DriftReport:
 
 def repair(service: MemoryService, report: DriftReport) -> None:
     """Rewrite missing vectors and delete orphans that nothing claims."""
-    rows = service.postgres.memories_with_ids(report.missing)
-    for start in range(0, len(rows), 500):
-        chunk = rows[start : start + 500]
-        coords = [memory.coord for _tenant, memory, _vector in chunk]
+    for start in range(0, len(report.missing), REPAIR_CHUNK):
+        rows = service.postgres.memories_with_ids(report.missing[start : start + REPAIR_CHUNK])
+        coords = [memory.coord for _tenant, memory, _vector in rows]
         with service.postgres.unit_of_work() as uow:
             locked = uow.memories_for_sync(report.tenant_id, coords)
             service.write_vectors(report.tenant_id, list(locked.values()))
             uow.commit()
-    service.milvus.delete(service.postgres.unclaimed_orphans(report.orphans))
+    for start in range(0, len(report.orphans), REPAIR_CHUNK):
+        chunk = report.orphans[start : start + REPAIR_CHUNK]
+        service.milvus.delete(service.postgres.unclaimed_orphans(chunk))
 
 
 def reconcile(
