@@ -1,0 +1,128 @@
+"""A table dropped while serving: every request that needs it answers 503 naming PostgreSQL
+and the table, never a 500 or a traceback; the health check and start-up validation say so.
+
+The database is this module's own (created and migrated here), and so are the collections
+and the Redis key prefix, because its ids and tenant ids repeat the session database's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+from somafractalmemory.api.app import create_app
+from somafractalmemory.bootstrap import validate_infrastructure
+from somafractalmemory.core.keys import KeyService
+from somafractalmemory.errors import InfrastructureError
+from somafractalmemory.settings import Settings
+from somafractalmemory.stack import Stack, create_postgres_store
+from tests.faults.support import (
+    drop_collections,
+    drop_database,
+    ensure_collections,
+    migrate,
+    own_connection,
+    recreate_database,
+    sibling_dsn,
+    with_updates,
+)
+
+STORED = "1,2,3"
+
+
+@dataclass
+class Served:
+    client: TestClient
+    headers: dict[str, str]
+    settings: Settings
+
+
+@pytest.fixture(scope="module")
+def dropped(test_settings: Settings) -> Iterator[Served]:
+    """An app serving a database whose ``memories`` table was dropped under it."""
+    dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_dropped")
+    recreate_database(dsn)
+    migrate(dsn)
+    settings = with_updates(
+        test_settings,
+        postgres_dsn=dsn,
+        milvus_uri=own_connection(test_settings.milvus_uri),
+        milvus_collection=f"{test_settings.milvus_collection}_dropped",
+        redis_key_prefix="sfm_faults_dropped",
+    )
+    drop_collections(settings.milvus_uri, settings.milvus_collection)
+    ensure_collections(settings)
+    keys = create_postgres_store(settings)
+    key, _ = KeyService(keys).create("dropped-table")
+    keys.engine.dispose()
+    headers = {"Authorization": f"Bearer {key}"}
+    try:
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            stored = client.post(
+                "/memories",
+                json={"coord": STORED, "payload": {"text": "a memory whose table will go"}},
+                headers=headers,
+            )
+            assert stored.status_code == 201, stored.text
+            with psycopg.connect(dsn, autocommit=True) as conn:
+                conn.execute("DROP TABLE memories CASCADE")
+            yield Served(client, headers, settings)
+    finally:
+        drop_database(dsn)
+        drop_collections(settings.milvus_uri, settings.milvus_collection)
+
+
+REQUESTS: list[tuple[str, str, str, dict[str, Any] | None]] = [
+    ("store", "POST", "/memories", {"coord": "4,5,6", "payload": {"text": "new"}}),
+    (
+        "store-batch",
+        "POST",
+        "/memories/batch",
+        {"memories": [{"coord": "7,8", "payload": {"a": 1}}]},
+    ),
+    ("get", "GET", f"/memories/{STORED}", None),
+    ("search", "POST", "/memories/search", {"query": "a memory whose table will go"}),
+    ("list", "GET", "/memories", None),
+    ("delete", "DELETE", f"/memories/{STORED}", None),
+    ("stats", "GET", "/stats", None),
+]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"), [r[1:] for r in REQUESTS], ids=[r[0] for r in REQUESTS]
+)
+def test_requests_answer_503_naming_postgres_and_the_table(
+    dropped: Served, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = dropped.client.request(method, path, json=body, headers=dropped.headers)
+    assert response.status_code == 503, response.text
+    assert "Traceback" not in response.text
+    error = response.json()
+    assert error["error"] == "SchemaError", error
+    assert "postgres" in error["detail"]
+    assert "memories" in error["detail"]
+
+
+@pytest.mark.parametrize("probe", ["/healthz", "/readyz"])
+def test_health_names_postgres_and_the_table(dropped: Served, probe: str) -> None:
+    response = dropped.client.get(probe)
+    assert response.status_code == 503, response.text
+    body = response.json()
+    assert body["postgres"] == "down", body
+    assert "memories" in body["errors"]["postgres"]
+    assert body["milvus"] == "up"
+
+
+def test_validate_infrastructure_names_postgres_and_the_table(dropped: Served) -> None:
+    stack: Stack = dropped.client.app.state.stack  # type: ignore[attr-defined]
+    with pytest.raises(InfrastructureError) as raised:
+        validate_infrastructure(stack)
+    failures = {f.part: f for f in raised.value.failures}
+    assert list(failures) == ["postgres"], raised.value.failures
+    assert "memories" in failures["postgres"].reason
+    assert failures["postgres"].address == dropped.settings.postgres_address

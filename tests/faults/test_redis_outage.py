@@ -1,0 +1,123 @@
+"""Redis stopped while serving: the cache goes, the service stays.
+
+The app's Redis is a private ``redis-server`` the test kills (SIGKILL) and starts again on
+the same port. While it is down /healthz answers 503 naming it and ``api_redis_up`` is 0, but
+stores, reads and searches succeed; once it is back, health and the gauge recover, and what
+changed during the outage is never served from what the cache held before it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from somafractalmemory.api.app import create_app
+from somafractalmemory.settings import Settings
+from tests.faults.support import PrivateRedis, metric, own_connection, with_updates
+
+Headers = dict[str, str]
+
+
+@pytest.fixture
+def served(test_settings: Settings, private_redis: PrivateRedis) -> Iterator[TestClient]:
+    """The app with the test stack's PostgreSQL and Milvus and the private Redis."""
+    settings = with_updates(
+        test_settings,
+        redis_url=private_redis.url,
+        milvus_uri=own_connection(test_settings.milvus_uri),
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        yield client
+
+
+def cached_keys(redis_server: PrivateRedis) -> list[bytes]:
+    return list(redis_server.client().scan_iter(match="*:mem:*"))
+
+
+def store(client: TestClient, auth: Headers, coord: str, text: str) -> None:
+    response = client.post(
+        "/memories", json={"coord": coord, "payload": {"text": text}}, headers=auth
+    )
+    assert response.status_code in (200, 201), response.text
+
+
+def test_requests_succeed_and_health_names_redis_while_it_is_down(
+    served: TestClient, private_redis: PrivateRedis, auth: Headers
+) -> None:
+    store(served, auth, "1,1", "the lighthouse keeper counts ships at dawn")
+    assert served.get("/memories/1,1", headers=auth).status_code == 200
+    assert cached_keys(private_redis), "the read was not cached in the private Redis"
+
+    private_redis.stop()
+
+    health = served.get("/healthz")
+    assert health.status_code == 503, health.text
+    assert health.json()["redis"] == "down"
+    assert f"127.0.0.1:{private_redis.port}" in health.json()["errors"]["redis"]
+    assert health.json()["postgres"] == health.json()["milvus"] == "up"
+    assert metric(served.get("/metrics").text, "api_redis_up") == 0
+    assert served.get("/readyz").status_code == 200  # Redis does not count for readiness
+
+    created = served.post(
+        "/memories",
+        json={"coord": "2,2", "payload": {"text": "a violin left on the night train"}},
+        headers=auth,
+    )
+    assert created.status_code == 201, created.text
+    for coord in ("1,1", "2,2"):
+        read = served.get(f"/memories/{coord}", headers=auth)
+        assert read.status_code == 200, read.text
+    found = served.post(
+        "/memories/search", json={"query": "violin on a train", "top_k": 2}, headers=auth
+    )
+    assert found.status_code == 200, found.text
+    assert found.json()["results"][0]["coord"] == "2,2"
+    assert metric(served.get("/metrics").text, "api_redis_up") == 0
+
+    private_redis.start()
+
+    health = served.get("/healthz")
+    assert health.status_code == 200, health.text
+    assert health.json()["redis"] == "up"
+    assert metric(served.get("/metrics").text, "api_redis_up") == 1
+    assert served.get("/memories/2,2", headers=auth).status_code == 200
+
+
+@pytest.mark.parametrize("restart_with_old_contents", [True, False], ids=["kept", "empty"])
+def test_changes_made_during_the_outage_are_not_hidden_by_the_old_cache(
+    served: TestClient,
+    private_redis: PrivateRedis,
+    make_key: Callable[[], Headers],
+    restart_with_old_contents: bool,
+) -> None:
+    """Deleted and replaced while Redis was away: afterwards the reads show the change.
+
+    With ``kept`` the restarted Redis still holds the entries cached before the outage (as
+    a Redis behind a network partition would): they are checked to be there, so the test
+    can see a stale read if the service served one."""
+    auth = make_key()
+    store(served, auth, "3,3", "a letter that will be burned")
+    store(served, auth, "4,4", "the first draft of the speech")
+    for coord in ("3,3", "4,4"):
+        assert served.get(f"/memories/{coord}", headers=auth).status_code == 200
+    before = set(cached_keys(private_redis))
+    assert len(before) >= 2
+    if restart_with_old_contents:
+        private_redis.snapshot()
+
+    private_redis.stop()
+    deleted = served.delete("/memories/3,3", headers=auth)
+    assert deleted.status_code == 200, deleted.text
+    store(served, auth, "4,4", "the final draft of the speech")
+    private_redis.start()
+
+    if restart_with_old_contents:
+        assert before <= set(cached_keys(private_redis)), "the old entries were not restored"
+    assert served.get("/healthz").status_code == 200
+    gone = served.get("/memories/3,3", headers=auth)
+    assert gone.status_code == 404, gone.text
+    replaced = served.get("/memories/4,4", headers=auth)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["payload"]["text"] == "the final draft of the speech"

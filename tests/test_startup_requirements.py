@@ -1,0 +1,459 @@
+"""Start-up refuses to run half-configured, and says which part failed where.
+
+For each store pointed at a closed port (a free port nothing is bound to), the bootstrap
+script exits non-zero in bounded time with a line naming the part and its address and never
+the password, and the in-process app refuses to start. Everything else here drives
+``bootstrap.py`` and ``stack.py`` in-process against the real stores (a collection with the
+wrong dimension, an unmigrated database, a down Redis that is not required, ...), so that
+coverage, which does not see subprocesses, sees every line and branch of them.
+
+In-process stacks use :func:`own_connection` for Milvus: pymilvus shares one connection per
+URI, and closing these stacks must not close the session stack's.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from pymilvus import DataType, MilvusClient
+from typer.testing import CliRunner
+
+from somafractalmemory import bootstrap as bootstrap_module
+from somafractalmemory.api.app import create_app
+from somafractalmemory.bootstrap import (
+    bootstrap,
+    main,
+    validate_infrastructure,
+    wait_for,
+    wait_for_postgres,
+)
+from somafractalmemory.errors import (
+    InfrastructureError,
+    PostgresUnavailableError,
+    RedisUnavailableError,
+)
+from somafractalmemory.settings import Settings, get_settings
+from somafractalmemory.stack import Stack, create_stack
+from somafractalmemory.stores.milvus import MilvusStore
+from tests.faults.support import (
+    ROOT,
+    PrivateRedis,
+    drop_collections,
+    drop_database,
+    free_port,
+    milvus_client,
+    own_connection,
+    recreate_database,
+    sibling_dsn,
+    stack_env,
+    with_updates,
+)
+
+SECRET = "s3cret"
+BOOTSTRAP_TIMEOUT = 3.0
+# Python start-up and imports (3-4 s here), plus one probe that may outlast the deadline by
+# its own timeout (a Milvus connect attempt is bounded by SOMA_STORE_TIMEOUT, 5 s).
+SLACK = 12.0
+PARTS = ("postgres", "milvus", "redis")
+
+
+def closed_part(settings: Settings, part: str, port: int) -> Settings:
+    """``settings`` with ``part`` pointed at a closed port, its credentials holding SECRET."""
+    if part == "postgres":
+        return with_updates(
+            settings, postgres_dsn=f"postgresql://postgres:{SECRET}@127.0.0.1:{port}/x"
+        )
+    if part == "milvus":
+        return with_updates(
+            settings, milvus_uri=f"http://127.0.0.1:{port}", milvus_token=f"root:{SECRET}"
+        )
+    return with_updates(settings, redis_url=f"redis://:{SECRET}@127.0.0.1:{port}/0")
+
+
+@pytest.fixture(scope="module")
+def dimension(stack: Stack) -> int:
+    """The embedding model's dimension."""
+    return stack.embedder.dimension
+
+
+@pytest.fixture(scope="module")
+def own(stack: Stack) -> Settings:
+    """The test stack's settings on a pymilvus connection of this module's own."""
+    return with_updates(stack.settings, milvus_uri=own_connection(stack.settings.milvus_uri))
+
+
+def use_env(monkeypatch: pytest.MonkeyPatch, settings: Settings, **extra: str) -> None:
+    """Make the process environment name ``settings`` (main() reads the environment)."""
+    for name in list(os.environ):
+        if name.startswith(("POSTGRES_", "MILVUS_", "REDIS_", "SOMA_", "OTEL_")):
+            monkeypatch.delenv(name)
+    for name, value in stack_env(settings, **extra).items():
+        if name.startswith(("POSTGRES_", "MILVUS_", "REDIS_", "SOMA_")):
+            monkeypatch.setenv(name, value)
+
+
+# -- scripts/bootstrap.sh --dry-run, as a subprocess ------------------------------------------
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+    @property
+    def failed_lines(self) -> list[str]:
+        return [line for line in self.stderr.splitlines() if line.startswith("FAILED ")]
+
+
+def _dry_run(env: dict[str, str]) -> Run:
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(ROOT / "scripts" / "bootstrap.sh"), "--dry-run"],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
+
+
+@pytest.fixture(scope="module")
+def dry_runs(stack: Stack) -> Iterator[dict[str, tuple[int, Future[Run]]]]:
+    """The failing dry runs of this module, started together: each mostly waits on its
+    closed port."""
+    settings = stack.settings
+    timeout = {"SOMA_BOOTSTRAP_TIMEOUT": str(BOOTSTRAP_TIMEOUT)}
+    runs: dict[str, tuple[int, Future[Run]]] = {}
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        for part in PARTS:
+            port = free_port()
+            env = stack_env(closed_part(settings, part, port), **timeout)
+            runs[part] = (port, pool.submit(_dry_run, env))
+        port = free_port()
+        uri = f"http://root:{SECRET}@127.0.0.1:{port}"
+        env = stack_env(with_updates(settings, milvus_uri=uri), **timeout)
+        runs["milvus-uri-credentials"] = (port, pool.submit(_dry_run, env))
+        yield runs
+
+
+@pytest.mark.parametrize("part", PARTS)
+def test_dry_run_names_the_closed_part_and_its_address(
+    dry_runs: dict[str, tuple[int, Future[Run]]], part: str
+) -> None:
+    port, future = dry_runs[part]
+    run = future.result()
+    assert run.returncode == 1, run.stderr
+    assert run.seconds < BOOTSTRAP_TIMEOUT + SLACK, f"took {run.seconds:.1f} s"
+    assert len(run.failed_lines) == 1, run.stderr  # one line per failed part, only that part
+    line = run.failed_lines[0]
+    assert line.startswith(f"FAILED {part} ("), line
+    assert f"127.0.0.1:{port}" in line
+    assert SECRET not in run.stdout + run.stderr
+
+
+def test_dry_run_never_echoes_credentials_given_in_the_milvus_uri(
+    dry_runs: dict[str, tuple[int, Future[Run]]],
+) -> None:
+    """pymilvus takes ``http://user:password@host:port``; the password must not be echoed."""
+    port, future = dry_runs["milvus-uri-credentials"]
+    run = future.result()
+    assert run.returncode == 1, run.stderr
+    assert any(f"127.0.0.1:{port}" in line for line in run.failed_lines), run.stderr
+    assert SECRET not in run.stdout + run.stderr
+
+
+def test_dry_run_passes_with_everything_up(stack: Stack) -> None:
+    run = _dry_run(stack_env(stack.settings))
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.startswith("OK postgres"), run.stdout
+    assert not run.failed_lines
+
+
+# -- the in-process API --------------------------------------------------------------------------
+@pytest.mark.parametrize("part", PARTS)
+def test_api_refuses_to_start_without_a_required_part(own: Settings, part: str) -> None:
+    port = free_port()
+    app = create_app(closed_part(own, part, port))
+    with pytest.raises(InfrastructureError) as raised, TestClient(app):
+        pytest.fail("the app started with a required part down")
+    failures = raised.value.failures
+    assert [f.part for f in failures] == [part]
+    assert f"127.0.0.1:{port}" in failures[0].address
+    assert SECRET not in str(raised.value)
+    assert SECRET not in repr(failures)
+
+
+def test_api_starts_when_a_down_redis_is_not_required(own: Settings) -> None:
+    settings = with_updates(
+        own, redis_url=f"redis://127.0.0.1:{free_port()}/0", require_redis=False
+    )
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        health = client.get("/healthz")
+        ready = client.get("/readyz")
+    assert health.status_code == 200, health.text
+    assert health.json()["redis"] == "down"
+    assert health.json()["postgres"] == health.json()["milvus"] == "up"
+    assert ready.status_code == 200, ready.text
+
+
+# -- bootstrap() and main(), in-process ----------------------------------------------------------
+def test_main_without_settings_exits_2_naming_each_variable(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    assert main(["--dry-run"]) == 2
+    err = capsys.readouterr().err
+    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
+        assert f"FAILED settings ({name})" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("POSTGRES_DSN", "postgresql+asyncpg://postgres@127.0.0.1:5432/x"),
+        ("REDIS_URL", "http://127.0.0.1:6379/0"),
+    ],
+)
+def test_main_reports_a_malformed_address_as_a_settings_failure(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    own: Settings,
+    variable: str,
+    value: str,
+) -> None:
+    """A scheme the service cannot use is a settings error (exit 2, one line), not a crash."""
+    use_env(monkeypatch, own, SOMA_BOOTSTRAP_TIMEOUT="1")
+    monkeypatch.setenv(variable, value)
+    assert main(["--dry-run"]) == 2
+    assert f"FAILED settings ({variable})" in capsys.readouterr().err
+
+
+def test_module_entry_point_exits_with_mains_status(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr(sys, "argv", ["somafractalmemory.bootstrap", "--dry-run"])
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_path(bootstrap_module.__file__, run_name="__main__")
+    assert exited.value.code == 2
+
+
+def test_main_dry_run_passes_with_everything_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
+) -> None:
+    use_env(monkeypatch, own)
+    assert main(["--dry-run"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"OK postgres ({own.postgres_address}), milvus ({own.milvus_uri})")
+
+
+def test_main_sets_up_and_passes_with_everything_up(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
+) -> None:
+    use_env(monkeypatch, own)
+    assert main([]) == 0
+    assert capsys.readouterr().out.startswith("OK postgres")
+
+
+def test_main_reports_every_closed_part_on_its_own_line(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
+) -> None:
+    ports = {part: free_port() for part in PARTS}
+    settings = own
+    for part in PARTS:
+        settings = closed_part(settings, part, ports[part])
+    use_env(monkeypatch, settings, SOMA_BOOTSTRAP_TIMEOUT="1", SOMA_STORE_TIMEOUT="1")
+    started = time.monotonic()
+    assert main(["--dry-run"]) == 1
+    assert time.monotonic() - started < 1 + 5
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.startswith("FAILED ")]
+    assert [line.split()[1] for line in lines] == list(PARTS), err
+    for part, line in zip(PARTS, lines, strict=True):
+        assert f"127.0.0.1:{ports[part]}" in line
+    assert SECRET not in err
+
+
+def test_main_reports_an_unmigrated_database_as_postgres(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
+) -> None:
+    dsn = sibling_dsn(own.postgres_dsn.get_secret_value(), "_unmigrated")
+    recreate_database(dsn)
+    try:
+        use_env(monkeypatch, with_updates(own, postgres_dsn=dsn))
+        assert main(["--dry-run"]) == 1
+    finally:
+        drop_database(dsn)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("FAILED postgres (")
+    assert "_unmigrated" in lines[0]
+    assert "revision" in lines[0]
+
+
+@pytest.fixture
+def wrong_dimension(own: Settings, dimension: int) -> Iterator[Settings]:
+    """A collection shaped like SFM's but with another dimension, named in the settings."""
+    name = f"{own.milvus_collection}_wrongdim"
+    drop_collections(own.milvus_uri, name)
+    client = milvus_client(own.milvus_uri)
+    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+    schema.add_field("id", DataType.INT64, is_primary=True)
+    schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
+    schema.add_field("memory_type", DataType.VARCHAR, max_length=16)
+    schema.add_field("created_at", DataType.INT64)
+    schema.add_field("attrs", DataType.JSON)
+    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension // 2)
+    index = MilvusClient.prepare_index_params()
+    index.add_index(
+        field_name="vector",
+        index_type="HNSW",
+        metric_type="COSINE",
+        params={"M": 16, "efConstruction": 200},
+    )
+    client.create_collection(name, schema=schema, index_params=index)
+    client.close()
+    yield with_updates(own, milvus_collection=name)
+    drop_collections(own.milvus_uri, name)
+
+
+def test_validate_names_milvus_and_the_dimension(wrong_dimension: Settings, dimension: int) -> None:
+    stack = create_stack(wrong_dimension)
+    try:
+        with pytest.raises(InfrastructureError) as raised:
+            validate_infrastructure(stack)
+    finally:
+        stack.close()
+    (failure,) = raised.value.failures
+    assert failure.part == "milvus"
+    assert f"dimension {dimension // 2}" in failure.reason
+    assert str(dimension) in failure.reason
+
+
+def test_main_refuses_a_collection_of_another_dimension(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    wrong_dimension: Settings,
+    dimension: int,
+) -> None:
+    use_env(monkeypatch, wrong_dimension)
+    assert main([]) == 1
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"FAILED milvus ({wrong_dimension.milvus_uri})")
+    assert f"dimension {dimension // 2}" in lines[0]
+    # refused, never altered
+    client = milvus_client(wrong_dimension.milvus_uri)
+    fields = client.describe_collection(wrong_dimension.milvus_collection)["fields"]
+    client.close()
+    vector = next(f for f in fields if f["name"] == "vector")
+    assert int(vector["params"]["dim"]) == dimension // 2
+
+
+def test_bootstrap_starts_without_a_broken_milvus_that_is_not_required(
+    wrong_dimension: Settings,
+) -> None:
+    stack = bootstrap(with_updates(wrong_dimension, require_milvus=False), dry_run=False)
+    stack.close()
+
+
+def test_bootstrap_starts_without_a_down_milvus_that_is_not_required(own: Settings) -> None:
+    settings = with_updates(
+        own, milvus_uri=f"http://127.0.0.1:{free_port()}", require_milvus=False, store_timeout=1
+    )
+    stack = bootstrap(settings, dry_run=False)
+    stack.close()
+
+
+def test_bootstrap_starts_without_a_down_redis_that_is_not_required(own: Settings) -> None:
+    settings = with_updates(
+        own, redis_url=f"redis://127.0.0.1:{free_port()}/0", require_redis=False
+    )
+    stack = bootstrap(settings, dry_run=True)
+    stack.close()
+
+
+def test_wait_for_postgres_returns_when_it_answers(own: Settings) -> None:
+    wait_for_postgres(own)
+
+
+def test_wait_for_postgres_gives_up_after_the_timeout(own: Settings) -> None:
+    settings = with_updates(
+        own,
+        postgres_dsn=f"postgresql://postgres:{SECRET}@127.0.0.1:{free_port()}/x",
+        bootstrap_timeout=1.5,
+    )
+    started = time.monotonic()
+    with pytest.raises(PostgresUnavailableError) as raised:
+        wait_for_postgres(settings)
+    assert 1.5 <= time.monotonic() - started < 1.5 + 5
+    assert SECRET not in str(raised.value)
+
+
+def test_bootstrap_waits_for_a_store_that_comes_up_late(own: Settings, tmp_path: Path) -> None:
+    late = PrivateRedis(tmp_path / "redis")
+    settings = with_updates(own, redis_url=late.url, bootstrap_timeout=20)
+    starter = threading.Timer(1.5, late.start)
+    started = time.monotonic()
+    starter.start()
+    try:
+        stack = bootstrap(settings, dry_run=True)
+        waited = time.monotonic() - started
+        stack.close()
+    finally:
+        starter.join()
+        late.stop()
+    assert 1.5 <= waited < 1.5 + 6
+
+
+def test_wait_for_raises_the_probes_last_error_after_the_timeout(own: Settings) -> None:
+    port = free_port()
+    settings = with_updates(own, redis_url=f"redis://127.0.0.1:{port}/0")
+    cache = create_stack(settings).cache
+    started = time.monotonic()
+    with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{port}"):
+        wait_for("redis", cache.ping, 1.0)
+    assert 1.0 <= time.monotonic() - started < 1.0 + 4
+
+
+def test_create_stack_refuses_anything_but_the_real_milvus_adapter(own: Settings) -> None:
+    class AnotherMilvusStore(MilvusStore):
+        """A real adapter of another type: the factory must not accept it."""
+
+    with pytest.raises(TypeError, match="expected MilvusStore, got AnotherMilvusStore"):
+        create_stack(own, milvus=AnotherMilvusStore(own))
+
+
+def test_the_service_starts_after_migrate_and_ensure_collection(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
+) -> None:
+    """`somafractalmemory ensure-collection` sets up what start-up then checks."""
+    from somafractalmemory import cli
+
+    settings = with_updates(own, milvus_collection=f"{own.milvus_collection}_cli")
+    drop_collections(settings.milvus_uri, settings.milvus_collection)
+    use_env(monkeypatch, settings)
+    get_settings.cache_clear()
+    try:
+        done = CliRunner().invoke(cli.app, ["ensure-collection"])
+        assert done.exit_code == 0, done.output
+        capsys.readouterr()
+        status = main(["--dry-run"])
+        err = capsys.readouterr().err
+    finally:
+        get_settings.cache_clear()
+        drop_collections(settings.milvus_uri, settings.milvus_collection)
+    assert status == 0, err
