@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+import httpx
 import psycopg
 import redis
 from alembic import command
@@ -475,6 +476,56 @@ def server_process(
         log.close()
 
 
+class ApiServer:
+    """The real HTTP server (uvicorn, ``somafractalmemory.http_api:app``) as a subprocess
+    configured by the environment, killed with SIGKILL and started again at will."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = stack_env(settings, **env)
+        self.log_path = log_path
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 120) -> None:
+        """Start it and wait until /readyz answers 200."""
+        assert self.proc is None, "already running"
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            python_module(
+                "uvicorn",
+                "somafractalmemory.http_api:app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--no-access-log",
+            ),
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=ROOT,
+        )
+        log.close()
+
+        def ready() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"the server exited: {self.log_tail()}")
+            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
+
+        wait_until(f"SFM on {self.port}", ready, timeout, 0.25)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, no flush, no lifespan exit."""
+        if self.proc is not None:
+            _stop_group(self.proc)
+            self.proc = None
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+
+
 def python_module(*args: str) -> list[str]:
     """A command line running ``python -m ...`` in the venv."""
     return [str(PYTHON), "-m", *args]
@@ -483,6 +534,7 @@ def python_module(*args: str) -> list[str]:
 __all__ = [
     "PYTHON",
     "ROOT",
+    "ApiServer",
     "PrivateMilvus",
     "PrivateRedis",
     "answering",
