@@ -72,6 +72,8 @@ validate-infra: install ## bootstrap dry run against the configured stack
 	PATH=$(BIN):$$PATH PYTHON=$(PY) scripts/bootstrap.sh --dry-run
 
 test: services ## set up the test stack and run every test with coverage
+	# tests/browser drive the system Chromium through Playwright (no browser download of its own).
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(TEST_ENV) $(PY) scripts/ensure_database.py
 	$(TEST_ENV) $(PY) -m pytest --cov=somafractalmemory --cov-branch --cov-report=term \
 		--cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)

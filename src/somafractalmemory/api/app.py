@@ -14,6 +14,7 @@ from somafractalmemory import __version__
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
 from somafractalmemory.api.routes import graph, items, memories, ops, portability
+from somafractalmemory.api.ui.routes import install_ui
 from somafractalmemory.bootstrap import validate_infrastructure
 from somafractalmemory.core.item_maintenance import ItemMaintainer
 from somafractalmemory.core.outbox import OutboxDrainer
@@ -69,6 +70,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(portability.router)
     app.include_router(items.router)
+    install_ui(app)
     FastAPIInstrumentor.instrument_app(app, excluded_urls=",".join(sorted(UNMETERED)))
     app.add_middleware(
         BodyLimitMiddleware,

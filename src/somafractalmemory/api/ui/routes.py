@@ -1,0 +1,100 @@
+"""``GET /ui``: the memory browser's shell pages, its static files and their security headers.
+
+The HTML routes render templates without touching any store or reading any key: every datum
+on the pages comes from the authenticated JSON API, called by ``static/ui.js``. The routes
+are left out of the OpenAPI schema, so the API's contract (and its schemathesis test) is
+unchanged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Final
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from somafractalmemory import __version__
+
+UI_PREFIX: Final = "/ui"
+_HERE = Path(__file__).parent
+# Self only: no inline script or style, no framing, forms post nowhere else.
+CONTENT_SECURITY_POLICY: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+_SECURITY_HEADERS: Final = (
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"x-frame-options", b"DENY"),
+)
+
+templates = Jinja2Templates(directory=_HERE / "templates")
+router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
+
+
+def _page(request: Request, template: str, title: str) -> HTMLResponse:
+    root = request.scope.get("root_path", "")
+    return templates.TemplateResponse(
+        request,
+        template,
+        {
+            "title": title,
+            "root": root,
+            "static": f"{root}{UI_PREFIX}/static",
+            "version": __version__,
+        },
+        headers={"Cache-Control": "no-store"},
+    )
+
+
+@router.get("", response_class=HTMLResponse)
+def overview(request: Request) -> HTMLResponse:
+    """The overview: the tenant's stats, the stack's health and the search box."""
+    return _page(request, "overview.html", "Memories")
+
+
+@router.get("/signin", response_class=HTMLResponse)
+def signin(request: Request) -> HTMLResponse:
+    """Sign in with an API key (kept in the browser's sessionStorage only)."""
+    return _page(request, "signin.html", "Sign in")
+
+
+@router.get("/memory", response_class=HTMLResponse)
+def memory(request: Request) -> HTMLResponse:
+    """One memory (``?coord=``): payload, metadata, neighbours, delete."""
+    return _page(request, "memory.html", "Memory")
+
+
+class SecurityHeadersMiddleware:
+    """Add the Content-Security-Policy and related headers to every response under ``/ui``."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "") if scope["type"] == "http" else ""
+        if path != UI_PREFIX and not path.startswith(f"{UI_PREFIX}/"):
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                names = {name for name, _ in _SECURITY_HEADERS}
+                headers = [(k, v) for k, v in message.get("headers", []) if k not in names]
+                message["headers"] = [*headers, *_SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+def install_ui(app: FastAPI) -> None:
+    """Serve the memory browser from ``app``: pages, static files and their headers."""
+    app.include_router(router)
+    app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static")
+    app.add_middleware(SecurityHeadersMiddleware)

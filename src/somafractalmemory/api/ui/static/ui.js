@@ -1,0 +1,394 @@
+/* SomaFractalMemory memory browser: plain JavaScript, no build step.
+ *
+ * The API key lives in this tab's sessionStorage only. It is sent to the JSON API as an
+ * `Authorization: Bearer` header by fetch(), never in a URL, a cookie or a form field the
+ * browser could submit. Everything shown comes from the authenticated JSON API and is put
+ * into the page with textContent (never innerHTML), so stored payloads cannot inject markup.
+ */
+(() => {
+  "use strict";
+
+  const KEY = "sfm.apiKey";
+  const FLASH = "sfm.flash";
+  const LAST_SEARCH = "sfm.lastSearch";
+  const root = document.body.dataset.root || "";
+  const page = document.body.dataset.page;
+  const $ = (id) => document.getElementById(id);
+
+  class ApiError extends Error {
+    constructor(status, name, detail) {
+      super(`${name}: ${detail}`);
+      this.status = status;
+      this.name = name;
+      this.detail = detail;
+    }
+  }
+
+  const getKey = () => sessionStorage.getItem(KEY);
+
+  function goSignIn(message) {
+    if (message) sessionStorage.setItem(FLASH, message);
+    window.location.assign(`${root}/ui/signin`);
+  }
+
+  function uiUrl(path, coord) {
+    const url = new URL(`${root}${path}`, window.location.origin);
+    if (coord !== undefined) url.searchParams.set("coord", coord);
+    return url.pathname + url.search;
+  }
+
+  /* One JSON request; `key` null means no Authorization header. Answers {status, ok, data}. */
+  async function request(method, path, { params, body, key = getKey() } = {}) {
+    const url = new URL(`${root}${path}`, window.location.origin);
+    for (const [name, value] of Object.entries(params || {})) {
+      url.searchParams.set(name, String(value));
+    }
+    const headers = { Accept: "application/json" };
+    if (key) headers.Authorization = `Bearer ${key}`;
+    if (body !== undefined) headers["Content-Type"] = "application/json";
+    let response;
+    try {
+      response = await fetch(url, {
+        method,
+        headers,
+        body: body === undefined ? undefined : JSON.stringify(body),
+        credentials: "omit",
+        cache: "no-store",
+        referrerPolicy: "no-referrer",
+      });
+    } catch (exc) {
+      throw new ApiError(0, "ConnectionFailed", `the server did not answer (${exc.message})`);
+    }
+    let data = null;
+    try {
+      data = await response.json();
+    } catch {
+      data = null;
+    }
+    return { status: response.status, ok: response.ok, data };
+  }
+
+  /* An authenticated call that must succeed; a refused key sends the user to sign in. */
+  async function api(method, path, options = {}) {
+    if (!getKey()) {
+      goSignIn("Sign in first.");
+      throw new ApiError(401, "UnauthorizedError", "not signed in");
+    }
+    const { status, ok, data } = await request(method, path, options);
+    if (status === 401) {
+      sessionStorage.removeItem(KEY);
+      goSignIn("The server refused the key (revoked?). Sign in again.");
+    }
+    if (!ok) {
+      throw new ApiError(
+        status,
+        (data && data.error) || `HTTP ${status}`,
+        (data && data.detail) || "no detail",
+      );
+    }
+    return data;
+  }
+
+  function showError(exc) {
+    const box = $("error");
+    box.textContent = exc instanceof ApiError ? `${exc.name} (${exc.status}): ${exc.detail}` : String(exc);
+    box.hidden = false;
+  }
+
+  function clearError() {
+    $("error").hidden = true;
+    $("error").textContent = "";
+  }
+
+  function el(tag, text, className) {
+    const node = document.createElement(tag);
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    if (className) node.className = className;
+    return node;
+  }
+
+  function when(iso) {
+    const date = new Date(iso);
+    const node = el("time", Number.isNaN(date.getTime()) ? iso : date.toLocaleString());
+    node.dateTime = iso;
+    node.title = iso;
+    return node;
+  }
+
+  function memoryLink(coord) {
+    const link = el("a", coord, "coord");
+    link.href = uiUrl("/ui/memory", coord);
+    return link;
+  }
+
+  function summary(payload) {
+    const text = typeof payload.text === "string" ? payload.text : JSON.stringify(payload);
+    return text.length > 160 ? `${text.slice(0, 157)}…` : text;
+  }
+
+  function setupChrome() {
+    const key = getKey();
+    if (!key) return;
+    const note = $("tenant-note");
+    note.textContent = `signed in · key ${key.slice(0, 10)}…`;
+    note.hidden = false;
+    const out = $("sign-out");
+    out.hidden = false;
+    out.addEventListener("click", () => {
+      sessionStorage.removeItem(KEY);
+      sessionStorage.removeItem(LAST_SEARCH);
+      goSignIn("Signed out.");
+    });
+  }
+
+  /* ---- sign in ---------------------------------------------------------------------- */
+
+  function signInPage() {
+    const status = $("signin-status");
+    const flash = sessionStorage.getItem(FLASH);
+    if (flash) {
+      status.textContent = flash;
+      sessionStorage.removeItem(FLASH);
+    }
+    $("signin-form").addEventListener("submit", async (event) => {
+      event.preventDefault();
+      clearError();
+      const input = $("api-key");
+      const key = input.value.trim();
+      if (!key) return;
+      status.textContent = "Checking the key…";
+      try {
+        const { status: code, ok, data } = await request("GET", "/stats", { key });
+        if (code === 401) {
+          status.textContent = "";
+          throw new ApiError(401, "UnauthorizedError", (data && data.detail) || "key refused");
+        }
+        if (!ok) {
+          throw new ApiError(code, (data && data.error) || `HTTP ${code}`, (data && data.detail) || "");
+        }
+        sessionStorage.setItem(KEY, key);
+        input.value = "";
+        window.location.assign(uiUrl("/ui"));
+      } catch (exc) {
+        status.textContent = "";
+        showError(exc);
+      }
+    });
+  }
+
+  /* ---- overview: stats, health, search --------------------------------------------- */
+
+  async function loadStats() {
+    const stats = await api("GET", "/stats");
+    const list = $("stats");
+    list.replaceChildren();
+    const figures = [["memories", stats.memories]];
+    for (const [type, count] of Object.entries(stats.by_type).sort()) figures.push([type, count]);
+    figures.push(["links", stats.links], ["vectors (Milvus)", stats.vectors]);
+    for (const [name, value] of figures) {
+      list.append(el("dt", name), el("dd", value));
+    }
+  }
+
+  async function loadHealth() {
+    const { status, data } = await request("GET", "/healthz", { key: null });
+    const badge = $("health-status");
+    const list = $("health");
+    list.replaceChildren();
+    if (!data || !data.status) {
+      badge.textContent = `HTTP ${status}`;
+      badge.className = "badge down";
+      return;
+    }
+    badge.textContent = data.status;
+    badge.className = `badge ${data.status}`;
+    for (const part of ["postgres", "milvus", "redis"]) {
+      const item = el("li");
+      item.append(el("span", part, "part"), el("span", data[part], `badge ${data[part]}`));
+      if (data.errors && data.errors[part]) item.append(el("span", data.errors[part], "muted"));
+      list.append(item);
+    }
+  }
+
+  function signalChips(signals) {
+    const cell = el("td", null, "signals");
+    if (signals.vector !== null) cell.append(el("span", `vector #${signals.vector}`, "chip vector"));
+    if (signals.keyword !== null) cell.append(el("span", `keyword #${signals.keyword}`, "chip keyword"));
+    if (signals.link !== null) cell.append(el("span", `link depth ${signals.link}`, "chip link"));
+    return cell;
+  }
+
+  async function runSearch(query, mode, topK) {
+    clearError();
+    const status = $("search-status");
+    const table = $("results");
+    status.textContent = "Searching…";
+    const started = performance.now();
+    const found = await api("POST", "/memories/search", {
+      body: { query, mode, top_k: topK },
+    });
+    const ms = Math.round(performance.now() - started);
+    sessionStorage.setItem(LAST_SEARCH, JSON.stringify({ query, mode, topK }));
+    const body = table.tBodies[0];
+    body.replaceChildren();
+    found.results.forEach((hit, index) => {
+      const row = el("tr");
+      row.dataset.coord = hit.coord;
+      const coordCell = el("td");
+      coordCell.append(memoryLink(hit.coord));
+      row.append(
+        el("td", index + 1, "num"),
+        coordCell,
+        el("td", hit.score.toFixed(4), "num"),
+        signalChips(hit.signals),
+        el("td", hit.memory_type),
+        el("td", hit.importance.toFixed(2), "num"),
+        el("td", summary(hit.payload), "text"),
+      );
+      body.append(row);
+    });
+    table.hidden = found.results.length === 0;
+    const noun = found.results.length === 1 ? "result" : "results";
+    status.textContent = `${found.results.length} ${noun} (${mode}, ${ms} ms)`;
+  }
+
+  function overviewPage() {
+    if (!getKey()) {
+      goSignIn();
+      return;
+    }
+    loadHealth().catch(showError);
+    loadStats().catch(showError);
+    const form = $("search-form");
+    form.addEventListener("submit", (event) => {
+      event.preventDefault();
+      const query = $("query").value.trim();
+      if (!query) return;
+      runSearch(query, $("mode").value, Number($("top-k").value)).catch((exc) => {
+        $("search-status").textContent = "";
+        showError(exc);
+      });
+    });
+    const last = sessionStorage.getItem(LAST_SEARCH);
+    if (last) {
+      try {
+        const { query, mode, topK } = JSON.parse(last);
+        $("query").value = query;
+        $("mode").value = mode;
+        $("top-k").value = String(topK);
+        runSearch(query, mode, topK).catch(showError);
+      } catch {
+        sessionStorage.removeItem(LAST_SEARCH);
+      }
+    }
+  }
+
+  /* ---- one memory: detail, neighbours, delete --------------------------------------- */
+
+  async function loadNeighbors(coord) {
+    const status = $("neighbors-status");
+    const table = $("neighbors");
+    const kHop = Number($("k-hop").value);
+    status.textContent = "Loading…";
+    const found = await api("GET", "/graph/neighbors", {
+      params: { coord, k_hop: kHop, direction: "both", limit: 100 },
+    });
+    const body = table.tBodies[0];
+    body.replaceChildren();
+    for (const neighbor of found.neighbors) {
+      const row = el("tr");
+      row.dataset.coord = neighbor.coord;
+      const coordCell = el("td");
+      coordCell.append(memoryLink(neighbor.coord));
+      row.append(
+        coordCell,
+        el("td", neighbor.link_type),
+        el("td", neighbor.strength.toFixed(2), "num"),
+        el("td", neighbor.depth, "num"),
+      );
+      body.append(row);
+    }
+    table.hidden = found.neighbors.length === 0;
+    status.textContent = found.neighbors.length
+      ? `${found.neighbors.length} within ${kHop} ${kHop === 1 ? "link" : "links"}`
+      : "No linked memories.";
+  }
+
+  async function loadMemory(coord) {
+    const status = $("memory-status");
+    let memory;
+    try {
+      memory = await api("GET", `/memories/${encodeURIComponent(coord)}`);
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 404) {
+        status.textContent = "There is no memory at this coordinate.";
+        $("neighbors-card").hidden = true;
+        return;
+      }
+      throw exc;
+    }
+    $("coord").textContent = memory.coord;
+    document.title = `Memory ${memory.coord} · SomaFractalMemory`;
+    $("memory-type").textContent = memory.memory_type;
+    $("memory-importance").textContent = memory.importance.toFixed(2);
+    $("memory-created").replaceChildren(when(memory.created_at));
+    $("memory-updated").replaceChildren(when(memory.updated_at));
+    $("payload").textContent = JSON.stringify(memory.payload, null, 2);
+    status.textContent = "";
+    status.hidden = true;
+    $("memory-body").hidden = false;
+    await loadNeighbors(memory.coord);
+  }
+
+  function setupDelete(coord) {
+    const ask = $("delete");
+    const confirmBox = $("delete-confirm");
+    ask.addEventListener("click", () => {
+      ask.hidden = true;
+      confirmBox.hidden = false;
+      $("delete-no").focus();
+    });
+    $("delete-no").addEventListener("click", () => {
+      confirmBox.hidden = true;
+      ask.hidden = false;
+    });
+    $("delete-yes").addEventListener("click", async () => {
+      clearError();
+      $("delete-yes").disabled = true;
+      try {
+        await api("DELETE", `/memories/${encodeURIComponent(coord)}`);
+      } catch (exc) {
+        $("delete-yes").disabled = false;
+        showError(exc);
+        return;
+      }
+      $("memory-body").hidden = true;
+      $("neighbors-card").hidden = true;
+      const status = $("memory-status");
+      status.hidden = false;
+      status.textContent = `Deleted ${coord} from PostgreSQL, Milvus and the cache.`;
+      status.className = "notice";
+    });
+  }
+
+  function memoryPage() {
+    if (!getKey()) {
+      goSignIn();
+      return;
+    }
+    const coord = new URLSearchParams(window.location.search).get("coord");
+    if (!coord) {
+      $("memory-status").textContent = "No coordinate given (open a memory from the search).";
+      $("neighbors-card").hidden = true;
+      return;
+    }
+    $("coord").textContent = coord;
+    setupDelete(coord);
+    $("k-hop").addEventListener("change", () => loadNeighbors(coord).catch(showError));
+    loadMemory(coord).catch(showError);
+  }
+
+  setupChrome();
+  const pages = { signin: signInPage, overview: overviewPage, memory: memoryPage };
+  if (pages[page]) pages[page]();
+})();

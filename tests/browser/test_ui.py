@@ -1,0 +1,275 @@
+"""The memory browser (``/ui``) in a real headless Chromium, against a real SFM server.
+
+The server is ``uvicorn somafractalmemory.http_api:app`` on the test stack, started as a
+subprocess with its access log on; the browser is Debian's ``chromium`` driven by Playwright
+(never a browser build of Playwright's own: ``make test`` installs ``chromium`` with apt).
+The test signs in, searches, opens a memory, deletes it, and checks that the API key never
+appears in a URL the browser requested, in a cookie, or in the server's log. A screenshot
+of every page goes to ``tests/artifacts/ui/``.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import re
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
+
+from somafractalmemory.api.ui.routes import CONTENT_SECURITY_POLICY
+from somafractalmemory.stack import Stack
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
+SERVER_START_TIMEOUT = 180.0
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def free_port() -> int:
+    """A port nothing listens on (bound, then released)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class Server:
+    """A running SFM server: its URL and the file its output goes to."""
+
+    url: str
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")
+
+
+@pytest.fixture(scope="module")
+def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real SFM server on the test stack, logging every request (uvicorn's access log)."""
+    settings = stack.settings
+    env = {
+        **os.environ,
+        "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
+        "MILVUS_URI": settings.milvus_uri,
+        "MILVUS_COLLECTION": settings.milvus_collection,
+        "REDIS_URL": settings.redis_url.get_secret_value(),
+        "PYTHONUNBUFFERED": "1",
+    }
+    if settings.milvus_token.get_secret_value():
+        env["MILVUS_TOKEN"] = settings.milvus_token.get_secret_value()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("ui-server") / "server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "somafractalmemory.http_api:app",
+                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "info"),
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            deadline = time.monotonic() + SERVER_START_TIMEOUT
+            while True:
+                if process.poll() is not None:
+                    tail = log.read_text(errors="replace")[-4000:]
+                    pytest.fail(f"server exited with {process.returncode}:\n{tail}")
+                try:
+                    if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass  # not listening yet
+                if time.monotonic() > deadline:
+                    pytest.fail(f"server on {url} not healthy after {SERVER_START_TIMEOUT}s")
+                time.sleep(0.25)
+            yield Server(url, log)
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[BrowserContext]:
+    """Headless Debian Chromium with a fresh profile directory."""
+    if not CHROMIUM.exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: `apt-get install chromium` (make test does it); "
+            "Playwright's own browser downloads are not used"
+        )
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            tmp_path / "chromium-profile",
+            executable_path=CHROMIUM,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1200, "height": 800},
+        )
+        context.set_default_timeout(30_000)
+        try:
+            yield context
+        finally:
+            context.close()
+
+
+def shot(page: Page, name: str) -> None:
+    """Save the whole page as tests/artifacts/ui/<name>.png."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+def api(server: Server, key: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=30.0
+    )
+
+
+def test_sign_in_search_open_and_delete_a_memory(
+    server: Server, stack: Stack, browser: BrowserContext
+) -> None:
+    key, _info = stack.keys.create(f"ui-{uuid.uuid4().hex[:12]}")
+    word = f"quokka{uuid.uuid4().hex[:8]}"
+    base = random.randint(1, 10**6)
+    coord, linked_to, linked_from = f"9,{base},1", f"9,{base},2", f"9,{base},3"
+    text = f"The lighthouse keeper's cat is called Marmalade ({word}) and hates the fog horn"
+    with api(server, key) as sfm:
+        for at, body in (
+            (coord, {"text": text, "topic": "pets", "tags": ["cat", "lighthouse"]}),
+            (linked_to, {"text": "The fog horn sounds every thirty seconds"}),
+            (linked_from, {"text": "Visited the lighthouse in June"}),
+        ):
+            stored = sfm.post(
+                "/memories",
+                json={"coord": at, "payload": body, "memory_type": "semantic", "importance": 0.7},
+            )
+            assert stored.status_code == 201, stored.text
+        for start, end, kind in ((coord, linked_to, "mentions"), (linked_from, coord, "related")):
+            linked = sfm.post(
+                "/graph/link",
+                json={"from_coord": start, "to_coord": end, "link_type": kind, "strength": 0.8},
+            )
+            assert linked.status_code == 201, linked.text
+
+    requested: list[Request] = []
+    browser.on("request", lambda r: requested.append(r))
+    problems: list[str] = []
+    page = browser.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+
+    # Not signed in: the overview sends the browser to the sign-in page.
+    response = page.goto(f"{server.url}/ui")
+    assert response is not None
+    assert response.headers["content-security-policy"] == CONTENT_SECURITY_POLICY
+    page.wait_for_url("**/ui/signin")
+    expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+    shot(page, "1-signin")
+
+    page.fill("#api-key", key)
+    page.click("#signin-button")
+    page.wait_for_url("**/ui")
+    assert page.evaluate("sessionStorage.getItem('sfm.apiKey')") == key
+    assert page.evaluate("localStorage.length") == 0
+    # At a glance: this tenant's stats and the stack's health.
+    expect(page.locator("#stats")).to_contain_text("memories3")
+    expect(page.locator("#stats")).to_contain_text("links2")
+    expect(page.locator("#health-status")).to_have_text("ok")
+    expect(page.locator("#health")).to_contain_text("milvus")
+    shot(page, "2-overview")
+
+    page.fill("#query", f"{word} lighthouse cat")
+    page.select_option("#mode", "hybrid")
+    page.click("#search-form button[type=submit]")
+    row = page.locator(f'#results tr[data-coord="{coord}"]')
+    expect(row).to_be_visible()
+    expect(row).to_contain_text("keyword #1")
+    expect(row).to_contain_text("vector #")
+    expect(row).to_contain_text("Marmalade")
+    expect(page.locator("#search-status")).to_contain_text("hybrid")
+    shot(page, "3-search-results")
+
+    row.get_by_role("link", name=coord).click()
+    page.wait_for_url("**/ui/memory?coord=*")
+    expect(page.locator("#payload")).to_contain_text(f'"text": "{text}"')
+    expect(page.locator("#payload")).to_contain_text('"topic": "pets"')
+    expect(page.locator("#memory-type")).to_have_text("semantic")
+    expect(page.locator("#memory-importance")).to_have_text("0.70")
+    expect(page.locator("#memory-created time")).to_have_attribute(
+        "datetime", re.compile(r"^\d{4}-\d\d-\d\dT")
+    )
+    neighbors = page.locator("#neighbors tbody")
+    expect(neighbors.locator(f'tr[data-coord="{linked_to}"]')).to_contain_text("mentions")
+    expect(neighbors.locator(f'tr[data-coord="{linked_from}"]')).to_contain_text("related")
+    shot(page, "4-memory-detail")
+
+    # Delete takes a second click: the first one only asks.
+    page.click("#delete")
+    expect(page.locator("#delete-confirm")).to_be_visible()
+    with api(server, key) as sfm:
+        assert sfm.get(f"/memories/{coord}").status_code == 200
+    shot(page, "5-delete-confirm")
+    page.click("#delete-yes")
+    expect(page.locator("#memory-status")).to_contain_text(f"Deleted {coord}")
+    shot(page, "6-deleted")
+
+    with api(server, key) as sfm:
+        gone = sfm.get(f"/memories/{coord}")
+        assert gone.status_code == 404, gone.text
+        found = sfm.post("/memories/search", json={"query": word, "mode": "keyword"})
+        assert found.status_code == 200
+        assert coord not in [hit["coord"] for hit in found.json()["results"]]
+        assert sfm.get(f"/memories/{linked_to}").status_code == 200
+
+    assert not problems, problems
+    # The key travelled only in Authorization headers: never in a URL, a cookie or a log line.
+    urls = [r.url for r in requested]
+    assert any("/memories/search" in u for u in urls)
+    assert not [u for u in urls if key in u]
+    assert not [r for r in requested if key in (r.post_data or "")]
+    assert not [c for c in browser.cookies() if key in c["value"]]
+    assert key not in page.content()
+    log = server.output()
+    assert "POST /memories/search HTTP/1.1" in log  # the access log is really captured
+    assert "DELETE /memories/" in log
+    assert key not in log
+
+
+def test_a_refused_key_is_not_kept(server: Server, browser: BrowserContext) -> None:
+    page = browser.new_page()
+    page.goto(f"{server.url}/ui/signin")
+    wrong = f"sfm_{uuid.uuid4().hex}"
+    page.fill("#api-key", wrong)
+    page.click("#signin-button")
+    expect(page.locator("#error")).to_contain_text("UnauthorizedError (401)")
+    assert page.evaluate("sessionStorage.length") == 0
+    assert page.url.endswith("/ui/signin")
+    shot(page, "7-signin-refused")
+    assert wrong not in server.output()
