@@ -127,6 +127,12 @@ class ItemDeleted(BaseModel):
     deleted: bool
 
 
+class ItemsSwept(BaseModel):
+    """How many expired items a sweep deleted."""
+
+    deleted: int
+
+
 class SpaceCreate(_Model):
     """A space for vectors the tenant computes itself: its own Milvus collection."""
 

@@ -22,16 +22,20 @@ Semantic search, three ways:
 - ``index={"fields": [...]}`` without ``embed``: the server's own model embeds the texts (the
   ``default`` space).
 
-TTL: ``supports_ttl`` is true; ``ttl`` in minutes is stored with the item and the server
-sweeps expired items in the background (``start_ttl_sweeper``/``stop_ttl_sweeper`` are
-therefore no-ops). The server never returns expired items unless asked: following LangGraph's
-``TTLConfig``, ``omit_expired`` (default false) decides whether reads ask for expired,
-not-yet-swept items too.
+TTL: ``supports_ttl`` is true; ``ttl`` in minutes is stored with the item, and the server
+sweeps expired items in the background (``SOMA_ITEMS_SWEEP_INTERVAL_SECONDS``).
+``start_ttl_sweeper`` additionally sweeps the tenant every ``sweep_interval_minutes``
+(``POST /items/sweep``), as LangGraph's own stores do; ``sweep_ttl`` sweeps once. The server
+never returns expired items unless asked: following LangGraph's ``TTLConfig``,
+``omit_expired`` (default false) decides whether reads also ask for expired items that no sweep
+has deleted yet.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -53,10 +57,12 @@ from langgraph.store.base import (
 )
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
-from somafractalmemory.client import AsyncSFMClient, SFMClient
+from somafractalmemory.client import AsyncSFMClient, SFMClient, SFMClientError
 from somafractalmemory.item_schemas import ItemPublic
 
 __all__ = ["AsyncSFMStore", "SFMStore"]
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_SPACE = "langgraph"
 _METRICS = {"cosine": "cosine", "inner_product": "ip", "l2": "l2"}
@@ -184,6 +190,8 @@ class SFMStore(BaseStore):
         self.index_config = self._plan.index_config
         self.embeddings = self._plan.embeddings
         self.ttl_config = ttl
+        self._sweeper: threading.Thread | None = None
+        self._sweep_stop = threading.Event()
 
     def setup(self) -> None:
         """Register the embedding space this store's ``index`` needs (idempotent)."""
@@ -195,12 +203,41 @@ class SFMStore(BaseStore):
         """Close the client."""
         self.client.close()
 
-    def start_ttl_sweeper(self, sweep_interval_minutes: int | None = None) -> None:
-        """No-op: the SFM server sweeps expired items itself."""
+    def sweep_ttl(self) -> int:
+        """Delete the tenant's expired items now; returns how many."""
+        return self.client.sweep_items()
+
+    def start_ttl_sweeper(self, sweep_interval_minutes: float | None = None) -> threading.Event:
+        """Sweep every ``sweep_interval_minutes`` (else the TTL config's, else 5) in a
+        daemon thread until :meth:`stop_ttl_sweeper`; returns the thread's stop event."""
+        if self._sweeper is not None and self._sweeper.is_alive():
+            return self._sweep_stop
+        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        interval = float(minutes or 5) * 60
+        self._sweep_stop = threading.Event()
+        stop = self._sweep_stop
+
+        def run() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.sweep_ttl()
+                except SFMClientError as exc:
+                    logger.warning("TTL sweep failed: %s", exc)
+
+        self._sweeper = threading.Thread(target=run, name="sfm-store-sweeper", daemon=True)
+        self._sweeper.start()
+        return stop
 
     def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:
-        """No-op: the SFM server sweeps expired items itself."""
-        return True
+        """Stop the sweeper thread; False if it did not stop within ``timeout`` seconds."""
+        if self._sweeper is None:
+            return True
+        self._sweep_stop.set()
+        self._sweeper.join(timeout)
+        stopped = not self._sweeper.is_alive()
+        if stopped:
+            self._sweeper = None
+        return stopped
 
     def _include_expired(self) -> bool:
         return not (self.ttl_config or {}).get("omit_expired", False)
@@ -265,7 +302,7 @@ class AsyncSFMStore(AsyncBatchedBaseStore):
     inside the event loop it will serve; its sync methods work from other threads only."""
 
     supports_ttl: bool = True
-    __slots__ = ("_plan", "client", "embeddings", "index_config", "ttl_config")
+    __slots__ = ("_plan", "_sweeper", "client", "embeddings", "index_config", "ttl_config")
 
     def __init__(
         self,
@@ -287,6 +324,7 @@ class AsyncSFMStore(AsyncBatchedBaseStore):
         self.index_config = self._plan.index_config
         self.embeddings = self._plan.embeddings
         self.ttl_config = ttl
+        self._sweeper: asyncio.Task[None] | None = None
 
     async def setup(self) -> None:
         """Register the embedding space this store's ``index`` needs (idempotent)."""
@@ -298,12 +336,39 @@ class AsyncSFMStore(AsyncBatchedBaseStore):
         """Close the client."""
         await self.client.close()
 
-    async def start_ttl_sweeper(self, sweep_interval_minutes: int | None = None) -> None:
-        """No-op: the SFM server sweeps expired items itself."""
+    async def sweep_ttl(self) -> int:
+        """Delete the tenant's expired items now; returns how many."""
+        return await self.client.sweep_items()
+
+    async def start_ttl_sweeper(
+        self, sweep_interval_minutes: float | None = None
+    ) -> asyncio.Task[None]:
+        """Sweep every ``sweep_interval_minutes`` (else the TTL config's, else 5) in a task
+        until :meth:`stop_ttl_sweeper`; returns the task."""
+        if self._sweeper is not None and not self._sweeper.done():
+            return self._sweeper
+        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        interval = float(minutes or 5) * 60
+
+        async def run() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await self.sweep_ttl()
+                except SFMClientError as exc:
+                    logger.warning("TTL sweep failed: %s", exc)
+
+        self._sweeper = asyncio.create_task(run(), name="sfm-store-sweeper")
+        return self._sweeper
 
     async def stop_ttl_sweeper(self, timeout: float | None = None) -> bool:  # noqa: ASYNC109
-        """No-op: the SFM server sweeps expired items itself."""
-        return True
+        """Cancel the sweeper task; False if it did not end within ``timeout`` seconds."""
+        task, self._sweeper = self._sweeper, None
+        if task is None or task.done():
+            return True
+        task.cancel()
+        done, _pending = await asyncio.wait({task}, timeout=timeout)
+        return bool(done)
 
     def _include_expired(self) -> bool:
         return not (self.ttl_config or {}).get("omit_expired", False)

@@ -17,6 +17,7 @@ from somafractalmemory.item_schemas import (
     ItemDeleted,
     ItemPublic,
     ItemSearchResponse,
+    ItemsSwept,
     NamespacesResponse,
     SpaceDeleted,
     SpacePublic,
@@ -136,6 +137,11 @@ def list_namespaces(
     )
 
 
+def sweep_items() -> Call[ItemsSwept]:
+    """POST /items/sweep."""
+    return Call("POST", "/items/sweep", lambda r: parse(ItemsSwept, r), Retry.WRITE)
+
+
 def create_space(name: str, dimension: int, metric: str) -> Call[SpacePublic]:
     """POST /spaces (idempotent for the same name, dimension and metric)."""
     body = {"name": name, "dimension": dimension, "metric": metric}
@@ -232,6 +238,10 @@ class ItemMethods:
             list_namespaces(prefix, suffix, max_depth, limit, offset, include_expired)
         )
 
+    def sweep_items(self) -> int:
+        """Delete your expired items now; returns how many went."""
+        return self._send(sweep_items()).deleted
+
     def create_space(self, name: str, dimension: int, metric: str = "cosine") -> SpacePublic:
         """Register an embedding space (its own Milvus collection) for your own vectors."""
         return self._send(create_space(name, dimension, metric))
@@ -322,6 +332,10 @@ class AsyncItemMethods:
         return await self._send(
             list_namespaces(prefix, suffix, max_depth, limit, offset, include_expired)
         )
+
+    async def sweep_items(self) -> int:
+        """See :meth:`ItemMethods.sweep_items`."""
+        return (await self._send(sweep_items())).deleted
 
     async def create_space(self, name: str, dimension: int, metric: str = "cosine") -> SpacePublic:
         """See :meth:`ItemMethods.create_space`."""

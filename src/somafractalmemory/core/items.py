@@ -391,13 +391,14 @@ class ItemService:
         return page
 
     # -- maintenance ------------------------------------------------------------------------
-    def sweep_expired(self, limit: int = 500) -> int:
-        """Delete up to ``limit`` expired items of every tenant (with their vectors);
-        returns how many were deleted."""
+    def sweep_expired(self, limit: int = 500, tenant: Tenant | None = None) -> int:
+        """Delete up to ``limit`` expired items of every tenant, or of ``tenant`` (with their
+        vectors); returns how many were deleted."""
+        only = tenant.id if tenant is not None else None
         with self.postgres.unit_of_work() as uow:
-            deleted = self.repo.delete_expired_plain(uow, limit)
+            deleted = self.repo.delete_expired_plain(uow, limit, only)
             uow.commit()
-        with_vectors = [e for e in self.repo.expired_ids(limit) if e[2] is not None]
+        with_vectors = [e for e in self.repo.expired_ids(limit, only) if e[2] is not None]
         by_tenant: dict[int, list[tuple[int, str]]] = {}
         for item_id, tenant_id, space_name in with_vectors:
             by_tenant.setdefault(tenant_id, []).append((item_id, str(space_name)))

@@ -290,14 +290,19 @@ class ItemsRepository:
         with self.store.reading("item_namespaces") as conn:
             return [tuple(r) for r in conn.execute(statement).scalars()]
 
-    def expired_ids(self, limit: int) -> list[tuple[int, int, str | None]]:
-        """(item id, tenant id, space) of expired items, oldest expiry first."""
+    def expired_ids(
+        self, limit: int, tenant_id: int | None = None
+    ) -> list[tuple[int, int, str | None]]:
+        """(item id, tenant id, space) of expired items (of one tenant, or all), oldest
+        expiry first."""
         query = (
             sa.select(items.c.id, items.c.tenant_id, items.c.space)
             .where(items.c.expires_at <= sa.func.now())
             .order_by(items.c.expires_at)
             .limit(limit)
         )
+        if tenant_id is not None:
+            query = query.where(items.c.tenant_id == tenant_id)
         with self.store.reading("item_expired") as conn:
             return [(int(r.id), int(r.tenant_id), r.space) for r in conn.execute(query)]
 
@@ -465,11 +470,17 @@ class ItemsRepository:
             )
         return vector_ids
 
-    def delete_expired_plain(self, uow: UnitOfWork, limit: int) -> int:
-        """Delete up to ``limit`` expired items that have no vectors; returns how many."""
+    def delete_expired_plain(
+        self, uow: UnitOfWork, limit: int, tenant_id: int | None = None
+    ) -> int:
+        """Delete up to ``limit`` expired items that have no vectors (of one tenant, or
+        all); returns how many."""
+        where = [items.c.expires_at <= sa.func.now(), items.c.space.is_(None)]
+        if tenant_id is not None:
+            where.append(items.c.tenant_id == tenant_id)
         victims = (
             sa.select(items.c.id)
-            .where(items.c.expires_at <= sa.func.now(), items.c.space.is_(None))
+            .where(*where)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .scalar_subquery()

@@ -18,6 +18,7 @@ from somafractalmemory.item_schemas import (
     ItemSearchRequest,
     ItemSearchResponse,
     ItemSearchResult,
+    ItemsSwept,
     NamespacesResponse,
     SpaceCreate,
     SpaceDeleted,
@@ -141,6 +142,15 @@ def search_items(body: ItemSearchRequest, tenant: TenantDep, items: ItemsDep) ->
     return ItemSearchResponse(
         items=[ItemSearchResult(**to_public(h.item).model_dump(), score=h.score) for h in hits]
     )
+
+
+@router.post("/items/sweep")
+def sweep_items(tenant: TenantDep, items: ItemsDep) -> ItemsSwept:
+    """Delete the tenant's expired items now (the server also sweeps in the background)."""
+    swept = 0
+    while batch := items.sweep_expired(tenant=tenant):
+        swept += batch
+    return ItemsSwept(deleted=swept)
 
 
 @router.get("/namespaces")

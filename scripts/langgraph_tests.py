@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Run LangGraph's own store tests against SomaFractalMemory (``make test-langgraph``).
+
+1. ``pip download --no-deps --no-binary :all:`` the pinned source distributions of
+   ``langgraph-checkpoint`` and ``langgraph-checkpoint-postgres`` into ``.cache/langgraph-tests``
+   (git-ignored; nothing is vendored) and check their sha256 against the values recorded
+   below (observed on first download);
+2. extract their ``tests/`` and put ``tests/langgraph/upstream_conftest.py`` in place of their
+   ``conftest.py`` (our fixtures for theirs; see that file for exactly what is swapped);
+3. run ``tests/test_store.py`` of both and ``tests/test_async_store.py`` of the postgres
+   package, one pytest process per package, deselecting what ``tests/langgraph/deselect.txt``
+   lists (and failing if an entry there names a test that does not exist);
+4. print, per module: run, passed, failed, skipped, deselected.
+
+The stack comes from POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL (the Make target
+sets a database and collection of their own). Exit status: 0 when every kept test passed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHE = ROOT / ".cache" / "langgraph-tests"
+OURS = ROOT / "tests" / "langgraph"
+
+PACKAGES = {
+    "langgraph-checkpoint": (
+        "4.3.2",
+        "langgraph_checkpoint-4.3.2.tar.gz",
+        "fcab8468c7e965d7055e2a35c253d73a145624ef4728b150ca7c361f4afca286",
+        ["tests/test_store.py"],
+    ),
+    "langgraph-checkpoint-postgres": (
+        "3.2.0",
+        "langgraph_checkpoint_postgres-3.2.0.tar.gz",
+        "dffef0e6822d7c614019f7f2c4bdbef42859746aee2d3e6d9d9747cf3744ca90",
+        ["tests/test_store.py", "tests/test_async_store.py"],
+    ),
+}
+PYTEST_INI = """[pytest]
+asyncio_mode = auto
+asyncio_default_fixture_loop_scope = function
+asyncio_default_test_loop_scope = function
+addopts = -p no:cacheprovider
+"""
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 16), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def fetch(name: str, version: str, filename: str, expected: str) -> Path:
+    """The sdist, downloaded once, its hash checked every time."""
+    downloads = CACHE / "sdists"
+    downloads.mkdir(parents=True, exist_ok=True)
+    target = downloads / filename
+    if not target.exists():
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "pip",
+                "download",
+                "--quiet",
+                "--no-deps",
+                "--no-binary",
+                ":all:",
+                f"{name}=={version}",
+                "-d",
+                str(downloads),
+            ],
+            check=True,
+        )
+    found = sha256(target)
+    if found != expected:
+        target.unlink()
+        raise SystemExit(f"{filename}: sha256 {found}, expected {expected}; refusing to run it")
+    return target
+
+
+def extract_tests(name: str, sdist: Path) -> Path:
+    """A fresh directory holding the package's ``tests/`` with our conftest."""
+    workdir = CACHE / "run" / name
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    with tarfile.open(sdist) as archive:
+        top = archive.getnames()[0].split("/")[0]
+        members = [m for m in archive.getmembers() if m.name.startswith(f"{top}/tests/")]
+        for member in members:
+            member.name = member.name[len(top) + 1 :]
+        archive.extractall(workdir, members=members, filter="data")
+    shutil.copyfile(OURS / "upstream_conftest.py", workdir / "tests" / "conftest.py")
+    (workdir / "pytest.ini").write_text(PYTEST_INI)
+    return workdir
+
+
+def deselections(name: str) -> list[tuple[str, str]]:
+    """(test id inside the package, reason) for the package."""
+    found = []
+    for raw in (OURS / "deselect.txt").read_text().splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        test_id, _, reason = line.partition("#")
+        package, _, inner = test_id.strip().partition("::")
+        if package == name:
+            found.append((inner, reason.strip()))
+    return found
+
+
+def collected(workdir: Path, modules: list[str]) -> set[str]:
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "--collect-only", "-q", *modules],
+        cwd=workdir,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, "SFM_COLLECT_ONLY": "1"},
+    )
+    return {line.strip() for line in done.stdout.splitlines() if "::" in line}
+
+
+def summarise(report: Path, deselected: list[tuple[str, str]], modules: list[str]) -> list[str]:
+    lines = []
+    tree = ET.parse(report)
+    cases = list(tree.iter("testcase"))
+    for module in modules:
+        dotted = module.removesuffix(".py").replace("/", ".")
+        mine = [c for c in cases if c.get("classname", "") == dotted]
+        failed = [c for c in mine if c.find("failure") is not None or c.find("error") is not None]
+        skipped = [c for c in mine if c.find("skipped") is not None]
+        gone = [d for d in deselected if d[0].startswith(f"{module}::")]
+        lines.append(
+            f"{module}: run {len(mine)}, passed {len(mine) - len(failed) - len(skipped)}, "
+            f"failed {len(failed)}, skipped {len(skipped)}, deselected {len(gone)}"
+        )
+        lines.extend(f"    deselected {test}: {why}" for test, why in gone)
+        lines.extend(f"    FAILED {c.get('name')}" for c in failed)
+    return lines
+
+
+def main() -> int:
+    CACHE.mkdir(parents=True, exist_ok=True)
+    summary: list[str] = []
+    status = 0
+    only = sys.argv[1:]  # optional pytest arguments, e.g. -k
+    for name, (version, filename, expected, modules) in PACKAGES.items():
+        sdist = fetch(name, version, filename, expected)
+        workdir = extract_tests(name, sdist)
+        deselected = deselections(name)
+        known = collected(workdir, modules)
+        stale = [test for test, _ in deselected if test not in known]
+        if stale:
+            print(f"deselect.txt names tests {name} does not have: {stale}", file=sys.stderr)
+            return 2
+        report = workdir / "report.xml"
+        args = [sys.executable, "-m", "pytest", *modules, f"--junitxml={report}", "-q", "-ra"]
+        args += [f"--deselect={test}" for test, _ in deselected]
+        print(f"== {name} {version}: {' '.join(modules)}", flush=True)
+        done = subprocess.run([*args, *only], cwd=workdir, check=False)
+        status = status or done.returncode
+        if report.exists():
+            summary.append(f"{name} {version} (sha256 {expected[:12]}...)")
+            summary.extend(f"  {line}" for line in summarise(report, deselected, modules))
+    print("\n".join(["", "LangGraph store tests against SomaFractalMemory:", *summary]))
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
