@@ -17,7 +17,7 @@ import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -362,6 +362,10 @@ class PrivateMilvus:
     def _env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ETCD_", "MILVUS"))}
         env["ETCD_CONFIG_PATH"] = str(self.etcd_config)
+        # A restarted standalone reloads its collections only once the killed instance's
+        # sessions expire (common.session.ttl, 30 s by default): 10 s keeps the restart
+        # test short without changing what is tested (the SFM server's own recovery).
+        env["COMMON_SESSION_TTL"] = "10"
         return env
 
     def launch(self) -> None:
@@ -460,22 +464,6 @@ class PrivateMilvus:
         wait_until(f"milvus on {self.port} gone", lambda: not answering(self.port), 15, 0.1)
 
 
-@contextlib.contextmanager
-def server_process(
-    args: list[str], env: dict[str, str], log_path: Path
-) -> Iterator[subprocess.Popen[bytes]]:
-    """Run ``args`` in a process group of its own; killed (SIGKILL) on the way out."""
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(
-        args, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=ROOT
-    )
-    try:
-        yield proc
-    finally:
-        _stop_group(proc)
-        log.close()
-
-
 class ApiServer:
     """The real HTTP server (uvicorn, ``somafractalmemory.http_api:app``) as a subprocess
     configured by the environment, killed with SIGKILL and started again at will."""
@@ -549,7 +537,6 @@ __all__ = [
     "python_module",
     "recreate_database",
     "scalar",
-    "server_process",
     "sibling_dsn",
     "stack_env",
     "tenant_vector_count",

@@ -7,6 +7,7 @@ and the Redis key prefix, because its ids and tenant ids repeat the session data
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -58,7 +59,7 @@ def dropped(test_settings: Settings) -> Iterator[Served]:
     drop_collections(settings.milvus_uri, settings.milvus_collection)
     ensure_collections(settings)
     keys = create_postgres_store(settings)
-    key, _ = KeyService(keys).create("dropped-table")
+    key, _ = KeyService(keys).create(f"dropped-table-{uuid.uuid4().hex[:8]}")
     keys.engine.dispose()
     headers = {"Authorization": f"Bearer {key}"}
     try:

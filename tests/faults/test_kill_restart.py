@@ -10,6 +10,7 @@ and by pymilvus directly) and findable: searching the exact text of a sample ran
 from __future__ import annotations
 
 import random
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,7 +143,7 @@ def served(test_settings: Settings, tmp_path_factory: Any) -> Iterator[tuple[Api
 def test_acknowledged_memories_survive_a_sigkill(served: tuple[ApiServer, Settings]) -> None:
     server, settings = served
     store = create_postgres_store(settings)
-    key, info = KeyService(store).create("kill-restart")
+    key, info = KeyService(store).create(f"kill-restart-{uuid.uuid4().hex[:8]}")
     tenant = store.tenant_by_name(info.tenant)
     store.engine.dispose()
     assert tenant is not None

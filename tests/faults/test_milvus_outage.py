@@ -13,6 +13,7 @@ costs its deadline once and does not hold up the others (the server is killed at
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -97,7 +98,7 @@ def outage(
         milvus_collection=f"{test_settings.milvus_collection}_outage",
     )
     ensure_collections(settings)
-    key, info = KeyService(stack.postgres).create("milvus-outage")
+    key, info = KeyService(stack.postgres).create(f"milvus-outage-{uuid.uuid4().hex[:8]}")
     tenant = stack.postgres.tenant_by_name(info.tenant)
     assert tenant is not None
     headers = {"Authorization": f"Bearer {key}"}
