@@ -20,8 +20,8 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install run stop test test-fast lint bench validate-infra services milvus-start \
-	milvus-stop db clean hooks
+.PHONY: help install run stop test test-fast test-langgraph lint bench validate-infra services \
+	milvus-start milvus-stop db clean hooks
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -79,6 +79,16 @@ test: services ## set up the test stack and run every test with coverage
 		--cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)
 	$(PY) -m coverage report --fail-under=100 \
 		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
+
+# make test-langgraph: LangGraph's own store tests, on a database, collection and Redis db of
+# their own (scripts/langgraph_tests.py fetches the pinned sdists into .cache/).
+LANGGRAPH_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_langgraph \
+	MILVUS_COLLECTION=soma_test_langgraph_memories REDIS_URL=redis://127.0.0.1:6379/14 \
+	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
+
+test-langgraph: services ## LangGraph's store test suites against SFM (SFMStore, AsyncSFMStore)
+	$(LANGGRAPH_ENV) $(PY) scripts/ensure_database.py
+	$(LANGGRAPH_ENV) $(PY) scripts/langgraph_tests.py $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -1,0 +1,394 @@
+"""Namespaced items on the real stores: CRUD, search, filters, listing, spaces, TTL, tenants."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from fastapi.testclient import TestClient
+
+from somafractalmemory.core.keys import hash_key
+from somafractalmemory.core.models import Tenant
+from somafractalmemory.stack import Stack
+
+Headers = dict[str, str]
+
+
+def tenant_of(stack: Stack, headers: Headers) -> Tenant:
+    tenant = stack.postgres.tenant_for_key_hash(hash_key(headers["Authorization"].split()[1]))
+    assert tenant is not None
+    return tenant
+
+
+def put(
+    client: TestClient, auth: Headers, namespace: list[str], key: str, value: dict, **extra: object
+) -> dict:
+    response = client.put(
+        "/items", headers=auth, json={"namespace": namespace, "key": key, "value": value, **extra}
+    )
+    assert response.status_code in (200, 201), response.text
+    return dict(response.json())
+
+
+def search(client: TestClient, auth: Headers, **body: object) -> list[dict]:
+    response = client.post("/items/search", headers=auth, json=body)
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+def get(client: TestClient, auth: Headers, namespace: list[str], key: str, **params: object):
+    return client.get("/items", headers=auth, params={"namespace": namespace, "key": key, **params})
+
+
+def test_put_get_replace_delete(client: TestClient, auth: Headers, stack: Stack) -> None:
+    first = client.put(
+        "/items",
+        headers=auth,
+        json={"namespace": ["users", "ann"], "key": "prefs", "value": {"text": "likes tea"}},
+    )
+    assert first.status_code == 201
+    created = first.json()
+    second = client.put(
+        "/items",
+        headers=auth,
+        json={"namespace": ["users", "ann"], "key": "prefs", "value": {"text": "likes coffee"}},
+    )
+    assert second.status_code == 200
+    replaced = second.json()
+    assert replaced["created_at"] == created["created_at"]
+    assert replaced["updated_at"] > created["updated_at"]  # microsecond timestamps
+    read = get(client, auth, ["users", "ann"], "prefs").json()
+    assert read["value"] == {"text": "likes coffee"}
+    # The replace left exactly one vector, the new one, in PostgreSQL and Milvus.
+    tenant = tenant_of(stack, auth)
+    item_id = stack.items.repo.page(tenant.id, ("users",), {}, False, 10, 0)[0].id
+    vectors = stack.items.repo.vectors_of([item_id])[item_id]
+    assert len(vectors) == 1
+    milvus_ids = stack.items.index.ids_of_items(
+        stack.items.index.default_collection, tenant.id, [item_id]
+    )
+    assert milvus_ids == [vectors[0][0]]
+    assert search(client, auth, query="coffee")[0]["key"] == "prefs"
+
+    assert client.delete(
+        "/items", headers=auth, params={"namespace": ["users", "ann"], "key": "prefs"}
+    ).json() == {"deleted": True}
+    assert get(client, auth, ["users", "ann"], "prefs").status_code == 404
+    assert (
+        stack.items.index.ids_of_items(stack.items.index.default_collection, tenant.id, [item_id])
+        == []
+    )
+    assert (
+        client.delete(
+            "/items", headers=auth, params={"namespace": ["users", "ann"], "key": "prefs"}
+        ).status_code
+        == 404
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"namespace": [], "key": "k", "value": {"a": 1}},
+        {"namespace": ["a.b"], "key": "k", "value": {"a": 1}},
+        {"namespace": ["a", ""], "key": "k", "value": {"a": 1}},
+        {"namespace": [str(i) for i in range(11)], "key": "k", "value": {"a": 1}},
+        {"namespace": ["a"], "key": "k" * 513, "value": {"a": 1}},
+        {"namespace": ["a"], "key": "", "value": {"a": 1}},
+        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "ttl_minutes": 0},
+        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "space": "nope"},
+        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "vectors": [{"vector": [1.0]}]},
+    ],
+)
+def test_bad_items_are_refused(client: TestClient, auth: Headers, body: dict) -> None:
+    response = client.put("/items", headers=auth, json=body)
+    assert response.status_code in (404, 422), response.text
+    assert response.json()["error"] in ("InvalidInputError", "NotFoundError")
+
+
+def test_prefix_matches_whole_labels_and_query_less_search_is_newest_first(
+    client: TestClient, auth: Headers
+) -> None:
+    for namespace in (["a"], ["a", "b"], ["ab"], ["a", "c", "d"], ["a_%"]):
+        put(client, auth, namespace, "k", {"n": 1}, index=False)
+    found = search(client, auth, namespace_prefix=["a"], limit=100)
+    assert [tuple(i["namespace"]) for i in found] == [("a", "c", "d"), ("a", "b"), ("a",)]
+    assert [i["namespace"] for i in search(client, auth, namespace_prefix=["a_%"])] == [["a_%"]]
+    assert len(search(client, auth, limit=100)) == 5
+    assert search(client, auth, namespace_prefix=["a"], limit=1, offset=1)[0]["namespace"] == [
+        "a",
+        "b",
+    ]
+
+
+def test_filters_apply_before_the_limit(client: TestClient, auth: Headers) -> None:
+    for i in range(12):
+        put(
+            client,
+            auth,
+            ["docs"],
+            f"d{i}",
+            {"i": i, "even": i % 2 == 0, "tag": f"t{i % 3}"},
+            index=False,
+        )
+    put(client, auth, ["docs"], "nested", {"meta": {"lang": "en", "n": 5}, "i": "x"}, index=False)
+
+    def keys(**body: object) -> list[str]:
+        return [i["key"] for i in search(client, auth, namespace_prefix=["docs"], **body)]
+
+    # Only two of the newest three are even: a filter after the limit would return fewer.
+    assert keys(filter={"even": True}, limit=3) == ["d10", "d8", "d6"]
+    assert keys(filter={"i": {"$gte": 9}}, limit=10) == ["d11", "d10", "d9"]
+    assert keys(filter={"i": {"$gt": 2, "$lt": 5}}) == ["d4", "d3"]
+    assert keys(filter={"i": {"$lte": 1}}) == ["d1", "d0"]
+    assert keys(filter={"tag": {"$eq": "t1"}}) == ["d10", "d7", "d4", "d1"]
+    assert len(keys(filter={"tag": {"$ne": "t1"}}, limit=100)) == 9  # includes "nested"
+    assert keys(filter={"meta": {"lang": "en"}}) == ["nested"]
+    assert keys(filter={"i": {"$gt": "w"}}) == ["nested"]  # strings compare with strings
+    assert keys(filter={"even": True}, limit=2, offset=2) == ["d6", "d4"]
+    bad = client.post("/items/search", headers=auth, json={"filter": {"i": {"$regex": "x"}}})
+    assert bad.status_code == 422
+    assert "$regex" in bad.json()["detail"]
+
+
+def test_index_paths_one_vector_per_element_best_vector_wins(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    put(
+        client,
+        auth,
+        ["trips"],
+        "t1",
+        {"legs": ["flight from Berlin to Tokyo", "train from Tokyo to Kyoto"], "note": "x"},
+        index=["legs[*]"],
+    )
+    put(client, auth, ["trips"], "t2", {"text": "recipe for a lemon cake"})
+    put(client, auth, ["trips"], "t3", {"text": "bullet train timetable"}, index=False)
+    tenant = tenant_of(stack, auth)
+    t1 = stack.items.repo.page(tenant.id, ("trips",), {"note": "x"}, False, 1, 0)[0]
+    assert len(stack.items.repo.vectors_of([t1.id])[t1.id]) == 2
+    hits = search(client, auth, namespace_prefix=["trips"], query="rail journey to Kyoto")
+    assert [h["key"] for h in hits] == ["t1", "t2", "t3"]  # each item once; unindexed last
+    assert hits[0]["score"] > hits[1]["score"]
+    assert hits[2]["score"] is None
+    # Re-indexing on the first element only: the second vector is gone.
+    put(client, auth, ["trips"], "t1", {"legs": ["flight from Berlin to Tokyo"]}, index=["legs[0]"])
+    assert len(stack.items.repo.vectors_of([t1.id])[t1.id]) == 1
+    assert (
+        len(
+            stack.items.index.ids_of_items(stack.items.index.default_collection, tenant.id, [t1.id])
+        )
+        == 1
+    )
+
+
+def test_namespaces_listing(client: TestClient, auth: Headers) -> None:
+    for namespace in (
+        ["a", "b", "c"],
+        ["a", "b", "d", "e"],
+        ["a", "c", "f"],
+        ["b", "a", "f"],
+        ["users", "alice"],
+        ["users", "malice"],
+    ):
+        put(client, auth, namespace, "k", {"v": 1}, index=False)
+
+    def listed(**params: object) -> list[list[str]]:
+        response = client.get("/namespaces", headers=auth, params=params)
+        assert response.status_code == 200, response.text
+        return list(response.json()["namespaces"])
+
+    assert listed(prefix=["a", "b"]) == [["a", "b", "c"], ["a", "b", "d", "e"]]
+    assert listed(suffix=["f"]) == [["a", "c", "f"], ["b", "a", "f"]]
+    assert listed(prefix=["a", "*", "f"]) == [["a", "c", "f"]]
+    assert listed(suffix=["alice"]) == [["users", "alice"]]
+    assert listed(max_depth=1) == [["a"], ["b"], ["users"]]
+    assert listed(prefix=["a"], max_depth=2) == [["a", "b"], ["a", "c"]]
+    assert listed(limit=2, offset=1) == [["a", "b", "d", "e"], ["a", "c", "f"]]
+    assert client.get("/namespaces", headers=auth, params={"prefix": ["a.b"]}).status_code == 422
+
+
+def test_tenants_are_isolated(client: TestClient, make_key: Callable[[], Headers]) -> None:
+    alice, bob = make_key(), make_key()
+    put(client, alice, ["shared"], "k", {"text": "alice's secret plan"})
+    put(client, bob, ["shared"], "k", {"text": "bob's grocery list"})
+    assert get(client, alice, ["shared"], "k").json()["value"]["text"] == "alice's secret plan"
+    assert [i["value"]["text"] for i in search(client, bob, query="secret plan")] == [
+        "bob's grocery list"
+    ]
+    assert client.get("/namespaces", headers=bob).json()["namespaces"] == [["shared"]]
+    client.delete("/items", headers=bob, params={"namespace": ["shared"], "key": "k"})
+    assert get(client, alice, ["shared"], "k").status_code == 200
+    space = client.post("/spaces", headers=alice, json={"name": "own", "dimension": 3})
+    assert space.status_code == 201
+    assert [s["name"] for s in client.get("/spaces", headers=bob).json()["spaces"]] == ["default"]
+    refused = client.put(
+        "/items",
+        headers=bob,
+        json={
+            "namespace": ["x"],
+            "key": "k",
+            "value": {},
+            "space": "own",
+            "vectors": [{"vector": [1, 0, 0]}],
+        },
+    )
+    assert refused.status_code == 404
+    assert client.delete("/spaces/own", headers=alice).status_code == 200
+
+
+def test_registered_space_with_client_vectors(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    created = client.post(
+        "/spaces", headers=auth, json={"name": "mine", "dimension": 3, "metric": "l2"}
+    )
+    assert created.status_code == 201
+    again = client.post(
+        "/spaces", headers=auth, json={"name": "mine", "dimension": 3, "metric": "l2"}
+    )
+    assert again.status_code == 200
+    clash = client.post("/spaces", headers=auth, json={"name": "mine", "dimension": 4})
+    assert clash.status_code == 409
+    collection = created.json()["collection"]
+    tenant = tenant_of(stack, auth)
+    assert collection == f"{stack.settings.milvus_collection}_space_{tenant.id}_mine"
+
+    def vec(*v: float) -> dict[str, object]:
+        return {"path": "$", "vector": list(v)}
+
+    put(client, auth, ["v"], "a", {"n": 1}, space="mine", vectors=[vec(1, 0, 0), vec(0, 0, 5)])
+    put(client, auth, ["v"], "b", {"n": 2}, space="mine", vectors=[vec(0, 1, 0)])
+    hits = search(client, auth, namespace_prefix=["v"], space="mine", vector=[0, 0, 4])
+    assert [h["key"] for h in hits] == ["a", "b"]
+    assert hits[0]["score"] == pytest.approx(-1.0)  # negative Euclidean distance
+    filtered = search(client, auth, space="mine", vector=[0, 0, 4], filter={"n": {"$gt": 1}})
+    assert [h["key"] for h in filtered] == ["b"]
+    wrong = client.post("/items/search", headers=auth, json={"space": "mine", "vector": [1, 0]})
+    assert wrong.status_code == 422
+    needs_vector = client.post("/items/search", headers=auth, json={"space": "mine", "query": "x"})
+    assert needs_vector.status_code == 422
+    # Start-up validation checks registered spaces' collections too.
+    stack.items.check_collections()
+    dropped = client.delete("/spaces/mine", headers=auth)
+    assert dropped.json() == {"deleted": True, "items_deleted": 2}
+    assert get(client, auth, ["v"], "a").status_code == 404
+
+
+def test_ttl_expiry_refresh_and_sweep(client: TestClient, auth: Headers, stack: Stack) -> None:
+    ttl = 2 / 60  # two seconds
+    put(client, auth, ["tmp"], "plain", {"n": 1}, index=False, ttl_minutes=ttl)
+    put(client, auth, ["tmp"], "vec", {"text": "short lived note"}, ttl_minutes=ttl)
+    put(client, auth, ["tmp"], "kept", {"n": 3}, index=False)
+    before = get(client, auth, ["tmp"], "plain").json()["expires_at"]
+    time.sleep(1.2)
+    refreshed = get(client, auth, ["tmp"], "plain").json()["expires_at"]
+    assert refreshed > before  # a read extends the TTL
+    get(client, auth, ["tmp"], "vec", refresh_ttl="false")
+    time.sleep(1.2)
+    # "vec" was read without refresh: expired, never returned though not yet swept.
+    assert get(client, auth, ["tmp"], "vec").status_code == 404
+    assert get(client, auth, ["tmp"], "vec", include_expired="true").status_code == 200
+    assert get(client, auth, ["tmp"], "plain").status_code == 200
+    time.sleep(2.2)
+    assert [i["key"] for i in search(client, auth, namespace_prefix=["tmp"])] == ["kept"]
+    assert client.get("/namespaces", headers=auth).json()["namespaces"] == [["tmp"]]
+    tenant = tenant_of(stack, auth)
+    vec_id = stack.items.repo.page(tenant.id, ("tmp",), {}, True, 10, 0)
+    ids = [i.id for i in vec_id]
+    assert client.post("/items/sweep", headers=auth).json() == {"deleted": 2}
+    assert search(client, auth, namespace_prefix=["tmp"], include_expired=True)[0]["key"] == "kept"
+    assert (
+        stack.items.index.ids_of_items(stack.items.index.default_collection, tenant.id, ids) == []
+    )
+
+
+def test_background_sweeper_deletes_expired_items(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    from somafractalmemory.core.item_maintenance import ItemMaintainer
+
+    put(client, auth, ["bg"], "k", {"text": "gone soon"}, ttl_minutes=1 / 60)
+    maintainer = ItemMaintainer(stack.items, interval=0.2, grace=0.0)
+    maintainer.start()
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if not search(
+                client, auth, namespace_prefix=["bg"], include_expired=True, refresh_ttl=False
+            ):
+                break
+            time.sleep(0.3)
+    finally:
+        maintainer.stop()
+    assert search(client, auth, namespace_prefix=["bg"], include_expired=True) == []
+
+
+def test_outbox_drain_repairs_a_write_that_died_after_milvus(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    """Steps 1-3 of an item write, killed before the commit: the drainer removes the
+    vectors Milvus got for a row PostgreSQL never kept, and restores the old ones."""
+    from somafractalmemory.core.item_models import ItemVector, ItemWrite
+    from somafractalmemory.stores.items_milvus import ItemVectorRecord
+
+    tenant = tenant_of(stack, auth)
+    put(client, auth, ["crash"], "k", {"text": "the original text about gardening"})
+    items = stack.items
+    write: ItemWrite = items.prepare(
+        tenant, ["crash"], "k", {"text": "a replacement about astronomy"}, None, None, None, None
+    )
+    collection = items.index.default_collection
+    with stack.postgres.unit_of_work() as intent:
+        existing = items.repo.lock(intent, tenant.id, write.namespace, write.key)
+        assert existing is not None
+        _, vector_ids = items.repo.reserve_ids(intent, 1)
+        items.repo.add_outbox(intent, tenant.id, [(existing[0], [collection])])
+        intent.commit()
+    with stack.postgres.unit_of_work() as uow:
+        items.repo.upsert(uow, tenant.id, write, existing[0])
+        old = items.repo.replace_vectors(
+            uow, existing[0], [(vector_ids[0], ItemVector("text", write.vectors[0].vector))]
+        )
+        items.index.delete(collection, old)
+        items.index.write(
+            collection,
+            [ItemVectorRecord(vector_ids[0], existing[0], tenant.id, write.vectors[0].vector)],
+        )
+        # no commit: the process "dies" here
+    assert items.index.ids_of_items(collection, tenant.id, [existing[0]]) == vector_ids
+    assert items.drain_outbox(grace_seconds=0) >= 1
+    kept = items.repo.vectors_of([existing[0]])[existing[0]]
+    assert items.index.ids_of_items(collection, tenant.id, [existing[0]]) == [kept[0][0]]
+    hits = search(client, auth, namespace_prefix=["crash"], query="gardening")
+    assert hits[0]["value"]["text"] == "the original text about gardening"
+    assert hits[0]["score"] > 0.5
+
+
+ALICE = ["users", "alice"]
+
+
+def test_python_client_item_methods(stack: Stack, make_key: Callable[[], Headers]) -> None:
+    """The typed client's item calls, in-process over the ASGI app."""
+    from somafractalmemory.api.app import create_app
+    from somafractalmemory.client import SFMClient
+
+    key = make_key()["Authorization"].split()[1]
+    with TestClient(create_app(stack.settings)) as app_client:
+        sfm = SFMClient("http://testserver", key)
+        app_client.headers.update(sfm._http.headers)
+        sfm._http.close()
+        sfm._http = app_client  # the TestClient is an httpx.Client bound to the app
+        stored = sfm.put_item(ALICE, "k", {"text": "client stored"}, ttl_minutes=5)
+        assert stored.ttl_minutes == 5
+        assert sfm.get_item(ALICE, "k") is not None
+        assert sfm.get_item(ALICE, "missing") is None
+        assert sfm.search_items(["users"], query="stored").items[0].key == "k"
+        assert sfm.list_namespaces(prefix=["users"]).namespaces == [ALICE]
+        assert sfm.create_space("cs", 2).name == "cs"
+        assert [s.name for s in sfm.list_spaces().spaces] == ["default", "cs"]
+        assert sfm.delete_space("cs").deleted
+        assert sfm.sweep_items() == 0
+        assert sfm.delete_item(ALICE, "k") is True
+        assert sfm.delete_item(ALICE, "k") is False
