@@ -13,6 +13,11 @@ if TYPE_CHECKING:
 app = typer.Typer(help="SomaFractalMemory: long-term memory for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+spaces_app = typer.Typer(
+    help="Embedding spaces: a tenant's own vectors, one Milvus collection each.",
+    no_args_is_help=True,
+)
+app.add_typer(spaces_app, name="spaces")
 
 
 def _settings() -> Settings:
@@ -356,6 +361,59 @@ def import_command(
     typer.echo(importer.report.summary())
     if importer.report.failed:
         raise typer.Exit(1)
+
+
+@spaces_app.command("create")
+def spaces_create(
+    name: Annotated[str, typer.Argument(help="lowercase letters, digits, underscores")],
+    tenant: Annotated[str, typer.Option(help="the tenant the space belongs to")],
+    dimension: Annotated[int, typer.Option(help="length of the vectors", min=1, max=4096)],
+    metric: Annotated[str, typer.Option(help="cosine, ip or l2")] = "cosine",
+) -> None:
+    """Register a space and create its Milvus collection (idempotent for the same shape)."""
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_stack
+
+    if metric not in ("cosine", "ip", "l2"):
+        typer.echo("error: --metric must be cosine, ip or l2", err=True)
+        raise typer.Exit(2)
+    stack = create_stack(_settings())
+    try:
+        found = stack.postgres.tenant_by_name(tenant)
+        if found is None:
+            typer.echo(f"error: no tenant {tenant!r}", err=True)
+            raise typer.Exit(1)
+        space, created = stack.items.create_space(found, name, dimension, metric)  # type: ignore[arg-type]
+    except SFMError as exc:
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.close()
+    state = "created" if created else "already there"
+    typer.echo(
+        f"space {space.name!r} ({space.dimension}, {space.metric}) {state}: {space.collection}"
+    )
+
+
+@spaces_app.command("list")
+def spaces_list(tenant: Annotated[str, typer.Option(help="the tenant")]) -> None:
+    """The tenant's spaces (the default one first)."""
+    from somafractalmemory.errors import SFMError
+    from somafractalmemory.stack import create_stack
+
+    stack = create_stack(_settings())
+    try:
+        found = stack.postgres.tenant_by_name(tenant)
+        if found is None:
+            typer.echo(f"error: no tenant {tenant!r}", err=True)
+            raise typer.Exit(1)
+        for space in stack.items.spaces(found):
+            typer.echo(f"{space.name}\t{space.dimension}\t{space.metric}\t{space.collection}")
+    except SFMError as exc:
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.close()
 
 
 def main() -> None:
