@@ -76,7 +76,9 @@ def fresh_stack(settings: Settings) -> Settings:
         client.drop_collection(settings.milvus_collection)
     # The items' collections (default and registered spaces) hold ids of the old database.
     for name in client.list_collections():
-        if name.startswith((f"{settings.milvus_collection}_items", f"{settings.milvus_collection}_space_")):
+        if name.startswith(
+            (f"{settings.milvus_collection}_items", f"{settings.milvus_collection}_space_")
+        ):
             client.drop_collection(name)
     client.close()
     redis.Redis.from_url(settings.redis_url.get_secret_value()).flushdb()
