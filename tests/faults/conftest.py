@@ -45,9 +45,10 @@ def _early_private_milvus(request: pytest.FixtureRequest) -> None:
         _launch_private_milvus()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def private_milvus() -> Iterator[PrivateMilvus]:
-    """A running Milvus standalone of the fault tests' own (ports and data dir its own)."""
+    """A running Milvus standalone of the fault tests' own (ports and data dir its own),
+    stopped and removed after the module that uses it (it holds about 1 GB)."""
     server = _launch_private_milvus()
     if server.proc is None:
         server.launch()
