@@ -44,7 +44,7 @@ from somafractalmemory.errors import (
     RedisUnavailableError,
 )
 from somafractalmemory.settings import Settings, get_settings
-from somafractalmemory.stack import Stack, create_stack
+from somafractalmemory.stack import Stack, create_cache, create_stack
 from somafractalmemory.stores.milvus import MilvusStore
 from tests.faults.support import (
     ROOT,
@@ -430,10 +430,13 @@ def test_bootstrap_waits_for_a_store_that_comes_up_late(own: Settings, tmp_path:
 def test_wait_for_raises_the_probes_last_error_after_the_timeout(own: Settings) -> None:
     port = free_port()
     settings = with_updates(own, redis_url=f"redis://127.0.0.1:{port}/0")
-    cache = create_stack(settings).cache
+    cache = create_cache(settings)
     started = time.monotonic()
-    with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{port}"):
-        wait_for("redis", cache.ping, 1.0)
+    try:
+        with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{port}"):
+            wait_for("redis", cache.ping, 1.0)
+    finally:
+        cache.client.close()
     assert 1.0 <= time.monotonic() - started < 1.0 + 4
 
 
