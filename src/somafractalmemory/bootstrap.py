@@ -66,7 +66,7 @@ def alembic_head() -> str:
 def _address(settings: Settings, part: str) -> str:
     return {
         "postgres": settings.postgres_address,
-        "milvus": settings.milvus_uri,
+        "milvus": settings.milvus_address,
         "redis": settings.redis_address,
     }[part]
 
@@ -228,7 +228,7 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
                 except SFMError as exc:
                     if _required(settings, "milvus"):
                         raise InfrastructureError(
-                            [PartFailure("milvus", settings.milvus_uri, _reason(exc))]
+                            [PartFailure("milvus", settings.milvus_address, _reason(exc))]
                         ) from exc
         validate_infrastructure(stack)
     except InfrastructureError:
@@ -259,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     stack.close()
     elapsed = time.monotonic() - started
     print(
-        f"OK postgres ({settings.postgres_address}), milvus ({settings.milvus_uri}), "
+        f"OK postgres ({settings.postgres_address}), milvus ({settings.milvus_address}), "
         f"redis ({settings.redis_address}) in {elapsed:.1f}s"
     )
     return 0

@@ -99,7 +99,7 @@ def ensure_collection() -> None:
         stack.milvus.ensure_collection(stack.embedder.dimension)
         stack.items.ensure_default_collection()
     except SFMError as exc:
-        typer.echo(f"FAILED milvus ({settings.milvus_uri}): {exc.detail}", err=True)
+        typer.echo(f"FAILED milvus ({settings.milvus_address}): {exc.detail}", err=True)
         raise typer.Exit(1) from None
     finally:
         stack.close()

@@ -111,6 +111,11 @@ class Settings(BaseSettings):
         return redact_url(self.postgres_dsn.get_secret_value())
 
     @property
+    def milvus_address(self) -> str:
+        """Where Milvus is, without credentials."""
+        return redact_url(self.milvus_uri)
+
+    @property
     def redis_address(self) -> str:
         """Where Redis is, without credentials."""
         return redact_url(self.redis_url.get_secret_value())

@@ -16,6 +16,7 @@ import json
 import logging
 import re
 import threading
+import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -46,10 +47,21 @@ def create_milvus_client(settings: Settings) -> MilvusClient:
             uri=settings.milvus_uri,
             token=settings.milvus_token.get_secret_value(),
             timeout=settings.store_timeout,
+            # pymilvus shares one connection per URI and closing any client closes it for
+            # all; an alias of our own keeps each adapter's connection its own.
+            alias=f"sfm-{uuid.uuid4().hex}",
         )
     except MilvusException as exc:
         mark_store("milvus", False)
-        raise MilvusUnavailableError(str(exc.message), settings.milvus_uri) from exc
+        raise MilvusUnavailableError(str(exc.message), settings.milvus_address) from exc
+
+
+def quiet_pymilvus() -> None:
+    """Silence pymilvus's own error logs: it logs every failed call (with the connection's
+    address) before raising, and this adapter translates and reports those errors itself."""
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("pymilvus")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 
 def searchable_attrs(payload: dict[str, Any]) -> dict[str, FilterValue]:
@@ -109,12 +121,12 @@ class MilvusStore:
     def __init__(self, settings: Settings) -> None:
         # pymilvus logs every failed call at ERROR before raising; this adapter translates
         # and reports those errors itself, so the library's copies are only noise.
-        logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
+        quiet_pymilvus()
         self._settings = settings
         self._client: MilvusClient | None = None
         self._client_lock = threading.Lock()
         self.collection = settings.milvus_collection
-        self.address = settings.milvus_uri
+        self.address = settings.milvus_address
         self.timeout = settings.store_timeout
         self.consistency = settings.milvus_consistency
 
