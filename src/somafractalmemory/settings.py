@@ -89,6 +89,22 @@ class Settings(BaseSettings):
             raise ValueError("MILVUS_URI must be a server address such as http://127.0.0.1:19530")
         return value
 
+    @field_validator("postgres_dsn")
+    @classmethod
+    def _postgres_dsn_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(
+            ("postgresql://", "postgres://", "postgresql+psycopg://")
+        ):
+            raise ValueError("POSTGRES_DSN must be a libpq URI: postgresql://user@host:5432/db")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url_scheme(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis://, rediss:// or unix://")
+        return value
+
     @field_validator("milvus_collection")
     @classmethod
     def _collection_name(cls, value: str) -> str:
