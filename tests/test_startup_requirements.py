@@ -351,6 +351,22 @@ def test_validate_names_milvus_and_the_dimension(wrong_dimension: Settings, dime
     assert str(dimension) in failure.reason
 
 
+def test_validate_names_milvus_when_the_items_collection_is_missing(own: Settings) -> None:
+    settings = with_updates(own, milvus_collection=f"{own.milvus_collection}_noitems")
+    drop_collections(settings.milvus_uri, settings.milvus_collection)
+    stack = create_stack(settings)
+    try:
+        stack.milvus.ensure_collection(stack.embedder.dimension)  # the memories' one only
+        with pytest.raises(InfrastructureError) as raised:
+            validate_infrastructure(stack)
+    finally:
+        stack.close()
+        drop_collections(settings.milvus_uri, settings.milvus_collection)
+    (failure,) = raised.value.failures
+    assert failure.part == "milvus"
+    assert f"{settings.milvus_collection}_items" in failure.reason
+
+
 def test_main_refuses_a_collection_of_another_dimension(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
