@@ -2,9 +2,9 @@
 
 Reads open their own connection; writes run inside a :class:`UnitOfWork` that only
 :class:`~somafractalmemory.core.items.ItemService` commits. Driver errors are translated by
-:meth:`PostgresStore.translated`, as for memories. Payload filters are compiled here into
-JSONB expressions with bound parameters only (keys are values of ``jsonb_extract_path``, never
-SQL text), and applied in the same statement as the namespace scope and the paging.
+:meth:`PostgresStore.translated`, as for memories. Payload filters (compiled by
+:mod:`somafractalmemory.stores.items_sql`, bound parameters only) are applied in the same
+statement as the namespace scope, expiry and paging.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from somafractalmemory.core.item_models import (
     NamespaceQuery,
     Space,
 )
+from somafractalmemory.stores.items_sql import live, namespace_path, scope
 from somafractalmemory.stores.items_tables import embedding_spaces, item_outbox, item_vectors, items
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 
@@ -39,11 +40,6 @@ _ITEM_COLUMNS = (
     items.c.expires_at,
 )
 _TEXT_ARRAY = postgresql.ARRAY(sa.Text)
-
-
-def namespace_path(namespace: Sequence[str]) -> str:
-    """The labels joined by ``.`` (labels never contain one)."""
-    return ".".join(namespace)
 
 
 def _item(row: Any) -> Item:
@@ -62,72 +58,6 @@ def _item(row: Any) -> Item:
 
 def _space(row: Any) -> Space:
     return Space(row.name, int(row.dimension), row.metric, row.collection, int(row.tenant_id))
-
-
-def _like_escape(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
-def live() -> sa.ColumnElement[bool]:
-    """Items that have not expired (read at the statement's transaction time)."""
-    return sa.or_(items.c.expires_at.is_(None), items.c.expires_at > sa.func.now())
-
-
-def in_prefix(prefix: Sequence[str]) -> sa.ColumnElement[bool]:
-    """Items whose namespace starts with the whole labels of ``prefix`` (``a`` never
-    matches ``ab``); the empty prefix matches everything."""
-    if not prefix:
-        return sa.true()
-    path = namespace_path(prefix)
-    return sa.or_(
-        items.c.namespace_path == path,
-        items.c.namespace_path.like(_like_escape(path) + ".%", escape="\\"),
-    )
-
-
-def _filter_clauses(conditions: dict[str, Any], path: tuple[str, ...] = ()) -> list[Any]:
-    clauses: list[Any] = []
-    for key, expected in conditions.items():
-        at = (*path, key)
-        target = sa.func.jsonb_extract_path(items.c.value, *at)
-        if isinstance(expected, dict) and any(str(k).startswith("$") for k in expected):
-            for op, operand in expected.items():
-                clauses.append(_comparison(at, target, op, operand))
-        elif isinstance(expected, dict):
-            clauses.extend(_filter_clauses(expected, at))
-        else:
-            clauses.append(target == sa.literal(expected, postgresql.JSONB))
-    return clauses
-
-
-def _comparison(at: tuple[str, ...], target: Any, op: str, operand: Any) -> Any:
-    if op == "$eq":
-        return target == sa.literal(operand, postgresql.JSONB)
-    if op == "$ne":
-        return sa.or_(target.is_(None), target != sa.literal(operand, postgresql.JSONB))
-    text = sa.func.jsonb_extract_path_text(items.c.value, *at)
-    left: Any
-    if isinstance(operand, str):
-        kind, left, right = "string", text.collate("C"), sa.literal(operand, sa.Text)
-    else:
-        kind, left, right = "number", sa.cast(text, sa.Numeric), sa.literal(operand, sa.Numeric)
-    compare = {
-        "$gt": left > right,
-        "$gte": left >= right,
-        "$lt": left < right,
-        "$lte": left <= right,
-    }[op]
-    return sa.case((sa.func.jsonb_typeof(target) == kind, compare), else_=sa.false())
-
-
-def scope(
-    tenant_id: int, prefix: Sequence[str], conditions: dict[str, Any], include_expired: bool
-) -> list[Any]:
-    """The WHERE clauses of a search: tenant, namespace prefix, filters, expiry."""
-    clauses = [items.c.tenant_id == tenant_id, in_prefix(prefix), *_filter_clauses(conditions)]
-    if not include_expired:
-        clauses.append(live())
-    return clauses
 
 
 class ItemsRepository:
