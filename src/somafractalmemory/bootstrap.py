@@ -25,7 +25,7 @@ from pathlib import Path
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 from pydantic import ValidationError
-from tenacity import RetryError, Retrying, stop_after_delay, wait_exponential
+from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from somafractalmemory.errors import (
     InfrastructureError,
@@ -145,20 +145,12 @@ def wait_for_stores(settings: Settings) -> tuple[MilvusStore | None, list[PartFa
         for part, future in futures.items():
             try:
                 result = future.result()
-            except (SFMError, RetryError, OSError) as exc:
-                failures.append(PartFailure(part, _address(settings, part), _reason(exc)))
+            except StoreUnavailableError as exc:
+                failures.append(PartFailure(part, _address(settings, part), exc.reason))
                 continue
             if isinstance(result, MilvusStore):
                 milvus = result
     return milvus, failures
-
-
-def _reason(exc: BaseException) -> str:
-    if isinstance(exc, StoreUnavailableError):
-        return exc.reason  # the line already names the part and its address
-    if isinstance(exc, SFMError):
-        return exc.detail
-    return str(exc) or type(exc).__name__
 
 
 def validate_infrastructure(stack: Stack) -> None:
@@ -181,9 +173,9 @@ def validate_infrastructure(stack: Stack) -> None:
         for part, check in checks:
             try:
                 check()
-            except SFMError as exc:
+            except StoreUnavailableError as exc:
                 if _required(settings, part):
-                    failures.append(PartFailure(part, _address(settings, part), _reason(exc)))
+                    failures.append(PartFailure(part, _address(settings, part), exc.reason))
     if failures:
         raise InfrastructureError(failures)
 
@@ -230,10 +222,10 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
                 try:
                     stack.milvus.ensure_collection(stack.embedder.dimension)
                     stack.items.ensure_default_collection()
-                except SFMError as exc:
+                except StoreUnavailableError as exc:
                     if _required(settings, "milvus"):
                         raise InfrastructureError(
-                            [PartFailure("milvus", settings.milvus_address, _reason(exc))]
+                            [PartFailure("milvus", settings.milvus_address, exc.reason)]
                         ) from exc
         validate_infrastructure(stack)
     except InfrastructureError:

@@ -128,7 +128,7 @@ class ItemVectorIndex:
                 )
             state = client.get_load_state(name, timeout=self.timeout)
             if "Loaded" not in str(state.get("state", "")):
-                client.load_collection(name, timeout=max(self.timeout, 60.0))
+                client.load_collection(name, timeout=max(self.timeout, 60))
         self.check_collection(space)
 
     def check_collection(self, space: Space) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import re
 import threading
 import uuid
@@ -46,7 +47,7 @@ def create_milvus_client(settings: Settings) -> MilvusClient:
         return MilvusClient(
             uri=settings.milvus_uri,
             token=settings.milvus_token.get_secret_value(),
-            timeout=settings.store_timeout,
+            timeout=milvus_timeout(settings),
             # pymilvus shares one connection per URI and closing any client closes it for
             # all; an alias of our own keeps each adapter's connection its own.
             alias=f"sfm-{uuid.uuid4().hex}",
@@ -54,6 +55,12 @@ def create_milvus_client(settings: Settings) -> MilvusClient:
     except MilvusException as exc:
         mark_store("milvus", False)
         raise MilvusUnavailableError(str(exc.message), settings.milvus_address) from exc
+
+
+def milvus_timeout(settings: Settings) -> int:
+    """The per-call timeout, as a whole number of seconds: pymilvus 2.5 applies its retry
+    deadline only when the timeout is an ``int`` and silently retries for minutes on a float."""
+    return max(1, math.ceil(settings.store_timeout))
 
 
 def quiet_pymilvus() -> None:
@@ -127,7 +134,7 @@ class MilvusStore:
         self._client_lock = threading.Lock()
         self.collection = settings.milvus_collection
         self.address = settings.milvus_address
-        self.timeout = settings.store_timeout
+        self.timeout = milvus_timeout(settings)
         self.consistency = settings.milvus_consistency
 
     @property
@@ -273,7 +280,7 @@ class MilvusStore:
             if "is not loaded" not in exc.detail:
                 raise
             with self.translated("load_collection"):
-                self.client.load_collection(self.collection, timeout=max(self.timeout, 60.0))
+                self.client.load_collection(self.collection, timeout=max(self.timeout, 60))
             self.check_collection(dimension)
 
     def drop_collection(self) -> None:

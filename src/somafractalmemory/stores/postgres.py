@@ -43,6 +43,7 @@ from somafractalmemory.stores.tables import (
     api_keys,
     links,
     memories,
+    metadata,
     reconcile_runs,
     tenants,
     vector_outbox,
@@ -149,6 +150,13 @@ class PostgresStore:
         with self.reading("ping") as conn:
             conn.execute(sa.text("SELECT 1"))
 
+    def check(self) -> None:
+        """A health probe that touches the tables: raise :class:`SchemaError` naming any that
+        is missing (a dropped table), :class:`PostgresUnavailableError` when down."""
+        missing = self.missing_tables()
+        if missing:
+            raise SchemaError("postgres", f"table(s) missing: {', '.join(missing)}", self.address)
+
     def schema_revision(self) -> str | None:
         """The Alembic revision the database is at, or None when never migrated."""
         with self.reading("schema_revision") as conn:
@@ -160,7 +168,7 @@ class PostgresStore:
 
     def missing_tables(self) -> list[str]:
         """The SFM tables that do not exist (a dropped table shows up here)."""
-        names = ["tenants", "api_keys", "memories", "links"]
+        names = sorted(metadata.tables)
         with self.reading("missing_tables") as conn:
             found = conn.execute(
                 sa.text(

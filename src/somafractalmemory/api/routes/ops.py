@@ -29,7 +29,7 @@ def stats(tenant: TenantDep, stack: StackDep) -> StatsResponse:
 def check_parts(stack: Stack, parts: tuple[str, ...]) -> dict[str, str | None]:
     """Touch each part for real, in parallel; maps part to None (up) or why it is down."""
     checks = {
-        "postgres": stack.postgres.ping,
+        "postgres": stack.postgres.check,
         "milvus": lambda: stack.milvus.check_collection(stack.embedder.dimension),
         "redis": stack.cache.ping,
     }
