@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -161,7 +162,9 @@ def test_read_your_writes(client: TestClient, auth: Headers) -> None:
 
 
 def test_server_timing_and_stage_metrics(client: TestClient, seeded: Headers) -> None:
-    response = client.post("/memories/search", headers=seeded, json={"query": "flight"})
+    response = client.post(
+        "/memories/search", headers=seeded, json={"query": f"flight {uuid.uuid4().hex}"}
+    )
     timing = response.headers["Server-Timing"]
     for stage_name in ("embed", "milvus", "postgres", "fuse"):
         assert f"{stage_name};dur=" in timing
@@ -171,3 +174,12 @@ def test_server_timing_and_stage_metrics(client: TestClient, seeded: Headers) ->
     assert "milvus;dur=" in stored.headers["Server-Timing"]
     metrics = client.get("/metrics").text
     assert 'api_stage_duration_seconds_count{stage="embed"}' in metrics
+
+
+def test_query_embeddings_are_cached_in_redis(client: TestClient, seeded: Headers) -> None:
+    query = "which gate does the Frankfurt flight leave from?"
+    first = client.post("/memories/search", headers=seeded, json={"query": query})
+    assert "embed;dur=" in first.headers["Server-Timing"]
+    again = client.post("/memories/search", headers=seeded, json={"query": query})
+    assert "embed;dur=" not in again.headers["Server-Timing"]
+    assert again.json()["results"] == first.json()["results"]

@@ -26,6 +26,7 @@ from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.stores.milvus import FILTER_KEY, MAX_ATTR_STRING, MilvusStore
 from somafractalmemory.stores.postgres import PostgresStore
+from somafractalmemory.stores.redis import MemoryCache
 
 RRF_K = 60
 MAX_CANDIDATES = 200
@@ -48,10 +49,29 @@ class _Candidate:
 class Searcher:
     """Runs a :class:`SearchQuery` against the stores."""
 
-    def __init__(self, postgres: PostgresStore, milvus: MilvusStore, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        postgres: PostgresStore,
+        milvus: MilvusStore,
+        embedder: Embedder,
+        cache: MemoryCache | None = None,
+    ) -> None:
         self.postgres = postgres
         self.milvus = milvus
         self.embedder = embedder
+        self.cache = cache
+
+    def query_vector(self, text: str) -> list[float]:
+        """The query's embedding: from the Redis cache when it has it (best effort, like every
+        Redis use), else computed and cached."""
+        if self.cache is not None:
+            cached = self.cache.get_query_vector(self.embedder.model_name, text)
+            if cached is not None and len(cached) == self.embedder.dimension:
+                return cached
+        vector = self.embedder.embed_one(text)
+        if self.cache is not None:
+            self.cache.put_query_vector(self.embedder.model_name, text, vector)
+        return vector
 
     def search(self, tenant: Tenant, query: SearchQuery) -> list[SearchHit]:
         """The tenant's best memories for ``query``, best first."""
@@ -72,7 +92,7 @@ class Searcher:
             vector = query.vector
             if vector is None:
                 assert query.text is not None
-                vector = self.embedder.embed_one(query.text)
+                vector = self.query_vector(query.text)
             hits = self.milvus.search(tenant.id, vector, limit, query.scope)
             for rank, hit in enumerate(hits, start=1):
                 score = hit.score if query.mode == "vector" else 1.0 / (RRF_K + rank)

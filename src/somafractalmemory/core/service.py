@@ -111,7 +111,7 @@ class MemoryService:
         self.milvus = milvus
         self.cache = cache
         self.embedder = embedder
-        self.searcher = Searcher(postgres, milvus, embedder)
+        self.searcher = Searcher(postgres, milvus, embedder, cache)
 
     # -- writes -----------------------------------------------------------------------------
     def store(self, tenant: Tenant, item: MemoryInput) -> WriteResult:

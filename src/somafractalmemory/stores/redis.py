@@ -9,9 +9,11 @@ because an invalidation may have been lost while Redis was away.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import threading
+from array import array
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -141,6 +143,25 @@ class MemoryCache:
         """Cache ``memory`` for the TTL."""
         key = self._key(tenant_id, memory.coord)
         self._best_effort("set", lambda: self.client.set(key, _encode(memory), ex=self.ttl), None)
+
+    def _query_key(self, model: str, text: str) -> str:
+        digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
+        return f"{self.prefix}:qvec:{digest}"
+
+    def get_query_vector(self, model: str, text: str) -> list[float] | None:
+        """A cached query embedding (float32), or None on a miss or a Redis failure."""
+        raw = self._best_effort(
+            "get_query_vector", lambda: self.client.get(self._query_key(model, text)), None
+        )
+        if raw is None or len(raw) % 4:
+            return None
+        return array("f", raw).tolist()
+
+    def put_query_vector(self, model: str, text: str, vector: list[float]) -> None:
+        """Cache a query embedding for an hour (embeddings of a text never change)."""
+        key = self._query_key(model, text)
+        data = array("f", vector).tobytes()
+        self._best_effort("set_query_vector", lambda: self.client.set(key, data, ex=3600), None)
 
     def invalidate(self, tenant_id: int, coords: list[str]) -> None:
         """Drop cached copies after a replace or delete."""
