@@ -20,7 +20,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install run stop test test-fast test-langgraph lint bench validate-infra services \
+.PHONY: help install run stop test test-fast test-langgraph lint bench bench-quick validate-infra services \
 	milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -98,8 +98,11 @@ lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(PY) scripts/check_compose.py docker-compose.yml
 	PATH=$(BIN):$$PATH scripts/check_kubernetes.sh
 
-bench: services db ## benchmarks, written to benchmarks/RESULTS.md
-	$(PY) benchmarks/run.py
+bench: services db ## benchmarks, written to benchmarks/RESULTS.md and benchmarks/results.png
+	$(PY) benchmarks/suite.py
+
+bench-quick: services db ## the 10k and LoCoMo quality parts of the benchmarks (under 10 minutes)
+	$(PY) benchmarks/suite.py --quick
 
 hooks: ## install the git pre-commit hook (a migration change needs a version bump)
 	scripts/install-hooks.sh

@@ -1,0 +1,152 @@
+"""benchmarks/results.png from the last figures: ``.venv/bin/python benchmarks/plot.py``.
+
+Reads benchmarks/results/*.json (quality, concurrency, freshness, scale) and the search table
+of benchmarks/RESULTS.md (run.py's), and links the picture from RESULTS.md.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from extra import DATA, HERE, RESULTS, put_section
+
+PNG = HERE / "results.png"
+SYSTEMS = ("vector", "keyword", "hybrid", "exact", "bm25", "exact+bm25 rrf")
+LABELS = ("SFM\nvector", "SFM\nkeyword", "SFM\nhybrid", "exact\ncosine", "BM25", "exact+BM25\nRRF")
+
+
+def load(name: str) -> Any:
+    path = DATA / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def search_p50s() -> dict[str, float]:
+    """p50 ms of run.py's search table rows, by a short name."""
+    text = RESULTS.read_text() if RESULTS.exists() else ""
+    names = {
+        '"mode": "vector"': "HTTP vector",
+        "default mode (hybrid)": "HTTP hybrid",
+        "query embedding": "embed",
+        "raw: Milvus search": "milvus",
+        "hits' rows by id": "fetch",
+        "full-text query": "keyword",
+    }
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        for needle, name in names.items():
+            if line.startswith("|") and needle in line and name not in found:
+                cells = [c.strip() for c in line.strip("|").split("|")]
+                if len(cells) > 1 and re.fullmatch(r"[\d.]+", cells[1]):
+                    found[name] = float(cells[1])
+    return found
+
+
+def latency_panel(ax: Any) -> None:
+    p = search_p50s()
+    needed = {"HTTP vector", "HTTP hybrid", "embed", "milvus", "fetch", "keyword"}
+    if not needed <= p.keys():
+        ax.text(0.5, 0.5, "no search figures (run run.py)", ha="center", transform=ax.transAxes)
+        return
+    parts = [("embed", "#8da0cb"), ("milvus", "#66c2a5"), ("fetch", "#fc8d62")]
+    xs = [0, 1, 3, 4]
+    http = [p["HTTP vector"], p["HTTP hybrid"]]
+    ax.bar([xs[0], xs[2]], http, color="#555555", label="HTTP (whole search)")
+    for mode_x, with_keyword in ((xs[1], False), (xs[3], True)):
+        bottom = 0.0
+        stack = parts + ([("keyword", "#e78ac3")] if with_keyword else [])
+        for name, color in stack:
+            ax.bar(mode_x, p[name], bottom=bottom, color=color, label=f"raw: {name}")
+            bottom += p[name]
+    handles, labels = ax.get_legend_handles_labels()
+    unique = dict(zip(labels, handles, strict=True))
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left")
+    ax.set_xticks(xs, ["vector\nHTTP", "vector\nraw calls", "hybrid\nHTTP", "hybrid\nraw calls"])
+    ax.set_ylabel("p50 latency, ms")
+    ax.set_title("Search p50: service vs the raw calls it makes")
+
+
+def quality_panel(ax: Any, quality: Any) -> None:
+    if not quality:
+        ax.text(0.5, 0.5, "no quality figures", ha="center", transform=ax.transAxes)
+        return
+    setups = list(quality)
+    width = 0.8 / len(setups)
+    colors = ("#1f77b4", "#ff7f0e")
+    for j, setup in enumerate(setups):
+        values = [quality[setup]["systems"][s]["ndcg"] for s in SYSTEMS]
+        xs = [i + (j - (len(setups) - 1) / 2) * width for i in range(len(SYSTEMS))]
+        bars = ax.bar(xs, values, width, label=setup, color=colors[j % 2])
+        ax.bar_label(bars, fmt="%.2f", fontsize=6)
+    ax.axvline(2.5, color="grey", lw=0.8, ls="--")
+    ax.set_xticks(range(len(SYSTEMS)), LABELS, fontsize=7)
+    ax.set_ylabel("nDCG@10")
+    ax.set_title("LoCoMo nDCG@10: SFM modes (left) vs baselines (right)")
+    ax.legend(fontsize=7)
+
+
+def concurrency_panel(ax: Any, conc: Any) -> None:
+    if not conc:
+        ax.text(0.5, 0.5, "no concurrency figures", ha="center", transform=ax.transAxes)
+        return
+    clients = [c["clients"] for c in conc]
+    ax.plot(clients, [c["per_second"] for c in conc], "o-", color="#2ca02c")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(clients, [str(c) for c in clients])
+    ax.set_xlabel("concurrent clients")
+    ax.set_ylabel("hybrid searches / s", color="#2ca02c")
+    twin = ax.twinx()
+    twin.plot(clients, [c["latency"]["p95"] for c in conc], "s--", color="#d62728")
+    twin.set_ylabel("p95 latency, ms", color="#d62728")
+    ax.set_title("Concurrency: throughput (solid) and p95 (dashed)")
+
+
+def last_panel(ax: Any, scale: Any, fresh: Any) -> None:
+    if scale:
+        sizes = [r["size"] for r in scale]
+        for mode, style in (("vector", "o-"), ("hybrid", "s-")):
+            ax.plot(sizes, [r[mode]["p50"] for r in scale], style, label=f"{mode} p50")
+            ax.plot(sizes, [r[mode]["p95"] for r in scale], style + "-", alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_xlabel("memories in the tenant (generated vectors)")
+        ax.set_ylabel("ms (faint: p95)")
+        ax.legend(fontsize=7)
+        ax.set_title("Scale: search latency without embedding")
+    elif fresh:
+        lag = fresh["lag"]["lag_ms"]
+        ax.bar(["lag p50", "lag p95"], [lag["p50"], lag["p95"]], color="#9467bd")
+        ax.axhline(1000, color="red", ls="--", label="target p95 1 s")
+        ax.set_ylabel("ms")
+        ax.set_title("Write-to-searchable lag under load")
+        ax.legend(fontsize=7)
+    else:
+        ax.text(0.5, 0.5, "no scale or freshness figures", ha="center", transform=ax.transAxes)
+
+
+def main() -> int:
+    fig, axes = plt.subplots(2, 2, figsize=(13, 9))
+    latency_panel(axes[0][0])
+    quality_panel(axes[0][1], load("quality"))
+    concurrency_panel(axes[1][0], load("concurrency"))
+    last_panel(axes[1][1], load("scale"), load("freshness"))
+    fig.suptitle("SomaFractalMemory benchmarks (2 shared cores; see RESULTS.md)")
+    fig.tight_layout()
+    fig.savefig(PNG, dpi=110)
+    put_section(
+        "plot",
+        "## Plot\n\n![search latency, LoCoMo quality, concurrency, scale](results.png)\n\n"
+        "`benchmarks/results.png` (`.venv/bin/python benchmarks/plot.py`), drawn from the "
+        "figures of the sections above (`benchmarks/results/*.json`).",
+    )
+    print(PNG)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Every benchmark in turn: ``.venv/bin/python benchmarks/suite.py [--quick]`` (``make bench``,
+``make bench-quick``).
+
+1. run.py: write path and search latency beside the raw calls (10,000 memories; 2,000 quick);
+2. quality.py: LoCoMo Recall@10 / MRR@10 / nDCG@10 per mode beside the baselines;
+3. freshness.py: store-then-search misses and write-to-searchable lag under load;
+4. concurrency.py: 1, 4 and 16 clients of hybrid search over 10,000 memories;
+5. scale.py (full run only): search p50/p95 as the tenant grows;
+6. plot.py: benchmarks/results.png from the figures of the steps above.
+
+run.py rewrites benchmarks/RESULTS.md; the sections of the other steps are then put back (each
+step writes its own; a step not run this time keeps its previous section, dated).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+
+from extra import DATA, HERE, put_section
+
+
+def step(script: str, *args: str) -> None:
+    command = [sys.executable, "-u", str(HERE / script), *args]
+    print(f"\n=== {' '.join(command)}", flush=True)
+    started = time.perf_counter()
+    subprocess.run(command, check=True)
+    print(f"=== {script}: {time.perf_counter() - started:.0f} s", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="the 10k and quality parts only")
+    args = parser.parse_args(argv)
+    began = time.perf_counter()
+    sections = ("quality", "freshness", "concurrency", "scale")
+    saved = {n: (DATA / f"{n}.md").read_text() for n in sections if (DATA / f"{n}.md").exists()}
+    step("run.py", *(["--quick"] if args.quick else []))
+    for name, text in saved.items():  # run.py rewrote the file: put the last sections back
+        put_section(name, text)
+    step("quality.py")
+    if args.quick:
+        step("freshness.py", "--pairs", "300", "--probes", "30")
+        step("concurrency.py", "--seconds", "10")
+    else:
+        step("freshness.py")
+        step("concurrency.py")
+        step("scale.py")
+    step("plot.py")
+    print(f"\nsuite: {time.perf_counter() - began:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
