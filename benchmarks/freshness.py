@@ -80,12 +80,10 @@ def lag_under_load(
 
     def writer() -> None:
         with client(cfg, key) as http:
-            i = 0
+            i = 0  # a new coordinate for every memory; texts are reused when exhausted
             while not stop.is_set():
-                chunk = writer_texts[i : i + WRITER_BATCH]
-                if not chunk:
-                    i = 0
-                    continue
+                start = i % len(writer_texts)
+                chunk = (writer_texts + writer_texts)[start : start + WRITER_BATCH]
                 try:
                     store_batch(
                         http,

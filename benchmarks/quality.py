@@ -402,8 +402,9 @@ def render(
         "",
         "Every dialogue turn of the ten LoCoMo conversations is a memory (`payload.text` = "
         "`speaker: text`, plus its `dia_id`); each question is a query and its evidence turns "
-        f"are the relevant memories ({skipped} questions have no usable evidence and are "
-        "skipped; most are category-5 adversarial questions). SFM modes are asked over HTTP "
+        f"are the relevant memories ({skipped} questions name no evidence turn that exists in "
+        "their conversation and are skipped; the category-5 adversarial questions of this file "
+        "all name evidence, so they are kept). SFM modes are asked over HTTP "
         "through the real server; the baselines run in the same process on the same turns: "
         "exact cosine over all embeddings of the scope (numpy, same model), BM25 (`bm25s`, "
         f"English stop words, no stemming) and their plain RRF (k = {RRF_K}, top {DEPTH} of "
