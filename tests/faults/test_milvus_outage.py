@@ -25,14 +25,18 @@ import pytest
 
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import Stack
+from somafractalmemory.stack import Stack, create_postgres_store
 from tests.faults.support import (
     ApiServer,
     PrivateMilvus,
     drop_collections,
+    drop_database,
     ensure_collections,
     metric,
+    migrate,
+    recreate_database,
     scalar,
+    sibling_dsn,
     wait_until,
     with_updates,
 )
@@ -92,14 +96,22 @@ def outage(
     private_milvus: PrivateMilvus, test_settings: Settings, stack: Stack, tmp_path_factory: Any
 ) -> Iterator[Outage]:
     """Serve on the private Milvus, kill it, and ask everything at once."""
+    # A database of its own: spaces other tests register in the shared one have no
+    # collection on this private Milvus, and start-up would rightly refuse them.
+    dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_milvus_outage")
+    recreate_database(dsn)
+    migrate(dsn)
     settings = with_updates(
         test_settings,
+        postgres_dsn=dsn,
         milvus_uri=private_milvus.uri,
         milvus_collection=f"{test_settings.milvus_collection}_outage",
+        redis_key_prefix="sfm_milvus_outage",
     )
     ensure_collections(settings)
-    key, info = KeyService(stack.postgres).create(f"milvus-outage-{uuid.uuid4().hex[:8]}")
-    tenant = stack.postgres.tenant_by_name(info.tenant)
+    postgres = create_postgres_store(settings)
+    key, info = KeyService(postgres).create(f"milvus-outage-{uuid.uuid4().hex[:8]}")
+    tenant = postgres.tenant_by_name(info.tenant)
     assert tenant is not None
     headers = {"Authorization": f"Bearer {key}"}
     log = Path(tmp_path_factory.mktemp("milvus-outage")) / "server.log"
@@ -156,6 +168,8 @@ def outage(
         if private_milvus.proc is None:
             private_milvus.start()
         drop_collections(private_milvus.uri, settings.milvus_collection)
+        postgres.engine.dispose()
+        drop_database(dsn)
 
 
 def test_store_answers_503_naming_milvus_in_bounded_time(outage: Outage) -> None:

@@ -293,3 +293,26 @@ def test_keys_are_required_and_revocation_is_immediate(client: TestClient, stack
     listed = {k.id: k for k in stack.keys.list()}
     assert listed[info.id].revoked_at is not None
     assert key not in repr(listed[info.id])
+
+
+def test_isolation_on_paths_exports_and_listings(
+    client: TestClient, make_key: Callable[[], Headers]
+) -> None:
+    alice, bob = make_key(), make_key()
+    for coord in ("1,1", "2,2"):
+        store(client, alice, coord, f"alice memory {coord}")
+    client.post("/graph/link", headers=alice, json={"from_coord": "1,1", "to_coord": "2,2"})
+    store(client, bob, "1,1", "bob memory")
+    assert (
+        client.get(
+            "/graph/path", headers=bob, params={"from_coord": "1,1", "to_coord": "2,2"}
+        ).status_code
+        == 404
+    )
+    assert client.get("/graph/neighbors", headers=bob, params={"coord": "1,1"}).json() == {
+        "neighbors": []
+    }
+    exported = client.get("/export", headers=bob).text
+    assert "alice" not in exported
+    assert "bob memory" in exported
+    assert client.get("/stats", headers=bob).json()["links"] == 0
