@@ -60,7 +60,7 @@ def run_clients(cfg: Any, key: str, n: int, seconds: float, texts: list[str]) ->
     deadline = time.perf_counter() + seconds
 
     def next_text() -> str:
-        with lock:
+        with lock:  # wraps round (and the query cache then answers) only if texts run out
             text = texts[cursor[0] % len(texts)]
             cursor[0] += 1
             return text
@@ -118,9 +118,10 @@ def main(argv: list[str] | None = None) -> int:
             for text in texts[-20:]:  # warm-up, not reused below
                 search(http, text, "hybrid")
         texts = texts[:-20]
-        figures = []
+        figures: list[dict[str, Any]] = []
         for n in CLIENTS:
-            fig = run_clients(cfg, key, n, args.seconds, texts[len(figures) * 5000 :])
+            used = sum(f["requests"] + f["errors"] + n for f in figures)  # never asked again
+            fig = run_clients(cfg, key, n, args.seconds, texts[used:] or texts)
             print(f"{n} clients: {fig['per_second']:.1f}/s, p95 {fig['latency'].p95:.0f} ms")
             figures.append(fig)
     save_json("concurrency", [{**f, "latency": f["latency"].__dict__} for f in figures])
