@@ -12,9 +12,11 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -464,6 +466,95 @@ class PrivateMilvus:
         wait_until(f"milvus on {self.port} gone", lambda: not answering(self.port), 15, 0.1)
 
 
+def postgres_bin() -> Path:
+    """The server binaries of the newest PostgreSQL Debian installed (15 on our machines)."""
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parts[-3]) if p.parts[-3].isdigit() else 0,
+    )
+    assert found, "no PostgreSQL server binaries under /usr/lib/postgresql"
+    return found[-1].parent
+
+
+class PrivatePostgres:
+    """A PostgreSQL cluster of the test's own (``initdb``, ``pg_ctl``) on a free port,
+    stopped and restarted at will; trust authentication for ``postgres`` on 127.0.0.1.
+
+    PostgreSQL refuses to run as root, so under root the cluster belongs to the ``postgres``
+    OS user and every command runs as it (``runuser``); its directory lives under /tmp,
+    outside pytest's private temporary tree, which that user cannot enter.
+    """
+
+    def __init__(self) -> None:
+        self.bin = postgres_bin()
+        self.workdir = Path(tempfile.mkdtemp(prefix="sfm-faults-pg-"))
+        self.datadir = self.workdir / "data"
+        self.log_path = self.workdir / "postgres.log"
+        self.port = free_port()
+        if os.geteuid() == 0:
+            shutil.chown(self.workdir, "postgres", "postgres")
+
+    def _run(self, program: str, *args: str, timeout: float = 90) -> None:
+        command_line = [str(self.bin / program), *args]
+        if os.geteuid() == 0:
+            command_line = ["runuser", "-u", "postgres", "--", *command_line]
+        done = subprocess.run(
+            command_line, capture_output=True, text=True, timeout=timeout, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{program} {' '.join(args)}: {done.stdout}{done.stderr}")
+
+    def dsn(self, database: str = "postgres") -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+
+    def init(self) -> None:
+        """``initdb`` (trust, user ``postgres``)."""
+        self._run("initdb", "-D", str(self.datadir), "-U", "postgres", "--auth=trust", "-N")
+
+    def _ctl(self, action: str, *args: str) -> None:
+        options = f"-p {self.port} -k {self.workdir} -c listen_addresses=127.0.0.1"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.datadir),
+            "-o",
+            options,
+            "-l",
+            str(self.log_path),
+            "-w",
+            "-t",
+            "60",
+            action,
+            *args,
+        )
+
+    def start(self) -> None:
+        """Start it and wait until it accepts connections."""
+        self._ctl("start")
+        wait_until(f"private postgres on {self.port}", lambda: answering(self.port), 30, 0.1)
+
+    def restart(self, mode: str = "fast") -> None:
+        """``pg_ctl restart -m MODE``: sessions are cut, the server comes back on its port."""
+        self._ctl("restart", "-m", mode)
+
+    def stop(self, mode: str = "fast") -> None:
+        """``pg_ctl stop -m MODE`` (a no-op when it is not running)."""
+        if (self.datadir / "postmaster.pid").exists():
+            self._ctl("stop", "-m", mode)
+
+    def create_database(self, name: str) -> str:
+        """Create database ``name``; its DSN."""
+        with psycopg.connect(self.dsn(), autocommit=True, connect_timeout=10) as conn:
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        return self.dsn(name)
+
+    def remove(self) -> None:
+        """Stop it (immediate) and delete its files."""
+        with contextlib.suppress(RuntimeError, subprocess.TimeoutExpired):
+            self.stop("immediate")
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+
 class ApiServer:
     """The real HTTP server (uvicorn, ``somafractalmemory.http_api:app``) as a subprocess
     configured by the environment, killed with SIGKILL and started again at will."""
@@ -524,6 +615,7 @@ __all__ = [
     "ROOT",
     "ApiServer",
     "PrivateMilvus",
+    "PrivatePostgres",
     "PrivateRedis",
     "answering",
     "drop_collections",

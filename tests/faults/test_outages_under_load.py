@@ -1,0 +1,289 @@
+"""Milvus stopped, PostgreSQL restarted and Redis stopped while clients keep writing and
+reading: requests fail fast with a 503 naming the part that is down (or, for Redis, keep
+succeeding), nothing hangs, and no acknowledged memory is lost.
+
+One real server (uvicorn subprocess) runs on stores of this module's own: a PostgreSQL 15
+cluster (``initdb``/``pg_ctl``), the fault tests' private Milvus and a private Redis, so each
+can be stopped for real. ``SOMA_STORE_TIMEOUT`` is 2 s, so a store call gives up after 2 s
+(PostgreSQL statements after 4 s). Each test gives two clients (:mod:`tests.faults.loadgen`)
+a tenant of their own; they store (single and batches of 10), replace, delete, read and
+search (and send half of the failed writes again) while the test takes a store away and
+brings it back. Then the outbox is drained (``drain-outbox --grace 0``, the clients stopped),
+``reconcile`` must find no drift, and the stores must hold what the clients' answers allow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from somafractalmemory.core.keys import KeyService
+from somafractalmemory.settings import Settings
+from somafractalmemory.stack import Stack, create_postgres_store
+from tests.faults.loadgen import (
+    Loader,
+    Mix,
+    Request,
+    all_requests,
+    join_all,
+    summary,
+)
+from tests.faults.support import (
+    ApiServer,
+    PrivateMilvus,
+    PrivatePostgres,
+    PrivateRedis,
+    drop_collections,
+    ensure_collections,
+    migrate,
+    stack_env,
+    wait_until,
+    with_updates,
+)
+from tests.faults.verdict import (
+    Verdict,
+    drain_and_reconcile,
+    verify,
+)
+
+pytestmark = pytest.mark.slow
+
+ANSWER_WITHIN = 10.0  # seconds: every answer, outage or not
+CLIENT_TIMEOUT = 20.0  # the clients' own deadline (longer, so a slow answer is measured)
+CLIENTS = 2
+MIX = Mix(
+    batch=1,
+    single=3,
+    replace=2,
+    delete=1,
+    get=2,
+    search=1,
+    batch_size=10,
+    replaced_per_batch=2,
+    retry=0.5,
+)
+WARM_UP = 12  # acknowledged writes before the fault
+AFTER = 12  # acknowledged writes after recovery
+STEP_TIMEOUT = 120.0  # seconds for any phase of a test
+
+
+@dataclass
+class Rig:
+    server: ApiServer
+    settings: Settings
+    postgres: PrivatePostgres
+    milvus: PrivateMilvus
+    redis: PrivateRedis
+
+
+@dataclass
+class Run:
+    """One test's load around one fault: its timeline, the requests and the verdict."""
+
+    requests: list[Request]
+    verdict: Verdict
+    fault_at: float
+    recovered_at: float
+    notes: list[str] = field(default_factory=list)
+
+    def failed(self) -> list[Request]:
+        return [r for r in self.requests if not r.acknowledged]
+
+    def unexpected(self, store: str) -> list[Request]:
+        """Answers other than 2xx, a 404 the clients' records allow, or a 503 naming ``store``."""
+        error = f"{store.capitalize()}UnavailableError"
+        return [
+            r
+            for r in self.failed()
+            if not (
+                (r.status == 503 and r.error_class() == error and r.detail().startswith(store))
+                or (r.status == 404 and r.kind in ("delete", "get"))
+            )
+        ]
+
+
+@pytest.fixture(scope="module")
+def rig(
+    private_milvus: PrivateMilvus, test_settings: Settings, tmp_path_factory: Any
+) -> Iterator[Rig]:
+    """The server on a private PostgreSQL cluster, the private Milvus and a private Redis."""
+    workdir = Path(tmp_path_factory.mktemp("outages-under-load"))
+    postgres = PrivatePostgres()
+    redis_server = PrivateRedis(workdir / "redis")
+    server: ApiServer | None = None
+    settings = test_settings
+    try:
+        postgres.init()
+        postgres.start()
+        dsn = postgres.create_database("sfm")
+        migrate(dsn)
+        redis_server.start()
+        settings = with_updates(
+            test_settings,
+            postgres_dsn=dsn,
+            milvus_uri=private_milvus.uri,
+            milvus_collection=f"{test_settings.milvus_collection}_outload",
+            redis_url=redis_server.url,
+            redis_key_prefix="sfm_faults_outload",
+        )
+        drop_collections(settings.milvus_uri, settings.milvus_collection)
+        ensure_collections(settings)
+        server = ApiServer(
+            settings,
+            workdir / "server.log",
+            SOMA_REDIS_PREFIX=settings.redis_key_prefix,
+            SOMA_STORE_TIMEOUT="2",
+            SOMA_OUTBOX_INTERVAL_SECONDS="2",
+            SOMA_OUTBOX_GRACE_SECONDS="30",
+        )
+        server.start()
+        yield Rig(server, settings, postgres, private_milvus, redis_server)
+    finally:
+        if server is not None:
+            server.kill()
+        redis_server.stop()
+        postgres.remove()
+        if private_milvus.proc is not None:
+            drop_collections(private_milvus.uri, settings.milvus_collection)
+
+
+def ready(server: ApiServer) -> bool:
+    return httpx.get(f"{server.url}/readyz", timeout=5).status_code == 200
+
+
+def acknowledged_writes(loaders: list[Loader], since: float) -> int:
+    return sum(
+        1 for r in all_requests(loaders) if r.is_write and r.acknowledged and r.started >= since
+    )
+
+
+def load_through(
+    rig: Rig,
+    name: str,
+    dimension: int,
+    embed: Callable[[list[str]], list[list[float]]],
+    fault: Callable[[], None],
+) -> Run:
+    """Two clients on a new tenant; ``fault`` (which takes a store away and brings it back)
+    once they have written a little; more writes once the server is ready again; then drain,
+    reconcile and verify."""
+    store = create_postgres_store(rig.settings)
+    key, info = KeyService(store).create(f"{name}-{uuid.uuid4().hex[:8]}")
+    tenant = store.tenant_by_name(info.tenant)
+    store.engine.dispose()
+    assert tenant is not None
+    stop = threading.Event()
+    loaders = [
+        Loader(
+            i,
+            rig.server.url,
+            {"Authorization": f"Bearer {key}"},
+            MIX,
+            dimension=dimension,
+            seed=sum(map(ord, name)),
+            stop=stop,
+            timeout=CLIENT_TIMEOUT,
+        )
+        for i in range(CLIENTS)
+    ]
+    began = time.monotonic()
+    for loader in loaders:
+        loader.start()
+    try:
+        wait_until(
+            "writes before the fault",
+            lambda: acknowledged_writes(loaders, began) >= WARM_UP,
+            STEP_TIMEOUT,
+            0.1,
+        )
+        fault_at = time.monotonic()
+        fault()
+        wait_until("server ready after the fault", lambda: ready(rig.server), STEP_TIMEOUT, 0.5)
+        recovered_at = time.monotonic()
+        wait_until(
+            "writes after recovery",
+            lambda: acknowledged_writes(loaders, recovered_at) >= AFTER,
+            STEP_TIMEOUT,
+            0.1,
+        )
+    finally:
+        stop.set()
+    join_all(loaders, CLIENT_TIMEOUT + 10)
+    drained, reconciled = drain_and_reconcile(stack_env(rig.settings))
+    verdict = verify(
+        loaders,
+        rig.settings.postgres_dsn.get_secret_value(),
+        rig.settings.milvus_uri,
+        rig.settings.milvus_collection,
+        tenant.id,
+        embed,
+    )
+    run = Run(all_requests(loaders), verdict, fault_at, recovered_at)
+    slowest = max(r.seconds for r in run.requests)
+    print(
+        f"\n{name}: {time.monotonic() - began:.0f} s, fault to ready "
+        f"{recovered_at - fault_at:.1f} s, {len(run.requests)} requests "
+        f"({summary(run.requests)}), slowest answer {slowest:.1f} s; "
+        f"{drained}; {reconciled.splitlines()[-1]}\n{verdict.line()}"
+    )
+    return run
+
+
+def check(run: Run, store: str | None) -> None:
+    """What every outage test requires; ``store`` is the part taken away (None: nothing may
+    fail)."""
+    assert run.verdict.problems == [], "\n".join(run.verdict.problems[:30])
+    unanswered = [r for r in run.requests if r.status is None]
+    assert not unanswered, "\n".join(r.describe() for r in unanswered[:10])
+    slow = [r for r in run.requests if r.seconds >= ANSWER_WITHIN]
+    assert not slow, "\n".join(r.describe() for r in slow[:10])
+    before = [r for r in run.requests if r.started + r.seconds < run.fault_at]
+    assert all(r.acknowledged for r in before), summary(before)
+    if store is None:
+        assert not run.failed(), "\n".join(r.describe() for r in run.failed()[:10])
+        return
+    unexpected = run.unexpected(store)
+    assert not unexpected, "\n".join(r.describe() for r in unexpected[:10])
+    named = [r for r in run.failed() if r.status == 503]
+    assert named, f"no request met the {store} outage: {summary(run.requests)}"
+
+
+def test_milvus_stopped_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
+    def fault() -> None:
+        rig.milvus.stop()
+        time.sleep(6)
+        rig.milvus.start()
+
+    run = load_through(rig, "milvus-outage", dimension, stack.embedder.embed, fault)
+    check(run, "milvus")
+
+
+def test_postgres_restarted_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
+    def fault() -> None:
+        rig.postgres.restart("fast")
+        time.sleep(2)
+        rig.postgres.stop("fast")  # and a restart that stays down a few seconds
+        time.sleep(4)
+        rig.postgres.start()
+
+    run = load_through(rig, "postgres-restart", dimension, stack.embedder.embed, fault)
+    check(run, "postgres")
+
+
+def test_redis_stopped_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
+    def fault() -> None:
+        rig.redis.stop()
+        time.sleep(6)
+        rig.redis.start()
+        time.sleep(2)
+
+    run = load_through(rig, "redis-outage", dimension, stack.embedder.embed, fault)
+    check(run, None)
