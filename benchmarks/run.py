@@ -1,0 +1,162 @@
+"""Benchmark SomaFractalMemory end to end: ``.venv/bin/python benchmarks/run.py [--quick]``.
+
+Starts the real server on an isolated stack, stores memories through the API, searches them,
+times the raw calls beside it, and writes benchmarks/RESULTS.md (also printed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import psycopg
+import torch
+from common import EMBEDDING_MODEL, BenchConfig, Latency, config_from_env, machine
+from corpus import make_memories, make_queries
+from harness import prepare_stores, running_server
+from pymilvus import MilvusClient
+from report import Results, render
+from searches import MODES, RawSearch, http_search, index_state, measure
+from writes import Ceilings, batch_bodies, post_batch, write_path
+
+from somafractalmemory.core.embedding import create_embedder
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+SEED = 1729
+QUERIES = 300
+WARMUP_QUERIES = 20
+
+
+def store_versions(cfg: BenchConfig) -> dict[str, str]:
+    """The Milvus and PostgreSQL server versions."""
+    client = MilvusClient(uri=cfg.milvus_uri)
+    milvus = str(client.get_server_version())
+    client.close()
+    with psycopg.connect(cfg.postgres_dsn) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return {"Milvus server": milvus, "PostgreSQL": str(row[0]) if row else "unknown"}
+
+
+def load_average() -> str:
+    """The 1-minute load average."""
+    return f"{os.getloadavg()[0]:.2f}"
+
+
+def revision() -> str:
+    """The commit the benchmark ran, and whether src/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "src")
+    return f"commit {commit}" + (", with uncommitted changes in src/" if dirty else "")
+
+
+def tenant_id(cfg: BenchConfig, name: str) -> int:
+    with psycopg.connect(cfg.postgres_dsn) as conn:
+        row = conn.execute("SELECT id FROM tenants WHERE name = %s", (name,)).fetchone()
+    if row is None:
+        raise RuntimeError(f"tenant {name!r} not found")
+    return int(row[0])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="2,000 memories instead of 10,000")
+    args = parser.parse_args(argv)
+    count = 2_000 if args.quick else 10_000
+    began = time.perf_counter()
+    cfg = config_from_env()
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
+    command = shlex.join([python, *sys.argv])
+
+    load_start = load_average()
+    if float(load_start) > len(os.sched_getaffinity(0)):
+        print(
+            f"warning: load average {load_start}; other work on this machine shows in the figures"
+        )
+    code = revision()
+    memories = make_memories(count, SEED)
+    warm_memories = make_memories(200, SEED + 1, coord_base=1_000_000)
+    all_queries = make_queries(memories, QUERIES + WARMUP_QUERIES, SEED + 2)
+    warm_queries, queries = all_queries[:WARMUP_QUERIES], all_queries[WARMUP_QUERIES:]
+
+    print(f"preparing the stack (database soma_bench, collection {cfg.collection}, Redis db 14)")
+    prepare_stores(cfg)
+    info = {**machine(), **store_versions(cfg)}
+    embedder = create_embedder(EMBEDDING_MODEL)
+    info["torch threads"] = str(torch.get_num_threads())
+
+    with running_server(cfg) as server:
+        key = server.create_key("bench")
+        warm_key = server.create_key("bench-warmup")
+        bench_tenant = tenant_id(cfg, "bench")
+        print(f"server up on {cfg.base_url}; tenant 'bench' has id {bench_tenant}")
+        with (
+            httpx.Client(
+                base_url=cfg.base_url, headers={"Authorization": f"Bearer {key}"}, timeout=300
+            ) as client,
+            httpx.Client(
+                base_url=cfg.base_url, headers={"Authorization": f"Bearer {warm_key}"}, timeout=300
+            ) as warm_client,
+        ):
+            ceilings = Ceilings(cfg, embedder, bench_tenant)
+            try:
+                for body in batch_bodies(warm_memories):
+                    post_batch(warm_client, body)
+                ceilings.run(warm_memories)
+                ceilings.truncate()
+                print(f"write: {count:,} memories, batch by batch, through the service and raw")
+                write = write_path(client, ceilings, memories)
+            finally:
+                ceilings.close()
+            rss = server.rss_mib()
+            for query in warm_queries:
+                for mode in MODES:
+                    http_search(warm_client, query.text, mode)
+
+            print(f"search: {QUERIES} queries, each over HTTP and then through the raw calls")
+            index = index_state(cfg)
+            raw = RawSearch(cfg, embedder, bench_tenant, key)
+            try:
+                measure(client, raw, warm_queries)
+                timings, recall = measure(client, raw, queries)
+            finally:
+                raw.close()
+
+    results = Results(
+        date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        revision=code,
+        command=command,
+        machine=info,
+        count=count,
+        write=write,
+        server_rss_mib=rss,
+        queries=len(queries),
+        load=f"{load_start} / {load_average()}",
+        http={m: Latency.of(v) for m, v in timings.http.items()},
+        stages={m: {k: Latency.of(v) for k, v in st.items()} for m, st in timings.stages.items()},
+        outside={m: Latency.of(v) for m, v in timings.outside.items()},
+        raw={k: Latency.of(v) for k, v in timings.raw.items()},
+        recall=recall,
+        index=index,
+        elapsed=time.perf_counter() - began,
+    )
+    text = render(results)
+    RESULTS.write_text(text)
+    print()
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""Search: ``POST /memories/search`` latency, and the raw calls it makes, timed alone.
+
+Each query goes over HTTP in vector mode, then in the default mode (hybrid), then through the
+raw calls, query after query, so all of them meet the same machine conditions (the machine
+is shared) and the same warm or cold caches between calls.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass, field
+
+import httpx
+import psycopg
+from common import BenchConfig, server_timing
+from corpus import Query
+from pymilvus import MilvusClient
+
+from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.search import candidates_for
+from somafractalmemory.stores.milvus import METRIC
+
+TOP_K = 10
+MODES = ("vector", "hybrid")
+# What the service asks each signal for, and its Milvus search parameters.
+LIMIT = candidates_for(TOP_K)
+SEARCH_PARAMS = {"metric_type": METRIC, "params": {"ef": max(64, LIMIT * 2)}}
+FETCH_SQL = (
+    "SELECT id, coord, payload, memory_type, importance, text, created_at, updated_at "
+    "FROM memories WHERE tenant_id = %s AND id = ANY(%s)"
+)
+AUTH_SQL = (
+    "SELECT tenants.id, tenants.name FROM tenants JOIN api_keys "
+    "ON api_keys.tenant_id = tenants.id WHERE api_keys.key_hash = %s "
+    "AND api_keys.revoked_at IS NULL"
+)
+_TSQUERY = "to_tsquery('english', replace(plainto_tsquery('english', %(q)s)::text, '&', '|'))"
+KEYWORD_SQL = (
+    f"SELECT id, ts_rank_cd(text_tsv, {_TSQUERY}) AS rank FROM memories "
+    f"WHERE tenant_id = %(t)s AND text_tsv @@ {_TSQUERY} ORDER BY rank DESC, id LIMIT %(n)s"
+)
+RAW_CALLS = ("auth", "embed", "milvus", "fetch", "keyword")
+
+
+@dataclass(frozen=True)
+class Recall:
+    """How well the HTTP searches of one mode found the memory each query came from."""
+
+    exact_first: int
+    exact_total: int
+    paraphrase_first: int
+    paraphrase_top10: int
+    paraphrase_total: int
+
+
+@dataclass
+class SearchTimings:
+    """Durations in seconds, one per query: the HTTP searches by mode, the server's own
+    stage times by mode (``Server-Timing``), the rest of each HTTP search (key lookup,
+    framework, transport), and each raw call."""
+
+    http: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
+    stages: dict[str, dict[str, list[float]]] = field(
+        default_factory=lambda: {m: {} for m in MODES}
+    )
+    outside: dict[str, list[float]] = field(default_factory=lambda: {m: [] for m in MODES})
+    raw: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in RAW_CALLS})
+
+
+class RawSearch:
+    """The calls a search makes, on clients of their own: the API-key lookup, the query
+    embedding, the tenant-filtered Milvus search and the PostgreSQL fetch of its hits' rows
+    by id (vector mode), and the PostgreSQL full-text query (hybrid adds it), each asked as
+    the service asks it."""
+
+    def __init__(self, cfg: BenchConfig, embedder: Embedder, tenant_id: int, api_key: str) -> None:
+        self.cfg = cfg
+        self.embedder = embedder
+        self.tenant_id = tenant_id
+        self.key_hash = hashlib.sha256(api_key.encode()).digest()
+        self.milvus = MilvusClient(uri=cfg.milvus_uri)
+        self.conn = psycopg.connect(cfg.postgres_dsn, autocommit=True)
+
+    def close(self) -> None:
+        self.milvus.close()
+        self.conn.close()
+
+    def run(self, text: str) -> dict[str, float]:
+        """One query; the seconds each call took."""
+        t0 = time.perf_counter()
+        self.conn.execute(AUTH_SQL, (self.key_hash,)).fetchall()
+        t1 = time.perf_counter()
+        vector = self.embedder.embed_one(text)
+        t2 = time.perf_counter()
+        hits = self.milvus.search(
+            self.cfg.collection,
+            data=[vector],
+            filter=f"tenant_id == {self.tenant_id}",
+            limit=LIMIT,
+            anns_field="vector",
+            search_params=SEARCH_PARAMS,
+            consistency_level="Session",
+        )
+        ids = [int(hit["id"]) for hit in hits[0]]
+        t3 = time.perf_counter()
+        rows = self.conn.execute(FETCH_SQL, (self.tenant_id, ids)).fetchall()
+        t4 = time.perf_counter()
+        self.conn.execute(KEYWORD_SQL, {"q": text, "t": self.tenant_id, "n": LIMIT}).fetchall()
+        t5 = time.perf_counter()
+        if len(rows) != len(ids):
+            raise RuntimeError(f"fetched {len(rows)} rows for {len(ids)} Milvus hits")
+        return dict(zip(RAW_CALLS, (t1 - t0, t2 - t1, t3 - t2, t4 - t3, t5 - t4), strict=True))
+
+
+def http_search(client: httpx.Client, text: str, mode: str) -> tuple[list[str], dict[str, float]]:
+    """One search over HTTP (``hybrid`` sends no mode: the service's default); the
+    coordinates found, best first, and the server's stage times."""
+    body: dict[str, object] = {"query": text, "top_k": TOP_K}
+    if mode != "hybrid":
+        body["mode"] = mode
+    response = client.post("/memories/search", json=body)
+    if response.status_code != 200:
+        raise RuntimeError(f"search: {response.status_code} {response.text[:500]}")
+    coords = [r["coord"] for r in response.json()["results"]]
+    return coords, server_timing(response.headers.get("server-timing", ""))
+
+
+def _recall(queries: list[Query], ranked: list[list[str]]) -> Recall:
+    pairs = list(zip(queries, ranked, strict=True))
+    exact = [(q, r) for q, r in pairs if q.exact]
+    para = [(q, r) for q, r in pairs if not q.exact]
+    return Recall(
+        exact_first=sum(1 for q, r in exact if r[:1] == [q.target.coord]),
+        exact_total=len(exact),
+        paraphrase_first=sum(1 for q, r in para if r[:1] == [q.target.coord]),
+        paraphrase_top10=sum(1 for q, r in para if q.target.coord in r),
+        paraphrase_total=len(para),
+    )
+
+
+def measure(
+    client: httpx.Client, raw: RawSearch, queries: list[Query]
+) -> tuple[SearchTimings, dict[str, Recall]]:
+    """Each query over HTTP in each mode, then through the raw calls."""
+    timings = SearchTimings()
+    ranked: dict[str, list[list[str]]] = {m: [] for m in MODES}
+    for query in queries:
+        for mode in MODES:
+            started = time.perf_counter()
+            coords, stages = http_search(client, query.text, mode)
+            elapsed = time.perf_counter() - started
+            timings.http[mode].append(elapsed)
+            timings.outside[mode].append(elapsed - sum(stages.values()))
+            ranked[mode].append(coords)
+            for name, seconds in stages.items():
+                timings.stages[mode].setdefault(name, []).append(seconds)
+        for name, seconds in raw.run(query.text).items():
+            timings.raw[name].append(seconds)
+    return timings, {m: _recall(queries, ranked[m]) for m in MODES}
+
+
+def index_state(cfg: BenchConfig) -> str:
+    """How much of the collection the vector index covers (rows not yet indexed sit in
+    growing segments, which Milvus scans)."""
+    client = MilvusClient(uri=cfg.milvus_uri)
+    try:
+        names = client.list_indexes(cfg.collection)
+        info = client.describe_index(cfg.collection, names[0]) if names else {}
+    finally:
+        client.close()
+    return ", ".join(
+        f"{k} {info[k]}"
+        for k in ("index_type", "indexed_rows", "total_rows", "pending_index_rows", "state")
+        if k in info
+    )
