@@ -74,7 +74,7 @@ def latency_panel(ax: Any) -> None:
     ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left")
     ax.set_xticks(xs, ["vector\nHTTP", "vector\nraw calls", "hybrid\nHTTP", "hybrid\nraw calls"])
     ax.set_ylabel("p50 latency, ms")
-    ax.set_title("Search p50: service vs the raw calls it makes")
+    ax.set_title("Search p50 (run.py section): service vs its raw calls")
 
 
 def quality_panel(ax: Any, quality: Any) -> None:
@@ -117,12 +117,14 @@ def concurrency_panel(ax: Any, conc: Any) -> None:
 def last_panel(ax: Any, scale: Any, fresh: Any) -> None:
     if scale:
         sizes = [r["size"] for r in scale]
-        for mode, style in (("vector", "o-"), ("hybrid", "s-")):
-            ax.plot(sizes, [r[mode]["p50"] for r in scale], style, label=f"{mode} p50")
-            ax.plot(sizes, [r[mode]["p95"] for r in scale], style + "-", alpha=0.5)
+        for mode, style, color in (("vector", "o", "#1f77b4"), ("hybrid", "s", "#2ca02c")):
+            p50 = [r[mode]["p50"] for r in scale]
+            p95 = [r[mode]["p95"] for r in scale]
+            ax.plot(sizes, p50, style + "-", color=color, label=f"{mode} p50")
+            ax.plot(sizes, p95, style + "--", color=color, alpha=0.45, label=f"{mode} p95")
         ax.set_xscale("log")
         ax.set_xlabel("memories in the tenant (generated vectors)")
-        ax.set_ylabel("ms (faint: p95)")
+        ax.set_ylabel("ms")
         ax.legend(fontsize=7)
         ax.set_title("Scale: search latency without embedding")
     elif fresh:

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the 10k and quality parts only")
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    sections = ("quality", "freshness", "concurrency", "scale")
+    sections = ("quality", "freshness", "concurrency", "scale", "notes")
     saved = {n: (DATA / f"{n}.md").read_text() for n in sections if (DATA / f"{n}.md").exists()}
     step("run.py", *(["--quick"] if args.quick else []))
     for name, text in saved.items():  # run.py rewrote the file: put the last sections back
