@@ -15,11 +15,14 @@ step writes its own; a step not run this time keeps its previous section, dated)
 from __future__ import annotations
 
 import argparse
+import re
 import subprocess
 import sys
 import time
 
-from extra import DATA, HERE, put_section
+from extra import HERE, RESULTS, put_section
+
+SECTION = re.compile(r"<!-- section:([\w-]+) -->\n(.*?)\n<!-- /section:\1 -->", re.DOTALL)
 
 
 def step(script: str, *args: str) -> None:
@@ -35,8 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="the 10k and quality parts only")
     args = parser.parse_args(argv)
     began = time.perf_counter()
-    sections = ("quality", "freshness", "concurrency", "scale", "notes")
-    saved = {n: (DATA / f"{n}.md").read_text() for n in sections if (DATA / f"{n}.md").exists()}
+    # Every marked section of RESULTS.md (these modules' and others', e.g. load.py's).
+    current = RESULTS.read_text() if RESULTS.exists() else ""
+    saved = dict(SECTION.findall(current))
     step("run.py", *(["--quick"] if args.quick else []))
     for name, text in saved.items():  # run.py rewrote the file: put the last sections back
         put_section(name, text)
