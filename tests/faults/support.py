@@ -465,6 +465,17 @@ class PrivateMilvus:
             self.proc = None
         wait_until(f"milvus on {self.port} gone", lambda: not answering(self.port), 15, 0.1)
 
+    def freeze(self) -> None:
+        """SIGSTOP the whole server: connections stay open and nothing answers (a hung or
+        partitioned Milvus). Thaw it within the session TTL (10 s), or it drops its state."""
+        assert self.proc is not None, "not running"
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        assert self.proc is not None, "not running"
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
 
 def postgres_bin() -> Path:
     """The server binaries of the newest PostgreSQL Debian installed (15 on our machines)."""
@@ -541,6 +552,24 @@ class PrivatePostgres:
         """``pg_ctl stop -m MODE`` (a no-op when it is not running)."""
         if (self.datadir / "postmaster.pid").exists():
             self._ctl("stop", "-m", mode)
+
+    def _pids(self) -> list[int]:
+        postmaster = int((self.datadir / "postmaster.pid").read_text().split()[0])
+        children = subprocess.run(
+            ["pgrep", "-P", str(postmaster)], capture_output=True, text=True, check=False
+        ).stdout.split()
+        return [postmaster, *(int(pid) for pid in children)]
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: connections stay open and nothing
+        answers, as behind a network partition that drops packets."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT after :meth:`freeze`."""
+        for pid in self._pids():
+            os.kill(pid, signal.SIGCONT)
 
     def create_database(self, name: str) -> str:
         """Create database ``name``; its DSN."""
