@@ -19,6 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from somafractalmemory.core.item_models import Space
@@ -97,6 +98,10 @@ class ItemVectorIndex:
                     ) from exc
                 mark_store("milvus", False)
                 raise MilvusUnavailableError(message, self.address) from exc
+            except grpc.RpcError as exc:
+                # pymilvus re-raises some gRPC failures (a deadline exceeded) unwrapped.
+                mark_store("milvus", False)
+                raise MilvusUnavailableError(f"gRPC {exc.code().name}", self.address) from exc
             mark_store("milvus", True)
 
     # -- setup and checks ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from somafractalmemory.core.models import SearchScope, VectorHit, VectorRecord
@@ -174,6 +175,10 @@ class MilvusStore:
                     ) from exc
                 mark_store("milvus", False)
                 raise MilvusUnavailableError(message, self.address) from exc
+            except grpc.RpcError as exc:
+                # pymilvus re-raises some gRPC failures (a deadline exceeded) unwrapped.
+                mark_store("milvus", False)
+                raise MilvusUnavailableError(f"gRPC {exc.code().name}", self.address) from exc
             mark_store("milvus", True)
 
     # -- setup and probes -------------------------------------------------------------------
