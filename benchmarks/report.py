@@ -166,7 +166,7 @@ def render(r: Results) -> str:
         "# SomaFractalMemory benchmarks",
         "",
         f"- Date: {r.date}",
-        f"- Command: `{r.command}` (from the repository root; `make bench` runs the same)",
+        f"- Command: `{r.command}` (from the repository root; also step 1 of `make bench`)",
         f"- Code: {r.revision}",
         f"- Run time: {r.elapsed:.0f} s; load average at start and end: {r.load}",
         "",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -29,6 +30,7 @@ from writes import Ceilings, batch_bodies, post_batch, write_path
 from somafractalmemory.core.embedding import create_embedder
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
+SECTION = re.compile(r"<!-- section:([\w-]+) -->\n.*?\n<!-- /section:\1 -->", re.DOTALL)
 SEED = 1729
 QUERIES = 300
 WARMUP_QUERIES = 20
@@ -152,10 +154,18 @@ def main(argv: list[str] | None = None) -> int:
         elapsed=time.perf_counter() - began,
     )
     text = render(results)
-    RESULTS.write_text(text)
+    write_results(text)
     print()
     print(text)
     return 0
+
+
+def write_results(text: str) -> None:
+    """Replace RESULTS.md with ``text``, keeping the marked sections other benchmarks wrote
+    there (``<!-- section:NAME -->`` ... ``<!-- /section:NAME -->``, see suite.py)."""
+    current = RESULTS.read_text() if RESULTS.exists() else ""
+    kept = [m.group(0) for m in SECTION.finditer(current)]
+    RESULTS.write_text("\n\n".join([text.rstrip("\n"), *kept]) + "\n")
 
 
 if __name__ == "__main__":
