@@ -194,13 +194,22 @@ class Query:
 
 
 def make_queries(memories: list[BenchMemory], count: int, seed: int) -> list[Query]:
-    """``count`` queries over distinct stored memories: alternately the exact stored text
-    and the memory's paraphrase question."""
+    """Up to ``count`` queries over distinct stored memories, alternately the exact stored
+    text and the memory's paraphrase question; no two texts alike (the service caches query
+    vectors by text, so a repeated text would not be embedded again). Fewer only when the
+    memories run out of distinct texts."""
     rng = random.Random(seed)
-    targets = rng.sample(memories, count)
-    return [
-        Query(m.paraphrase if i % 2 else m.text, m, exact=not i % 2) for i, m in enumerate(targets)
-    ]
+    seen: set[str] = set()
+    result: list[Query] = []
+    for memory in rng.sample(memories, len(memories)):
+        exact = len(result) % 2 == 0
+        text = memory.text if exact else memory.paraphrase
+        if text not in seen:
+            seen.add(text)
+            result.append(Query(text, memory, exact))
+        if len(result) == count:
+            break
+    return result
 
 
 def as_payload(memory: BenchMemory) -> dict[str, object]:

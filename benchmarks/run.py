@@ -89,7 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     code = revision()
     memories = make_memories(count, SEED)
     warm_memories = make_memories(200, SEED + 1, coord_base=1_000_000)
-    all_queries = make_queries(memories, QUERIES + WARMUP_QUERIES, SEED + 2)
+    all_queries = make_queries(memories, 2 * QUERIES + WARMUP_QUERIES, SEED + 2)
+    if len(all_queries) < 2 * QUERIES + WARMUP_QUERIES:
+        raise RuntimeError(f"only {len(all_queries)} distinct query texts")
     warm_queries, queries = all_queries[:WARMUP_QUERIES], all_queries[WARMUP_QUERIES:]
 
     print(f"preparing the stack (database soma_bench, collection {cfg.collection}, Redis db 14)")
@@ -126,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
                 for mode in MODES:
                     http_search(warm_client, query.text, mode)
 
-            print(f"search: {QUERIES} queries, each over HTTP and then through the raw calls")
+            print(f"search: {QUERIES} queries a mode over HTTP, and each through the raw calls")
             index = index_state(cfg)
             raw = RawSearch(cfg, embedder, bench_tenant, key)
             try:
@@ -143,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         count=count,
         write=write,
         server_rss_mib=rss,
-        queries=len(queries),
+        queries=len(queries) // 2,
         load=f"{load_start} / {load_average()}",
         http={m: Latency.of(v) for m, v in timings.http.items()},
         stages={m: {k: Latency.of(v) for k, v in st.items()} for m, st in timings.stages.items()},
