@@ -8,6 +8,7 @@ PostgreSQL refuses :class:`InvalidInputError`.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
@@ -39,6 +40,7 @@ from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
+from somafractalmemory.stores import keyword
 from somafractalmemory.stores.tables import (
     api_keys,
     links,
@@ -104,6 +106,7 @@ class PostgresStore:
     def __init__(self, engine: Engine, address: str) -> None:
         self.engine = engine
         self.address = address
+        self._stats: tuple[float, keyword.LexemeStats] | None = None
 
     @contextmanager
     def translated(self, operation: str) -> Iterator[None]:
@@ -256,32 +259,77 @@ class PostgresStore:
     ) -> list[tuple[int, float]]:
         """The tenant's best full-text matches for ``text`` as (id, rank), best first.
 
-        Any word may match (the query's lexemes are OR-ed); ``ts_rank_cd`` orders them. The
-        scope is applied in the same statement; payload filters use JSONB containment.
+        Any word may match (the query's lexemes are OR-ed) and ``ts_rank_cd`` against that OR
+        orders the matches, but only a bounded set of candidate rows is ranked, picked by the
+        query's rarest lexemes (see :mod:`somafractalmemory.stores.keyword`), so the cost does
+        not grow with the tenant. The scope is applied in the same statement, before any
+        limit; payload filters use JSONB containment.
         """
-        tsquery = sa.func.replace(
-            sa.cast(sa.func.plainto_tsquery(_TS_CONFIG, text), sa.Text), "&", "|"
-        )
-        query_expr = sa.func.to_tsquery(_TS_CONFIG, tsquery)
-        rank = sa.func.ts_rank_cd(memories.c.text_tsv, query_expr).label("rank")
-        statement = (
-            sa.select(memories.c.id, rank)
-            .where(memories.c.tenant_id == tenant_id, memories.c.text_tsv.op("@@")(query_expr))
-            .order_by(rank.desc(), memories.c.id)
-            .limit(limit)
+        with self.reading("keyword_search") as conn:
+            lexemes = [
+                str(x)
+                for x in conn.execute(
+                    sa.select(
+                        sa.func.unnest(
+                            sa.func.tsvector_to_array(sa.func.to_tsvector(_TS_CONFIG, text))
+                        )
+                    )
+                ).scalars()
+            ]
+            if not lexemes:
+                return []
+            every = keyword.any_of(lexemes)
+            found: dict[int, float] = {}
+            for pick in keyword.tiers(lexemes, self._lexeme_stats(conn)):
+                found.update(self._ranked(conn, tenant_id, pick, every, limit, scope))
+                if len(found) >= limit:
+                    break
+        return sorted(found.items(), key=lambda hit: (-hit[1], hit[0]))[:limit]
+
+    @staticmethod
+    def _ranked(
+        conn: Connection, tenant_id: int, pick: str, rank_by: str, limit: int, scope: SearchScope
+    ) -> list[tuple[int, float]]:
+        """Rank by ``rank_by`` at most ``CANDIDATE_CAP`` of the tenant's rows in ``scope``
+        matching the tsquery ``pick``."""
+        candidates = sa.select(memories.c.id, memories.c.text_tsv).where(
+            memories.c.tenant_id == tenant_id,
+            memories.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY)),
         )
         if scope.memory_type is not None:
-            statement = statement.where(memories.c.memory_type == scope.memory_type.value)
+            candidates = candidates.where(memories.c.memory_type == scope.memory_type.value)
         if scope.created_after is not None:
-            statement = statement.where(memories.c.created_at >= scope.created_after)
+            candidates = candidates.where(memories.c.created_at >= scope.created_after)
         if scope.created_before is not None:
-            statement = statement.where(memories.c.created_at < scope.created_before)
+            candidates = candidates.where(memories.c.created_at < scope.created_before)
         if scope.filters:
-            statement = statement.where(
+            candidates = candidates.where(
                 memories.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
             )
-        with self.reading("keyword_search") as conn:
-            return [(int(r.id), float(r.rank)) for r in conn.execute(statement)]
+        picked = candidates.limit(keyword.CANDIDATE_CAP).subquery("candidates")
+        rank = sa.func.ts_rank_cd(picked.c.text_tsv, sa.cast(rank_by, postgresql.TSQUERY)).label(
+            "rank"
+        )
+        statement = sa.select(picked.c.id, rank).order_by(rank.desc(), picked.c.id).limit(limit)
+        return [(int(r.id), float(r.rank)) for r in conn.execute(statement)]
+
+    def _lexeme_stats(self, conn: Connection) -> keyword.LexemeStats:
+        """PostgreSQL's lexeme statistics of ``memories.text_tsv``, cached for a while."""
+        now = time.monotonic()
+        if self._stats is not None and now - self._stats[0] < keyword.STATS_TTL:
+            return self._stats[1]
+        row = conn.execute(
+            sa.text(
+                "SELECT c.reltuples, s.most_common_elems::text::text[] AS elems, "
+                "s.most_common_elem_freqs AS freqs FROM pg_class c "
+                "LEFT JOIN pg_stats s ON s.schemaname = current_schema() "
+                "AND s.tablename = 'memories' AND s.attname = 'text_tsv' "
+                "WHERE c.oid = 'memories'::regclass"
+            )
+        ).one()
+        stats = keyword.LexemeStats.from_pg_stats(float(row.reltuples), row.elems, row.freqs)
+        self._stats = (now, stats)
+        return stats
 
     def memory_ids(self, tenant_id: int, coords: Sequence[str]) -> dict[str, int]:
         """Map each of the tenant's coordinates among ``coords`` to its memory id."""
