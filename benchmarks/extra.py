@@ -29,15 +29,24 @@ TOP_K = 10
 
 
 def isolated_config() -> BenchConfig:
-    """The benchmark stack of these modules: ``soma_bench_q``, Redis db 7, port 9697."""
+    """The benchmark stack of these modules: ``soma_bench_q``, Redis db 7, port 9697.
+
+    ``SOMA_BENCH_STACK=<prefix>`` renames the database and collections (``<prefix>``,
+    ``<prefix>_memories``, ``<prefix>_scratch``) and ``SOMA_BENCH_REDIS_DB`` and
+    ``SOMA_BENCH_PORT`` move the Redis db and port, so two people can run these benchmarks on
+    one machine at once without emptying each other's stores.
+    """
     base = config_from_env()
+    prefix = os.environ.get("SOMA_BENCH_STACK", "soma_bench_q")
     return replace(
         base,
-        postgres_dsn=base.postgres_dsn.rsplit("/", 1)[0] + "/soma_bench_q",
-        redis_url=base.redis_url.rsplit("/", 1)[0] + "/7",
-        collection="soma_bench_q_memories",
-        scratch_collection="soma_bench_q_scratch",
-        port=9697,
+        postgres_dsn=base.postgres_dsn.rsplit("/", 1)[0] + "/" + prefix,
+        redis_url=base.redis_url.rsplit("/", 1)[0]
+        + "/"
+        + os.environ.get("SOMA_BENCH_REDIS_DB", "7"),
+        collection=f"{prefix}_memories",
+        scratch_collection=f"{prefix}_scratch",
+        port=int(os.environ.get("SOMA_BENCH_PORT", "9697")),
     )
 
 
