@@ -22,6 +22,11 @@ COPY pyproject.toml README.md* ./
 COPY src/ src/
 RUN pip install --no-cache-dir "./[server]"
 
+# The embedding model's ONNX export (the default backend), made at build time from the
+# packaged model and checked to give the model's own vectors; nothing is fetched at run time.
+ENV SOMA_EMBEDDING_ONNX_DIR=/opt/somafractalmemory/onnx
+RUN python -m somafractalmemory.cli embedder build
+
 COPY alembic.ini ./
 COPY scripts/ scripts/
 

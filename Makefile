@@ -34,7 +34,9 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[server,dev]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv and install the server and dev tools
+install: $(VENV)/.installed ## create .venv, install the server and dev tools, export the model to ONNX
+	# The embedding model's ONNX export, made here and checked against the model (idempotent).
+	$(PY) -m somafractalmemory.cli embedder build
 
 milvus-start: install ## start a local Milvus (PyPI `milvus`) unless one answers on 19530
 	scripts/milvus.sh start

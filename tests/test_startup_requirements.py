@@ -501,3 +501,16 @@ def test_closing_a_stack_leaves_another_stack_of_the_process_working(own: Settin
         second.postgres.ping()
     finally:
         second.close()
+
+
+def test_main_names_the_embedding_model_when_its_export_is_missing(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    own: Settings,
+    tmp_path: Path,
+) -> None:
+    use_env(monkeypatch, own, SOMA_EMBEDDING_ONNX_DIR=str(tmp_path / "no-export"))
+    assert main(["--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert f"FAILED embedding ({tmp_path / 'no-export'}): no ONNX export" in err
+    assert "somafractalmemory embedder build" in err

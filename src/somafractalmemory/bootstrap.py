@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from somafractalmemory.errors import (
+    EmbeddingModelError,
     InfrastructureError,
     PartFailure,
     SchemaError,
@@ -215,7 +216,12 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
     if required:
         raise InfrastructureError(required)
     with tracer().start_as_current_span("bootstrap.create_stack"):
-        stack = create_stack(settings, milvus=milvus)
+        try:
+            stack = create_stack(settings, milvus=milvus)
+        except EmbeddingModelError as exc:
+            if milvus is not None:
+                milvus.close()
+            raise InfrastructureError([PartFailure("embedding", exc.location, exc.detail)]) from exc
     try:
         if not dry_run and milvus is not None:
             with tracer().start_as_current_span("bootstrap.ensure_collection"):

@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from somafractalmemory.settings import Settings
+    from somafractalmemory.stack import Stack
 
 app = typer.Typer(help="SomaFractalMemory: long-term memory for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -18,6 +19,11 @@ spaces_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(spaces_app, name="spaces")
+embedder_app = typer.Typer(
+    help="The embedding model: its local ONNX export (the default backend).",
+    no_args_is_help=True,
+)
+app.add_typer(embedder_app, name="embedder")
 
 
 def _settings() -> Settings:
@@ -32,6 +38,18 @@ def _settings() -> Settings:
             name = str(error["loc"][0]).upper() if error["loc"] else "settings"
             typer.echo(f"settings: {name}: {error['msg']}", err=True)
         raise typer.Exit(2) from None
+
+
+def _stack(settings: Settings) -> Stack:
+    """Every client of the stack; an embedding model that cannot load is one FAILED line."""
+    from somafractalmemory.errors import EmbeddingModelError
+    from somafractalmemory.stack import create_stack
+
+    try:
+        return create_stack(settings)
+    except EmbeddingModelError as exc:
+        typer.echo(f"FAILED embedding ({exc.location}): {exc.detail}", err=True)
+        raise typer.Exit(1) from None
 
 
 @app.command()
@@ -91,10 +109,9 @@ def ensure_collection() -> None:
     """Create every Milvus collection the service needs (memories, default-space items) with
     its index, if missing (idempotent)."""
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_stack
 
     settings = _settings()
-    stack = create_stack(settings)
+    stack = _stack(settings)
     try:
         stack.milvus.ensure_collection(stack.embedder.dimension)
         stack.items.ensure_default_collection()
@@ -118,10 +135,9 @@ def reconcile(
     Exits 1 when drift was found and not repaired."""
     from somafractalmemory.core.reconcile import reconcile as run_reconcile
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_stack
 
     settings = _settings()
-    stack = create_stack(settings)
+    stack = _stack(settings)
     try:
         reports = run_reconcile(stack.memories, tenant, fix=repair)
     except SFMError as exc:
@@ -151,9 +167,8 @@ def drain_outbox(
     """Settle pending outbox entries now (the server also does this in the background).
     Use --grace 0 only when no server is writing."""
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_stack
 
-    stack = create_stack(_settings())
+    stack = _stack(_settings())
     settled = 0
     try:
         while drained := stack.memories.drain_outbox(grace):
@@ -268,9 +283,8 @@ def export_command(
 
     from somafractalmemory.core.portability import dump_line, export_records
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_stack
 
-    stack = create_stack(_settings())
+    stack = _stack(_settings())
     counts = {"memory": 0, "link": 0}
     partial: Path | None = None
 
@@ -331,9 +345,8 @@ def import_command(
     failed), 2 if the file was refused (not an export, another version or model)."""
     from somafractalmemory.core.portability import Importer, tenant_for_import
     from somafractalmemory.errors import InvalidInputError, SFMError
-    from somafractalmemory.stack import create_stack
 
-    stack = create_stack(_settings())
+    stack = _stack(_settings())
     importer: Importer | None = None
     try:
         target = tenant_for_import(stack.memories, tenant)
@@ -372,12 +385,11 @@ def spaces_create(
 ) -> None:
     """Register a space and create its Milvus collection (idempotent for the same shape)."""
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_stack
 
     if metric not in ("cosine", "ip", "l2"):
         typer.echo("error: --metric must be cosine, ip or l2", err=True)
         raise typer.Exit(2)
-    stack = create_stack(_settings())
+    stack = _stack(_settings())
     try:
         found = stack.postgres.tenant_by_name(tenant)
         if found is None:
@@ -399,9 +411,8 @@ def spaces_create(
 def spaces_list(tenant: Annotated[str, typer.Option(help="the tenant")]) -> None:
     """The tenant's spaces (the default one first)."""
     from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_stack
 
-    stack = create_stack(_settings())
+    stack = _stack(_settings())
     try:
         found = stack.postgres.tenant_by_name(tenant)
         if found is None:
@@ -414,6 +425,38 @@ def spaces_list(tenant: Annotated[str, typer.Option(help="the tenant")]) -> None
         raise typer.Exit(1) from None
     finally:
         stack.close()
+
+
+@embedder_app.command("build")
+def embedder_build(
+    force: Annotated[
+        bool, typer.Option(help="export again even if a checked export exists")
+    ] = False,
+) -> None:
+    """Export SOMA_EMBEDDING_MODEL to ONNX in SOMA_EMBEDDING_ONNX_DIR and check it gives the
+    model's vectors (idempotent; needs no store)."""
+    from pathlib import Path
+
+    from somafractalmemory.core import onnx_model
+    from somafractalmemory.core.embedding import resolve_model_path
+    from somafractalmemory.errors import EmbeddingModelError
+    from somafractalmemory.settings import EmbeddingSettings
+
+    settings = EmbeddingSettings()
+    try:
+        model_dir = Path(resolve_model_path(settings.embedding_model))
+        info = onnx_model.build(
+            settings.embedding_model, model_dir, settings.embedding_onnx_dir, force=force
+        )
+    except EmbeddingModelError as exc:
+        typer.echo(f"FAILED embedding ({exc.location}): {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    state = "built and checked" if info.built else "already built"
+    typer.echo(
+        f"embedding: ONNX export of {settings.embedding_model!r} {state} at {info.path} "
+        f"(largest difference from the model on the check texts: "
+        f"{info.meta['check_max_abs_diff']:.1e})"
+    )
 
 
 def main() -> None:

