@@ -16,7 +16,10 @@ the query's *selective* lexemes, estimated from PostgreSQL's own column statisti
 3. while fewer rows than asked for are found, the next tier does the same with the lexemes
    the earlier tiers did not use, up to :data:`MAX_TIERS` statements;
 4. at most :data:`CANDIDATE_CAP` candidate rows of one tier are ranked, whatever the
-   estimates say.
+   estimates say;
+5. if the list is still short (an AND tier found too little, or a filter leaves few rows),
+   the OR of every lexeme fills it, ranking at most ``limit * FILL_FACTOR`` of its rows, so a
+   row that holds just one common word of the query is still found when nothing better is.
 
 Candidates are ranked with ``ts_rank_cd`` against the OR of *every* query lexeme, so common
 words still order the candidates; they only stop deciding which rows are looked at, much as
@@ -34,6 +37,7 @@ BUDGET_ROWS = 2_000
 CANDIDATE_CAP = 2_000
 STATS_TTL = 300.0
 MAX_TIERS = 3
+FILL_FACTOR = 10
 CORRELATION = 20.0
 
 

@@ -280,18 +280,29 @@ class PostgresStore:
                 return []
             every = keyword.any_of(lexemes)
             found: dict[int, float] = {}
-            for pick in keyword.tiers(lexemes, self._lexeme_stats(conn)):
+            picks = list(keyword.tiers(lexemes, self._lexeme_stats(conn)))
+            for pick in picks:
                 found.update(self._ranked(conn, tenant_id, pick, every, limit, scope))
                 if len(found) >= limit:
                     break
+            if len(found) < limit and every not in picks:
+                # Rows holding only some common word: a few, so the list is never short.
+                cap = limit * keyword.FILL_FACTOR
+                found.update(self._ranked(conn, tenant_id, every, every, limit, scope, cap))
         return sorted(found.items(), key=lambda hit: (-hit[1], hit[0]))[:limit]
 
     @staticmethod
     def _ranked(
-        conn: Connection, tenant_id: int, pick: str, rank_by: str, limit: int, scope: SearchScope
+        conn: Connection,
+        tenant_id: int,
+        pick: str,
+        rank_by: str,
+        limit: int,
+        scope: SearchScope,
+        cap: int = keyword.CANDIDATE_CAP,
     ) -> list[tuple[int, float]]:
-        """Rank by ``rank_by`` at most ``CANDIDATE_CAP`` of the tenant's rows in ``scope``
-        matching the tsquery ``pick``."""
+        """Rank by ``rank_by`` at most ``cap`` of the tenant's rows in ``scope`` matching the
+        tsquery ``pick``."""
         candidates = sa.select(memories.c.id, memories.c.text_tsv).where(
             memories.c.tenant_id == tenant_id,
             memories.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY)),
@@ -306,12 +317,17 @@ class PostgresStore:
             candidates = candidates.where(
                 memories.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
             )
-        picked = candidates.limit(keyword.CANDIDATE_CAP).subquery("candidates")
+        picked = candidates.limit(cap).subquery("candidates")
         rank = sa.func.ts_rank_cd(picked.c.text_tsv, sa.cast(rank_by, postgresql.TSQUERY)).label(
             "rank"
         )
         statement = sa.select(picked.c.id, rank).order_by(rank.desc(), picked.c.id).limit(limit)
         return [(int(r.id), float(r.rank)) for r in conn.execute(statement)]
+
+    def forget_lexeme_stats(self) -> None:
+        """Drop the cached lexeme statistics (after an ``ANALYZE``), so the next keyword
+        search reads them again."""
+        self._stats = None
 
     def _lexeme_stats(self, conn: Connection) -> keyword.LexemeStats:
         """PostgreSQL's lexeme statistics of ``memories.text_tsv``, cached for a while."""
