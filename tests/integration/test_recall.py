@@ -8,7 +8,11 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
+
+from somafractalmemory.stack import Stack
+from somafractalmemory.stores.tables import memories
 
 Headers = dict[str, str]
 
@@ -183,3 +187,28 @@ def test_query_embeddings_are_cached_in_redis(client: TestClient, seeded: Header
     again = client.post("/memories/search", headers=seeded, json={"query": query})
     assert "embed;dur=" not in again.headers["Server-Timing"]
     assert again.json()["results"] == first.json()["results"]
+
+
+def test_vector_mode_skips_a_vector_whose_row_is_gone(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    """Plain vector mode reads only the rows it returns; when the best vector's row is gone
+    (removed from PostgreSQL behind the service's back), the next ones fill the top_k."""
+    query = _unit(384, 3)
+    near = [*query[:383], query[383] + 0.1]
+    middle = [*query[:382], query[382] + 0.5, query[383]]
+    far = [*query[:381], query[381] + 2.0, query[382], query[383]]
+    for coord, vector in (("61,1", near), ("61,2", middle), ("61,3", far)):
+        body = {"coord": coord, "payload": {"text": coord}, "vector": vector}
+        assert client.post("/memories", headers=auth, json=body).status_code == 201
+    assert [h["coord"] for h in search(client, auth, vector=query, mode="vector", top_k=2)] == [
+        "61,1",
+        "61,2",
+    ]
+    tenant = stack.keys.authenticate(auth["Authorization"].removeprefix("Bearer "))
+    with stack.postgres.engine.begin() as conn:
+        conn.execute(
+            sa.delete(memories).where(memories.c.tenant_id == tenant.id, memories.c.coord == "61,1")
+        )
+    hits = search(client, auth, vector=query, mode="vector", top_k=2)
+    assert [h["coord"] for h in hits] == ["61,2", "61,3"]

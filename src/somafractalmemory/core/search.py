@@ -16,7 +16,9 @@ query, before its limit, never to a truncated list. No LLM is involved.
 
 from __future__ import annotations
 
+import contextvars
 import math
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
@@ -31,6 +33,8 @@ from somafractalmemory.stores.redis import MemoryCache
 RRF_K = 60
 MAX_CANDIDATES = 200
 MODES = ("vector", "keyword", "hybrid")
+# Threads that run a hybrid search's keyword query beside its vector search (one each).
+_SIGNALS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sfm-keyword")
 
 
 def candidates_for(top_k: int) -> int:
@@ -87,6 +91,19 @@ class Searcher:
             )
         check_filters(query.scope.filters)
         limit = candidates_for(query.top_k)
+        # Hybrid: the keyword query runs in PostgreSQL while the query is embedded and Milvus
+        # searched, so a search costs the slower of the two signals, not their sum.
+        keyword: Future[list[tuple[int, float]]] | None = None
+        if query.mode == "hybrid":
+            assert query.text is not None
+            keyword = _SIGNALS.submit(
+                contextvars.copy_context().run,  # the request's stage timings and trace
+                self.postgres.keyword_search,
+                tenant.id,
+                query.text,
+                limit,
+                query.scope,
+            )
         found: dict[int, _Candidate] = {}
         if query.mode in ("vector", "hybrid"):
             vector = query.vector
@@ -99,7 +116,11 @@ class Searcher:
                 found[hit.id] = _Candidate(score=score, vector_rank=rank)
         if query.mode in ("keyword", "hybrid"):
             assert query.text is not None
-            matches = self.postgres.keyword_search(tenant.id, query.text, limit, query.scope)
+            matches = (
+                keyword.result()
+                if keyword is not None
+                else self.postgres.keyword_search(tenant.id, query.text, limit, query.scope)
+            )
             for rank, (memory_id, ts_rank) in enumerate(matches, start=1):
                 score = ts_rank if query.mode == "keyword" else 1.0 / (RRF_K + rank)
                 existing = found.get(memory_id)
@@ -108,7 +129,7 @@ class Searcher:
                 else:
                     existing.score += score
                     existing.keyword_rank = rank
-        rows = self.postgres.get_memories_by_ids(tenant.id, list(found))
+        rows = self._rows(tenant, found, query)
         with stage("fuse"):
             scored = {
                 memory_id: replace(c, score=self._boosted(c.score, rows[memory_id], query))
@@ -138,6 +159,27 @@ class Searcher:
             age_hours = max(0.0, (datetime.now(UTC) - memory.created_at).total_seconds() / 3600)
             score *= 0.5 + 0.5 * math.pow(2.0, -age_hours / query.recency_half_life_hours)
         return score
+
+    def _rows(
+        self, tenant: Tenant, found: dict[int, _Candidate], query: SearchQuery
+    ) -> dict[int, Memory]:
+        """The rows of the candidates that can be returned.
+
+        When the order cannot change after this point (vector or keyword mode, no boost, no
+        link expansion), only the best ``top_k`` rows are read, then the next ones if some
+        candidate has no row (deleted meanwhile); otherwise every candidate's row is needed.
+        """
+        reorders = query.mode == "hybrid" or query.importance_boost
+        if reorders or query.recency_half_life_hours or query.expand_links:
+            return self.postgres.get_memories_by_ids(tenant.id, list(found))
+        ranked = sorted(found, key=lambda memory_id: (-found[memory_id].score, memory_id))
+        rows: dict[int, Memory] = {}
+        start = 0
+        while len(rows) < query.top_k and start < len(ranked):
+            wanted = ranked[start : start + query.top_k - len(rows)]
+            rows.update(self.postgres.get_memories_by_ids(tenant.id, wanted))
+            start += len(wanted)
+        return rows
 
     def _expand(
         self,

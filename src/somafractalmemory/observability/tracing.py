@@ -19,6 +19,7 @@ from somafractalmemory.settings import Settings
 
 TRACER_NAME = "somafractalmemory"
 _provider: TracerProvider | None = None
+_service_name = "somafractalmemory"
 
 
 def tracer() -> trace.Tracer:
@@ -26,17 +27,20 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-def configure_tracing(settings: Settings) -> TracerProvider:
-    """Install the process's tracer provider once, with the exporter the settings name."""
-    global _provider
-    if _provider is not None:
-        return _provider
-    provider = TracerProvider(
-        resource=Resource.create({"service.name": settings.otel_service_name})
-    )
+def configure_tracing(settings: Settings) -> TracerProvider | None:
+    """Install the process's tracer provider once, with the exporter the settings name.
+
+    With no exporter (``none``) nothing is installed: spans stay the API's non-recording
+    ones, which cost next to nothing, instead of SDK spans built only to be dropped.
+    """
+    global _service_name
+    _service_name = settings.otel_service_name
     exporter_name = settings.otel_traces_exporter
     if settings.otel_exporter_otlp_endpoint and exporter_name == "none":
         exporter_name = "otlp"
+    if _provider is not None or exporter_name == "none":
+        return _provider
+    provider = _install_provider()
     if exporter_name == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
@@ -46,16 +50,21 @@ def configure_tracing(settings: Settings) -> TracerProvider:
         provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)))
     elif exporter_name == "console":
         provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
-    trace.set_tracer_provider(provider)
-    _provider = provider
     return provider
 
 
+def _install_provider() -> TracerProvider:
+    global _provider
+    if _provider is None:
+        _provider = TracerProvider(resource=Resource.create({"service.name": _service_name}))
+        trace.set_tracer_provider(_provider)
+    return _provider
+
+
 def add_span_processor(processor: SpanProcessor) -> None:
-    """Attach another processor (tests use the SDK's in-memory exporter this way)."""
-    provider = trace.get_tracer_provider()
-    if isinstance(provider, TracerProvider):
-        provider.add_span_processor(processor)
+    """Attach another processor, installing the SDK provider if no exporter did (tests use
+    the SDK's in-memory exporter this way)."""
+    _install_provider().add_span_processor(processor)
 
 
 @contextmanager
