@@ -98,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_stores(cfg)
     info = {**machine(), **store_versions(cfg)}
     embedder = create_embedder(EMBEDDING_MODEL)
+    info["embedding backend"] = embedder.backend  # the server's too: both read the environment
     info["torch threads"] = str(torch.get_num_threads())
 
     with running_server(cfg) as server:
