@@ -295,17 +295,12 @@ def test_postgres_restarted_mid_load(rig: Rig, stack: Stack, dimension: int) -> 
     check(run, "postgres")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: nothing bounds a statement on an established PostgreSQL connection "
-    "from the client side (statement_timeout is the frozen server's own); requests wait for "
-    "the server. Needs a client-side cancel watchdog; see the session's closing note.",
-)
 def test_postgres_frozen_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
     """A PostgreSQL that keeps its connections but stops answering (SIGSTOP: a hung server,
     a partition that drops packets) for longer than any answer may take: new connections
-    time out, but a request on a pooled connection must not wait for the server either (its
-    ``statement_timeout`` is the server's own, and the server is not running)."""
+    time out, and a request on a pooled connection must not wait for the server either (its
+    ``statement_timeout`` is the server's own, and the server is not running): the client-side
+    deadline of every wait (3 x SOMA_STORE_TIMEOUT, 6 s here) gives a 503 naming postgres."""
 
     def fault() -> None:
         rig.postgres.freeze()

@@ -41,6 +41,7 @@ from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores import keyword
+from somafractalmemory.stores.pg_connection import DeadlineConnection, connection_class
 from somafractalmemory.stores.tables import (
     api_keys,
     links,
@@ -71,9 +72,13 @@ _MEMORY_COLUMNS = (
 
 
 def create_postgres_engine(settings: Settings) -> Engine:
-    """An engine with bounded connect, pool and statement timeouts, so nothing hangs."""
+    """An engine with bounded connect, pool and statement timeouts, so nothing hangs.
+
+    Statements may run ``2 * SOMA_STORE_TIMEOUT`` on the server; the client gives up on any
+    wait for the server after ``3 * SOMA_STORE_TIMEOUT`` (see :mod:`.pg_connection`).
+    """
     timeout_ms = int(settings.store_timeout * 2000)
-    return sa.create_engine(
+    engine = sa.create_engine(
         settings.sqlalchemy_url,
         pool_size=10,
         max_overflow=20,
@@ -85,6 +90,13 @@ def create_postgres_engine(settings: Settings) -> Engine:
             "application_name": "somafractalmemory",
         },
     )
+    connection = connection_class(wait_deadline=settings.store_timeout * 3)
+
+    @sa.event.listens_for(engine, "do_connect")
+    def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> DeadlineConnection:
+        return connection.connect(*cargs, **cparams)
+
+    return engine
 
 
 def _memory(row: Any) -> Memory:

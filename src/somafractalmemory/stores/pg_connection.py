@@ -1,0 +1,48 @@
+"""A client-side deadline on every wait for PostgreSQL.
+
+``statement_timeout`` is enforced by the server, so it cannot help when the server itself
+stops answering on an open connection (a hung or SIGSTOPped process, a partition that drops
+packets): psycopg would wait for the socket for ever, holding the request and its pooled
+connection. :class:`DeadlineConnection` bounds each wait psycopg makes for the server (a
+query's answer, a commit, the pool's ping). When the deadline passes, the connection is
+closed, so the pool discards it, and the caller gets ``OperationalError``, which the adapter
+turns into a 503 naming PostgreSQL.
+
+The deadline is longer than ``statement_timeout``: a slow statement on a live server is still
+cancelled by the server first, with its own error.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import psycopg
+import psycopg.errors
+from psycopg.abc import PQGen
+
+RV = TypeVar("RV")
+
+
+class DeadlineConnection(psycopg.Connection[Any]):
+    """A psycopg connection that waits at most :attr:`wait_deadline` seconds for the server."""
+
+    wait_deadline: float = 30.0
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        deadline = self.wait_deadline if timeout is None else min(timeout, self.wait_deadline)
+        try:
+            return super().wait(gen, interval, deadline)
+        except psycopg.errors.OperationalError as exc:
+            # psycopg's own timeout error is private (``_WaitTimeout``); any OperationalError
+            # raised while the connection still looks open is treated the same way.
+            if self.closed:
+                raise
+            self.pgconn.finish()  # the protocol state is unknown: never reuse this connection
+            raise psycopg.OperationalError(
+                f"no answer from PostgreSQL within {deadline:g} s (client-side deadline)"
+            ) from exc
+
+
+def connection_class(wait_deadline: float) -> type[DeadlineConnection]:
+    """A :class:`DeadlineConnection` subclass with ``wait_deadline`` seconds per wait."""
+    return type("DeadlineConnection", (DeadlineConnection,), {"wait_deadline": wait_deadline})
