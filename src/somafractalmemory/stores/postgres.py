@@ -679,13 +679,12 @@ class UnitOfWork:
 
     def add_outbox(self, tenant_id: int, entries: Sequence[tuple[str, int]]) -> list[int]:
         """Record (coord, memory id) pairs whose Milvus side is about to change."""
-        statement = (
-            sa.insert(vector_outbox)
-            .values([{"tenant_id": tenant_id, "coord": c, "memory_id": m} for c, m in entries])
-            .returning(vector_outbox.c.id)
+        statement = sa.insert(vector_outbox).returning(
+            vector_outbox.c.id, sort_by_parameter_order=True
         )
+        rows = [{"tenant_id": tenant_id, "coord": c, "memory_id": m} for c, m in entries]
         with self._store.translated("add_outbox"):
-            return [int(i) for i in self.conn.execute(statement).scalars()]
+            return [int(i) for i in self.conn.execute(statement, rows).scalars()]
 
     def remove_outbox(self, ids: Sequence[int]) -> None:
         """Forget outbox entries whose Milvus side is done."""
@@ -767,24 +766,26 @@ class UnitOfWork:
         ids: dict[str, int] | None,
         keep_created: bool,
     ) -> dict[str, Memory]:
+        # One statement compiled once and sent as executemany: SQLAlchemy's "insertmanyvalues"
+        # batches the rows into multi-row INSERTs itself. (Building one .values([...]) per
+        # batch instead compiled a statement of rows x columns parameters on every request.)
         now = sa.func.clock_timestamp()
-        insert = pg_insert(memories).values(
-            [
-                {
-                    **({"id": ids[item.coord]} if ids else {}),
-                    "tenant_id": tenant_id,
-                    "coord": item.coord,
-                    "memory_type": item.memory_type.value,
-                    "payload": item.payload,
-                    "text": item.text,
-                    "importance": item.importance,
-                    "client_vector": item.vector,
-                    "created_at": now if item.created_at is None else item.created_at,
-                    "updated_at": now,
-                }
-                for item in items
-            ]
-        )
+        times = {"created_at": now, "updated_at": now} if keep_created else {"updated_at": now}
+        insert = pg_insert(memories).values(**times)
+        rows = [
+            {
+                **({"id": ids[item.coord]} if ids else {}),
+                "tenant_id": tenant_id,
+                "coord": item.coord,
+                "memory_type": item.memory_type.value,
+                "payload": item.payload,
+                "text": item.text,
+                "importance": item.importance,
+                "client_vector": item.vector,
+                **({} if keep_created else {"created_at": item.created_at}),
+            }
+            for item in items
+        ]
         replaced: dict[str, Any] = {
             "memory_type": insert.excluded.memory_type,
             "payload": insert.excluded.payload,
@@ -799,7 +800,7 @@ class UnitOfWork:
             constraint="uq_memories_tenant_coord", set_=replaced
         ).returning(*_MEMORY_COLUMNS)
         with self._store.translated("upsert_memories"):
-            return {row.coord: _memory(row) for row in self.conn.execute(statement)}
+            return {row.coord: _memory(row) for row in self.conn.execute(statement, rows)}
 
     def delete_memory(self, tenant_id: int, coord: str) -> Memory | None:
         """Delete the tenant's memory at ``coord`` (its links go with it); None if absent."""
