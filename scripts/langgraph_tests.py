@@ -6,7 +6,8 @@
    (git-ignored; nothing is vendored) and check their sha256 against the values recorded
    below (observed on first download);
 2. extract their ``tests/`` and put ``tests/langgraph/upstream_conftest.py`` in place of their
-   ``conftest.py`` (our fixtures for theirs; see that file for exactly what is swapped);
+   ``conftest.py`` (our fixtures for theirs; see that file for exactly what is swapped), with
+   ``tests/support/server.py`` beside as ``sfm_test_server.py`` (it starts the SFM server);
 3. run ``tests/test_store.py`` of both and ``tests/test_async_store.py`` of the postgres
    package, one pytest process per package, deselecting what ``tests/langgraph/deselect.txt``
    lists (and failing if an entry there names a test that does not exist);
@@ -102,6 +103,8 @@ def extract_tests(name: str, sdist: Path) -> Path:
             member.name = member.name[len(top) + 1 :]
         archive.extractall(workdir, members=members, filter="data")
     shutil.copyfile(OURS / "upstream_conftest.py", workdir / "tests" / "conftest.py")
+    # The server helper every suite of ours uses; their `tests` package hides ours.
+    shutil.copyfile(ROOT / "tests" / "support" / "server.py", workdir / "sfm_test_server.py")
     (workdir / "pytest.ini").write_text(PYTEST_INI)
     return workdir
 

@@ -3,7 +3,8 @@
 `make test` sets POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL to the test stack
 (database `soma_test`, collection `soma_test_memories`, Redis db 15). The session starts by
 recreating the database, dropping the collection and flushing the Redis db, so every run
-begins empty; every test then works in tenants of its own.
+begins empty; every test then works in tenants of its own. Tests that need the server over real
+HTTP share one uvicorn process for the session (``sfm_server``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from somafractalmemory.bootstrap import alembic_config
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_stack
+from tests.support.server import ServerProcess, running_server, server_env
 
 
 def _require_test_stack() -> None:
@@ -100,6 +102,17 @@ def client(stack: Stack) -> Iterator[TestClient]:
     """The HTTP API in-process, its lifespan run against the real stores."""
     with TestClient(create_app(stack.settings), raise_server_exceptions=False) as test_client:
         yield test_client
+
+
+@pytest.fixture(scope="session")
+def sfm_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real SFM server (uvicorn subprocess, access log on) on the test stack, shared by
+    every test that needs real HTTP on the default configuration (the client, MCP and browser
+    tests): starting one costs an interpreter, the model and a stack. Tests that need another
+    configuration start their own with :func:`tests.support.server.running_server`."""
+    log = tmp_path_factory.mktemp("sfm-server") / "server.log"
+    with running_server(server_env(stack.settings), log) as server:
+        yield server
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """The memory browser (``/ui``) in a real headless Chromium, against a real SFM server.
 
-The server is ``uvicorn somafractalmemory.http_api:app`` on the test stack, started as a
-subprocess with its access log on; the browser is Debian's ``chromium`` driven by Playwright
+The server is the session's ``uvicorn somafractalmemory.http_api:app`` on the test stack
+(``sfm_server``, a subprocess with its access log on; each test reads only the output written
+since it began); the browser is Debian's ``chromium`` driven by Playwright
 (never a browser build of Playwright's own: ``make test`` installs ``chromium`` with apt).
 The test signs in, searches, opens a memory, deletes it, and checks that the API key never
 appears in a URL the browser requested, in a cookie, or in the server's log. A screenshot
@@ -10,13 +11,8 @@ of every page goes to ``tests/artifacts/ui/``.
 
 from __future__ import annotations
 
-import os
 import random
 import re
-import socket
-import subprocess
-import sys
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,13 +21,13 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
+from tests.support.server import ServerProcess
 
 from somafractalmemory.api.ui.routes import CONTENT_SECURITY_POLICY
 from somafractalmemory.stack import Stack
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
-SERVER_START_TIMEOUT = 180.0
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",
@@ -44,77 +40,27 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @dataclass
 class Server:
-    """A running SFM server: its URL and the file its output goes to."""
+    """The session's SFM server, and where its output stood when the test began."""
 
-    url: str
-    log: Path
+    process: ServerProcess
+    log_start: int
+
+    @property
+    def url(self) -> str:
+        return self.process.url
 
     def output(self) -> str:
-        return self.log.read_text(errors="replace")
+        """What the server wrote since the test began (its access log included)."""
+        return self.process.output(since=self.log_start)
 
 
-@pytest.fixture(scope="module")
-def server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A real SFM server on the test stack, logging every request (uvicorn's access log)."""
-    settings = stack.settings
-    env = {
-        **os.environ,
-        "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
-        "MILVUS_URI": settings.milvus_uri,
-        "MILVUS_COLLECTION": settings.milvus_collection,
-        "REDIS_URL": settings.redis_url.get_secret_value(),
-        "PYTHONUNBUFFERED": "1",
-    }
-    if settings.milvus_token.get_secret_value():
-        env["MILVUS_TOKEN"] = settings.milvus_token.get_secret_value()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log = tmp_path_factory.mktemp("ui-server") / "server.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "somafractalmemory.http_api:app",
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "info"),
-            ],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    tail = log.read_text(errors="replace")[-4000:]
-                    pytest.fail(f"server exited with {process.returncode}:\n{tail}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server on {url} not healthy after {SERVER_START_TIMEOUT}s")
-                time.sleep(0.25)
-            yield Server(url, log)
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+@pytest.fixture
+def server(sfm_server: ServerProcess) -> Server:
+    """The session's real SFM server on the test stack (uvicorn's access log on): only its
+    output from this test on is looked at."""
+    return Server(sfm_server, sfm_server.log_size())
 
 
 @pytest.fixture

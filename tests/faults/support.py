@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import psycopg
 import redis
 from alembic import command
@@ -34,24 +33,14 @@ from pymilvus import MilvusClient
 
 from somafractalmemory.bootstrap import alembic_config
 from somafractalmemory.settings import Settings
+from tests.support.server import ServerProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 PYTHON = VENV_BIN / "python"
 REDIS_SERVER = "/usr/bin/redis-server"
 MILVUS_SERVER = VENV_BIN / "milvus-server"
-SHARED_PORTS = frozenset({5432, 6379, 19530, 19529, 2379, 2380, 9091})
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on (bound and released at once; nothing is left bound)."""
-    while True:
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = int(sock.getsockname()[1])
-        if port not in SHARED_PORTS:
-            return port
 
 
 def answering(port: int, host: str = "127.0.0.1") -> bool:
@@ -300,7 +289,7 @@ class PrivateRedis:
             start_new_session=True,
         )
         log.close()
-        wait_until(f"private redis on {self.port}", lambda: self.client().ping(), 10, 0.05)
+        wait_until(f"private redis on {self.port}", lambda: self.client().ping(), 10, 0.02)
 
     def snapshot(self) -> None:
         """Write what Redis holds to its dump file (loaded again by the next start)."""
@@ -587,54 +576,19 @@ class PrivatePostgres:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class ApiServer:
+class ApiServer(ServerProcess):
     """The real HTTP server (uvicorn, ``somafractalmemory.http_api:app``) as a subprocess
-    configured by the environment, killed with SIGKILL and started again at will."""
+    configured by the environment, killed with SIGKILL and started again at will (on the same
+    port); ready means /readyz answers 200."""
 
     def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.env = stack_env(settings, **env)
-        self.log_path = log_path
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 120) -> None:
-        """Start it and wait until /readyz answers 200."""
-        assert self.proc is None, "already running"
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            python_module(
-                "uvicorn",
-                "somafractalmemory.http_api:app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(self.port),
-                "--no-access-log",
-            ),
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            cwd=ROOT,
+        super().__init__(
+            stack_env(settings, **env), log_path, access_log=False, cwd=ROOT, python=str(PYTHON)
         )
-        log.close()
 
-        def ready() -> bool:
-            if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(f"the server exited: {self.log_tail()}")
-            return httpx.get(f"{self.url}/readyz", timeout=5).status_code == 200
-
-        wait_until(f"SFM on {self.port}", ready, timeout, 0.25)
-
-    def kill(self) -> None:
-        """SIGKILL: no shutdown, no flush, no lifespan exit."""
-        if self.proc is not None:
-            _stop_group(self.proc)
-            self.proc = None
-
-    def log_tail(self, lines: int = 30) -> str:
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+    def start(self, probe: str = "/readyz", timeout: float = 120) -> None:
+        """Start it and wait until ``probe`` answers 200."""
+        super().start(probe, timeout)
 
 
 def python_module(*args: str) -> list[str]:

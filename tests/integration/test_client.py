@@ -7,20 +7,17 @@ come from real wrong endpoints (a closed port, a dropped Milvus collection, a ti
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
+from tests.support.server import START_TIMEOUT, ServerProcess, free_port, running_server, server_env
 
 from somafractalmemory.client import (
     AsyncSFMClient,
@@ -44,85 +41,14 @@ from somafractalmemory.client import (
     Unauthorized,
 )
 from somafractalmemory.client.errors import error_for
-from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.milvus import MilvusStore
 
-SERVER_START_TIMEOUT = 180.0
 
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
-    """The environment of a server process on the test stack of ``settings``."""
-    env = {
-        **os.environ,
-        "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
-        "MILVUS_URI": settings.milvus_uri,
-        "MILVUS_COLLECTION": settings.milvus_collection,
-        "REDIS_URL": settings.redis_url.get_secret_value(),
-    }
-    if settings.milvus_token.get_secret_value():
-        env["MILVUS_TOKEN"] = settings.milvus_token.get_secret_value()
-    env.update(overrides)
-    return env
-
-
-@contextmanager
-def running_server(env: Mapping[str, str]) -> Iterator[str]:
-    """Start `uvicorn somafractalmemory.http_api:app` on a free port; yield its URL once
-    /healthz answers 200; stop it afterwards."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "somafractalmemory.http_api:app",
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-            ],
-            env=dict(env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    output = log.read().decode(errors="replace")[-4000:]
-                    pytest.fail(f"server exited with {process.returncode}:\n{output}")
-                try:
-                    if httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    pytest.fail(f"server on {url} not healthy after {SERVER_START_TIMEOUT}s")
-                time.sleep(0.25)
-            yield url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-@pytest.fixture(scope="module")
-def server_url(stack: Stack) -> Iterator[str]:
-    """A real SFM server on the test stack (migrated, collection ensured by `stack`)."""
-    with running_server(server_env(stack.settings)) as url:
-        yield url
+@pytest.fixture
+def server_url(sfm_server: ServerProcess) -> str:
+    """The session's real SFM server on the test stack (migrated, collection ensured)."""
+    return sfm_server.url
 
 
 @pytest.fixture
@@ -585,7 +511,7 @@ RATE_LIMIT = 5
 
 
 @pytest.fixture(scope="module")
-def milvus_gone_url(stack: Stack) -> Iterator[str]:
+def milvus_gone_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second server on a collection of its own, which is dropped once it is serving, and
     a budget of RATE_LIMIT requests a minute per key."""
     settings = stack.settings.model_copy(
@@ -600,12 +526,12 @@ def milvus_gone_url(stack: Stack) -> Iterator[str]:
             env=env,
             capture_output=True,
             text=True,
-            timeout=SERVER_START_TIMEOUT,
+            timeout=START_TIMEOUT,
         )
         assert setup.returncode == 0, setup.stderr[-4000:]
-        with running_server(env) as url:
+        with running_server(env, tmp_path_factory.mktemp("gone") / "server.log") as server:
             milvus.drop_collection()
-            yield url
+            yield server.url
     finally:
         milvus.close()
 

@@ -1,5 +1,6 @@
 """The MCP server end to end: the SDK's own client launches `somafractalmemory mcp`, which
-talks to a real SFM server (a subprocess on the test stack) through the Python client."""
+talks to a real SFM server (the session's subprocess on the test stack) through the Python
+client."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
+from tests.support.server import ServerProcess, free_port
 
 from somafractalmemory.stack import Stack
 
@@ -28,14 +30,6 @@ SERVER_START_TIMEOUT = 180.0
 SESSION_TIMEOUT = 90.0
 TOOLS = {"remember", "recall", "get_memory", "forget", "link", "neighbors"}
 MCP_COMMAND = [sys.executable, "-m", "somafractalmemory.cli", "mcp"]
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def port_open(port: int) -> bool:
@@ -78,38 +72,15 @@ def wait_until(ready: Callable[[], bool], process: subprocess.Popen[bytes], what
             pass  # not listening yet
         if time.monotonic() > deadline:
             pytest.fail(f"{what} not ready after {SERVER_START_TIMEOUT}s")
-        time.sleep(0.25)
-
-
-@pytest.fixture(scope="module")
-def sfm_url(stack: Stack) -> Iterator[str]:
-    """A real SFM server on the test stack (migrated, collection ensured by `stack`)."""
-    settings = stack.settings
-    env = {
-        **os.environ,
-        "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
-        "MILVUS_URI": settings.milvus_uri,
-        "MILVUS_COLLECTION": settings.milvus_collection,
-        "REDIS_URL": settings.redis_url.get_secret_value(),
-    }
-    if settings.milvus_token.get_secret_value():
-        env["MILVUS_TOKEN"] = settings.milvus_token.get_secret_value()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "uvicorn", "somafractalmemory.http_api:app"]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    with background(command, env) as process:
-        wait_until(
-            lambda: httpx.get(f"{url}/healthz", timeout=2.0).status_code == 200, process, "SFM"
-        )
-        yield url
+        time.sleep(0.05)
 
 
 @pytest.fixture
-def soma_env(sfm_url: str, stack: Stack) -> dict[str, str]:
-    """SOMA_URL and SOMA_API_KEY for a new tenant of this test's own."""
+def soma_env(sfm_server: ServerProcess, stack: Stack) -> dict[str, str]:
+    """SOMA_URL (the session's real SFM server on the test stack) and SOMA_API_KEY for a new
+    tenant of this test's own."""
     key, _info = stack.keys.create(f"mcp-{uuid.uuid4().hex[:12]}")
-    return {"SOMA_URL": sfm_url, "SOMA_API_KEY": key}
+    return {"SOMA_URL": sfm_server.url, "SOMA_API_KEY": key}
 
 
 @pytest.fixture

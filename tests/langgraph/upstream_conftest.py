@@ -5,8 +5,10 @@ downloaded package and runs their `tests/test_store.py` (and `tests/test_async_s
 unchanged. What is swapped, and nothing else:
 
 - their `conftest.py` (a PostgreSQL on port 5441, tables cleared per test) becomes this file:
-  a real SFM server (uvicorn subprocess) on the test stack named by POSTGRES_DSN, MILVUS_URI,
-  MILVUS_COLLECTION and REDIS_URL, with the database recreated for the session;
+  a real SFM server (uvicorn subprocess, started by our `tests/support/server.py`, which the
+  runner copies next to their `tests/` as `sfm_test_server.py`) on the test stack named by
+  POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL, with the database recreated for
+  the session;
 - in the test modules, the names that build their store (`InMemoryStore`; the `store` and
   `vector_store` fixtures; `_create_vector_store`) now build an `SFMStore`/`AsyncSFMStore` on a
   **fresh tenant** each, with the same index and TTL configuration the upstream code asks for;
@@ -20,23 +22,22 @@ unchanged. What is swapped, and nothing else:
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
+import shutil
 import sys
 import tempfile
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-import httpx
 import psycopg
 import pytest
 from psycopg import sql
 from psycopg.rows import dict_row
 from pymilvus import MilvusClient
+from sfm_test_server import ServerError, ServerProcess  # tests/support/server.py, copied
 from tests.embed_test_utils import CharacterEmbeddings
 
 from somafractalmemory.bootstrap import alembic_config
@@ -272,13 +273,6 @@ def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
     return None
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _recreate_database(dsn: str) -> None:
     parts = urlsplit(dsn)
     name = parts.path.lstrip("/")
@@ -290,15 +284,10 @@ def _recreate_database(dsn: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-@pytest.fixture(scope="session", autouse=True)
-def sfm_server() -> Iterator[str]:
-    """A fresh SFM stack and a real server on it for the session."""
+def _prepare_stack(settings: Settings, dsn: str) -> None:
+    """A fresh database at head with the `store` view, and fresh collections."""
     from alembic import command
 
-    settings = Settings()  # type: ignore[call-arg]
-    dsn = settings.postgres_dsn.get_secret_value()
-    if "test" not in urlsplit(dsn).path or "test" not in settings.milvus_collection:
-        pytest.exit("POSTGRES_DSN and MILVUS_COLLECTION must name test stores", returncode=2)
     _recreate_database(dsn)
     command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -313,11 +302,24 @@ def sfm_server() -> Iterator[str]:
     stack.items.ensure_default_collection()
     stack.close()
 
+
+@pytest.fixture(scope="session", autouse=True)
+def sfm_server() -> Iterator[str]:
+    """A fresh SFM stack and a real server on it for the session."""
+    # The server gets SOMA_STORE_TIMEOUT=30 (below); the set-up here waits as long, since
+    # other suites may keep the shared Milvus busy loading their collections.
+    settings = Settings().model_copy(update={"store_timeout": 30.0})  # type: ignore[call-arg]
+    dsn = settings.postgres_dsn.get_secret_value()
+    if "test" not in urlsplit(dsn).path or "test" not in settings.milvus_collection:
+        pytest.exit("POSTGRES_DSN and MILVUS_COLLECTION must name test stores", returncode=2)
+    try:
+        _prepare_stack(settings, dsn)
+    except Exception as exc:  # noqa: BLE001 - reported and the run stopped, not retried per test
+        pytest.exit(f"SFM test stack set-up failed: {exc!r}", returncode=2)
+
     _Harness.dsn = dsn
     _Harness.postgres = create_postgres_store(settings)
     _Harness.keys = KeyService(_Harness.postgres)
-    port = _free_port()
-    _Harness.url = f"http://127.0.0.1:{port}"
     env = {
         **os.environ,
         "SOMA_RATE_LIMIT_PER_MINUTE": "0",
@@ -325,46 +327,22 @@ def sfm_server() -> Iterator[str]:
         "SOMA_ITEMS_SWEEP_INTERVAL_SECONDS": "3600",
         "SOMA_STORE_TIMEOUT": "30",
     }
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "somafractalmemory.http_api:app",
-                *("--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"),
-            ],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+    log = Path(tempfile.mkdtemp(prefix="sfm-langgraph-")) / "server.log"
+    server = ServerProcess(env, log, access_log=False, log_level="warning")
+    _Harness.url = server.url
+    try:
         try:
-            deadline = time.monotonic() + SERVER_START_TIMEOUT
-            while True:
-                if process.poll() is not None:
-                    log.seek(0)
-                    pytest.exit(f"SFM server exited:\n{log.read().decode()[-4000:]}", 2)
-                try:
-                    if httpx.get(f"{_Harness.url}/healthz", timeout=2.0).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass  # not listening yet
-                if time.monotonic() > deadline:
-                    pytest.exit("SFM server not healthy in time", returncode=2)
-                time.sleep(0.25)
-            yield _Harness.url
-        finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-            log.seek(0)
-            tail = log.read().decode(errors="replace")[-3000:]
-            if tail.strip():
-                sys.stderr.write(f"\n--- SFM server log (tail) ---\n{tail}\n")
-            _Harness.postgres.engine.dispose()
+            server.start(timeout=SERVER_START_TIMEOUT)
+        except ServerError as exc:
+            pytest.exit(str(exc), returncode=2)
+        yield _Harness.url
+    finally:
+        server.stop(timeout=30)
+        tail = server.log_tail(60)
+        if tail.strip():
+            sys.stderr.write(f"\n--- SFM server log (tail) ---\n{tail}\n")
+        shutil.rmtree(log.parent, ignore_errors=True)
+        _Harness.postgres.engine.dispose()
 
 
 @pytest.fixture(autouse=True)
