@@ -18,7 +18,9 @@ _bearer = HTTPBearer(
 )
 
 
-def get_stack(request: Request) -> Stack:
+# Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
+# its thread pool, one hop per dependency per request.
+async def get_stack(request: Request) -> Stack:
     """The stack the lifespan built."""
     stack: Stack = request.app.state.stack
     return stack
@@ -43,7 +45,7 @@ def get_tenant(
     return tenant
 
 
-def get_memory_service(stack: StackDep) -> MemoryService:
+async def get_memory_service(stack: StackDep) -> MemoryService:
     """The memory service."""
     return stack.memories
 

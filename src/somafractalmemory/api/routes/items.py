@@ -35,7 +35,7 @@ router = APIRouter(tags=["items"], responses=ERRORS)
 LabelsQuery = Annotated[list[str], Query(max_length=10)]
 
 
-def get_item_service(stack: StackDep) -> ItemService:
+async def get_item_service(stack: StackDep) -> ItemService:
     """The item service."""
     return stack.items
 
