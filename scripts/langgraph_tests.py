@@ -9,12 +9,15 @@
    ``conftest.py`` (our fixtures for theirs; see that file for exactly what is swapped), with
    ``tests/support/server.py`` beside as ``sfm_test_server.py`` (it starts the SFM server);
 3. run ``tests/test_store.py`` of both and ``tests/test_async_store.py`` of the postgres
-   package, one pytest process per package, deselecting what ``tests/langgraph/deselect.txt``
-   lists (and failing if an entry there names a test that does not exist);
-4. print, per module: run, passed, failed, skipped, deselected.
+   package, one pytest process (with its own SFM server) per module, all three at once,
+   deselecting what ``tests/langgraph/deselect.txt`` lists (and failing if an entry there names
+   a test that does not exist);
+4. print each module's output, then per module: run, passed, failed, skipped, deselected.
 
 The stack comes from POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL (the Make target
-sets a database and collection of their own). Exit status: 0 when every kept test passed.
+sets a database and collection of their own); each module's process gets the database and
+collection named there plus a suffix of its own (``_checkpoint_test_store``, ...), and a Redis
+key prefix of its own. Exit status: 0 when every kept test passed.
 """
 
 from __future__ import annotations
@@ -22,11 +25,14 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tarfile
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "langgraph-tests"
@@ -154,11 +160,71 @@ def summarise(report: Path, deselected: list[tuple[str, str]], modules: list[str
     return lines
 
 
+@dataclass
+class Job:
+    """One upstream test module run by a pytest process of its own."""
+
+    name: str
+    version: str
+    expected: str
+    workdir: Path
+    module: str
+    tag: str
+    deselected: list[tuple[str, str]]
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def report(self) -> Path:
+        return self.workdir / f"report-{self.tag}.xml"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / f"output-{self.tag}.log"
+
+    def start(self, extra: list[str]) -> None:
+        args = [sys.executable, "-m", "pytest", self.module, f"--junitxml={self.report}"]
+        args += ["-q", "-ra"]
+        args += [f"--deselect={t}" for t, _ in self.deselected if t.startswith(f"{self.module}::")]
+        self.report.unlink(missing_ok=True)
+        with self.log.open("wb") as out:
+            self.process = subprocess.Popen(
+                [*args, *extra],
+                cwd=self.workdir,
+                env=job_env(self.tag),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+
+    def wait(self) -> int:
+        assert self.process is not None
+        return self.process.wait()
+
+    def interrupt(self) -> None:
+        """Ctrl-C for a process still running (pytest then stops its server)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait()
+
+
+def job_env(tag: str) -> dict[str, str]:
+    """The environment of one job: a database, collection and Redis key prefix of its own,
+    named after the ones the Make target sets (so they still name test stores)."""
+    env = dict(os.environ)
+    parts = urlsplit(env["POSTGRES_DSN"])
+    database = f"{parts.path.lstrip('/')}_{tag}"
+    env["POSTGRES_DSN"] = urlunsplit(
+        (parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment)
+    )
+    # Neither name is a prefix of the other's: each job drops only what starts with its own.
+    env["MILVUS_COLLECTION"] = f"{env['MILVUS_COLLECTION']}_{tag}"
+    env["SOMA_REDIS_PREFIX"] = f"{env.get('SOMA_REDIS_PREFIX', 'sfm')}-lg-{tag}"
+    return env
+
+
 def main() -> int:
     CACHE.mkdir(parents=True, exist_ok=True)
-    summary: list[str] = []
-    status = 0
     only = sys.argv[1:]  # optional pytest arguments, e.g. -k
+    jobs: list[Job] = []
     for name, (version, filename, expected, modules) in PACKAGES.items():
         sdist = fetch(name, version, filename, expected)
         workdir = extract_tests(name, sdist)
@@ -168,15 +234,30 @@ def main() -> int:
         if stale:
             print(f"deselect.txt names tests {name} does not have: {stale}", file=sys.stderr)
             return 2
-        report = workdir / "report.xml"
-        args = [sys.executable, "-m", "pytest", *modules, f"--junitxml={report}", "-q", "-ra"]
-        args += [f"--deselect={test}" for test, _ in deselected]
-        print(f"== {name} {version}: {' '.join(modules)}", flush=True)
-        done = subprocess.run([*args, *only], cwd=workdir, check=False)
-        status = status or done.returncode
-        if report.exists():
-            summary.append(f"{name} {version} (sha256 {expected[:12]}...)")
-            summary.extend(f"  {line}" for line in summarise(report, deselected, modules))
+        for module in modules:
+            tag = f"{name.rsplit('-', 1)[-1]}_{Path(module).stem}".replace("-", "_")
+            jobs.append(Job(name, version, expected, workdir, module, tag, deselected))
+    # One pytest process (and SFM server) per module, all at once: they wait on Milvus (a
+    # collection per vector store), not on the CPU, so side by side they take about as long
+    # as the longest alone.
+    status = 0
+    summary: list[str] = []
+    try:
+        for job in jobs:
+            job.start(only)
+        for job in jobs:
+            code = job.wait()
+            status = status or code
+            print(f"== {job.name} {job.version}: {job.module} (exit {code})", flush=True)
+            sys.stdout.write(job.log.read_text(errors="replace"))
+            if job.report.exists():
+                summary.append(f"{job.name} {job.version} (sha256 {job.expected[:12]}...)")
+                summary.extend(
+                    f"  {line}" for line in summarise(job.report, job.deselected, [job.module])
+                )
+    finally:
+        for job in jobs:
+            job.interrupt()
     print("\n".join(["", "LangGraph store tests against SomaFractalMemory:", *summary]))
     return status
 
