@@ -2,7 +2,8 @@
 
 The shared PostgreSQL, Redis and Milvus are never stopped: a test that stops a store stops a
 private one it started itself. The private Milvus takes 10-20 s to answer, so it is launched
-(not waited for) when the first fault test starts, and waited for by the test that uses it.
+(not waited for) when the first fault test starts, waited for by the first test that uses it,
+and kept for the later modules that use it too.
 """
 
 from __future__ import annotations
@@ -45,18 +46,37 @@ def _early_private_milvus(request: pytest.FixtureRequest) -> None:
         _launch_private_milvus()
 
 
-@pytest.fixture(scope="module")
-def private_milvus() -> Iterator[PrivateMilvus]:
+@pytest.fixture(scope="session")
+def private_milvus() -> PrivateMilvus:
     """A running Milvus standalone of the fault tests' own (ports and data dir its own),
-    stopped and removed after the module that uses it (it holds about 1 GB)."""
+    shared by the modules that use it: a start costs 20-40 s. Each module leaves it running
+    with its own collections dropped; it is stopped and removed (it holds about 1 GB) as soon
+    as the last test that uses it is done (:func:`pytest_runtest_teardown`)."""
     server = _launch_private_milvus()
     if server.proc is None:
         server.launch()
     server.wait_ready()
-    yield server
-    _MILVUS.pop("server", None)
-    server.stop()
-    shutil.rmtree(server.datadir, ignore_errors=True)
+    return server
+
+
+def _uses_private_milvus(item: pytest.Item) -> bool:
+    return "private_milvus" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """Stop and remove the private Milvus after the last test of the run that uses it (after
+    pytest's own teardown, so the module fixtures on it have already cleaned up)."""
+    if not _uses_private_milvus(item):
+        return
+    if nextitem is not None:
+        items = item.session.items
+        if any(_uses_private_milvus(later) for later in items[items.index(item) + 1 :]):
+            return
+    server = _MILVUS.pop("server", None)
+    if server is not None:
+        server.stop()
+        shutil.rmtree(server.datadir, ignore_errors=True)
 
 
 @pytest.fixture

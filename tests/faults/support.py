@@ -186,10 +186,14 @@ def drop_collections(uri: str, base: str) -> None:
 
 
 def ensure_collections(settings: Settings) -> None:
-    """Create the memories' and the items' default collection, as bootstrap does."""
+    """Create the memories' and the items' default collection, as bootstrap does.
+
+    Set-up, not what is tested: it waits up to 30 s on Milvus (not the 5 s default store
+    timeout), since a shared Milvus busy with other suites' collections loads a new one slowly.
+    """
     from somafractalmemory.stack import create_stack
 
-    stack = create_stack(settings)
+    stack = create_stack(settings.model_copy(update={"store_timeout": 30.0}))
     try:
         stack.milvus.ensure_collection(stack.embedder.dimension)
         stack.items.ensure_default_collection()
