@@ -521,9 +521,11 @@ def milvus_gone_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> I
     env = server_env(settings, SOMA_RATE_LIMIT_PER_MINUTE=str(RATE_LIMIT))
     try:
         # The real bootstrap sets up whatever the server needs (the database is migrated).
+        # Set-up, not what is tested: it may wait 30 s (not 5) for a busy Milvus to load the
+        # new collection.
         setup = subprocess.run(
             [sys.executable, "-m", "somafractalmemory.bootstrap"],
-            env=env,
+            env={**env, "SOMA_STORE_TIMEOUT": "30"},
             capture_output=True,
             text=True,
             timeout=START_TIMEOUT,
