@@ -27,7 +27,13 @@ from somafractalmemory.errors import MilvusUnavailableError, SchemaError
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
-from somafractalmemory.stores.milvus import HNSW_BUILD, INDEX_TYPE, VECTOR_FIELD, MilvusStore
+from somafractalmemory.stores.milvus import (
+    HNSW_BUILD,
+    INDEX_TYPE,
+    VECTOR_FIELD,
+    MilvusStore,
+    search_ef,
+)
 
 MILVUS_METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
 MAX_TOPK = 16_384
@@ -247,7 +253,7 @@ class ItemVectorIndex:
                 output_fields=["item_id"],
                 search_params={
                     "metric_type": metric,
-                    "params": {"ef": max(64, min(limit, MAX_TOPK))},
+                    "params": {"ef": search_ef(min(limit, MAX_TOPK))},  # at most 32,768
                 },
                 timeout=self.timeout,
                 consistency_level=self.consistency,
