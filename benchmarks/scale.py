@@ -127,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     tenant_id = int(row[0])
     rows: list[dict[str, Any]] = []
     stored = 0
+    text = ""
     try:
         for size in sizes:
             started = time.perf_counter()
@@ -167,12 +168,13 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             rows.append(result)
+            # Written after every size, so a run stopped before the largest keeps what ran.
+            save_json("scale", [{**r, **{m: r[m].__dict__ for m in MODES}} for r in rows])
+            text = render(rows, sizes, preamble(command, load_start, time.perf_counter() - began))
+            put_section("scale", text)
     finally:
         if not args.keep:
             drop_stack(cfg)
-    save_json("scale", [{**r, **{m: r[m].__dict__ for m in MODES}} for r in rows])
-    text = render(rows, sizes, preamble(command, load_start, time.perf_counter() - began))
-    put_section("scale", text)
     print(text)
     return 0
 
@@ -230,12 +232,11 @@ def render(rows: list[dict[str, Any]], sizes: list[int], pre: list[str]) -> str:
             + ".",
             "",
         ]
-    if 1_000_000 not in sizes:
-        out += [
-            "1,000,000 memories: not run in this run; the target p50(1M) ≤ 2x p50(10k) is "
-            "unmeasured here.",
-            "",
-        ]
+    missing = [f"{s:,}" for s in sizes if s not in {r["size"] for r in rows}]
+    if missing:
+        out += [f"Not reached in this run (stopped or still loading): {', '.join(missing)}.", ""]
+    if 1_000_000 not in {r["size"] for r in rows}:
+        out += ["The target p50(1M) ≤ 2x p50(10k) is unmeasured by this run.", ""]
     return "\n".join(out)
 
 
