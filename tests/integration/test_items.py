@@ -277,21 +277,31 @@ def test_registered_space_with_client_vectors(
 
 
 def test_ttl_expiry_refresh_and_sweep(client: TestClient, auth: Headers, stack: Stack) -> None:
-    ttl = 2 / 60  # two seconds
-    put(client, auth, ["tmp"], "plain", {"n": 1}, index=False, ttl_minutes=ttl)
-    put(client, auth, ["tmp"], "vec", {"text": "short lived note"}, ttl_minutes=ttl)
+    """Deadlines are measured from the requests' own times, so a slow machine cannot make an
+    item expire before the read that should refresh it."""
+    ttl_seconds = 6.0
+
+    def sleep_until(moment: float) -> None:
+        time.sleep(max(0.0, moment - time.monotonic()))
+
+    started = time.monotonic()
+    put(client, auth, ["tmp"], "plain", {"n": 1}, index=False, ttl_minutes=ttl_seconds / 60)
+    put(client, auth, ["tmp"], "vec", {"text": "short lived note"}, ttl_minutes=ttl_seconds / 60)
+    vec_written = time.monotonic()  # "vec" expires by vec_written + ttl_seconds
     put(client, auth, ["tmp"], "kept", {"n": 3}, index=False)
     before = get(client, auth, ["tmp"], "plain").json()["expires_at"]
-    time.sleep(1.2)
+    sleep_until(started + ttl_seconds / 2)
+    refreshing = time.monotonic()  # "plain" now lives until refreshing + ttl_seconds at least
     refreshed = get(client, auth, ["tmp"], "plain").json()["expires_at"]
     assert refreshed > before  # a read extends the TTL
     get(client, auth, ["tmp"], "vec", refresh_ttl="false")
-    time.sleep(1.2)
+    sleep_until(vec_written + ttl_seconds + 0.3)
+    assert time.monotonic() < refreshing + ttl_seconds, "too slow to check the refreshed item"
     # "vec" was read without refresh: expired, never returned though not yet swept.
     assert get(client, auth, ["tmp"], "vec").status_code == 404
     assert get(client, auth, ["tmp"], "vec", include_expired="true").status_code == 200
-    assert get(client, auth, ["tmp"], "plain").status_code == 200
-    time.sleep(2.2)
+    assert get(client, auth, ["tmp"], "plain").status_code == 200  # and refreshed again
+    sleep_until(time.monotonic() + ttl_seconds + 0.3)
     assert [i["key"] for i in search(client, auth, namespace_prefix=["tmp"])] == ["kept"]
     assert client.get("/namespaces", headers=auth).json()["namespaces"] == [["tmp"]]
     tenant = tenant_of(stack, auth)
