@@ -33,8 +33,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
-BUDGET_ROWS = 1_000
-CANDIDATE_CAP = 1_000
+BUDGET_ROWS = 2_000
+CANDIDATE_CAP = 2_000
 STATS_TTL = 300.0
 MAX_TIERS = 3
 FILL_FACTOR = 10
