@@ -12,11 +12,23 @@ PID_FILE=".data/milvus.pid"
 LOG_FILE=".data/milvus.log"
 SERVER="${MILVUS_SERVER_BIN:-.venv/bin/milvus-server}"
 
+HEALTH_PORT="${MILVUS_HEALTH_PORT:-9091}"
+
 answering() { (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; }
+# The gRPC port opens before the coordinators are up; /healthz says OK once every component is
+# (a collection load right after the port opens otherwise times out).
+healthy() {
+  (exec 3<>"/dev/tcp/127.0.0.1/$HEALTH_PORT" \
+    && printf 'GET /healthz HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n' >&3 \
+    && timeout 5 cat <&3 | grep -q '^OK') 2>/dev/null
+}
 
 case "${1:-status}" in
   start)
-    if answering; then echo "milvus: already answering on 127.0.0.1:$PORT"; exit 0; fi
+    if answering; then
+      for _ in $(seq 1 120); do healthy && break; sleep 1; done
+      echo "milvus: already answering on 127.0.0.1:$PORT"; exit 0
+    fi
     mkdir -p "$DATA_DIR"
     # Rows not yet sealed into an indexed segment are searched through Milvus's interim
     # IVF index, whose nprobe (16 of 128 lists by default) only the server sets: on LoCoMo
@@ -26,7 +38,9 @@ case "${1:-status}" in
     nohup "$SERVER" --data "$DATA_DIR" >>"$LOG_FILE" 2>&1 &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 120); do
-      if answering; then echo "milvus: started on 127.0.0.1:$PORT (pid $(cat "$PID_FILE"))"; exit 0; fi
+      if answering && healthy; then
+        echo "milvus: started on 127.0.0.1:$PORT (pid $(cat "$PID_FILE"))"; exit 0
+      fi
       if ! kill -0 "$(cat "$PID_FILE")" 2>/dev/null; then
         echo "milvus: server exited; see $LOG_FILE" >&2; tail -20 "$LOG_FILE" >&2; exit 1
       fi
