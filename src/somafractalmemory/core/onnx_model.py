@@ -160,6 +160,9 @@ class OnnxEncoder:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = threads
         options.graph_optimization_level = onnxruntime.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # onnxruntime's worker threads otherwise busy-wait after each run, taking the cores
+        # the rest of the request (and the other requests) need.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self._session = onnxruntime.InferenceSession(
             str(path / ONNX_FILE), options, providers=["CPUExecutionProvider"]
         )
