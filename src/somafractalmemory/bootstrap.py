@@ -27,6 +27,7 @@ from alembic.script import ScriptDirectory
 from pydantic import ValidationError
 from tenacity import Retrying, stop_after_delay, wait_exponential
 
+from somafractalmemory.core.embedding import create_embedder
 from somafractalmemory.errors import (
     EmbeddingModelError,
     InfrastructureError,
@@ -211,17 +212,16 @@ def _check_postgres(stack: Stack) -> None:
 def bootstrap(settings: Settings, dry_run: bool) -> Stack:
     """Wait, set up (unless ``dry_run``) and validate; returns the ready stack."""
     configure_tracing(settings)
+    try:  # the model first: nothing is connected yet if it cannot load
+        create_embedder(settings)  # loaded once per process; create_stack reuses it
+    except EmbeddingModelError as exc:
+        raise InfrastructureError([PartFailure("embedding", exc.location, exc.detail)]) from exc
     milvus, failures = wait_for_stores(settings)
     required = [f for f in failures if _required(settings, f.part)]
     if required:
         raise InfrastructureError(required)
     with tracer().start_as_current_span("bootstrap.create_stack"):
-        try:
-            stack = create_stack(settings, milvus=milvus)
-        except EmbeddingModelError as exc:
-            if milvus is not None:
-                milvus.close()
-            raise InfrastructureError([PartFailure("embedding", exc.location, exc.detail)]) from exc
+        stack = create_stack(settings, milvus=milvus)
     try:
         if not dry_run and milvus is not None:
             with tracer().start_as_current_span("bootstrap.ensure_collection"):
