@@ -33,9 +33,10 @@ class DeadlineConnection(psycopg.Connection[Any]):
         try:
             return super().wait(gen, interval, deadline)
         except psycopg.errors.OperationalError as exc:
-            # psycopg's own timeout error is private (``_WaitTimeout``); any OperationalError
-            # raised while the connection still looks open is treated the same way.
-            if self.closed:
+            # psycopg's own timeout error is private (``_WaitTimeout``). An error the server
+            # sent (it has a SQLSTATE: statement_timeout's QueryCanceled, say) is the server
+            # answering, and the connection stays usable: pass it on untouched.
+            if self.closed or exc.sqlstate is not None:
                 raise
             self.pgconn.finish()  # the protocol state is unknown: never reuse this connection
             raise psycopg.OperationalError(
