@@ -52,6 +52,9 @@ def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
         "MILVUS_URI": settings.milvus_uri,
         "MILVUS_COLLECTION": settings.milvus_collection,
         "REDIS_URL": settings.redis_url.get_secret_value(),
+        # The background sweep deletes every tenant's expired items: a server of its own on
+        # the test stack must sweep no sooner than the in-process app, or it races TTL tests.
+        "SOMA_ITEMS_SWEEP_INTERVAL_SECONDS": str(settings.items_sweep_interval_seconds),
         "PYTHONUNBUFFERED": "1",
     }
     if settings.milvus_token.get_secret_value():
