@@ -21,7 +21,7 @@ from pymilvus import MilvusClient
 
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.core.search import candidates_for
-from somafractalmemory.stores.milvus import METRIC
+from somafractalmemory.stores.milvus import METRIC, search_ef
 
 TOP_K = 10
 MODES = ("vector", "hybrid")
@@ -29,7 +29,7 @@ MODES = ("vector", "hybrid")
 RUNS = (("vector", "vector", 0), ("hybrid", "hybrid", 1), ("hybrid, repeated", "hybrid", 1))
 # What the service asks each signal for, and its Milvus search parameters.
 LIMIT = candidates_for(TOP_K)
-SEARCH_PARAMS = {"metric_type": METRIC, "params": {"ef": max(64, LIMIT * 2)}}
+SEARCH_PARAMS = {"metric_type": METRIC, "params": {"ef": search_ef(LIMIT)}}
 FETCH_SQL = (
     "SELECT id, coord, payload, memory_type, importance, text, created_at, updated_at "
     "FROM memories WHERE tenant_id = %s AND id = ANY(%s)"

@@ -452,7 +452,7 @@ def test_wait_for_raises_the_probes_last_error_after_the_timeout(own: Settings) 
         with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{port}"):
             wait_for("redis", cache.ping, 1.0)
     finally:
-        cache.client.close()
+        cache.close()
     assert 1.0 <= time.monotonic() - started < 1.0 + 4
 
 

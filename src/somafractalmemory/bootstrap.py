@@ -119,7 +119,7 @@ def _probe_redis(settings: Settings) -> object:
     try:
         cache.ping()
     finally:
-        cache.client.close()
+        cache.close()
     return None
 
 

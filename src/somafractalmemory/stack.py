@@ -38,7 +38,7 @@ class Stack:
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
-        self.cache.client.close()
+        self.cache.close()
         self.milvus.close()
         self.postgres.engine.dispose()
 

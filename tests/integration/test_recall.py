@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -180,10 +181,22 @@ def test_server_timing_and_stage_metrics(client: TestClient, seeded: Headers) ->
     assert 'api_stage_duration_seconds_count{stage="embed"}' in metrics
 
 
-def test_query_embeddings_are_cached_in_redis(client: TestClient, seeded: Headers) -> None:
+def test_query_embeddings_are_cached_in_redis(
+    client: TestClient, seeded: Headers, stack: Stack
+) -> None:
+    """The query vector is written to Redis after the search answered (off its path); once
+    there, the same query is not embedded again."""
     query = "which gate does the Frankfurt flight leave from?"
+    model = stack.embedder.model_name
+    assert stack.cache.get_query_vector(model, query) is None
     first = client.post("/memories/search", headers=seeded, json={"query": query})
     assert "embed;dur=" in first.headers["Server-Timing"]
+    deadline = time.monotonic() + 5
+    while stack.cache.get_query_vector(model, query) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert stack.cache.get_query_vector(model, query) == pytest.approx(
+        stack.embedder.embed_one(query), abs=1e-6
+    )
     again = client.post("/memories/search", headers=seeded, json={"query": query})
     assert "embed;dur=" not in again.headers["Server-Timing"]
     assert again.json()["results"] == first.json()["results"]

@@ -67,14 +67,14 @@ class Searcher:
 
     def query_vector(self, text: str) -> list[float]:
         """The query's embedding: from the Redis cache when it has it (best effort, like every
-        Redis use), else computed and cached."""
+        Redis use), else computed, and cached once the search has answered."""
         if self.cache is not None:
             cached = self.cache.get_query_vector(self.embedder.model_name, text)
             if cached is not None and len(cached) == self.embedder.dimension:
                 return cached
         vector = self.embedder.embed_one(text)
         if self.cache is not None:
-            self.cache.put_query_vector(self.embedder.model_name, text, vector)
+            self.cache.put_query_vector_later(self.embedder.model_name, text, vector)
         return vector
 
     def search(self, tenant: Tenant, query: SearchQuery) -> list[SearchHit]:

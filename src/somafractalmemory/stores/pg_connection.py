@@ -14,6 +14,7 @@ cancelled by the server first, with its own error.
 
 from __future__ import annotations
 
+import select
 from typing import Any, TypeVar
 
 import psycopg
@@ -47,3 +48,19 @@ class DeadlineConnection(psycopg.Connection[Any]):
 def connection_class(wait_deadline: float) -> type[DeadlineConnection]:
     """A :class:`DeadlineConnection` subclass with ``wait_deadline`` seconds per wait."""
     return type("DeadlineConnection", (DeadlineConnection,), {"wait_deadline": wait_deadline})
+
+
+def idle_usable(connection: psycopg.Connection[Any]) -> bool:
+    """Whether an idle pooled connection can be used, judged without a round trip.
+
+    PostgreSQL sends nothing on an idle connection except when it ends it (a shutdown or
+    restart, ``pg_terminate_backend``, an idle timeout: an error message, then the close),
+    so a readable socket means the connection is gone. (A parameter-status message after a
+    configuration reload also reads as gone: that connection is merely replaced.) A server
+    that stopped answering without closing is not seen here; the wait deadline catches it.
+    """
+    if connection.closed or connection.broken:
+        return False
+    poller = select.poll()
+    poller.register(connection.fileno(), select.POLLIN)
+    return not poller.poll(0)

@@ -41,7 +41,11 @@ from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores import keyword
-from somafractalmemory.stores.pg_connection import DeadlineConnection, connection_class
+from somafractalmemory.stores.pg_connection import (
+    DeadlineConnection,
+    connection_class,
+    idle_usable,
+)
 from somafractalmemory.stores.tables import (
     api_keys,
     links,
@@ -69,6 +73,17 @@ _MEMORY_COLUMNS = (
     memories.c.created_at,
     memories.c.updated_at,
 )
+# The statements every search makes, built once: only their parameters change per request,
+# so SQLAlchemy's compiled cache and psycopg's prepared statements always hit.
+_TENANT_FOR_KEY = (
+    sa.select(tenants.c.id, tenants.c.name)
+    .join(api_keys, api_keys.c.tenant_id == tenants.c.id)
+    .where(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+)
+_MEMORIES_BY_IDS = sa.select(*_MEMORY_COLUMNS).where(
+    memories.c.tenant_id == sa.bindparam("tenant_id"),
+    memories.c.id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))),
+)
 
 
 def create_postgres_engine(settings: Settings) -> Engine:
@@ -76,6 +91,10 @@ def create_postgres_engine(settings: Settings) -> Engine:
 
     Statements may run ``2 * SOMA_STORE_TIMEOUT`` on the server; the client gives up on any
     wait for the server after ``3 * SOMA_STORE_TIMEOUT`` (see :mod:`.pg_connection`).
+
+    A pooled connection is checked without a round trip when it is checked out (instead of
+    ``pool_pre_ping``'s ``SELECT 1``, a round trip per checkout, several per search): one the
+    server has ended since its last use is discarded and replaced (see :func:`.idle_usable`).
     """
     timeout_ms = int(settings.store_timeout * 2000)
     engine = sa.create_engine(
@@ -83,7 +102,6 @@ def create_postgres_engine(settings: Settings) -> Engine:
         pool_size=10,
         max_overflow=20,
         pool_timeout=settings.store_timeout,
-        pool_pre_ping=True,
         connect_args={
             "connect_timeout": max(1, int(settings.store_timeout)),
             "options": f"-c statement_timeout={timeout_ms}",
@@ -95,6 +113,12 @@ def create_postgres_engine(settings: Settings) -> Engine:
     @sa.event.listens_for(engine, "do_connect")
     def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> DeadlineConnection:
         return connection.connect(*cargs, **cparams)
+
+    @sa.event.listens_for(engine, "checkout")
+    def check_out(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        if not idle_usable(dbapi_connection):
+            # The pool discards this connection and checks out another (or a new one).
+            raise sa.exc.DisconnectionError("the server ended this pooled connection")
 
     return engine
 
@@ -151,9 +175,10 @@ class PostgresStore:
 
     @contextmanager
     def reading(self, operation: str) -> Iterator[Connection]:
-        """A connection for reads; its transaction is rolled back at the end."""
+        """A connection for reads, in autocommit: each statement is its own snapshot, and no
+        BEGIN or ROLLBACK round trip surrounds it (a search makes several reads)."""
         with self.translated(operation), self.engine.connect() as conn:
-            yield conn
+            yield conn.execution_options(isolation_level="AUTOCOMMIT")
 
     def unit_of_work(self) -> UnitOfWork:
         """Begin a write transaction; the caller must ``commit()`` or it is rolled back."""
@@ -197,13 +222,8 @@ class PostgresStore:
     # -- tenants and keys -------------------------------------------------------------------
     def tenant_for_key_hash(self, key_hash: bytes) -> Tenant | None:
         """The tenant owning an unrevoked key with this hash, or None."""
-        query = (
-            sa.select(tenants.c.id, tenants.c.name)
-            .join(api_keys, api_keys.c.tenant_id == tenants.c.id)
-            .where(api_keys.c.key_hash == key_hash, api_keys.c.revoked_at.is_(None))
-        )
         with self.reading("tenant_for_key") as conn:
-            row = conn.execute(query).first()
+            row = conn.execute(_TENANT_FOR_KEY, {"key_hash": key_hash}).first()
         return Tenant(id=row.id, name=row.name) if row else None
 
     def list_keys(self) -> list[ApiKeyInfo]:
@@ -245,11 +265,9 @@ class PostgresStore:
         """The tenant's memories among ``ids``; ids of other tenants or deleted rows are absent."""
         if not ids:
             return {}
-        query = sa.select(*_MEMORY_COLUMNS).where(
-            memories.c.tenant_id == tenant_id, memories.c.id.in_(list(ids))
-        )
         with self.reading("get_memories_by_ids") as conn:
-            return {row.id: _memory(row) for row in conn.execute(query)}
+            rows = conn.execute(_MEMORIES_BY_IDS, {"tenant_id": tenant_id, "ids": list(ids)})
+            return {row.id: _memory(row) for row in rows}
 
     def list_memories(
         self, tenant_id: int, memory_type: MemoryType | None, after_id: int, limit: int

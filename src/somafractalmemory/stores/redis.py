@@ -15,6 +15,7 @@ import logging
 import threading
 from array import array
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -33,6 +34,9 @@ from somafractalmemory.settings import Settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+# Query vectors are written to the cache after the search has answered, by one thread; at
+# most this many writes wait for it, the rest are skipped (a cache write may always be).
+MAX_PENDING_WRITES = 64
 
 
 def create_redis_client(settings: Settings) -> redis.Redis[bytes]:
@@ -84,6 +88,13 @@ class MemoryCache:
         self.address = settings.redis_address
         self._suspect = False
         self._lock = threading.Lock()
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfm-cache-write")
+        self._write_slots = threading.BoundedSemaphore(MAX_PENDING_WRITES)
+
+    def close(self) -> None:
+        """Finish the pending background writes, then close the client."""
+        self._writer.shutdown(wait=True)
+        self.client.close()
 
     def ping(self) -> None:
         """Raise :class:`RedisUnavailableError` unless Redis answers PING (a probe, not cache)."""
@@ -162,6 +173,20 @@ class MemoryCache:
         key = self._query_key(model, text)
         data = array("f", vector).tobytes()
         self._best_effort("set_query_vector", lambda: self.client.set(key, data, ex=3600), None)
+
+    def put_query_vector_later(self, model: str, text: str, vector: list[float]) -> None:
+        """:meth:`put_query_vector` on the cache's writer thread, so that a search does not
+        wait for the write; skipped when :data:`MAX_PENDING_WRITES` writes already wait."""
+        if not self._write_slots.acquire(blocking=False):
+            return
+
+        def write() -> None:
+            try:
+                self.put_query_vector(model, text, vector)
+            finally:
+                self._write_slots.release()
+
+        self._writer.submit(write)
 
     def invalidate(self, tenant_id: int, coords: list[str]) -> None:
         """Drop cached copies after a replace or delete."""
