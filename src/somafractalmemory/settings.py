@@ -53,7 +53,31 @@ class EmbeddingSettings(BaseSettings):
     )
 
 
-class Settings(EmbeddingSettings):
+class TracingSettings(BaseSettings):
+    """Where traces go: read when the app is built (it decides whether requests are traced at
+    all), so it needs no store setting."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+
+    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
+        default="none", validation_alias="OTEL_TRACES_EXPORTER"
+    )
+    otel_exporter_otlp_endpoint: str = Field(
+        default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
+    )
+    otel_service_name: str = Field(
+        default="somafractalmemory", validation_alias="OTEL_SERVICE_NAME"
+    )
+
+    @property
+    def traces_exporter(self) -> str:
+        """The exporter in effect: an OTLP endpoint alone means ``otlp``."""
+        if self.otel_exporter_otlp_endpoint and self.otel_traces_exporter == "none":
+            return "otlp"
+        return self.otel_traces_exporter
+
+
+class Settings(TracingSettings, EmbeddingSettings):
     """Every setting of the service; see the configuration table in the README."""
 
     postgres_dsn: SecretStr = Field(validation_alias="POSTGRES_DSN")
@@ -89,16 +113,6 @@ class Settings(EmbeddingSettings):
     )
     items_sweep_interval_seconds: float = Field(
         default=30.0, gt=0, validation_alias="SOMA_ITEMS_SWEEP_INTERVAL_SECONDS"
-    )
-
-    otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
-        default="none", validation_alias="OTEL_TRACES_EXPORTER"
-    )
-    otel_exporter_otlp_endpoint: str = Field(
-        default="", validation_alias="OTEL_EXPORTER_OTLP_ENDPOINT"
-    )
-    otel_service_name: str = Field(
-        default="somafractalmemory", validation_alias="OTEL_SERVICE_NAME"
     )
 
     @field_validator("milvus_uri")

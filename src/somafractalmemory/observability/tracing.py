@@ -15,7 +15,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
-from somafractalmemory.settings import Settings
+from somafractalmemory.settings import TracingSettings
 
 TRACER_NAME = "somafractalmemory"
 _provider: TracerProvider | None = None
@@ -27,7 +27,7 @@ def tracer() -> trace.Tracer:
     return trace.get_tracer(TRACER_NAME)
 
 
-def configure_tracing(settings: Settings) -> TracerProvider | None:
+def configure_tracing(settings: TracingSettings) -> TracerProvider | None:
     """Install the process's tracer provider once, with the exporter the settings name.
 
     With no exporter (``none``) nothing is installed: spans stay the API's non-recording
@@ -35,9 +35,7 @@ def configure_tracing(settings: Settings) -> TracerProvider | None:
     """
     global _service_name
     _service_name = settings.otel_service_name
-    exporter_name = settings.otel_traces_exporter
-    if settings.otel_exporter_otlp_endpoint and exporter_name == "none":
-        exporter_name = "otlp"
+    exporter_name = settings.traces_exporter
     if _provider is not None or exporter_name == "none":
         return _provider
     provider = _install_provider()
@@ -59,6 +57,12 @@ def _install_provider() -> TracerProvider:
         _provider = TracerProvider(resource=Resource.create({"service.name": _service_name}))
         trace.set_tracer_provider(_provider)
     return _provider
+
+
+def tracing_active() -> bool:
+    """Whether this process has a real tracer provider (ours, or one the embedding
+    application set): only then is it worth tracing requests at all."""
+    return not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider)
 
 
 def add_span_processor(processor: SpanProcessor) -> None:
