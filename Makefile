@@ -78,7 +78,7 @@ test: services ## set up the test stack and run every test with coverage
 	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(TEST_ENV) $(PY) scripts/ensure_database.py
 	$(TEST_ENV) $(PY) -m pytest --cov=somafractalmemory --cov-branch --cov-report=term \
-		--cov-report=xml -p no:cacheprovider $(PYTEST_ARGS)
+		--cov-report=xml -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 	$(PY) -m coverage report --fail-under=100 \
 		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
 

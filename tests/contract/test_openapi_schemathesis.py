@@ -34,7 +34,7 @@ def api_schema(client: TestClient) -> schemathesis.BaseSchema:
 
 @pytest.fixture(scope="module")
 def contract_auth(client: TestClient) -> dict[str, str]:
-    key, _ = client.app.state.stack.keys.create("schemathesis")
+    key, _ = client.app_state["stack"].keys.create("schemathesis")
     return {"Authorization": f"Bearer {key}"}
 
 

@@ -120,7 +120,7 @@ def test_health_names_postgres_and_the_table(dropped: Served, probe: str) -> Non
 
 
 def test_validate_infrastructure_names_postgres_and_the_table(dropped: Served) -> None:
-    stack: Stack = dropped.client.app.state.stack  # type: ignore[attr-defined]
+    stack: Stack = dropped.client.app_state["stack"]
     with pytest.raises(InfrastructureError) as raised:
         validate_infrastructure(stack)
     failures = {f.part: f for f in raised.value.failures}

@@ -20,7 +20,7 @@ from somafractalmemory.core.item_maintenance import ItemMaintainer
 from somafractalmemory.core.outbox import OutboxDrainer
 from somafractalmemory.observability.tracing import configure_tracing, tracing_active
 from somafractalmemory.settings import Settings, TracingSettings, get_settings
-from somafractalmemory.stack import create_stack
+from somafractalmemory.stack import Stack, create_stack
 
 logger = logging.getLogger(__name__)
 
@@ -30,7 +30,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     validates it, and refuses to start when a required part is missing."""
 
     @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Stack]]:
         resolved = settings or get_settings()
         stack = await run_in_threadpool(create_stack, resolved)
         try:
@@ -38,7 +38,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:
             stack.close()
             raise
-        app.state.stack = stack
         drainer = OutboxDrainer(
             stack.memories, resolved.outbox_interval_seconds, resolved.outbox_grace_seconds
         )
@@ -49,7 +48,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         maintainer.start()
         logger.info("SomaFractalMemory %s serving", __version__)
         try:
-            yield
+            # Lifespan state: each server running the app (uvicorn, a test client) gets the
+            # stack of its own lifespan in its requests' ``request.state``, never another's.
+            yield {"stack": stack}
         finally:
             maintainer.stop()
             drainer.stop()

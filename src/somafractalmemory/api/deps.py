@@ -21,8 +21,8 @@ _bearer = HTTPBearer(
 # Dependencies that do no I/O are ``async def``: FastAPI runs a plain ``def`` dependency in
 # its thread pool, one hop per dependency per request.
 async def get_stack(request: Request) -> Stack:
-    """The stack the lifespan built."""
-    stack: Stack = request.app.state.stack
+    """The stack the lifespan of the server running this request built."""
+    stack: Stack = request.state.stack
     return stack
 
 
