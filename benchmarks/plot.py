@@ -183,7 +183,13 @@ def targets(quality: Any, fresh: Any, scale: Any) -> list[str]:
         )
     else:
         out.append("- p50 at 1M / p50 at 10k: not measured (1M not run)")
-    if 100_000 in sizes:
+    if 100_000 in sizes and "vector, embedded" in sizes[100_000]:
+        p50 = sizes[100_000]["vector, embedded"]["p50"]
+        out.append(
+            f"- 100k memories: vector-mode p50 {p50:.1f} ms with the query embedded "
+            f"({'met' if p50 <= 15 else 'NOT met'}, target <= 15 ms)"
+        )
+    elif 100_000 in sizes:
         out.append(
             f"- 100k memories: vector-mode p50 {sizes[100_000]['vector']['p50']:.1f} ms "
             "without the query embedding (the target of 15 ms includes the embedding, which "
