@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -10,7 +11,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from somafractalmemory.core.models import Tenant
 from somafractalmemory.core.service import MemoryService
-from somafractalmemory.errors import RateLimitedError
+from somafractalmemory.errors import RateLimitedError, UnauthorizedError
 from somafractalmemory.stack import Stack
 
 _bearer = HTTPBearer(
@@ -29,14 +30,23 @@ async def get_stack(request: Request) -> Stack:
 StackDep = Annotated[Stack, Depends(get_stack)]
 
 
-def get_tenant(
-    stack: StackDep,
+async def get_api_key(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Tenant:
-    """The tenant of the request's API key, or 401; 429 when the key is over its budget."""
-    key = credentials.credentials if credentials else None
+) -> str:
+    """The request's bearer key; 401 at once when there is none (no I/O)."""
+    if credentials is None or not credentials.credentials:
+        raise UnauthorizedError("missing API key: send `Authorization: Bearer <key>`")
+    return credentials.credentials
+
+
+ApiKeyDep = Annotated[str, Depends(get_api_key)]
+
+
+def authorize(stack: Stack, key: str) -> Tenant:
+    """The tenant of ``key`` (looked up on every request, so a revocation takes effect at
+    once), or 401; 429 when the key is over its budget. Blocking: one PostgreSQL and one
+    Redis round trip."""
     tenant = stack.keys.authenticate(key)
-    assert key is not None
     allowed, retry_after = stack.rate_limiter.hit(stack.keys.key_id(key), time.time())
     if not allowed:
         raise RateLimitedError(
@@ -45,10 +55,40 @@ def get_tenant(
     return tenant
 
 
+def get_tenant(stack: StackDep, key: ApiKeyDep) -> Tenant:
+    """The caller's tenant, resolved in a thread of its own before the endpoint runs."""
+    return authorize(stack, key)
+
+
+@dataclass(frozen=True)
+class Caller:
+    """A request's stack and key, to be authorized inside the endpoint's own thread.
+
+    FastAPI runs each plain ``def`` dependency and each plain ``def`` endpoint in a thread
+    pool hop of its own; on two cores a hop costs about half a millisecond. The hot routes
+    take a ``Caller`` (resolved without I/O) and call :meth:`tenant` first thing, so the key
+    lookup and the work share one hop. Their body is validated before the key is looked up;
+    a missing key is still refused before anything else.
+    """
+
+    stack: Stack
+    key: str
+
+    def tenant(self) -> Tenant:
+        """The caller's tenant, or 401 / 429 (see :func:`authorize`)."""
+        return authorize(self.stack, self.key)
+
+
+async def get_caller(stack: StackDep, key: ApiKeyDep) -> Caller:
+    """The request's :class:`Caller`."""
+    return Caller(stack, key)
+
+
 async def get_memory_service(stack: StackDep) -> MemoryService:
     """The memory service."""
     return stack.memories
 
 
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
+CallerDep = Annotated[Caller, Depends(get_caller)]
 ServiceDep = Annotated[MemoryService, Depends(get_memory_service)]

@@ -6,7 +6,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from somafractalmemory.api.deps import ServiceDep, TenantDep
+from somafractalmemory.api.deps import CallerDep
+from somafractalmemory.api.responses import json_response
 from somafractalmemory.core.models import Memory, MemoryType, SearchQuery, SearchScope
 from somafractalmemory.core.service import MemoryInput
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
@@ -53,41 +54,42 @@ def _input(body: MemoryCreate) -> MemoryInput:
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
+    response_model=MemoryPublic,
     responses={200: {"model": MemoryPublic, "description": "Replaced the memory at coord"}},
 )
-def store_memory(
-    body: MemoryCreate, tenant: TenantDep, service: ServiceDep, response: Response
-) -> MemoryPublic:
+def store_memory(body: MemoryCreate, caller: CallerDep) -> Response:
     """Store a memory (201), or replace the one at the same coordinate (200)."""
+    tenant = caller.tenant()
     with collect_timings() as timings:
-        result = service.store(tenant, _input(body))
-    response.headers["Server-Timing"] = server_timing_header(timings)
-    if result.replaced:
-        response.status_code = status.HTTP_200_OK
-    return to_public(result.memory)
+        result = caller.stack.memories.store(tenant, _input(body))
+    return json_response(
+        to_public(result.memory),
+        status.HTTP_200_OK if result.replaced else status.HTTP_201_CREATED,
+        {"Server-Timing": server_timing_header(timings)},
+    )
 
 
-@router.post("/batch", status_code=status.HTTP_201_CREATED)
-def store_batch(
-    body: BatchCreate, tenant: TenantDep, service: ServiceDep, response: Response
-) -> BatchResponse:
+@router.post("/batch", status_code=status.HTTP_201_CREATED, response_model=BatchResponse)
+def store_batch(body: BatchCreate, caller: CallerDep) -> Response:
     """Store up to 1,000 memories as one unit: all of them, or none."""
+    tenant = caller.tenant()
     with collect_timings() as timings:
-        results = service.store_batch(tenant, [_input(m) for m in body.memories])
-    response.headers["Server-Timing"] = server_timing_header(timings)
-    return BatchResponse(
+        results = caller.stack.memories.store_batch(tenant, [_input(m) for m in body.memories])
+    batch = BatchResponse(
         results=[
             BatchItemResult(coord=r.memory.coord, status="replaced" if r.replaced else "created")
             for r in results
         ]
     )
+    return json_response(
+        batch, status.HTTP_201_CREATED, {"Server-Timing": server_timing_header(timings)}
+    )
 
 
-@router.post("/search")
-def search_memories(
-    body: SearchRequest, tenant: TenantDep, service: ServiceDep, response: Response
-) -> SearchResponse:
+@router.post("/search", response_model=SearchResponse)
+def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
     """Recall memories by meaning, keywords or both, best first."""
+    tenant = caller.tenant()
     query = SearchQuery(
         text=body.query,
         vector=body.vector,
@@ -104,9 +106,8 @@ def search_memories(
         recency_half_life_hours=body.recency_half_life_hours,
     )
     with collect_timings() as timings:
-        hits = service.search(tenant, query)
-    response.headers["Server-Timing"] = server_timing_header(timings)
-    return SearchResponse(
+        hits = caller.stack.memories.search(tenant, query)
+    found = SearchResponse(
         results=[
             SearchResult(
                 coord=h.memory.coord,
@@ -122,33 +123,30 @@ def search_memories(
             for h in hits
         ]
     )
+    return json_response(found, headers={"Server-Timing": server_timing_header(timings)})
 
 
-@router.get("")
+@router.get("", response_model=MemoryList)
 def list_memories(
-    tenant: TenantDep,
-    service: ServiceDep,
+    caller: CallerDep,
     memory_type: MemoryType | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
-) -> MemoryList:
+) -> Response:
     """List the tenant's memories in storage order, a page at a time."""
-    page, next_cursor = service.list_page(tenant, memory_type, limit, cursor)
-    return MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor)
+    tenant = caller.tenant()
+    page, next_cursor = caller.stack.memories.list_page(tenant, memory_type, limit, cursor)
+    return json_response(MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor))
 
 
-@router.get("/{coord}")
-def get_memory(
-    coord: Annotated[str, Path(**COORD_PATH)], tenant: TenantDep, service: ServiceDep
-) -> MemoryPublic:
+@router.get("/{coord}", response_model=MemoryPublic)
+def get_memory(coord: Annotated[str, Path(**COORD_PATH)], caller: CallerDep) -> Response:
     """Read the memory at a coordinate."""
-    return to_public(service.get(tenant, coord))
+    return json_response(to_public(caller.stack.memories.get(caller.tenant(), coord)))
 
 
-@router.delete("/{coord}")
-def delete_memory(
-    coord: Annotated[str, Path(**COORD_PATH)], tenant: TenantDep, service: ServiceDep
-) -> DeleteResponse:
+@router.delete("/{coord}", response_model=DeleteResponse)
+def delete_memory(coord: Annotated[str, Path(**COORD_PATH)], caller: CallerDep) -> Response:
     """Delete the memory at a coordinate from every store."""
-    service.delete(tenant, coord)
-    return DeleteResponse(deleted=True)
+    caller.stack.memories.delete(caller.tenant(), coord)
+    return json_response(DeleteResponse(deleted=True))
