@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import socket
+import time
+import uuid
 
+import redis
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from somafractalmemory.api.app import create_app
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
+from somafractalmemory.stores.redis import RateLimiter
 
 
 def _closed_port() -> int:
@@ -57,6 +61,62 @@ def test_rate_limit_holds_when_redis_is_down(stack: Stack) -> None:
             statuses = _hammer(client, headers, 7)
         assert statuses[5:] == [429, 429]
         assert "api_redis_up 0.0" in client.get("/metrics").text
+
+
+def test_rate_limit_budget_is_shared_between_processes(stack: Stack) -> None:
+    # Two limiters on one Redis stand for two server processes; a fixed `now` keeps them in
+    # one window. Nothing syncs in the background before the explicit sync() calls: a
+    # limiter's thread starts on its first hit and syncs then, so each step below syncs
+    # explicitly and asserts what must hold whether or not the thread got there first.
+    settings = _limited(stack.settings)
+    first = RateLimiter(stack.cache.client, settings, sync_seconds=3600)
+    second = RateLimiter(stack.cache.client, settings, sync_seconds=3600)
+    key_id, now = uuid.uuid4().hex, time.time()
+    redis_key = f"{settings.redis_key_prefix}:rl:{key_id}:{int(now // 60)}"
+    try:
+        assert [first.hit(key_id, now)[0] for _ in range(6)] == [True] * 5 + [False]
+        assert first.sync()
+        assert int(stack.cache.client.get(redis_key) or 0) == 6
+        # The second process learns of the first's requests at its next sync, at the latest.
+        second.hit(key_id, now)
+        assert second.sync()
+        assert second.hit(key_id, now)[0] is False
+        assert second.sync()
+        assert int(stack.cache.client.get(redis_key) or 0) == 8
+        assert first.hit(key_id, now)[0] is False
+    finally:
+        first.close()
+        second.close()
+
+
+def test_rate_limit_counts_reach_redis_after_an_outage(stack: Stack) -> None:
+    settings = _limited(stack.settings)
+    down = redis.Redis(port=_closed_port(), socket_connect_timeout=0.5, socket_timeout=0.5)
+    limiter = RateLimiter(down, settings, sync_seconds=3600)
+    key_id, now = uuid.uuid4().hex, time.time()
+    redis_key = f"{settings.redis_key_prefix}:rl:{key_id}:{int(now // 60)}"
+    try:
+        assert [limiter.hit(key_id, now)[0] for _ in range(3)] == [True] * 3
+        assert not limiter.sync()  # Redis is away: the counts stay in the process
+        assert [limiter.hit(key_id, now)[0] for _ in range(3)] == [True, True, False]
+        limiter.client = stack.cache.client  # Redis is back
+        assert limiter.sync()
+        assert int(stack.cache.client.get(redis_key) or 0) == 6
+    finally:
+        limiter.close()
+
+
+def test_rate_limit_budget_renews_each_minute(stack: Stack) -> None:
+    limiter = RateLimiter(stack.cache.client, _limited(stack.settings), sync_seconds=3600)
+    key_id, minute = uuid.uuid4().hex, (time.time() // 60) * 60
+    try:
+        assert [limiter.hit(key_id, minute + 1)[0] for _ in range(6)] == [True] * 5 + [False]
+        assert limiter.hit(key_id, minute + 59) == (False, 1)
+        assert limiter.hit(key_id, minute + 61) == (True, 59)  # a new window, a new budget
+        assert limiter.sync()
+        assert limiter.hit(key_id, minute + 62) == (True, 58)  # counted in the new window
+    finally:
+        limiter.close()
 
 
 def test_payload_with_too_many_keys(client: TestClient, auth: dict[str, str]) -> None:
