@@ -284,6 +284,16 @@ def _recreate_database(dsn: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def _drop_collections(settings: Settings) -> None:
+    """Drop this job's collections: before the session, and after it, so that they do not
+    stay loaded in the shared Milvus for whatever runs next."""
+    milvus = MilvusClient(uri=settings.milvus_uri)
+    for name in milvus.list_collections():
+        if name.startswith(settings.milvus_collection):
+            milvus.drop_collection(name)
+    milvus.close()
+
+
 def _prepare_stack(settings: Settings, dsn: str) -> None:
     """A fresh database at head with the `store` view, and fresh collections."""
     from alembic import command
@@ -292,11 +302,7 @@ def _prepare_stack(settings: Settings, dsn: str) -> None:
     command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(STORE_VIEW)
-    milvus = MilvusClient(uri=settings.milvus_uri)
-    for name in milvus.list_collections():
-        if name.startswith(settings.milvus_collection):
-            milvus.drop_collection(name)
-    milvus.close()
+    _drop_collections(settings)
     stack = create_stack(settings)
     stack.milvus.ensure_collection(stack.embedder.dimension)
     stack.items.ensure_default_collection()
@@ -343,6 +349,7 @@ def sfm_server() -> Iterator[str]:
             sys.stderr.write(f"\n--- SFM server log (tail) ---\n{tail}\n")
         shutil.rmtree(log.parent, ignore_errors=True)
         _Harness.postgres.engine.dispose()
+        _drop_collections(settings)
 
 
 @pytest.fixture(autouse=True)
