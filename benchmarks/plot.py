@@ -71,7 +71,8 @@ def latency_panel(ax: Any) -> None:
             bottom += p[name]
     handles, labels = ax.get_legend_handles_labels()
     unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper left")
+    ax.legend(unique.values(), unique.keys(), fontsize=7, loc="upper center")
+    ax.set_ylim(0, max(http) * 1.45)  # room for the legend above the bars
     ax.set_xticks(xs, ["vector\nHTTP", "vector\nraw calls", "hybrid\nHTTP", "hybrid\nraw calls"])
     ax.set_ylabel("p50 latency, ms")
     ax.set_title("Search p50 (run.py section): service vs its raw calls")
