@@ -44,8 +44,8 @@ ApiKeyDep = Annotated[str, Depends(get_api_key)]
 
 def authorize(stack: Stack, key: str) -> Tenant:
     """The tenant of ``key`` (looked up on every request, so a revocation takes effect at
-    once), or 401; 429 when the key is over its budget. Blocking: one PostgreSQL and one
-    Redis round trip."""
+    once), or 401; 429 when the key is over its budget. Blocking: one PostgreSQL round trip
+    (the rate limit is counted in the process: ``stores.redis.RateLimiter``)."""
     tenant = stack.keys.authenticate(key)
     allowed, retry_after = stack.rate_limiter.hit(stack.keys.key_id(key), time.time())
     if not allowed:
