@@ -65,9 +65,9 @@ def test_rate_limit_holds_when_redis_is_down(stack: Stack) -> None:
 
 def test_rate_limit_budget_is_shared_between_processes(stack: Stack) -> None:
     # Two limiters on one Redis stand for two server processes; a fixed `now` keeps them in
-    # one window. Nothing syncs in the background before the explicit sync() calls: a
-    # limiter's thread starts on its first hit and syncs then, so each step below syncs
-    # explicitly and asserts what must hold whether or not the thread got there first.
+    # one window. A limiter's thread syncs once after its first hit, then sleeps for
+    # sync_seconds (an hour here), so the explicit sync() calls move the counts, and each
+    # assertion holds whether or not the thread's first sync got there first.
     settings = _limited(stack.settings)
     first = RateLimiter(stack.cache.client, settings, sync_seconds=3600)
     second = RateLimiter(stack.cache.client, settings, sync_seconds=3600)
