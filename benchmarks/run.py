@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psycopg
 import torch
-from common import EMBEDDING_MODEL, BenchConfig, Latency, config_from_env, machine
+from common import EMBEDDING_MODEL, BenchConfig, Latency, LeanClient, config_from_env, machine
 from corpus import make_memories, make_queries
 from harness import prepare_stores, running_server
 from pymilvus import MilvusClient
@@ -132,10 +132,12 @@ def main(argv: list[str] | None = None) -> int:
             print(f"search: {QUERIES} queries a mode over HTTP, and each through the raw calls")
             index = index_state(cfg)
             raw = RawSearch(cfg, embedder, bench_tenant, key)
+            lean = LeanClient(cfg.base_url, key)
             try:
-                measure(client, raw, warm_queries)
-                timings, recall = measure(client, raw, queries)
+                measure(client, lean, raw, warm_queries)
+                timings, recall = measure(client, lean, raw, queries)
             finally:
+                lean.close()
                 raw.close()
 
     results = Results(

@@ -79,8 +79,14 @@ def test_an_unknown_model_is_an_error_naming_it(tmp_path: Path) -> None:
 
 @pytest.fixture(scope="module")
 def fresh_build(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> onnx_model.ExportInfo:
-    """One export built by this test module, in a directory of its own."""
-    return onnx_model.build(DEFAULT_EMBEDDING_MODEL, model_dir, tmp_path_factory.mktemp("onnx"))
+    """One export built by this test module, in a directory of its own, where an export of
+    an older format lay: ``build`` must replace it, not reuse it."""
+    onnx_dir = tmp_path_factory.mktemp("onnx")
+    stale = onnx_model.export_path(onnx_dir, DEFAULT_EMBEDDING_MODEL, model_dir)
+    stale.mkdir()
+    (stale / onnx_model.META_FILE).write_text('{"format": 1}')
+    (stale / onnx_model.ONNX_FILE).write_bytes(b"an old graph")
+    return onnx_model.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
 
 
 def test_build_exports_checks_and_is_idempotent(
@@ -88,7 +94,10 @@ def test_build_exports_checks_and_is_idempotent(
 ) -> None:
     onnx_dir = fresh_build.path.parent
     assert fresh_build.built
+    assert fresh_build.meta["format"] == onnx_model.FORMAT_VERSION
     assert fresh_build.meta["check_max_abs_diff"] <= onnx_model.MAX_ABS_DIFF
+    # The BERT blocks of all-MiniLM-L6-v2 (6 layers) are fused.
+    assert fresh_build.meta["fused_operators"]["Attention"] == 6
     assert fresh_build.meta["source_sha256"] == onnx_model.fingerprint(model_dir)
     assert fresh_build.path.stat().st_mode & 0o777 == 0o755  # readable by the server's user
     again = onnx_model.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
@@ -115,6 +124,8 @@ def test_an_export_of_another_format_is_refused(
 ) -> None:
     shutil.copytree(fresh_build.path, tmp_path / fresh_build.path.name)
     meta = tmp_path / fresh_build.path.name / onnx_model.META_FILE
-    meta.write_text(meta.read_text().replace('"format": 1', '"format": 99'))
+    current = f'"format": {onnx_model.FORMAT_VERSION}'
+    assert current in meta.read_text()
+    meta.write_text(meta.read_text().replace(current, '"format": 99'))
     with pytest.raises(EmbeddingModelError, match="embedder build --force"):
         onnx_model.load(DEFAULT_EMBEDDING_MODEL, model_dir, tmp_path, threads=1)

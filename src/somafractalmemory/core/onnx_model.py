@@ -22,6 +22,7 @@ import re
 import shutil
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,7 @@ from somafractalmemory.errors import EmbeddingModelError
 ONNX_FILE = "model.onnx"
 META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: TorchScript export with BERT fusions (1: dynamo export)
 MAX_ABS_DIFF = 1e-4
 BATCH_SIZE = 64
 
@@ -85,7 +86,9 @@ def build(model_name: str, model_dir: Path, onnx_dir: Path, force: bool = False)
     """
     target = export_path(onnx_dir, model_name, model_dir)
     if not force and (target / META_FILE).is_file():
-        return ExportInfo(target, _read_meta(target), built=False)
+        existing: dict[str, Any] = json.loads((target / META_FILE).read_text())
+        if existing.get("format") == FORMAT_VERSION:
+            return ExportInfo(target, existing, built=False)
 
     import torch
     from sentence_transformers import SentenceTransformer
@@ -98,7 +101,7 @@ def build(model_name: str, model_dir: Path, onnx_dir: Path, force: bool = False)
     onnx_dir.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=".build-", dir=onnx_dir))
     try:
-        _export_graph(model, pooling, work / ONNX_FILE)
+        fused = _export_graph(model, pooling, work / ONNX_FILE)
         model.tokenizer.save_pretrained(str(work))
         meta: dict[str, Any] = {
             "format": FORMAT_VERSION,
@@ -109,6 +112,7 @@ def build(model_name: str, model_dir: Path, onnx_dir: Path, force: bool = False)
             "max_seq_length": model.max_seq_length,
             "do_lower_case": bool(getattr(model[0], "do_lower_case", False)),
             "pooling": pooling,
+            "fused_operators": fused,
             "pad_token": model.tokenizer.pad_token,
             "pad_token_id": pad_token_id,
             "torch": torch.__version__,
@@ -237,11 +241,23 @@ def _pooling_mode(model: Any) -> str:
     return str(mode)
 
 
-def _export_graph(model: Any, pooling: str, destination: Path) -> None:
-    """Trace transformer + pooling + L2 normalisation into one graph with dynamic shapes."""
+def _export_graph(model: Any, pooling: str, destination: Path) -> dict[str, int]:
+    """Trace transformer + pooling + L2 normalisation into one graph with dynamic shapes,
+    then fuse its BERT blocks with onnxruntime's transformer optimizer; returns the fused
+    operators found (none for an architecture the optimizer does not know: the graph is
+    then used as traced, and the vector check decides either way).
+
+    Why the TorchScript exporter (``dynamo=False``) and eager attention: the optimizer
+    recognises the attention, layer-norm and GELU patterns of that export, not those of the
+    dynamo export with SDPA attention. Fused, the graph embeds a batch of 256 short texts
+    about 1.5 times as fast here, and one query about 0.5 ms faster (benchmarks/RESULTS.md).
+    """
     import torch
 
     transformer = model[0].auto_model.eval()
+    set_attention = getattr(transformer, "set_attn_implementation", None)
+    if set_attention is not None:
+        set_attention("eager")
 
     class SentenceEmbedding(torch.nn.Module):
         def __init__(self) -> None:
@@ -274,7 +290,10 @@ def _export_graph(model: Any, pooling: str, destination: Path) -> None:
     inputs = ("input_ids", "attention_mask", "token_type_ids")
     if "token_type_ids" not in sample:
         sample["token_type_ids"] = torch.zeros_like(sample["input_ids"])
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        # The TorchScript exporter is deprecated in favour of dynamo, whose graph the
+        # optimizer cannot fuse (see the docstring); torch 2.13 still ships it.
+        warnings.filterwarnings("ignore", "You are using the legacy", DeprecationWarning)
         torch.onnx.export(
             SentenceEmbedding(),
             tuple(sample[name] for name in inputs),
@@ -283,6 +302,22 @@ def _export_graph(model: Any, pooling: str, destination: Path) -> None:
             output_names=["sentence_embedding"],
             dynamic_axes={name: {0: "batch", 1: "sequence"} for name in inputs}
             | {"sentence_embedding": {0: "batch"}},
-            dynamo=True,
-            external_data=False,
+            dynamo=False,
+            opset_version=17,
         )
+    return _fuse(destination, transformer.config)
+
+
+def _fuse(path: Path, config: Any) -> dict[str, int]:
+    """Rewrite the graph at ``path`` with onnxruntime's BERT fusions; the fused counts."""
+    from onnxruntime.transformers import optimizer
+
+    heads = getattr(config, "num_attention_heads", None)
+    hidden = getattr(config, "hidden_size", None)
+    if not isinstance(heads, int) or not isinstance(hidden, int):
+        return {}
+    fused = optimizer.optimize_model(
+        str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
+    )
+    fused.save_model_to_file(str(path))
+    return {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}

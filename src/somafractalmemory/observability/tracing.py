@@ -73,7 +73,12 @@ def add_span_processor(processor: SpanProcessor) -> None:
 
 @contextmanager
 def store_span(store: str, operation: str) -> Iterator[trace.Span]:
-    """A span around one call to a store, named ``<store>.<operation>``."""
+    """A span around one call to a store, named ``<store>.<operation>``; with no tracer
+    provider, the invalid span and nothing else (a search makes several store calls, and
+    even a non-recording span costs a context switch in and out)."""
+    if not tracing_active():
+        yield trace.INVALID_SPAN
+        return
     with tracer().start_as_current_span(
         f"{store}.{operation}",
         kind=trace.SpanKind.CLIENT,

@@ -73,16 +73,17 @@ _MEMORY_COLUMNS = (
     memories.c.created_at,
     memories.c.updated_at,
 )
-# The statements every search makes, built once: only their parameters change per request,
-# so SQLAlchemy's compiled cache and psycopg's prepared statements always hit.
-_TENANT_FOR_KEY = (
-    sa.select(tenants.c.id, tenants.c.name)
-    .join(api_keys, api_keys.c.tenant_id == tenants.c.id)
-    .where(api_keys.c.key_hash == sa.bindparam("key_hash"), api_keys.c.revoked_at.is_(None))
+# The two reads of every search run as plain SQL on the pooled psycopg connection, without
+# SQLAlchemy's execution layer: on two cores that layer costs about 0.5 ms a statement, more
+# than the round trip itself (benchmarks/RESULTS.md). psycopg prepares them after five uses.
+_TENANT_FOR_KEY_SQL = (
+    "SELECT tenants.id, tenants.name FROM tenants JOIN api_keys "
+    "ON api_keys.tenant_id = tenants.id "
+    "WHERE api_keys.key_hash = %s AND api_keys.revoked_at IS NULL"
 )
-_MEMORIES_BY_IDS = sa.select(*_MEMORY_COLUMNS).where(
-    memories.c.tenant_id == sa.bindparam("tenant_id"),
-    memories.c.id == sa.func.any(sa.bindparam("ids", type_=postgresql.ARRAY(sa.BigInteger))),
+_MEMORY_SQL_COLUMNS = "id, coord, payload, memory_type, importance, text, created_at, updated_at"
+_MEMORIES_BY_IDS_SQL = (
+    f"SELECT {_MEMORY_SQL_COLUMNS} FROM memories WHERE tenant_id = %s AND id = ANY(%s)"
 )
 
 
@@ -123,6 +124,21 @@ def create_postgres_engine(settings: Settings) -> Engine:
     return engine
 
 
+def _memory_from_tuple(row: tuple[Any, ...]) -> Memory:
+    """A :class:`Memory` from a row of :data:`_MEMORY_SQL_COLUMNS`, in that order."""
+    memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row
+    return Memory(
+        id=memory_id,
+        coord=coord,
+        payload=payload,
+        memory_type=MemoryType(memory_type),
+        importance=importance,
+        text=text,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
 def _memory(row: Any) -> Memory:
     return Memory(
         id=row.id,
@@ -151,27 +167,30 @@ class PostgresStore:
             try:
                 yield
             except sa.exc.DBAPIError as exc:
-                orig = exc.orig
-                if isinstance(orig, _SCHEMA_ERRORS):
-                    mark_store("postgres", True)
-                    raise SchemaError(
-                        "postgres",
-                        f"schema error: {str(orig).splitlines()[0]} "
-                        "(run `somafractalmemory migrate`)",
-                        self.address,
-                    ) from exc
-                if isinstance(orig, psycopg.errors.DataError):
-                    raise InvalidInputError(
-                        f"PostgreSQL refused a value: {str(orig).splitlines()[0]}"
-                    ) from exc
-                if isinstance(orig, psycopg.errors.IntegrityError):
-                    raise ConflictError(str(orig).splitlines()[0]) from exc
-                mark_store("postgres", False)
-                raise PostgresUnavailableError(str(orig).splitlines()[0], self.address) from exc
+                raise self._translated_driver_error(exc.orig or exc) from exc
             except sa.exc.SQLAlchemyError as exc:  # pool exhausted, connection closed
                 mark_store("postgres", False)
                 raise PostgresUnavailableError(str(exc).splitlines()[0], self.address) from exc
+            except psycopg.Error as exc:  # raised by a driver_reading, not wrapped
+                raise self._translated_driver_error(exc) from exc
             mark_store("postgres", True)
+
+    def _translated_driver_error(self, orig: BaseException) -> Exception:
+        """The SFM error for a psycopg error (marking PostgreSQL down when it is one)."""
+        message = str(orig).splitlines()[0] if str(orig) else type(orig).__name__
+        if isinstance(orig, _SCHEMA_ERRORS):
+            mark_store("postgres", True)
+            return SchemaError(
+                "postgres",
+                f"schema error: {message} (run `somafractalmemory migrate`)",
+                self.address,
+            )
+        if isinstance(orig, psycopg.errors.DataError):
+            return InvalidInputError(f"PostgreSQL refused a value: {message}")
+        if isinstance(orig, psycopg.errors.IntegrityError):
+            return ConflictError(message)
+        mark_store("postgres", False)
+        return PostgresUnavailableError(message, self.address)
 
     @contextmanager
     def reading(self, operation: str) -> Iterator[Connection]:
@@ -179,6 +198,16 @@ class PostgresStore:
         BEGIN or ROLLBACK round trip surrounds it (a search makes several reads)."""
         with self.translated(operation), self.engine.connect() as conn:
             yield conn.execution_options(isolation_level="AUTOCOMMIT")
+
+    @contextmanager
+    def driver_reading(self, operation: str) -> Iterator[psycopg.Connection[Any]]:
+        """The pooled psycopg connection itself, in autocommit, for the hot reads (plain SQL,
+        no SQLAlchemy execution layer). Its errors are translated like any other; a
+        connection they broke is discarded by the pool at its next checkout."""
+        with self.reading(operation) as conn:
+            driver = conn.connection.driver_connection
+            assert isinstance(driver, psycopg.Connection)
+            yield driver
 
     def unit_of_work(self) -> UnitOfWork:
         """Begin a write transaction; the caller must ``commit()`` or it is rolled back."""
@@ -222,9 +251,9 @@ class PostgresStore:
     # -- tenants and keys -------------------------------------------------------------------
     def tenant_for_key_hash(self, key_hash: bytes) -> Tenant | None:
         """The tenant owning an unrevoked key with this hash, or None."""
-        with self.reading("tenant_for_key") as conn:
-            row = conn.execute(_TENANT_FOR_KEY, {"key_hash": key_hash}).first()
-        return Tenant(id=row.id, name=row.name) if row else None
+        with self.driver_reading("tenant_for_key") as conn:
+            row = conn.execute(_TENANT_FOR_KEY_SQL, (key_hash,)).fetchone()
+        return Tenant(id=row[0], name=row[1]) if row else None
 
     def list_keys(self) -> list[ApiKeyInfo]:
         """Every key, newest first, without the key material."""
@@ -265,9 +294,9 @@ class PostgresStore:
         """The tenant's memories among ``ids``; ids of other tenants or deleted rows are absent."""
         if not ids:
             return {}
-        with self.reading("get_memories_by_ids") as conn:
-            rows = conn.execute(_MEMORIES_BY_IDS, {"tenant_id": tenant_id, "ids": list(ids)})
-            return {row.id: _memory(row) for row in rows}
+        with self.driver_reading("get_memories_by_ids") as conn:
+            rows = conn.execute(_MEMORIES_BY_IDS_SQL, (tenant_id, list(ids))).fetchall()
+        return {row[0]: _memory_from_tuple(row) for row in rows}
 
     def list_memories(
         self, tenant_id: int, memory_type: MemoryType | None, after_id: int, limit: int
