@@ -105,6 +105,8 @@ class Settings(TracingSettings, EmbeddingSettings):
     rate_limit_per_minute: int = Field(
         default=6000, ge=0, validation_alias="SOMA_RATE_LIMIT_PER_MINUTE"
     )
+    # How long a server keeps a key's tenant (core.keys.TenantCache); 0 = look every key up.
+    key_cache_seconds: float = Field(default=30.0, ge=0, validation_alias="SOMA_KEY_CACHE_SECONDS")
     outbox_interval_seconds: float = Field(
         default=5.0, gt=0, validation_alias="SOMA_OUTBOX_INTERVAL_SECONDS"
     )
@@ -154,6 +156,11 @@ class Settings(TracingSettings, EmbeddingSettings):
             if dsn.startswith(prefix):
                 return "postgresql+psycopg://" + dsn[len(prefix) :]
         raise ValueError("POSTGRES_DSN must start with postgresql://")
+
+    @property
+    def postgres_libpq_dsn(self) -> str:
+        """The PostgreSQL DSN as libpq (and psycopg) read it."""
+        return "postgresql://" + self.sqlalchemy_url.split("://", 1)[1]
 
     @property
     def postgres_address(self) -> str:

@@ -38,6 +38,7 @@ class Stack:
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
+        self.keys.close()
         self.rate_limiter.close()
         self.cache.close()
         self.milvus.close()

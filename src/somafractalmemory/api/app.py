@@ -38,6 +38,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         except Exception:
             stack.close()
             raise
+        # Key lookups are cached while PostgreSQL reports every key change to this process.
+        stack.keys.listen(
+            resolved.postgres_libpq_dsn, resolved.store_timeout, resolved.key_cache_seconds
+        )
         drainer = OutboxDrainer(
             stack.memories, resolved.outbox_interval_seconds, resolved.outbox_grace_seconds
         )

@@ -43,9 +43,11 @@ ApiKeyDep = Annotated[str, Depends(get_api_key)]
 
 
 def authorize(stack: Stack, key: str) -> Tenant:
-    """The tenant of ``key`` (looked up on every request, so a revocation takes effect at
-    once), or 401; 429 when the key is over its budget. Blocking: one PostgreSQL round trip
-    (the rate limit is counted in the process: ``stores.redis.RateLimiter``)."""
+    """The tenant of ``key``, or 401; 429 when the key is over its budget. Blocking: one
+    PostgreSQL round trip unless the process has the key's tenant cached (a cache that
+    PostgreSQL empties on every key change, so a revocation takes effect at once:
+    ``core.keys.TenantCache``); the rate limit is counted in the process
+    (``stores.redis.RateLimiter``)."""
     tenant = stack.keys.authenticate(key)
     allowed, retry_after = stack.rate_limiter.hit(stack.keys.key_id(key), time.time())
     if not allowed:

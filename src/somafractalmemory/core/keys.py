@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import threading
+import time
 
 from somafractalmemory.core.models import ApiKeyInfo, Tenant
 from somafractalmemory.errors import InvalidInputError, UnauthorizedError
+from somafractalmemory.stores.key_events import KeyChangeListener
 from somafractalmemory.stores.postgres import PostgresStore
 
 KEY_PREFIX = "sfm_"
@@ -18,11 +21,89 @@ def hash_key(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8")).digest()
 
 
+class TenantCache:
+    """Key lookups that found a tenant, kept in the process while PostgreSQL tells it about
+    every key change (:class:`KeyChangeListener`); disabled, so every lookup reads PostgreSQL,
+    until the listener listens and whenever it has lost its connection.
+
+    A change empties the cache and starts a new generation. A lookup stores its answer only
+    if no change arrived since it began (the generation it read before reading PostgreSQL is
+    still the current one), so an answer read before a revocation is never kept after it.
+    Entries also expire after ``ttl`` seconds, a bound for a connection that is gone without
+    the listener noticing yet.
+    """
+
+    def __init__(self, ttl: float = 30.0, max_entries: int = 10_000) -> None:
+        self._ttl = ttl
+        self._max_entries = max_entries
+        self._lock = threading.Lock()
+        self._entries: dict[bytes, tuple[Tenant, float]] = {}
+        self._generation = 0
+        self._enabled = False
+
+    @property
+    def generation(self) -> int:
+        return self._generation
+
+    @property
+    def enabled(self) -> bool:
+        return self._enabled
+
+    def get(self, key_hash: bytes) -> Tenant | None:
+        if not self._enabled:
+            return None
+        entry = self._entries.get(key_hash)
+        if entry is None or entry[1] < time.monotonic():
+            return None
+        return entry[0]
+
+    def put(self, key_hash: bytes, tenant: Tenant, generation: int) -> None:
+        with self._lock:
+            if not self._enabled or generation != self._generation:
+                return
+            if len(self._entries) >= self._max_entries:
+                self._entries.clear()
+            self._entries[key_hash] = (tenant, time.monotonic() + self._ttl)
+
+    def reset(self, enabled: bool) -> None:
+        """Forget every entry and start a new generation; cache from now on or not."""
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+            self._enabled = enabled
+
+
 class KeyService:
     """Creates, lists, revokes and checks API keys."""
 
     def __init__(self, postgres: PostgresStore) -> None:
         self.postgres = postgres
+        self.cache = TenantCache()
+        self._listener: KeyChangeListener | None = None
+
+    def listen(self, dsn: str, connect_timeout: float, ttl: float) -> None:
+        """Cache key lookups for ``ttl`` seconds at most from now on, for as long as
+        PostgreSQL reports key changes to this process (the server does this; the CLI never
+        caches). A ``ttl`` of 0 leaves the cache off."""
+        if self._listener is not None or ttl <= 0:
+            return
+        self.cache = TenantCache(ttl)
+        self._listener = KeyChangeListener(
+            dsn,
+            self.postgres.address,
+            connect_timeout,
+            on_ready=lambda: self.cache.reset(enabled=True),
+            on_change=lambda: self.cache.reset(enabled=True),
+            on_lost=lambda: self.cache.reset(enabled=False),
+        )
+        self._listener.start()
+
+    def close(self) -> None:
+        """Stop listening; lookups read PostgreSQL again."""
+        if self._listener is not None:
+            self._listener.stop()
+            self._listener = None
+        self.cache.reset(enabled=False)
 
     def create(self, tenant_name: str) -> tuple[str, ApiKeyInfo]:
         """A new key for ``tenant_name`` (the tenant is created if new); the key is returned
@@ -57,7 +138,13 @@ class KeyService:
         if not key:
             raise UnauthorizedError("missing API key: send `Authorization: Bearer <key>`")
         # Looked up by hash: the database never compares secret material.
-        tenant = self.postgres.tenant_for_key_hash(hash_key(key))
+        key_hash = hash_key(key)
+        cached = self.cache.get(key_hash)
+        if cached is not None:
+            return cached
+        generation = self.cache.generation
+        tenant = self.postgres.tenant_for_key_hash(key_hash)
         if tenant is None:
             raise UnauthorizedError("unknown or revoked API key")
+        self.cache.put(key_hash, tenant, generation)
         return tenant
