@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.concurrency import run_in_threadpool
 
 from somafractalmemory.core.models import Tenant
 from somafractalmemory.core.service import MemoryService
@@ -48,7 +49,11 @@ def authorize(stack: Stack, key: str) -> Tenant:
     PostgreSQL empties on every key change, so a revocation takes effect at once:
     ``core.keys.TenantCache``); the rate limit is counted in the process
     (``stores.redis.RateLimiter``)."""
-    tenant = stack.keys.authenticate(key)
+    return _within_rate(stack, key, stack.keys.authenticate(key))
+
+
+def _within_rate(stack: Stack, key: str, tenant: Tenant) -> Tenant:
+    """``tenant``, or 429 when ``key`` is over its budget (counted in the process, no I/O)."""
     allowed, retry_after = stack.rate_limiter.hit(stack.keys.key_id(key), time.time())
     if not allowed:
         raise RateLimitedError(
@@ -57,9 +62,13 @@ def authorize(stack: Stack, key: str) -> Tenant:
     return tenant
 
 
-def get_tenant(stack: StackDep, key: ApiKeyDep) -> Tenant:
-    """The caller's tenant, resolved in a thread of its own before the endpoint runs."""
-    return authorize(stack, key)
+async def get_tenant(stack: StackDep, key: ApiKeyDep) -> Tenant:
+    """The caller's tenant, before the endpoint runs: from the process's key cache without
+    leaving the event loop, else looked up in a thread pool hop of its own."""
+    cached = stack.keys.cached(key)
+    if cached is not None:
+        return _within_rate(stack, key, cached)
+    return await run_in_threadpool(authorize, stack, key)
 
 
 @dataclass(frozen=True)

@@ -133,6 +133,10 @@ class KeyService:
         """A stable, non-secret name for a key (for rate limiting): a prefix of its hash."""
         return hash_key(key).hex()[:16]
 
+    def cached(self, key: str) -> Tenant | None:
+        """The key's tenant if this process has it cached (no I/O), else None."""
+        return self.cache.get(hash_key(key))
+
     def authenticate(self, key: str | None) -> Tenant:
         """The tenant of an unrevoked ``key``, or :class:`UnauthorizedError`."""
         if not key:
