@@ -61,21 +61,26 @@ class KeyChangeListener:
 
     def _run(self) -> None:
         backoff = 0.25
-        while not self._stopping.is_set():
-            try:
-                self._listen()
-                return  # stopped
-            except psycopg.Error as exc:
-                self._on_lost()
-                logger.warning(
-                    "key change listener lost PostgreSQL at %s (%s); key lookups are not "
-                    "cached until it is back",
-                    self._address,
-                    str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
-                )
-            if self._wait(backoff):
-                return
-            backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        try:
+            while not self._stopping.is_set():
+                try:
+                    self._listen()
+                    return  # stopped
+                except psycopg.Error as exc:
+                    self._on_lost()
+                    logger.warning(
+                        "key change listener lost PostgreSQL at %s (%s); key lookups are not "
+                        "cached until it is back",
+                        self._address,
+                        str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                    )
+                if self._wait(backoff):
+                    return
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+        finally:
+            # However the thread ends (stopped, or an error nobody foresaw), nothing is cached
+            # any more without a listener.
+            self._on_lost()
 
     def _wait(self, seconds: float | None, *fds: int) -> bool:
         """Wait until one of ``fds`` is readable or ``seconds`` pass; True when stopping."""
