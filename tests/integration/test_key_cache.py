@@ -128,7 +128,7 @@ def test_the_server_refuses_a_revoked_key_within_a_second(client: TestClient, st
     key, info = stack.keys.create("server-revocation")
     headers = {"Authorization": f"Bearer {key}"}
     assert client.get("/stats", headers=headers).status_code == 200
-    assert client.get("/stats", headers=headers).status_code == 200  # from the cache
+    assert client.get("/stats", headers=headers).status_code == 200  # may be from the cache
     assert stack.keys.revoke(info.id)
     took = eventually(lambda: client.get("/stats", headers=headers).status_code == 401, 1.0)
     assert took < 1.0

@@ -81,7 +81,7 @@ _TENANT_FOR_KEY_SQL = (
     "ON api_keys.tenant_id = tenants.id "
     "WHERE api_keys.key_hash = %s AND api_keys.revoked_at IS NULL"
 )
-_MEMORY_SQL_COLUMNS = "id, coord, payload, memory_type, importance, text, created_at, updated_at"
+_MEMORY_SQL_COLUMNS = ", ".join(column.name for column in _MEMORY_COLUMNS)
 _MEMORIES_BY_IDS_SQL = (
     f"SELECT {_MEMORY_SQL_COLUMNS} FROM memories WHERE tenant_id = %s AND id = ANY(%s)"
 )
