@@ -299,6 +299,17 @@ class PrivateRedis:
         """Write what Redis holds to its dump file (loaded again by the next start)."""
         self.client().save()
 
+    def pause(self) -> None:
+        """Freeze it (SIGSTOP): connections stay open and nothing answers, as with a Redis
+        that hangs."""
+        assert self.proc is not None, "not running"
+        os.killpg(self.proc.pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """Let a paused server go on (SIGCONT)."""
+        assert self.proc is not None, "not running"
+        os.killpg(self.proc.pid, signal.SIGCONT)
+
     def stop(self) -> None:
         """Kill it (SIGKILL: gone at once, no shutdown save)."""
         if self.proc is not None:

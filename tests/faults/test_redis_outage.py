@@ -8,6 +8,7 @@ changed during the outage is never served from what the cache held before it.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -83,6 +84,32 @@ def test_requests_succeed_and_health_names_redis_while_it_is_down(
     assert health.json()["redis"] == "up"
     assert metric(served.get("/metrics").text, "api_redis_up") == 1
     assert served.get("/memories/2,2", headers=auth).status_code == 200
+
+
+def test_a_hung_redis_does_not_slow_a_search(
+    served: TestClient, private_redis: PrivateRedis, auth: Headers
+) -> None:
+    """Redis frozen (SIGSTOP: connected, never answering): a search does not wait for its
+    query-vector lookup, which only gives up at the client's 0.5 s timeout; it embeds the
+    query and answers."""
+    store(served, auth, "5,5", "a kite caught in the old oak tree")
+    warm = served.post("/memories/search", json={"query": "warm-up", "top_k": 1}, headers=auth)
+    assert warm.status_code == 200, warm.text
+    private_redis.pause()
+    try:
+        started = time.perf_counter()
+        found = served.post(
+            "/memories/search",
+            json={"query": "a kite stuck in a tree", "mode": "vector", "top_k": 1},
+            headers=auth,
+        )
+        elapsed = time.perf_counter() - started
+    finally:
+        private_redis.resume()
+    assert found.status_code == 200, found.text
+    assert found.json()["results"][0]["coord"] == "5,5"
+    assert "embed;dur=" in found.headers["Server-Timing"]
+    assert elapsed < 0.5, f"the search waited {elapsed:.2f} s for the hung Redis"
 
 
 @pytest.mark.parametrize("restart_with_old_contents", [True, False], ids=["kept", "empty"])

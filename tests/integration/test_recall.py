@@ -185,7 +185,11 @@ def test_query_embeddings_are_cached_in_redis(
     client: TestClient, seeded: Headers, stack: Stack
 ) -> None:
     """The query vector is written to Redis after the search answered (off its path); once
-    there, the same query is not embedded again."""
+    there, the same query is answered from it, its embedding stopped.
+
+    The lookup runs beside the embedding, and one that answers after the embedding is
+    not used (nor waited for): the cached answer is asked for up to five times, so a Redis
+    slowed by the machine's load cannot fail the test."""
     query = "which gate does the Frankfurt flight leave from?"
     model = stack.embedder.model_name
     assert stack.cache.get_query_vector(model, query) is None
@@ -197,9 +201,36 @@ def test_query_embeddings_are_cached_in_redis(
     assert stack.cache.get_query_vector(model, query) == pytest.approx(
         stack.embedder.embed_one(query), abs=1e-6
     )
-    again = client.post("/memories/search", headers=seeded, json={"query": query})
+    for _ in range(5):
+        again = client.post("/memories/search", headers=seeded, json={"query": query})
+        assert again.json()["results"] == first.json()["results"]
+        if "embed;dur=" not in again.headers["Server-Timing"]:
+            break
     assert "embed;dur=" not in again.headers["Server-Timing"]
-    assert again.json()["results"] == first.json()["results"]
+
+
+def test_a_cached_query_vector_replaces_the_embedding(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    """A query whose vector Redis holds is searched with that vector, not the model's: here
+    the cached vector is a stored memory's own (client-supplied) vector, unlike any text's."""
+    target = _unit(384, 11)
+    stored = client.post(
+        "/memories",
+        headers=auth,
+        json={"coord": "71,1", "payload": {"text": "planted"}, "vector": target},
+    )
+    assert stored.status_code == 201, stored.text
+    query = f"a text that embeds nowhere near the planted vector {uuid.uuid4()}"
+    for _ in range(5):  # planted again each time: a late lookup lets the search cache its own
+        stack.cache.put_query_vector(stack.embedder.model_name, query, target)
+        hits = client.post(
+            "/memories/search", headers=auth, json={"query": query, "mode": "vector"}
+        ).json()["results"]
+        if hits and hits[0]["coord"] == "71,1":
+            break
+    assert hits[0]["coord"] == "71,1"
+    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_vector_mode_skips_a_vector_whose_row_is_gone(

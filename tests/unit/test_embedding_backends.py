@@ -8,6 +8,8 @@ These load the real model and its real export (``make install`` builds it into
 from __future__ import annotations
 
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +17,7 @@ import pytest
 
 from somafractalmemory.core import onnx_model
 from somafractalmemory.core.embedding import Embedder, create_embedder, resolve_model_path
+from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
 from somafractalmemory.errors import EmbeddingModelError
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
@@ -55,6 +58,33 @@ def test_onnx_vectors_keep_the_order_of_the_texts(onnx_embedder: Embedder) -> No
     one_by_one = np.array([onnx_embedder.embed_one(text) for text in TEXTS[:70]])
     batched = np.array(onnx_embedder.embed(TEXTS[:70]))
     assert np.abs(one_by_one - batched).max() <= onnx_model.MAX_ABS_DIFF
+
+
+@pytest.mark.parametrize("backend", ["onnx", "torch"])
+def test_a_stop_set_before_the_embedding_stops_it(backend: str) -> None:
+    embedder = create_embedder(EmbeddingSettings(embedding_backend=backend))
+    stop = StopSignal()
+    stop.set()
+    with pytest.raises(EmbeddingStopped):
+        embedder.embed_one("never embedded", stop)
+    assert embedder.embed_one("embedded", StopSignal()) == pytest.approx(
+        embedder.embed_one("embedded"), abs=1e-6
+    )
+
+
+def test_a_stop_from_another_thread_ends_an_onnx_run_under_way(onnx_embedder: Embedder) -> None:
+    """A long batch (several seconds here) ends soon after the signal, not when done."""
+    texts = [f"{'long text ' * 50} {i}" for i in range(256)]
+    stop = StopSignal()
+    started = time.perf_counter()
+    full = onnx_embedder.embed(texts[:64])
+    one_batch = time.perf_counter() - started
+    threading.Timer(one_batch / 4, stop.set).start()
+    started = time.perf_counter()
+    with pytest.raises(EmbeddingStopped):
+        onnx_embedder.embed(texts, stop)
+    assert time.perf_counter() - started < one_batch * 2  # the whole run takes 4 batches
+    assert len(full) == 64
 
 
 def test_the_default_backend_is_onnx(onnx_embedder: Embedder) -> None:

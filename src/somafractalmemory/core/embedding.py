@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from somafractalmemory.core import onnx_model
+from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
 from somafractalmemory.errors import EmbeddingModelError
-from somafractalmemory.observability.timing import stage
+from somafractalmemory.observability.timing import record
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
 EMBED_BATCH_SIZE = 64
@@ -66,7 +68,9 @@ class TorchEncoder:
         # torch modules are not documented as thread-safe for concurrent forward passes.
         self._lock = threading.Lock()
 
-    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def encode(self, texts: list[str], stop: StopSignal | None = None) -> npt.NDArray[np.float32]:
+        if stop is not None and stop.is_set():
+            raise EmbeddingStopped
         with self._lock:
             vectors = self._model.encode(
                 texts,
@@ -101,18 +105,23 @@ class Embedder:
             self._encoder = TorchEncoder(model_dir, settings.embedding_threads)
         self.dimension: int = self._encoder.dimension
 
-    def embed(self, texts: list[str]) -> list[list[float]]:
-        """Embed ``texts`` in batches; returns one unit-length vector per text."""
+    def embed(self, texts: list[str], stop: StopSignal | None = None) -> list[list[float]]:
+        """Embed ``texts`` in batches; returns one unit-length vector per text.
+
+        Raises :class:`EmbeddingStopped` when ``stop`` is set before the vectors are ready;
+        a stopped embedding is no ``embed`` stage of the request (its time is not recorded).
+        """
         if not texts:
             return []
-        with stage("embed"):
-            vectors = self._encoder.encode(texts)
+        started = time.perf_counter()
+        vectors = self._encoder.encode(texts, stop)
+        record("embed", time.perf_counter() - started)
         result: list[list[float]] = vectors.tolist()
         return result
 
-    def embed_one(self, text: str) -> list[float]:
-        """Embed a single text."""
-        return self.embed([text])[0]
+    def embed_one(self, text: str, stop: StopSignal | None = None) -> list[float]:
+        """Embed a single text (``stop``: see :meth:`embed`)."""
+        return self.embed([text], stop)[0]
 
 
 _embedders: dict[tuple[str, str, Path, int], Embedder] = {}

@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
 from somafractalmemory.errors import EmbeddingModelError
 
 ONNX_FILE = "model.onnx"
@@ -179,17 +180,30 @@ class OnnxEncoder:
         self._lower = bool(meta.get("do_lower_case", False))
         self.dimension = int(meta["dimension"])
 
-    def encode(self, texts: list[str]) -> npt.NDArray[np.float32]:
-        """Unit-length vectors for ``texts``, in order; batches group texts of similar length."""
+    def encode(self, texts: list[str], stop: StopSignal | None = None) -> npt.NDArray[np.float32]:
+        """Unit-length vectors for ``texts``, in order; batches group texts of similar length.
+        Raises :class:`EmbeddingStopped` once ``stop`` is set (at the graph's next node)."""
+        import onnxruntime
+
+        options = onnxruntime.RunOptions()
+        if stop is not None:
+            # onnxruntime checks ``terminate`` between nodes; it is made to be set by another
+            # thread while the run is under way.
+            stop.when_set(lambda: setattr(options, "terminate", True))
         cleaned = [t.strip().lower() if self._lower else t.strip() for t in texts]
         order = sorted(range(len(cleaned)), key=lambda i: len(cleaned[i]))
         result = np.empty((len(cleaned), self.dimension), dtype=np.float32)
         for start in range(0, len(order), BATCH_SIZE):
             chosen = order[start : start + BATCH_SIZE]
-            result[chosen] = self._run([cleaned[i] for i in chosen])
+            try:
+                result[chosen] = self._run([cleaned[i] for i in chosen], options)
+            except onnxruntime.capi.onnxruntime_pybind11_state.Fail:
+                if stop is not None and stop.is_set():
+                    raise EmbeddingStopped from None
+                raise
         return result
 
-    def _run(self, texts: list[str]) -> npt.NDArray[np.float32]:
+    def _run(self, texts: list[str], options: Any) -> npt.NDArray[np.float32]:
         encodings = self._tokenizer.encode_batch(texts)
         ids = np.array([e.ids for e in encodings], dtype=np.int64)
         feeds = {
@@ -197,7 +211,9 @@ class OnnxEncoder:
             "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
             "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
         }
-        (vectors,) = self._session.run(None, {k: v for k, v in feeds.items() if k in self._inputs})
+        (vectors,) = self._session.run(
+            None, {k: v for k, v in feeds.items() if k in self._inputs}, options
+        )
         return np.asarray(vectors, dtype=np.float32)
 
 

@@ -9,13 +9,14 @@ because an invalidation may have been lost while Redis was away.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
 import threading
 from array import array
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -37,6 +38,10 @@ T = TypeVar("T")
 # Query vectors are written to the cache after the search has answered, by one thread; at
 # most this many writes wait for it, the rest are skipped (a cache write may always be).
 MAX_PENDING_WRITES = 64
+# Query-vector lookups run on threads of their own, beside the embedding they may replace; at
+# most this many wait or run at once, the rest are not made (a miss, as when Redis is away).
+QUERY_LOOKUP_THREADS = 4
+MAX_PENDING_LOOKUPS = 64
 # How often a process sends its rate-limit counts to Redis and reads the shared totals back.
 RATE_SYNC_SECONDS = 0.05
 
@@ -92,9 +97,14 @@ class MemoryCache:
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sfm-cache-write")
         self._write_slots = threading.BoundedSemaphore(MAX_PENDING_WRITES)
+        self._readers = ThreadPoolExecutor(
+            max_workers=QUERY_LOOKUP_THREADS, thread_name_prefix="sfm-cache-lookup"
+        )
+        self._lookup_slots = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
 
     def close(self) -> None:
-        """Finish the pending background writes, then close the client."""
+        """Finish the pending background reads and writes, then close the client."""
+        self._readers.shutdown(wait=True)
         self._writer.shutdown(wait=True)
         self.client.close()
 
@@ -169,6 +179,22 @@ class MemoryCache:
         if raw is None or len(raw) % 4:
             return None
         return array("f", raw).tolist()
+
+    def lookup_query_vector(self, model: str, text: str) -> Future[list[float] | None] | None:
+        """:meth:`get_query_vector` on a lookup thread, so that the caller can embed the
+        query meanwhile; None (no lookup) when :data:`MAX_PENDING_LOOKUPS` already wait, as
+        they do while Redis hangs until its timeout. The future never raises."""
+        if not self._lookup_slots.acquire(blocking=False):
+            return None
+
+        def lookup() -> list[float] | None:
+            try:
+                return self.get_query_vector(model, text)
+            finally:
+                self._lookup_slots.release()
+
+        # The request's context goes along: its trace, and a Redis failure is its warning.
+        return self._readers.submit(contextvars.copy_context().run, lookup)
 
     def put_query_vector(self, model: str, text: str, vector: list[float]) -> None:
         """Cache a query embedding for an hour (embeddings of a text never change)."""
