@@ -78,6 +78,9 @@ class Latency:
 
     @classmethod
     def of(cls, seconds: list[float]) -> Latency:
+        if len(seconds) == 1:  # e.g. a stage that only one request of a run had
+            ms = seconds[0] * 1000
+            return cls(p50=ms, p95=ms, p99=ms, mean=ms, n=1)
         cuts = statistics.quantiles(seconds, n=100, method="inclusive")
         return cls(
             p50=cuts[49] * 1000,

@@ -140,7 +140,10 @@ def _search(r: Results) -> list[str]:
     ]
     runs = [run for run, _mode, _which in RUNS]
     names = sorted({name for run in runs for name in r.stages[run]})
-    rows = [[name, *(_p50(r.stages[run].get(name)) for run in runs)] for name in names]
+    rows = [
+        [name, *(_stage_p50(r.stages[run].get(name), r.http[run].n) for run in runs)]
+        for name in names
+    ]
     rows.append(["outside", *(_p50(r.outside[run]) for run in runs)])
     out += _table(["stage", *runs], rows)
     out += ["", "Recall of the memory each query came from:", ""]
@@ -170,6 +173,14 @@ def _search(r: Results) -> list[str]:
         "",
     ]
     return out
+
+
+def _stage_p50(x: Latency | None, requests: int) -> str:
+    """A stage's p50, and in how many of the run's requests it was, when not in all (the
+    repeated hybrid query embeds only when its cache lookup answers after the embedding)."""
+    if x is None or x.n == requests:
+        return _p50(x)
+    return f"{_p50(x)} (in {x.n} of {requests})"
 
 
 def _p50(x: Latency | None) -> str:
