@@ -15,7 +15,11 @@ import pytest
 from fastapi.testclient import TestClient
 
 from somafractalmemory.api.app import create_app
+from somafractalmemory.core.embedding import create_embedder
+from somafractalmemory.core.search import Searcher
 from somafractalmemory.settings import Settings
+from somafractalmemory.stack import Stack, create_cache
+from somafractalmemory.stores.redis import MAX_PENDING_LOOKUPS
 from tests.faults.support import PrivateRedis, metric, own_connection, with_updates
 
 Headers = dict[str, str]
@@ -110,6 +114,32 @@ def test_a_hung_redis_does_not_slow_a_search(
     assert found.json()["results"][0]["coord"] == "5,5"
     assert "embed;dur=" in found.headers["Server-Timing"]
     assert elapsed < 0.5, f"the search waited {elapsed:.2f} s for the hung Redis"
+
+
+def test_query_vector_lookups_are_bounded_while_redis_hangs(
+    stack: Stack, test_settings: Settings, private_redis: PrivateRedis
+) -> None:
+    """Each lookup of a hung Redis waits for its 0.5 s timeout; past
+    ``MAX_PENDING_LOOKUPS`` waiting, no more are made (the query is embedded, as on a miss),
+    so a hung Redis cannot pile up work without end. After the close, none are made."""
+    settings = with_updates(test_settings, redis_url=private_redis.url)
+    cache = create_cache(settings)
+    embedder = create_embedder(settings)
+    searcher = Searcher(stack.postgres, stack.milvus, embedder, cache)
+    assert cache.get_query_vector(embedder.model_name, "warm") is None  # connected
+    private_redis.pause()
+    try:
+        pending = [cache.lookup_query_vector("m", f"q{i}") for i in range(MAX_PENDING_LOOKUPS)]
+        assert all(p is not None for p in pending)
+        assert cache.lookup_query_vector("m", "one too many") is None
+        assert searcher.query_vector("a kite in a tree") == pytest.approx(
+            embedder.embed_one("a kite in a tree"), abs=1e-6
+        )
+    finally:
+        private_redis.resume()
+    assert all(p is not None and p.result(timeout=30) is None for p in pending)
+    cache.close()
+    assert cache.lookup_query_vector("m", "after the close") is None
 
 
 @pytest.mark.parametrize("restart_with_old_contents", [True, False], ids=["kept", "empty"])

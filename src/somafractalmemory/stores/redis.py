@@ -194,7 +194,11 @@ class MemoryCache:
                 self._lookup_slots.release()
 
         # The request's context goes along: its trace, and a Redis failure is its warning.
-        return self._readers.submit(contextvars.copy_context().run, lookup)
+        try:
+            return self._readers.submit(contextvars.copy_context().run, lookup)
+        except RuntimeError:  # the cache is closing: a request still under way embeds
+            self._lookup_slots.release()
+            return None
 
     def put_query_vector(self, model: str, text: str, vector: list[float]) -> None:
         """Cache a query embedding for an hour (embeddings of a text never change)."""
