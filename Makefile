@@ -24,12 +24,8 @@ TEST_ENV_FAULTS := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test
 	MILVUS_COLLECTION=soma_test_faults_memories REDIS_URL=redis://127.0.0.1:6379/13 \
 	MILVUS_URI=$(MILVUS_URI)
 SIDE_TESTS := tests/faults tests/contract
-# Coverage is measured where the gate below applies (start-up and the stack: every required part
-# checked, every failure named); tracing the whole package costs CI minutes of CPU on two cores.
-# `make test COV_SOURCE=somafractalmemory` measures all of it.
-COV_SOURCE ?= somafractalmemory.bootstrap somafractalmemory.stack
-PYTEST_COV := -m pytest $(addprefix --cov=,$(COV_SOURCE)) --cov-branch --cov-report= \
-	-p no:cacheprovider --durations=15
+PYTEST_COV := -m pytest --cov=somafractalmemory --cov-branch --cov-report= -p no:cacheprovider \
+	--durations=15
 
 .PHONY: help install run stop test test-fast test-langgraph lint bench bench-quick validate-infra services \
 	milvus-start milvus-stop db clean hooks
@@ -102,6 +98,7 @@ test: services ## set up the test stack and run every test with coverage
 	for code in "$$main" "$$side"; do [ "$$code" -eq 0 ] || [ "$$code" -eq 5 ] || \
 		{ echo "FAILED: pytest exit $$main, side $$side" >&2; exit 1; }; done  # 5: none selected
 	$(PY) -m coverage combine -q
+	$(PY) -m coverage report
 	$(PY) -m coverage xml -q
 	$(PY) -m coverage report --fail-under=100 \
 		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
