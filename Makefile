@@ -15,17 +15,10 @@ export REDIS_URL ?= redis://127.0.0.1:6379/0
 export MILVUS_COLLECTION ?= soma_memories
 export SOMA_PORT ?= 9595
 
-# make test: its own database, collection and Redis db; the fault and contract tests run in a
-# second pytest process beside the others, on a second such stack.
+# make test: its own database, collection and Redis db.
 TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
-TEST_ENV_FAULTS := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_faults \
-	MILVUS_COLLECTION=soma_test_faults_memories REDIS_URL=redis://127.0.0.1:6379/13 \
-	MILVUS_URI=$(MILVUS_URI)
-SIDE_TESTS := tests/faults tests/contract
-PYTEST_COV := -m pytest --cov=somafractalmemory --cov-branch --cov-report= -p no:cacheprovider \
-	--durations=15
 
 .PHONY: help install run stop test test-fast test-langgraph lint bench bench-quick validate-infra services \
 	milvus-start milvus-stop db clean hooks
@@ -84,22 +77,8 @@ test: services ## set up the test stack and run every test with coverage
 	# tests/browser drive the system Chromium through Playwright (no browser download of its own).
 	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(TEST_ENV) $(PY) scripts/ensure_database.py
-	$(TEST_ENV_FAULTS) $(PY) scripts/ensure_database.py
-	# Two pytest processes side by side, each on a stack of its own: they wait on the stores
-	# (outages, restarts, Milvus loads) far more than they use the CPU. The side one's output
-	# is printed when both are done; either failing fails the target.
-	rm -f .coverage .coverage.* .test-side.log
-	{ COVERAGE_FILE=.coverage.side $(TEST_ENV_FAULTS) $(PY) $(PYTEST_COV) $(SIDE_TESTS) \
-		$(PYTEST_ARGS) >.test-side.log 2>&1; echo $$? >.test-side.status; } & \
-	COVERAGE_FILE=.coverage.main $(TEST_ENV) $(PY) $(PYTEST_COV) \
-		$(addprefix --ignore=,$(SIDE_TESTS)) $(PYTEST_ARGS); main=$$?; wait; \
-	echo "=== $(SIDE_TESTS) (second pytest process)"; cat .test-side.log; \
-	side=$$(cat .test-side.status); rm -f .test-side.status; \
-	for code in "$$main" "$$side"; do [ "$$code" -eq 0 ] || [ "$$code" -eq 5 ] || \
-		{ echo "FAILED: pytest exit $$main, side $$side" >&2; exit 1; }; done  # 5: none selected
-	$(PY) -m coverage combine -q
-	$(PY) -m coverage report
-	$(PY) -m coverage xml -q
+	$(TEST_ENV) $(PY) -m pytest --cov=somafractalmemory --cov-branch --cov-report=term \
+		--cov-report=xml -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 	$(PY) -m coverage report --fail-under=100 \
 		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
 
