@@ -79,20 +79,17 @@ class Searcher:
         if cache is None:
             return self.embedder.embed_one(text)
         model = self.embedder.model_name
-        lookup = cache.lookup_query_vector(model, text)
-        if lookup is None:
-            vector = self.embedder.embed_one(text)
-            cache.put_query_vector_later(model, text, vector)
-            return vector
+        lookup = cache.lookup_query_vector(model, text)  # None: too many lookups waiting
         stop = StopSignal()
-        lookup.add_done_callback(lambda done: stop.set() if self._usable(done) else None)
+        if lookup is not None:
+            lookup.add_done_callback(lambda done: stop.set() if self._usable(done) else None)
         try:
             vector = self.embedder.embed_one(text, stop)
         except EmbeddingStopped:
-            cached = lookup.result()
+            cached = lookup.result() if lookup is not None else None
             assert cached is not None  # only a usable lookup stops the embedding
             return cached
-        if not self._usable(lookup):
+        if lookup is None or not self._usable(lookup):
             cache.put_query_vector_later(model, text, vector)
         return vector
 
