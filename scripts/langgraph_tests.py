@@ -11,7 +11,7 @@
 3. run ``tests/test_store.py`` of both and ``tests/test_async_store.py`` of the postgres
    package, one pytest process (with its own SFM server) per module, all three at once,
    deselecting what ``tests/langgraph/deselect.txt`` lists (and failing if an entry there names
-   a test that does not exist);
+   no test that exists; an entry may be a pattern, ``*`` matching any characters);
 4. print each module's output, then per module: run, passed, failed, skipped, deselected.
 
 The stack comes from POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL (the Make target
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,7 +117,8 @@ def extract_tests(name: str, sdist: Path) -> Path:
 
 
 def deselections(name: str) -> list[tuple[str, str]]:
-    """(test id inside the package, reason) for the package."""
+    """(test id or pattern inside the package, reason) for the package; a ``*`` in an id
+    matches any run of characters (``[`` and ``]`` are literal: they are in parametrized ids)."""
     found = []
     for raw in (OURS / "deselect.txt").read_text().splitlines():
         line = raw.strip()
@@ -127,6 +129,20 @@ def deselections(name: str) -> list[tuple[str, str]]:
         if package == name:
             found.append((inner, reason.strip()))
     return found
+
+
+@dataclass
+class Deselected:
+    """A deselect.txt entry (one test id, or a pattern) and the collected ids it names."""
+
+    entry: str
+    reason: str
+    tests: list[str]
+
+    def describe(self) -> str:
+        if self.tests == [self.entry]:
+            return f"deselected {self.entry}: {self.reason}"
+        return f"deselected {len(self.tests)} tests matching {self.entry}: {self.reason}"
 
 
 def collected(workdir: Path, modules: list[str]) -> set[str]:
@@ -141,7 +157,20 @@ def collected(workdir: Path, modules: list[str]) -> set[str]:
     return {line.strip() for line in done.stdout.splitlines() if "::" in line}
 
 
-def summarise(report: Path, deselected: list[tuple[str, str]], modules: list[str]) -> list[str]:
+def expand(entries: list[tuple[str, str]], known: set[str]) -> tuple[list[Deselected], list[str]]:
+    """Each entry with the collected test ids it names, and the entries naming none (stale)."""
+    expanded, stale = [], []
+    for entry, reason in entries:
+        pattern = re.compile("".join(".*" if c == "*" else re.escape(c) for c in entry))
+        matched = sorted(t for t in known if pattern.fullmatch(t))
+        if matched:
+            expanded.append(Deselected(entry, reason, matched))
+        else:
+            stale.append(entry)
+    return expanded, stale
+
+
+def summarise(report: Path, deselected: list[Deselected], modules: list[str]) -> list[str]:
     lines = []
     tree = ET.parse(report)
     cases = list(tree.iter("testcase"))
@@ -150,12 +179,13 @@ def summarise(report: Path, deselected: list[tuple[str, str]], modules: list[str
         mine = [c for c in cases if c.get("classname", "") == dotted]
         failed = [c for c in mine if c.find("failure") is not None or c.find("error") is not None]
         skipped = [c for c in mine if c.find("skipped") is not None]
-        gone = [d for d in deselected if d[0].startswith(f"{module}::")]
+        gone = [d for d in deselected if d.entry.startswith(f"{module}::")]
         lines.append(
             f"{module}: run {len(mine)}, passed {len(mine) - len(failed) - len(skipped)}, "
-            f"failed {len(failed)}, skipped {len(skipped)}, deselected {len(gone)}"
+            f"failed {len(failed)}, skipped {len(skipped)}, "
+            f"deselected {sum(len(d.tests) for d in gone)}"
         )
-        lines.extend(f"    deselected {test}: {why}" for test, why in gone)
+        lines.extend(f"    {d.describe()}" for d in gone)
         lines.extend(f"    FAILED {c.get('name')}" for c in failed)
     return lines
 
@@ -170,7 +200,7 @@ class Job:
     workdir: Path
     module: str
     tag: str
-    deselected: list[tuple[str, str]]
+    deselected: list[Deselected]
     process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -184,7 +214,12 @@ class Job:
     def start(self, extra: list[str]) -> None:
         args = [sys.executable, "-m", "pytest", self.module, f"--junitxml={self.report}"]
         args += ["-q", "-ra"]
-        args += [f"--deselect={t}" for t, _ in self.deselected if t.startswith(f"{self.module}::")]
+        args += [
+            f"--deselect={test}"
+            for d in self.deselected
+            if d.entry.startswith(f"{self.module}::")
+            for test in d.tests
+        ]
         self.report.unlink(missing_ok=True)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
@@ -228,9 +263,7 @@ def main() -> int:
     for name, (version, filename, expected, modules) in PACKAGES.items():
         sdist = fetch(name, version, filename, expected)
         workdir = extract_tests(name, sdist)
-        deselected = deselections(name)
-        known = collected(workdir, modules)
-        stale = [test for test, _ in deselected if test not in known]
+        deselected, stale = expand(deselections(name), collected(workdir, modules))
         if stale:
             print(f"deselect.txt names tests {name} does not have: {stale}", file=sys.stderr)
             return 2
