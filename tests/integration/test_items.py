@@ -7,10 +7,14 @@ from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
+from tests.faults.support import own_connection, with_updates
 
+from somafractalmemory.core.item_models import Space
 from somafractalmemory.core.keys import hash_key
 from somafractalmemory.core.models import Tenant
 from somafractalmemory.stack import Stack
+from somafractalmemory.stores.items_milvus import ItemVectorIndex
+from somafractalmemory.stores.milvus import MilvusStore
 
 Headers = dict[str, str]
 
@@ -236,6 +240,27 @@ def test_tenants_are_isolated(client: TestClient, make_key: Callable[[], Headers
     )
     assert refused.status_code == 404
     assert client.delete("/spaces/own", headers=alice).status_code == 200
+
+
+def test_a_space_is_made_whole_when_its_load_outlasts_the_store_timeout(stack: Stack) -> None:
+    """A collection load takes seconds here; the store timeout bounds each call (1 s in this
+    test), not the load. Before, pymilvus loaded within that timeout: the space was refused
+    with a 503, its collection left created but not loaded."""
+    settings = with_updates(
+        stack.settings, store_timeout=1.0, milvus_uri=own_connection(stack.settings.milvus_uri)
+    )
+    milvus = MilvusStore(settings)
+    index = ItemVectorIndex(milvus)
+    space = Space("slowload", 3, "l2", f"{settings.milvus_collection}_space_0_slowload", 0)
+    began = time.monotonic()
+    try:
+        index.ensure_collection(space)
+        took = time.monotonic() - began
+        index.check_collection(space)  # exists, indexed with its metric, loaded
+    finally:
+        index.drop_collection(space.collection)
+        milvus.close()
+    assert took > 1.0, f"the load took {took:.2f} s: no longer than the timeout, no test"
 
 
 def test_registered_space_with_client_vectors(

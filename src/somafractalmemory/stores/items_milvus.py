@@ -30,6 +30,7 @@ from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.stores.milvus import (
     HNSW_BUILD,
     INDEX_TYPE,
+    LOAD_TIMEOUT,
     VECTOR_FIELD,
     MilvusStore,
     search_ef,
@@ -130,16 +131,16 @@ class ItemVectorIndex:
                     metric_type=MILVUS_METRICS[space.metric],
                     params=HNSW_BUILD,
                 )
+                # Not ``create_collection(index_params=...)``: pymilvus would then load the
+                # collection within the per-call timeout, and a load takes seconds (more on
+                # a busy server), so the space would be refused half made.
                 client.create_collection(
-                    name,
-                    schema=schema,
-                    index_params=index_params,
-                    consistency_level="Session",
-                    timeout=self.timeout,
+                    name, schema=schema, consistency_level="Session", timeout=self.timeout
                 )
+                client.create_index(name, index_params, timeout=self.timeout)
             state = client.get_load_state(name, timeout=self.timeout)
             if "Loaded" not in str(state.get("state", "")):
-                client.load_collection(name, timeout=max(self.timeout, 60))
+                client.load_collection(name, timeout=max(self.timeout, LOAD_TIMEOUT))
         self.check_collection(space)
 
     def check_collection(self, space: Space) -> None:

@@ -41,6 +41,8 @@ HNSW_BUILD = {"M": 16, "efConstruction": 200}
 # the top 10 with exact cosine 0.997 at ef 64, 0.9995 at ef 128, 1.000 at ef 256, for a raw
 # search p50 of 3.4, 3.9 and 8.0 ms. 128 buys the recall target for about half a millisecond.
 HNSW_SEARCH_EF = 128
+# Seconds a collection load may take (the per-call store timeout is far shorter than a load).
+LOAD_TIMEOUT = 60
 MAX_ATTR_STRING = 256
 FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
@@ -281,13 +283,15 @@ class MilvusStore:
                     metric_type=METRIC,
                     params=HNSW_BUILD,
                 )
+                # Indexed here and loaded below, not by ``create_collection(index_params=...)``:
+                # pymilvus would load within the per-call timeout, shorter than a load can take.
                 self.client.create_collection(
                     self.collection,
                     schema=schema,
-                    index_params=index_params,
                     consistency_level="Session",
                     timeout=self.timeout,
                 )
+                self.client.create_index(self.collection, index_params, timeout=self.timeout)
             elif not self.client.list_indexes(self.collection, field_name=VECTOR_FIELD):
                 index_params = MilvusClient.prepare_index_params()
                 index_params.add_index(
@@ -303,7 +307,9 @@ class MilvusStore:
             if "is not loaded" not in exc.detail:
                 raise
             with self.translated("load_collection"):
-                self.client.load_collection(self.collection, timeout=max(self.timeout, 60))
+                self.client.load_collection(
+                    self.collection, timeout=max(self.timeout, LOAD_TIMEOUT)
+                )
             self.check_collection(dimension)
 
     def drop_collection(self) -> None:
