@@ -267,8 +267,7 @@ class MilvusStore:
         An existing collection with another dimension or metric is refused, never altered.
         """
         with self.translated("ensure_collection"):
-            exists = self.client.has_collection(self.collection, timeout=self.timeout)
-            if not exists:
+            if not self.client.has_collection(self.collection, timeout=self.timeout):
                 schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
                 schema.add_field("id", DataType.INT64, is_primary=True)
                 schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
@@ -276,14 +275,7 @@ class MilvusStore:
                 schema.add_field("created_at", DataType.INT64)
                 schema.add_field("attrs", DataType.JSON)
                 schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=dimension)
-                index_params = MilvusClient.prepare_index_params()
-                index_params.add_index(
-                    field_name=VECTOR_FIELD,
-                    index_type=INDEX_TYPE,
-                    metric_type=METRIC,
-                    params=HNSW_BUILD,
-                )
-                # Indexed here and loaded below, not by ``create_collection(index_params=...)``:
+                # Indexed and loaded below, not by ``create_collection(index_params=...)``:
                 # pymilvus would load within the per-call timeout, shorter than a load can take.
                 self.client.create_collection(
                     self.collection,
@@ -291,8 +283,7 @@ class MilvusStore:
                     consistency_level="Session",
                     timeout=self.timeout,
                 )
-                self.client.create_index(self.collection, index_params, timeout=self.timeout)
-            elif not self.client.list_indexes(self.collection, field_name=VECTOR_FIELD):
+            if not self.client.list_indexes(self.collection, field_name=VECTOR_FIELD):
                 index_params = MilvusClient.prepare_index_params()
                 index_params.add_index(
                     field_name=VECTOR_FIELD,
