@@ -9,7 +9,10 @@ each size Milvus is flushed and the benchmark waits until its index covers every
 server is (re)started on the loaded stores, and searches are timed over HTTP in each mode:
 vector (a generated query vector: no embedding), keyword (the query text) and hybrid (the
 query text plus a generated vector, so again no embedding). Query texts alternate a stored
-memory's text and its paraphrase question, each used once.
+memory's text and its paraphrase question, each used once. After each query's HTTP searches,
+the same query's raw calls are timed on the benchmark's own clients (the query embedding, the
+Milvus search, the fetch of its hits' rows, the plain full-text query), so that each size's
+HTTP figures stand beside the raw stores' own at that size.
 
 The stack is ``extra.isolated_config()`` (``SOMA_BENCH_STACK`` and friends rename it); its
 database and collection are dropped at the end unless ``--keep``.
@@ -21,27 +24,29 @@ import argparse
 import re
 import sys
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import bulk
 import numpy as np
 import psycopg
-from common import DIMENSION, Latency
+from common import DIMENSION, Latency, LeanClient
 from corpus import make_memories
 from extra import (
-    client,
     command_line,
     isolated_config,
     preamble,
     put_section,
     save_json,
-    search,
     table,
     uptime,
 )
 from harness import Server, prepare_stores, running_server
 from pymilvus import MilvusClient
-from searches import index_state
+from searches import FETCH_SQL, KEYWORD_SQL, LIMIT, SEARCH_PARAMS, TOP_K, index_state
+
+from somafractalmemory.core.embedding import Embedder, create_embedder
+from somafractalmemory.settings import EmbeddingSettings
 
 SEED = 99
 QUERIES = 200
@@ -52,6 +57,8 @@ TEXTS = 200_000
 EMBEDDED = "vector, embedded"
 MODES = ("vector", "keyword", "hybrid", EMBEDDED)
 TARGET_RATIO = 2.0
+RAW_CALLS = ("embed", "milvus", "milvus, embedded", "fetch", "full-text")
+RAW_KEYWORD_QUERIES = 50
 TARGET_100K_MS = 15.0
 
 
@@ -92,24 +99,114 @@ def _mode(mode: str) -> str:
     return "vector" if mode == EMBEDDED else mode
 
 
+@dataclass
+class RawCalls:
+    """The calls each timed search makes, on the benchmark's own clients, asked as the
+    service asks them (benchmarks/searches.py): the query embedding, the tenant-filtered
+    Milvus search (with the generated vector, and with the embedded one), the PostgreSQL
+    fetch of its hits' rows by id, and the plain full-text query (every match ranked)."""
+
+    cfg: Any
+    tenant_id: int
+    embedder: Embedder
+    milvus: MilvusClient
+    conn: psycopg.Connection[Any]
+
+    def vector_search(self, vector: list[float]) -> tuple[list[int], float]:
+        started = time.perf_counter()
+        hits = self.milvus.search(
+            self.cfg.collection,
+            data=[vector],
+            filter=f"tenant_id == {self.tenant_id}",
+            limit=LIMIT,
+            anns_field="vector",
+            search_params=SEARCH_PARAMS,
+            consistency_level="Session",
+        )
+        return [int(hit["id"]) for hit in hits[0]], time.perf_counter() - started
+
+    def fetch(self, ids: list[int]) -> float:
+        started = time.perf_counter()
+        rows = self.conn.execute(FETCH_SQL, (self.tenant_id, ids)).fetchall()
+        if len(rows) != len(ids):
+            raise RuntimeError(f"fetched {len(rows)} rows for {len(ids)} Milvus hits")
+        return time.perf_counter() - started
+
+    def embed(self, text: str) -> tuple[list[float], float]:
+        started = time.perf_counter()
+        vector = self.embedder.embed_one(text)
+        return vector, time.perf_counter() - started
+
+    def keyword(self, text: str) -> float:
+        started = time.perf_counter()
+        self.conn.execute(KEYWORD_SQL, {"q": text, "t": self.tenant_id, "n": LIMIT}).fetchall()
+        return time.perf_counter() - started
+
+
 def time_searches(
-    cfg: Any, key: str, rng: np.random.Generator, queries: list[str]
-) -> dict[str, Latency]:
-    """Each mode's latency over ``queries`` (after a warm-up), one client, sequential."""
+    cfg: Any, key: str, rng: np.random.Generator, queries: list[str], raw: RawCalls
+) -> tuple[dict[str, Latency], dict[str, Latency]]:
+    """Each mode's latency over ``queries`` (after a warm-up), one client, sequential, and
+    after each query's HTTP searches the same query's raw calls (the plain full-text query
+    for the first :data:`RAW_KEYWORD_QUERIES` only: at a million rows it ranks hundreds of
+    thousands of matches, over a second each)."""
     qvectors = unit_vectors(rng, len(queries))
     timings: dict[str, list[float]] = {m: [] for m in MODES}
-    with client(cfg, key) as http:
+    raw_timings: dict[str, list[float]] = {c: [] for c in RAW_CALLS}
+    lean = LeanClient(cfg.base_url, key)
+    try:
         for i in range(WARMUP):
             for mode in MODES:
-                vector = qvectors[i].tolist() if mode != EMBEDDED else None
-                search(http, f"warm-up {i} {queries[i]}", _mode(mode), vector=vector)
-        for i in range(WARMUP, len(queries)):
+                body = _body(f"warm-up {i} {queries[i]}", mode, qvectors[i])
+                _post(lean, body)
+            raw.vector_search(qvectors[i].tolist())
+            raw.embed(f"warm-up {i} {queries[i]}")
+        for n, i in enumerate(range(WARMUP, len(queries))):
             for mode in MODES:
-                vector = qvectors[i].tolist() if mode in ("vector", "hybrid") else None
+                body = _body(queries[i], mode, qvectors[i])
                 started = time.perf_counter()
-                search(http, queries[i], _mode(mode), vector=vector)
+                _post(lean, body)
                 timings[mode].append(time.perf_counter() - started)
-    return {m: Latency.of(t) for m, t in timings.items()}
+            ids, seconds = raw.vector_search(qvectors[i].tolist())
+            raw_timings["milvus"].append(seconds)
+            raw_timings["fetch"].append(raw.fetch(ids))
+            vector, seconds = raw.embed(queries[i])
+            raw_timings["embed"].append(seconds)
+            ids, seconds = raw.vector_search(vector)
+            raw_timings["milvus, embedded"].append(seconds)
+            if n < RAW_KEYWORD_QUERIES:
+                raw_timings["full-text"].append(raw.keyword(queries[i]))
+    finally:
+        lean.close()
+    return (
+        {m: Latency.of(t) for m, t in timings.items()},
+        {c: Latency.of(t) for c, t in raw_timings.items()},
+    )
+
+
+def _body(text: str, mode: str, vector: np.ndarray) -> dict[str, Any]:
+    body: dict[str, Any] = {"query": text, "mode": _mode(mode), "top_k": TOP_K}
+    if mode in ("vector", "hybrid"):
+        body["vector"] = vector.tolist()
+    return body
+
+
+def _post(lean: LeanClient, body: dict[str, Any]) -> None:
+    status, _timing, data = lean.post("/memories/search", body)
+    if status != 200:
+        raise RuntimeError(f"search: {status} {data[:300]!r}")
+
+
+def raw_sum(raw: dict[str, Latency], mode: str) -> float:
+    """The sum of the p50s of the raw calls ``mode`` makes (hybrid runs its two signals side
+    by side in the server; the sum is what running them one after the other costs)."""
+    calls = {
+        "vector": ("milvus", "fetch"),
+        "keyword": ("full-text",),
+        "hybrid": ("milvus", "full-text", "fetch"),
+        EMBEDDED: ("embed", "milvus, embedded", "fetch"),
+    }[mode]
+    return sum(raw[c].p50 for c in calls)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +235,15 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     stored = 0
     text = ""
+    raw = RawCalls(
+        cfg,
+        tenant_id,
+        create_embedder(EmbeddingSettings()),
+        # An alias of its own: pymilvus shares one connection per URI, and the bulk loader's
+        # client closes that one when it is done.
+        MilvusClient(uri=cfg.milvus_uri, alias="sfm-scale-raw"),
+        psycopg.connect(cfg.postgres_dsn, autocommit=True),
+    )
     try:
         for size in sizes:
             started = time.perf_counter()
@@ -161,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                 for n, p in enumerate(picked)
             ]
             with running_server(cfg) as srv:
-                latency = time_searches(cfg, key, rng, queries)
+                latency, raw_latency = time_searches(cfg, key, rng, queries, raw)
                 rss = srv.rss_mib()
             result = {
                 "size": size,
@@ -170,6 +276,7 @@ def main(argv: list[str] | None = None) -> int:
                 "index": index,
                 "server_rss_mib": rss,
                 **latency,
+                "raw": raw_latency,
             }
             print(
                 f"{size:,}: "
@@ -179,10 +286,22 @@ def main(argv: list[str] | None = None) -> int:
             )
             rows.append(result)
             # Written after every size, so a run stopped before the largest keeps what ran.
-            save_json("scale", [{**r, **{m: r[m].__dict__ for m in MODES}} for r in rows])
+            save_json(
+                "scale",
+                [
+                    {
+                        **r,
+                        **{m: r[m].__dict__ for m in MODES},
+                        "raw": {c: v.__dict__ for c, v in r["raw"].items()},
+                    }
+                    for r in rows
+                ],
+            )
             text = render(rows, sizes, preamble(command, load_start, time.perf_counter() - began))
             put_section("scale", text)
     finally:
+        raw.milvus.close()
+        raw.conn.close()
         if not args.keep:
             drop_stack(cfg)
     print(text)
@@ -208,7 +327,9 @@ def render(rows: list[dict[str, Any]], sizes: list[int], pre: list[str]) -> str:
         "sequential. Query texts alternate a stored text and a paraphrase question. Vector and "
         "hybrid carry a generated query vector (no embedding: the store parts of a search "
         f"only); keyword sends the text alone; *{EMBEDDED}* is vector mode sent the text alone, "
-        "so the server embeds it (each text asked once: no query-vector cache hit).",
+        "so the server embeds it (each text asked once: no query-vector cache hit). The HTTP "
+        "searches go through a keep-alive connection of the standard library "
+        "(`common.LeanClient`), as in the search section.",
         "",
         *table(
             [
@@ -231,7 +352,48 @@ def render(rows: list[dict[str, Any]], sizes: list[int], pre: list[str]) -> str:
         ),
         "",
     ]
+    out += [
+        "After each query's HTTP searches, the same query's raw calls, on the benchmark's own "
+        "clients and asked as the service asks them: the query embedding; the tenant-filtered "
+        f"Milvus search (limit {LIMIT}, the service's search parameters, Session consistency) "
+        "with the generated vector and with the embedded one; the PostgreSQL fetch of its "
+        "hits' rows by id; and the plain full-text query (the OR of the query's words, every "
+        "match ranked by `ts_rank_cd`: what a search without the service's candidate bound "
+        f"would ask; timed for the first {RAW_KEYWORD_QUERIES} queries only). p50 / p95 ms:",
+        "",
+        *table(
+            ["memories", *RAW_CALLS],
+            [
+                [
+                    f"{r['size']:,}",
+                    *(f"{r['raw'][c].p50:.1f} / {r['raw'][c].p95:.1f}" for c in RAW_CALLS),
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+        "HTTP p50 / the sum of the raw p50s of the calls that mode makes (vector: Milvus + "
+        "fetch; keyword: the plain full-text query; hybrid: Milvus + full-text + fetch; "
+        f"{EMBEDDED}: embedding + Milvus + fetch):",
+        "",
+        *table(
+            ["memories", *MODES],
+            [
+                [
+                    f"{r['size']:,}",
+                    *(
+                        f"{r[m].p50 / raw_sum(r['raw'], m):.2f} "
+                        f"({r[m].p50:.1f} / {raw_sum(r['raw'], m):.1f})"
+                        for m in MODES
+                    ),
+                ]
+                for r in rows
+            ],
+        ),
+        "",
+    ]
     if len(rows) > 1:
+        full_text = [r["raw"]["full-text"].p50 for r in (base, last)]
         out += [
             f"p50 at {last['size']:,} / p50 at {base['size']:,} (target ≤ {TARGET_RATIO:g}x "
             "at 1,000,000 / 10,000): "
@@ -242,13 +404,18 @@ def render(rows: list[dict[str, Any]], sizes: list[int], pre: list[str]) -> str:
             )
             + ".",
             "",
+            f"The plain full-text query, for comparison: {full_text[1] / full_text[0]:.1f}x "
+            f"({full_text[0]:.1f} → {full_text[1]:.1f} ms).",
+            "",
         ]
     at_100k = [r for r in rows if r["size"] == 100_000]
     if at_100k:
         p50 = at_100k[0][EMBEDDED].p50
+        floor = raw_sum(at_100k[0]["raw"], EMBEDDED)
         out += [
             f"Vector mode with the query embedded at 100,000: p50 {p50:.1f} ms (target ≤ "
-            f"{TARGET_100K_MS:g} ms: {'met' if p50 <= TARGET_100K_MS else '**not met**'}).",
+            f"{TARGET_100K_MS:g} ms: {'met' if p50 <= TARGET_100K_MS else '**not met**'}); "
+            f"its raw calls alone (embedding + Milvus + fetch) take {floor:.1f} ms.",
             "",
         ]
     missing = [f"{s:,}" for s in sizes if s not in {r["size"] for r in rows}]
