@@ -27,28 +27,32 @@ def test_stats_from_pg_stats() -> None:
 
 
 def test_rare_lexemes_pick_the_candidates_and_common_ones_do_not() -> None:
-    query, used = keyword.selective_query(["team", "zanzibar", "plan"], STATS)
-    assert (query, used) == ("'zanzibar'", ["zanzibar"])
+    pick = keyword.selective_query(["team", "zanzibar", "plan"], STATS)
+    assert pick == keyword.Pick("'zanzibar'", ["zanzibar"], fits=True)
 
 
 def test_everything_fits_on_a_small_table_or_without_statistics() -> None:
     small = LexemeStats(rows=1_000, freqs=STATS.freqs, floor=STATS.floor)
-    assert keyword.selective_query(["team", "plan"], small)[1] == ["plan", "team"]
-    assert keyword.selective_query(["team", "plan"], LexemeStats())[1] == ["plan", "team"]
+    assert keyword.selective_query(["team", "plan"], small).used == ["plan", "team"]
+    assert keyword.selective_query(["team", "plan"], LexemeStats()).used == ["plan", "team"]
 
 
 def test_only_common_words_make_an_and_of_the_rarest() -> None:
     common = LexemeStats(rows=1_000_000, freqs={"a": 0.01, "b": 0.005, "c": 0.5})
-    assert keyword.selective_query(["c", "a", "b"], common) == ("'b' & 'a'", ["b", "a"])
-    # Never fitting: the AND of them all (the candidate cap still bounds the statement).
-    query, used = keyword.selective_query(["team", "plan", "monday"], STATS)
-    assert used == ["monday", "plan", "team"]
-    assert query == "'monday' & 'plan' & 'team'"
+    assert keyword.selective_query(["c", "a", "b"], common) == keyword.Pick(
+        "'b' & 'a'", ["b", "a"], fits=True
+    )
+    # Never fitting: the AND of them all, marked as over the budget (its rows hold only
+    # common words: the caller ranks fewer of them).
+    pick = keyword.selective_query(["team", "plan", "monday"], STATS)
+    assert pick == keyword.Pick("'monday' & 'plan' & 'team'", ["monday", "plan", "team"], False)
+    lone = keyword.selective_query(["team"], STATS)
+    assert (lone.query, lone.fits) == ("'team'", False)
 
 
 def test_tiers_use_each_lexeme_once() -> None:
     tiers = list(keyword.tiers(["team", "zanzibar", "plan", "zanzibar"], STATS))
-    assert tiers[0] == "'zanzibar'"
-    assert tiers[1] == "'plan' & 'team'"
+    assert (tiers[0].query, tiers[0].fits) == ("'zanzibar'", True)
+    assert (tiers[1].query, tiers[1].fits) == ("'plan' & 'team'", False)
     assert len(tiers) == 2
     assert list(keyword.tiers([], STATS)) == []

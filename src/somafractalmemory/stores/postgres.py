@@ -341,10 +341,11 @@ class PostgresStore:
             found: dict[int, float] = {}
             picks = list(keyword.tiers(lexemes, self._lexeme_stats(conn)))
             for pick in picks:
-                found.update(self._ranked(conn, tenant_id, pick, every, limit, scope))
+                cap = keyword.CANDIDATE_CAP if pick.fits else limit * keyword.FILL_FACTOR
+                found.update(self._ranked(conn, tenant_id, pick.query, every, limit, scope, cap))
                 if len(found) >= limit:
                     break
-            if len(found) < limit and every not in picks:
+            if len(found) < limit and every not in (pick.query for pick in picks):
                 # Rows holding only some common word: a few, so the list is never short.
                 cap = limit * keyword.FILL_FACTOR
                 found.update(self._ranked(conn, tenant_id, every, every, limit, scope, cap))
@@ -358,7 +359,7 @@ class PostgresStore:
         rank_by: str,
         limit: int,
         scope: SearchScope,
-        cap: int = keyword.CANDIDATE_CAP,
+        cap: int,
     ) -> list[tuple[int, float]]:
         """Rank by ``rank_by`` at most ``cap`` of the tenant's rows in ``scope`` matching the
         tsquery ``pick``."""
