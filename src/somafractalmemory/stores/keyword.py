@@ -18,9 +18,7 @@ the query's *selective* lexemes, estimated from PostgreSQL's own column statisti
 4. at most :data:`CANDIDATE_CAP` candidate rows of one tier are ranked, whatever the
    estimates say; a tier whose lexemes, all of them together, are still estimated above the
    budget picks rows that hold only common words, any of which is as good a candidate as
-   another, so it ranks at most ``limit * FILL_FACTOR`` of them, as the fill below does (at
-   a million rows such a tier found 2,000 rows of one word to rank: half the time of a
-   search);
+   another, so it ranks at most ``limit * FILL_FACTOR`` of them, as the fill below does;
 5. if the list is still short (an AND tier found too little, or a filter leaves few rows),
    the OR of every lexeme fills it, ranking at most ``limit * FILL_FACTOR`` of its rows, so a
    row that holds just one common word of the query is still found when nothing better is.
