@@ -43,7 +43,7 @@ from extra import (
 )
 from harness import Server, prepare_stores, running_server
 from pymilvus import MilvusClient
-from searches import FETCH_SQL, KEYWORD_SQL, LIMIT, SEARCH_PARAMS, TOP_K, index_state
+from searches import FETCH_SQL, KEYWORD_SQL, LIMIT, TOP_K, index_state, raw_milvus_search
 
 from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.settings import EmbeddingSettings
@@ -114,16 +114,8 @@ class RawCalls:
 
     def vector_search(self, vector: list[float]) -> tuple[list[int], float]:
         started = time.perf_counter()
-        hits = self.milvus.search(
-            self.cfg.collection,
-            data=[vector],
-            filter=f"tenant_id == {self.tenant_id}",
-            limit=LIMIT,
-            anns_field="vector",
-            search_params=SEARCH_PARAMS,
-            consistency_level="Session",
-        )
-        return [int(hit["id"]) for hit in hits[0]], time.perf_counter() - started
+        ids = raw_milvus_search(self.milvus, self.cfg.collection, self.tenant_id, vector)
+        return ids, time.perf_counter() - started
 
     def fetch(self, ids: list[int]) -> float:
         started = time.perf_counter()

@@ -81,6 +81,23 @@ class SearchTimings:
     raw: dict[str, list[float]] = field(default_factory=lambda: {c: [] for c in RAW_CALLS})
 
 
+def raw_milvus_search(
+    milvus: MilvusClient, collection: str, tenant_id: int, vector: list[float]
+) -> list[int]:
+    """The tenant-filtered Milvus search a search makes, asked as the service asks it; the
+    ids of its hits, best first."""
+    hits = milvus.search(
+        collection,
+        data=[vector],
+        filter=f"tenant_id == {tenant_id}",
+        limit=LIMIT,
+        anns_field="vector",
+        search_params=SEARCH_PARAMS,
+        consistency_level="Session",
+    )
+    return [int(hit["id"]) for hit in hits[0]]
+
+
 class RawSearch:
     """The calls a search makes, on clients of their own: the API-key lookup, the query
     embedding, the tenant-filtered Milvus search and the PostgreSQL fetch of its hits' rows
@@ -106,16 +123,7 @@ class RawSearch:
         t1 = time.perf_counter()
         vector = self.embedder.embed_one(text)
         t2 = time.perf_counter()
-        hits = self.milvus.search(
-            self.cfg.collection,
-            data=[vector],
-            filter=f"tenant_id == {self.tenant_id}",
-            limit=LIMIT,
-            anns_field="vector",
-            search_params=SEARCH_PARAMS,
-            consistency_level="Session",
-        )
-        ids = [int(hit["id"]) for hit in hits[0]]
+        ids = raw_milvus_search(self.milvus, self.cfg.collection, self.tenant_id, vector)
         t3 = time.perf_counter()
         rows = self.conn.execute(FETCH_SQL, (self.tenant_id, ids)).fetchall()
         t4 = time.perf_counter()
