@@ -156,18 +156,9 @@ class LeanClient:
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
     def post(self, path: str, body: object) -> tuple[int, str, bytes]:
-        """POST ``body`` as JSON; the status, the ``Server-Timing`` header and the body.
-
-        Asked again on a new connection when the server has closed this one: it closes a
-        connection left idle longer than its keep-alive timeout (uvicorn's: 5 s). Only
-        searches go through here, and asking one twice changes nothing."""
-        try:
-            self._connection.request("POST", path, json.dumps(body), self._headers)
-            response = self._connection.getresponse()
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            self._connection.close()
-            self._connection.request("POST", path, json.dumps(body), self._headers)
-            response = self._connection.getresponse()
+        """POST ``body`` as JSON; the status, the ``Server-Timing`` header and the body."""
+        self._connection.request("POST", path, json.dumps(body), self._headers)
+        response = self._connection.getresponse()
         data = response.read()
         return response.status, response.getheader("server-timing", ""), data
 
