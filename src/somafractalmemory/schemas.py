@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from somafractalmemory.core.models import MemoryType
+from somafractalmemory.models import MemoryType
 
 MAX_BATCH = 1000
 MAX_TOP_K = 100

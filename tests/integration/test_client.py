@@ -129,7 +129,7 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory.schemas",
         "somafractalmemory.item_schemas",
         "somafractalmemory.core",
-        "somafractalmemory.core.models",
+        "somafractalmemory.models",
     }
     strays = {m for m in ours - allowed if not m.startswith("somafractalmemory.client")}
     assert not strays, f"the client imported more of the package than it may: {strays}"

@@ -13,8 +13,8 @@ from collections.abc import Callable
 from fastapi.testclient import TestClient
 
 from somafractalmemory.core.keys import hash_key
-from somafractalmemory.core.models import MemoryType, NewMemory, Tenant
 from somafractalmemory.core.reconcile import find_drift, reconcile
+from somafractalmemory.models import MemoryType, NewMemory, Tenant
 from somafractalmemory.stack import Stack
 
 Headers = dict[str, str]
@@ -168,7 +168,7 @@ def test_reconcile_command_reports_and_exits_nonzero_on_drift(
 def _fake_memory(memory_id: int):  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
-    from somafractalmemory.core.models import Memory
+    from somafractalmemory.models import Memory
 
     now = datetime.now(UTC)
     return Memory(memory_id, "0,0", {}, MemoryType.EPISODIC, 0.5, "x", now, now)

@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from somafractalmemory.core.models import Tenant
 from somafractalmemory.core.portability import (
     FORMAT,
     dump_line,
@@ -29,6 +28,7 @@ from somafractalmemory.core.portability import (
     tenant_for_import,
 )
 from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.models import Tenant
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
 

@@ -9,9 +9,8 @@ import pytest
 from fastapi.testclient import TestClient
 from tests.faults.support import own_connection, with_updates
 
-from somafractalmemory.core.item_models import Space
 from somafractalmemory.core.keys import hash_key
-from somafractalmemory.core.models import Tenant
+from somafractalmemory.models import Space, Tenant
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import MilvusStore
@@ -365,7 +364,7 @@ def test_outbox_drain_repairs_a_write_that_died_after_milvus(
 ) -> None:
     """Steps 1-3 of an item write, killed before the commit: the drainer removes the
     vectors Milvus got for a row PostgreSQL never kept, and restores the old ones."""
-    from somafractalmemory.core.item_models import ItemVector, ItemWrite
+    from somafractalmemory.models import ItemVector, ItemWrite
     from somafractalmemory.stores.items_milvus import ItemVectorRecord
 
     tenant = tenant_of(stack, auth)

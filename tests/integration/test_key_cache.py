@@ -14,8 +14,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from somafractalmemory.core.keys import KeyService, TenantCache, hash_key
-from somafractalmemory.core.models import Tenant
 from somafractalmemory.errors import UnauthorizedError
+from somafractalmemory.models import Tenant
 from somafractalmemory.stack import Stack
 
 LISTENER_APP = "somafractalmemory-key-events"

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from somafractalmemory.core.keys import hash_key
-from somafractalmemory.core.models import Tenant
+from somafractalmemory.models import Tenant
 from somafractalmemory.stack import Stack
 
 Headers = dict[str, str]

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from somafractalmemory.core.models import VectorRecord
+from somafractalmemory.models import VectorRecord
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores.milvus import VECTOR_FIELD, MilvusStore
 

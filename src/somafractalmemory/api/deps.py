@@ -10,9 +10,9 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
-from somafractalmemory.core.models import Tenant
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.errors import RateLimitedError, UnauthorizedError
+from somafractalmemory.models import Tenant
 from somafractalmemory.stack import Stack
 
 _bearer = HTTPBearer(

@@ -8,7 +8,7 @@
 
 It needs only httpx, pydantic and tenacity (``pip install somafractalmemory``): it imports
 :mod:`somafractalmemory.schemas` (the API's own request and response models, so there is one
-definition of each), :mod:`somafractalmemory.errors` and :mod:`somafractalmemory.core.models`,
+definition of each), :mod:`somafractalmemory.errors` and :mod:`somafractalmemory.models`,
 and nothing of the server. Errors are described in :mod:`somafractalmemory.client.errors`.
 
 Retries: failed calls are sent again with exponential backoff, at most ``retries`` more times,
@@ -34,7 +34,7 @@ from somafractalmemory.client.errors import (
     StoreUnavailable,
     Unauthorized,
 )
-from somafractalmemory.core.models import MemoryType
+from somafractalmemory.models import MemoryType
 from somafractalmemory.schemas import (
     BatchItemResult,
     BatchResponse,

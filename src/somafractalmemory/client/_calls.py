@@ -23,7 +23,7 @@ from somafractalmemory.client.errors import (
     StoreUnavailable,
     error_for,
 )
-from somafractalmemory.core.models import MemoryType
+from somafractalmemory.models import MemoryType
 from somafractalmemory.schemas import (
     BatchResponse,
     DeleteResponse,

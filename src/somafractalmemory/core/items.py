@@ -25,17 +25,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from somafractalmemory.core.embedding import Embedder
-from somafractalmemory.core.item_models import (
-    DEFAULT_SPACE,
-    Item,
-    ItemHit,
-    ItemSearch,
-    ItemVector,
-    ItemWrite,
-    Metric,
-    NamespaceQuery,
-    Space,
-)
 from somafractalmemory.core.item_paths import (
     MAX_VECTORS_PER_ITEM,
     check_filter,
@@ -45,8 +34,19 @@ from somafractalmemory.core.item_paths import (
     check_paths,
     texts_at,
 )
-from somafractalmemory.core.models import Tenant
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
+from somafractalmemory.models import (
+    DEFAULT_SPACE,
+    Item,
+    ItemHit,
+    ItemSearch,
+    ItemVector,
+    ItemWrite,
+    Metric,
+    NamespaceQuery,
+    Space,
+    Tenant,
+)
 from somafractalmemory.stores.items_milvus import (
     MAX_IN_LIST,
     MAX_TOPK,

@@ -7,8 +7,8 @@ import secrets
 import threading
 import time
 
-from somafractalmemory.core.models import ApiKeyInfo, Tenant
 from somafractalmemory.errors import InvalidInputError, UnauthorizedError
+from somafractalmemory.models import ApiKeyInfo, Tenant
 from somafractalmemory.stores.key_events import KeyChangeListener
 from somafractalmemory.stores.postgres import PostgresStore
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections import Counter
 
-from somafractalmemory.core.models import DriftReport, Tenant
 from somafractalmemory.core.service import MemoryService
+from somafractalmemory.models import DriftReport, Tenant
 from somafractalmemory.observability.metrics import RECONCILE_DRIFT
 
 # Rows repaired per transaction: bounds the IN list, the lock set and the embedding batch.

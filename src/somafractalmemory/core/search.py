@@ -24,8 +24,8 @@ from datetime import UTC, datetime
 
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
-from somafractalmemory.core.models import Memory, SearchHit, SearchQuery, Signals, Tenant
 from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.models import Memory, SearchHit, SearchQuery, Signals, Tenant
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.stores.milvus import FILTER_KEY, MAX_ATTR_STRING, MilvusStore
 from somafractalmemory.stores.postgres import PostgresStore

@@ -28,7 +28,9 @@ from typing import Any
 
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.embedding import Embedder
-from somafractalmemory.core.models import (
+from somafractalmemory.core.search import Searcher
+from somafractalmemory.errors import InvalidInputError, NotFoundError
+from somafractalmemory.models import (
     Link,
     Memory,
     MemoryType,
@@ -42,8 +44,6 @@ from somafractalmemory.core.models import (
     VectorRecord,
     WriteResult,
 )
-from somafractalmemory.core.search import Searcher
-from somafractalmemory.errors import InvalidInputError, NotFoundError
 from somafractalmemory.observability.metrics import DELETE_SUCCESS, OUTBOX_DRAINED
 from somafractalmemory.stores.milvus import MilvusStore, searchable_attrs
 from somafractalmemory.stores.postgres import PostgresStore

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from somafractalmemory.core.item_models import Space
 from somafractalmemory.errors import MilvusUnavailableError, SchemaError
+from somafractalmemory.models import Space
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span

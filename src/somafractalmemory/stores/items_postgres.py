@@ -1,7 +1,7 @@
 """PostgreSQL access for namespaced items, their vectors, embedding spaces and outbox.
 
 Reads open their own connection; writes run inside a :class:`UnitOfWork` that only
-:class:`~somafractalmemory.core.items.ItemService` commits. Driver errors are translated by
+the item service commits. Driver errors are translated by
 :meth:`PostgresStore.translated`, as for memories. Payload filters (compiled by
 :mod:`somafractalmemory.stores.items_sql`, bound parameters only) are applied in the same
 statement as the namespace scope, expiry and paging.
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from somafractalmemory.core.item_models import (
+from somafractalmemory.models import (
     Item,
     ItemOutboxEntry,
     ItemVector,

@@ -25,8 +25,8 @@ from typing import Any
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from somafractalmemory.core.models import SearchScope, VectorHit, VectorRecord
 from somafractalmemory.errors import InvalidInputError, MilvusUnavailableError, SchemaError
+from somafractalmemory.models import SearchScope, VectorHit, VectorRecord
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span

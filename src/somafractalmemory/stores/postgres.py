@@ -20,7 +20,13 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection, Engine
 
-from somafractalmemory.core.models import (
+from somafractalmemory.errors import (
+    ConflictError,
+    InvalidInputError,
+    PostgresUnavailableError,
+    SchemaError,
+)
+from somafractalmemory.models import (
     ApiKeyInfo,
     Link,
     Memory,
@@ -29,12 +35,6 @@ from somafractalmemory.core.models import (
     OutboxEntry,
     SearchScope,
     Tenant,
-)
-from somafractalmemory.errors import (
-    ConflictError,
-    InvalidInputError,
-    PostgresUnavailableError,
-    SchemaError,
 )
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage

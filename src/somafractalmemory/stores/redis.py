@@ -22,8 +22,8 @@ from typing import Any, TypeVar
 
 import redis
 
-from somafractalmemory.core.models import Memory, MemoryType
 from somafractalmemory.errors import RedisUnavailableError
+from somafractalmemory.models import Memory, MemoryType
 from somafractalmemory.observability.metrics import (
     CACHE_ERRORS,
     CACHE_HITS,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 
 from somafractalmemory.api.deps import ServiceDep, TenantDep
-from somafractalmemory.core.models import Link
+from somafractalmemory.models import Link
 from somafractalmemory.schemas import (
     COORD_DESCRIPTION,
     COORD_PATTERN,

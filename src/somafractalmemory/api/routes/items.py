@@ -7,7 +7,6 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from somafractalmemory.api.deps import StackDep, TenantDep
-from somafractalmemory.core.item_models import Item, ItemSearch, ItemVector, NamespaceQuery, Space
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.item_schemas import (
@@ -25,6 +24,7 @@ from somafractalmemory.item_schemas import (
     SpacePublic,
     SpacesResponse,
 )
+from somafractalmemory.models import Item, ItemSearch, ItemVector, NamespaceQuery, Space
 from somafractalmemory.schemas import ErrorResponse
 
 ERRORS: dict[int | str, dict[str, object]] = {

@@ -8,8 +8,8 @@ from fastapi import APIRouter, Path, Query, Response, status
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
-from somafractalmemory.core.models import Memory, MemoryType, SearchQuery, SearchScope
 from somafractalmemory.core.service import MemoryInput
+from somafractalmemory.models import Memory, MemoryType, SearchQuery, SearchScope
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
 from somafractalmemory.schemas import (
     COORD_DESCRIPTION,

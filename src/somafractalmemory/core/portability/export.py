@@ -9,8 +9,8 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from somafractalmemory.core.models import Memory, Tenant
 from somafractalmemory.core.service import MemoryService
+from somafractalmemory.models import Memory, Tenant
 
 logger = logging.getLogger(__name__)
 

@@ -12,10 +12,10 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from somafractalmemory.core.coords import canonical_coord
-from somafractalmemory.core.models import Link, Memory, Tenant
 from somafractalmemory.core.portability.export import FORMAT, VERSION
 from somafractalmemory.core.service import MemoryInput, MemoryService, text_to_embed
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
+from somafractalmemory.models import Link, Memory, Tenant
 from somafractalmemory.schemas import LinkCreate, MemoryCreate
 
 IMPORT_BATCH = 200
