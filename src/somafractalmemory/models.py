@@ -249,13 +249,16 @@ class ItemWrite:
 
 @dataclass(frozen=True)
 class ItemSearch:
-    """A search over items: scope, filter, paging, and optionally a query vector."""
+    """A search over items: scope, filter, paging, and optionally meaning: a ``query`` text
+    (embedded by the local model, default space only) or the caller's ``vector`` in a
+    ``space`` (the default space when none is named)."""
 
     namespace_prefix: tuple[str, ...]
     filter: dict[str, Any] = field(default_factory=dict)
     limit: int = 10
     offset: int = 0
-    space: Space | None = None
+    space: str | None = None
+    query: str | None = None
     vector: list[float] | None = None
     refresh_ttl: bool = True
     include_expired: bool = False

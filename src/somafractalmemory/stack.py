@@ -78,14 +78,15 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
     ):
         if type(built) is not kind:
             raise TypeError(f"expected {kind.__name__}, got {type(built).__name__}")
+    memories = MemoryService(postgres, milvus, cache, embedder)
     return Stack(
         settings=settings,
         postgres=postgres,
         milvus=milvus,
         cache=cache,
         embedder=embedder,
-        memories=MemoryService(postgres, milvus, cache, embedder),
+        memories=memories,
         keys=KeyService(postgres),
         rate_limiter=RateLimiter(cache.client, settings),
-        items=ItemService(postgres, ItemVectorIndex(milvus), embedder),
+        items=ItemService(postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries),
     )

@@ -34,6 +34,7 @@ from somafractalmemory.core.item_paths import (
     check_paths,
     texts_at,
 )
+from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import (
     DEFAULT_SPACE,
@@ -69,11 +70,18 @@ def default_paths(value: dict[str, Any]) -> list[str]:
 class ItemService:
     """Stores, reads, searches, lists, expires and deletes a tenant's items."""
 
-    def __init__(self, postgres: PostgresStore, index: ItemVectorIndex, embedder: Embedder) -> None:
+    def __init__(
+        self,
+        postgres: PostgresStore,
+        index: ItemVectorIndex,
+        embedder: Embedder,
+        queries: QueryEmbedder,
+    ) -> None:
         self.postgres = postgres
         self.repo = ItemsRepository(postgres)
         self.index = index
         self.embedder = embedder
+        self.queries = queries
 
     # -- spaces -------------------------------------------------------------------------------
     @property
@@ -312,9 +320,10 @@ class ItemService:
         live item's TTL."""
         check_namespace(namespace)
         check_key(key)
-        with self.postgres.unit_of_work() as uow:
-            item = self.repo.get(uow, tenant.id, namespace, key, include_expired, refresh_ttl)
-            uow.commit()
+        item = self.repo.get(tenant.id, namespace, key, include_expired)
+        if refresh_ttl and item is not None and item.ttl_minutes is not None:
+            # The only write a read makes: one statement, for an item that has a TTL.
+            item = self.repo.refresh_one(item) or item
         if item is None:
             raise NotFoundError(f"no item {key!r} in namespace {list(namespace)!r}")
         return item
@@ -332,7 +341,8 @@ class ItemService:
         applied before the limit."""
         check_labels(search.namespace_prefix, "namespace_prefix")
         check_filter(search.filter)
-        if search.vector is None or search.space is None:
+        space, vector = self._meaning(tenant, search)
+        if vector is None or space is None:
             page = self.repo.page(
                 tenant.id,
                 search.namespace_prefix,
@@ -343,12 +353,30 @@ class ItemService:
             )
             hits = [ItemHit(item, None) for item in page]
         else:
-            hits = self._vector_search(tenant, search, search.space, search.vector)
-        if search.refresh_ttl and hits:
-            with self.postgres.unit_of_work() as uow:
-                self.repo.refresh(uow, [h.item.id for h in hits])
-                uow.commit()
+            hits = self._vector_search(tenant, search, space, vector)
+        if search.refresh_ttl:
+            # Only items with a TTL are written, in one statement; a search of items without
+            # one commits nothing.
+            self.repo.refresh([h.item.id for h in hits if h.item.ttl_minutes is not None])
         return hits
+
+    def _meaning(
+        self, tenant: Tenant, search: ItemSearch
+    ) -> tuple[Space | None, list[float] | None]:
+        """The space and query vector of a search (none: a listing by recency)."""
+        if search.query is not None and search.vector is not None:
+            raise InvalidInputError("give `query` or `vector`, not both", "vector")
+        if not (search.query or search.vector or search.space):
+            return None, None
+        space = self.space(tenant, search.space)
+        if not search.query:
+            return space, search.vector
+        if not space.is_default:
+            raise InvalidInputError(
+                f"space {space.name!r} holds your own vectors: send `vector`, not `query`",
+                "query",
+            )
+        return space, self.queries.vector(search.query)
 
     def _vector_search(
         self, tenant: Tenant, search: ItemSearch, space: Space, vector: list[float]

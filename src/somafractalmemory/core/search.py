@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from somafractalmemory.core.embedding import Embedder
-from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
+from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import Memory, SearchHit, SearchQuery, Signals, Tenant
 from somafractalmemory.observability.timing import stage
@@ -65,40 +65,11 @@ class Searcher:
         self.milvus = milvus
         self.embedder = embedder
         self.cache = cache
+        self.queries = QueryEmbedder(embedder, cache)
 
     def query_vector(self, text: str) -> list[float]:
-        """The query's embedding: from the Redis cache when it has it (best effort, like every
-        Redis use), else computed, and cached once the search has answered.
-
-        The lookup runs on a thread of its own while the query is embedded, not before: a
-        miss then costs the search nothing (a Redis round trip is 0.1-0.6 ms, the embedding
-        several ms), and a hit stops the embedding and is used. A lookup that has not answered
-        when the embedding is done is not waited for.
-        """
-        cache = self.cache
-        if cache is None:
-            return self.embedder.embed_one(text)
-        model = self.embedder.model_name
-        lookup = cache.lookup_query_vector(model, text)  # None: too many lookups waiting
-        stop = StopSignal()
-        if lookup is not None:
-            lookup.add_done_callback(lambda done: stop.set() if self._usable(done) else None)
-        try:
-            vector = self.embedder.embed_one(text, stop)
-        except EmbeddingStopped:
-            cached = lookup.result() if lookup is not None else None
-            assert cached is not None  # only a usable lookup stops the embedding
-            return cached
-        if lookup is None or not self._usable(lookup):
-            cache.put_query_vector_later(model, text, vector)
-        return vector
-
-    def _usable(self, lookup: Future[list[float] | None]) -> bool:
-        """Whether a query-vector lookup has answered with a vector of the model's size."""
-        if not lookup.done():
-            return False
-        cached = lookup.result()
-        return cached is not None and len(cached) == self.embedder.dimension
+        """The query's embedding, through the query-vector cache."""
+        return self.queries.vector(text)
 
     def search(self, tenant: Tenant, query: SearchQuery) -> list[SearchHit]:
         """The tenant's best memories for ``query``, best first."""

@@ -94,40 +94,40 @@ class ItemsRepository:
 
     # -- reads ------------------------------------------------------------------------------
     def get(
-        self,
-        uow: UnitOfWork,
-        tenant_id: int,
-        namespace: Sequence[str],
-        key: str,
-        include_expired: bool,
-        refresh: bool,
+        self, tenant_id: int, namespace: Sequence[str], key: str, include_expired: bool
     ) -> Item | None:
-        """The item, its TTL extended when ``refresh`` and it is live (an expired item is
-        never refreshed back to life)."""
-        where = [
+        """The item (a plain read: nothing is written or committed)."""
+        query = sa.select(*_ITEM_COLUMNS).where(
             items.c.tenant_id == tenant_id,
             items.c.namespace_path == namespace_path(namespace),
             items.c.key == key,
-        ]
-        with self.store.translated("item_get"):
-            if refresh:
-                uow.conn.execute(
-                    sa.update(items)
-                    .where(*where, items.c.ttl_minutes.is_not(None), live())
-                    .values(expires_at=_refreshed_expiry())
-                )
-            query = sa.select(*_ITEM_COLUMNS).where(*where)
-            if not include_expired:
-                query = query.where(live())
-            row = uow.conn.execute(query).first()
+        )
+        if not include_expired:
+            query = query.where(live())
+        with self.store.reading("item_get") as conn:
+            row = conn.execute(query).first()
         return _item(row) if row else None
 
-    def refresh(self, uow: UnitOfWork, ids: Sequence[int]) -> None:
-        """Extend the TTL of the live items among ``ids``."""
+    def refresh_one(self, item: Item) -> Item | None:
+        """Extend a live item's TTL in one autocommitted statement; the item as refreshed,
+        or None when it is expired (an expired item is never refreshed back to life) or
+        gone."""
+        statement = (
+            sa.update(items)
+            .where(items.c.id == item.id, items.c.ttl_minutes.is_not(None), live())
+            .values(expires_at=_refreshed_expiry())
+            .returning(*_ITEM_COLUMNS)
+        )
+        with self.store.reading("item_refresh") as conn:
+            row = conn.execute(statement).first()
+        return _item(row) if row else None
+
+    def refresh(self, ids: Sequence[int]) -> None:
+        """Extend the TTL of the live items among ``ids``, in one autocommitted statement."""
         if not ids:
             return
-        with self.store.translated("item_refresh"):
-            uow.conn.execute(
+        with self.store.reading("item_refresh") as conn:
+            conn.execute(
                 sa.update(items)
                 .where(items.c.id.in_(list(ids)), items.c.ttl_minutes.is_not(None), live())
                 .values(expires_at=_refreshed_expiry())

@@ -8,7 +8,6 @@ from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from somafractalmemory.api.deps import StackDep, TenantDep
 from somafractalmemory.core.items import ItemService
-from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.item_schemas import (
     MAX_ITEM_LIMIT,
     ItemDeleted,
@@ -115,17 +114,6 @@ def delete_item(
 @router.post("/items/search")
 def search_items(body: ItemSearchRequest, tenant: TenantDep, items: ItemsDep) -> ItemSearchResponse:
     """Search items by namespace prefix, filter, and optionally meaning."""
-    if body.query is not None and body.vector is not None:
-        raise InvalidInputError("give `query` or `vector`, not both", "vector")
-    space = items.space(tenant, body.space) if body.query or body.vector or body.space else None
-    vector = body.vector
-    if body.query and space is not None:
-        if not space.is_default:
-            raise InvalidInputError(
-                f"space {space.name!r} holds your own vectors: send `vector`, not `query`",
-                "query",
-            )
-        vector = items.embedder.embed_one(body.query)
     hits = items.search(
         tenant,
         ItemSearch(
@@ -133,8 +121,9 @@ def search_items(body: ItemSearchRequest, tenant: TenantDep, items: ItemsDep) ->
             filter=body.filter or {},
             limit=body.limit,
             offset=body.offset,
-            space=space,
-            vector=vector,
+            space=body.space,
+            query=body.query,
+            vector=body.vector,
             refresh_ttl=body.refresh_ttl,
             include_expired=body.include_expired,
         ),

@@ -1,0 +1,122 @@
+"""Keyword (full-text) search over the memories table.
+
+Which rows are ranked is decided by the candidate rules of :mod:`.keyword`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.engine import Connection
+
+from somafractalmemory.models import (
+    SearchScope,
+)
+from somafractalmemory.stores import keyword
+from somafractalmemory.stores.pg_base import PostgresBase
+from somafractalmemory.stores.tables import (
+    memories,
+)
+
+_TS_CONFIG: sa.ColumnClause[Any] = sa.literal_column("'english'::regconfig")
+
+
+class KeywordReads(PostgresBase):
+    """Full-text search of a tenant's memories."""
+
+    def keyword_search(
+        self, tenant_id: int, text: str, limit: int, scope: SearchScope
+    ) -> list[tuple[int, float]]:
+        """The tenant's best full-text matches for ``text`` as (id, rank), best first.
+
+        Any word may match (the query's lexemes are OR-ed) and ``ts_rank_cd`` against that OR
+        orders the matches, but only a bounded set of candidate rows is ranked, picked by the
+        query's rarest lexemes (see :mod:`somafractalmemory.stores.keyword`), so the cost does
+        not grow with the tenant. The scope is applied in the same statement, before any
+        limit; payload filters use JSONB containment.
+        """
+        with self.reading("keyword_search") as conn:
+            lexemes = [
+                str(x)
+                for x in conn.execute(
+                    sa.select(
+                        sa.func.unnest(
+                            sa.func.tsvector_to_array(sa.func.to_tsvector(_TS_CONFIG, text))
+                        )
+                    )
+                ).scalars()
+            ]
+            if not lexemes:
+                return []
+            every = keyword.any_of(lexemes)
+            found: dict[int, float] = {}
+            picks = list(keyword.tiers(lexemes, self._lexeme_stats(conn)))
+            for pick in picks:
+                cap = keyword.CANDIDATE_CAP if pick.fits else limit * keyword.FILL_FACTOR
+                found.update(self._ranked(conn, tenant_id, pick.query, every, limit, scope, cap))
+                if len(found) >= limit:
+                    break
+            if len(found) < limit and every not in (pick.query for pick in picks):
+                # Rows holding only some common word: a few, so the list is never short.
+                cap = limit * keyword.FILL_FACTOR
+                found.update(self._ranked(conn, tenant_id, every, every, limit, scope, cap))
+        return sorted(found.items(), key=lambda hit: (-hit[1], hit[0]))[:limit]
+
+    @staticmethod
+    def _ranked(
+        conn: Connection,
+        tenant_id: int,
+        pick: str,
+        rank_by: str,
+        limit: int,
+        scope: SearchScope,
+        cap: int,
+    ) -> list[tuple[int, float]]:
+        """Rank by ``rank_by`` at most ``cap`` of the tenant's rows in ``scope`` matching the
+        tsquery ``pick``."""
+        candidates = sa.select(memories.c.id, memories.c.text_tsv).where(
+            memories.c.tenant_id == tenant_id,
+            memories.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY)),
+        )
+        if scope.memory_type is not None:
+            candidates = candidates.where(memories.c.memory_type == scope.memory_type.value)
+        if scope.created_after is not None:
+            candidates = candidates.where(memories.c.created_at >= scope.created_after)
+        if scope.created_before is not None:
+            candidates = candidates.where(memories.c.created_at < scope.created_before)
+        if scope.filters:
+            candidates = candidates.where(
+                memories.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
+            )
+        picked = candidates.limit(cap).subquery("candidates")
+        rank = sa.func.ts_rank_cd(picked.c.text_tsv, sa.cast(rank_by, postgresql.TSQUERY)).label(
+            "rank"
+        )
+        statement = sa.select(picked.c.id, rank).order_by(rank.desc(), picked.c.id).limit(limit)
+        return [(int(r.id), float(r.rank)) for r in conn.execute(statement)]
+
+    def forget_lexeme_stats(self) -> None:
+        """Drop the cached lexeme statistics (after an ``ANALYZE``), so the next keyword
+        search reads them again."""
+        self._stats = None
+
+    def _lexeme_stats(self, conn: Connection) -> keyword.LexemeStats:
+        """PostgreSQL's lexeme statistics of ``memories.text_tsv``, cached for a while."""
+        now = time.monotonic()
+        if self._stats is not None and now - self._stats[0] < keyword.STATS_TTL:
+            return self._stats[1]
+        row = conn.execute(
+            sa.text(
+                "SELECT c.reltuples, s.most_common_elems::text::text[] AS elems, "
+                "s.most_common_elem_freqs AS freqs FROM pg_class c "
+                "LEFT JOIN pg_stats s ON s.schemaname = current_schema() "
+                "AND s.tablename = 'memories' AND s.attname = 'text_tsv' "
+                "WHERE c.oid = 'memories'::regclass"
+            )
+        ).one()
+        stats = keyword.LexemeStats.from_pg_stats(float(row.reltuples), row.elems, row.freqs)
+        self._stats = (now, stats)
+        return stats

@@ -1,0 +1,197 @@
+"""Reads of memories: by coordinate, by id, pages for listing and export, counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from somafractalmemory.models import (
+    Memory,
+    MemoryType,
+)
+from somafractalmemory.stores.pg_base import PostgresBase
+from somafractalmemory.stores.tables import (
+    links,
+    memories,
+    vector_outbox,
+)
+
+MEMORY_COLUMNS = (
+    memories.c.id,
+    memories.c.coord,
+    memories.c.payload,
+    memories.c.memory_type,
+    memories.c.importance,
+    memories.c.text,
+    memories.c.created_at,
+    memories.c.updated_at,
+)
+# The two reads of every search run as plain SQL on the pooled psycopg connection, without
+# SQLAlchemy's execution layer: on two cores that layer costs about 0.5 ms a statement, more
+MEMORY_SQL_COLUMNS = ", ".join(column.name for column in MEMORY_COLUMNS)
+_MEMORIES_BY_IDS_SQL = (
+    f"SELECT {MEMORY_SQL_COLUMNS} FROM memories WHERE tenant_id = %s AND id = ANY(%s)"
+)
+
+
+def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
+    """A :class:`Memory` from a row of :data:`MEMORY_SQL_COLUMNS`, in that order."""
+    memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row
+    return Memory(
+        id=memory_id,
+        coord=coord,
+        payload=payload,
+        memory_type=MemoryType(memory_type),
+        importance=importance,
+        text=text,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def memory_from_row(row: Any) -> Memory:
+    return Memory(
+        id=row.id,
+        coord=row.coord,
+        payload=row.payload,
+        memory_type=MemoryType(row.memory_type),
+        importance=row.importance,
+        text=row.text,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class MemoryReads(PostgresBase):
+    """Reads of the memories table."""
+
+    # -- memories ---------------------------------------------------------------------------
+    def get_memory(self, tenant_id: int, coord: str) -> Memory | None:
+        """The tenant's memory at ``coord`` (canonical), or None."""
+        query = sa.select(*MEMORY_COLUMNS).where(
+            memories.c.tenant_id == tenant_id, memories.c.coord == coord
+        )
+        with self.reading("get_memory") as conn:
+            row = conn.execute(query).first()
+        return memory_from_row(row) if row else None
+
+    def get_memories_by_ids(self, tenant_id: int, ids: Sequence[int]) -> dict[int, Memory]:
+        """The tenant's memories among ``ids``; ids of other tenants or deleted rows are absent."""
+        if not ids:
+            return {}
+        with self.driver_reading("get_memories_by_ids") as conn:
+            rows = conn.execute(_MEMORIES_BY_IDS_SQL, (tenant_id, list(ids))).fetchall()
+        return {row[0]: memory_from_tuple(row) for row in rows}
+
+    def list_memories(
+        self, tenant_id: int, memory_type: MemoryType | None, after_id: int, limit: int
+    ) -> list[Memory]:
+        """Up to ``limit`` memories with id greater than ``after_id``, oldest first."""
+        query = (
+            sa.select(*MEMORY_COLUMNS)
+            .where(memories.c.tenant_id == tenant_id, memories.c.id > after_id)
+            .order_by(memories.c.id)
+            .limit(limit)
+        )
+        if memory_type is not None:
+            query = query.where(memories.c.memory_type == memory_type.value)
+        with self.reading("list_memories") as conn:
+            return [memory_from_row(row) for row in conn.execute(query)]
+
+    def memory_ids(self, tenant_id: int, coords: Sequence[str]) -> dict[str, int]:
+        """Map each of the tenant's coordinates among ``coords`` to its memory id."""
+        query = sa.select(memories.c.coord, memories.c.id).where(
+            memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+        )
+        with self.reading("memory_ids") as conn:
+            return {row.coord: row.id for row in conn.execute(query)}
+
+    def coords_for_ids(self, tenant_id: int, ids: Sequence[int]) -> dict[int, str]:
+        """Map each of the tenant's memory ids among ``ids`` to its coordinate."""
+        if not ids:
+            return {}
+        query = sa.select(memories.c.id, memories.c.coord).where(
+            memories.c.tenant_id == tenant_id, memories.c.id.in_(list(ids))
+        )
+        with self.reading("coords_for_ids") as conn:
+            return {row.id: row.coord for row in conn.execute(query)}
+
+    def count_by_type(self, tenant_id: int) -> tuple[dict[str, int], int]:
+        """The tenant's memory counts by type, and its link count."""
+        by_type_query = (
+            sa.select(memories.c.memory_type, sa.func.count())
+            .where(memories.c.tenant_id == tenant_id)
+            .group_by(memories.c.memory_type)
+        )
+        links_query = sa.select(sa.func.count()).where(links.c.tenant_id == tenant_id)
+        with self.reading("count_by_type") as conn:
+            by_type = {t.value: 0 for t in MemoryType}
+            by_type.update({row[0]: int(row[1]) for row in conn.execute(by_type_query)})
+            link_count = int(conn.execute(links_query).scalar_one())
+        return by_type, link_count
+
+    def all_memory_ids(self, tenant_id: int) -> list[int]:
+        """Every memory id of the tenant (for reconciliation and tests)."""
+        query = sa.select(memories.c.id).where(memories.c.tenant_id == tenant_id)
+        with self.reading("all_memory_ids") as conn:
+            return [int(i) for i in conn.execute(query).scalars()]
+
+    def memories_with_ids(self, ids: Sequence[int]) -> list[tuple[int, Memory, list[float] | None]]:
+        """(tenant id, memory, client vector) for each existing id among ``ids``."""
+        if not ids:
+            return []
+        query = sa.select(memories.c.tenant_id, memories.c.client_vector, *MEMORY_COLUMNS).where(
+            memories.c.id.in_(list(ids))
+        )
+        with self.reading("memories_with_ids") as conn:
+            return [(r.tenant_id, memory_from_row(r), r.client_vector) for r in conn.execute(query)]
+
+    def unclaimed_orphans(self, ids: Sequence[int]) -> list[int]:
+        """Those of ``ids`` that no row has and no outbox entry names: vectors no write in
+        flight can still claim, safe to delete."""
+        if not ids:
+            return []
+        query = sa.text(
+            "SELECT i FROM unnest(CAST(:ids AS bigint[])) AS i "
+            "WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.id = i) "
+            "AND NOT EXISTS (SELECT 1 FROM vector_outbox o WHERE o.memory_id = i)"
+        )
+        with self.reading("unclaimed_orphans") as conn:
+            return [int(i) for i in conn.execute(query, {"ids": list(ids)}).scalars()]
+
+    def outbox_size(self) -> int:
+        """How many outbox entries wait (writes whose Milvus side is not confirmed)."""
+        with self.reading("outbox_size") as conn:
+            return int(
+                conn.execute(sa.select(sa.func.count()).select_from(vector_outbox)).scalar_one()
+            )
+
+    def memories_page(
+        self, tenant_id: int, after_id: int, limit: int
+    ) -> list[tuple[Memory, list[float] | None]]:
+        """Up to ``limit`` of the tenant's memories with id greater than ``after_id``, by id,
+        each with its client vector (None when the model embedded it). One query per page,
+        so a long export never holds a connection between pages."""
+        query = (
+            sa.select(memories.c.client_vector, *MEMORY_COLUMNS)
+            .where(memories.c.tenant_id == tenant_id, memories.c.id > after_id)
+            .order_by(memories.c.id)
+            .limit(limit)
+        )
+        with self.reading("memories_page") as conn:
+            return [(memory_from_row(r), r.client_vector) for r in conn.execute(query)]
+
+    def memories_at(
+        self, tenant_id: int, coords: Sequence[str]
+    ) -> dict[str, tuple[Memory, list[float] | None]]:
+        """The tenant's memories at ``coords`` (canonical) with their client vectors; absent
+        coordinates are missing from the answer. Nothing is locked."""
+        if not coords:
+            return {}
+        query = sa.select(memories.c.client_vector, *MEMORY_COLUMNS).where(
+            memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+        )
+        with self.reading("memories_at") as conn:
+            return {r.coord: (memory_from_row(r), r.client_vector) for r in conn.execute(query)}
