@@ -76,7 +76,8 @@ def test_reads_of_items_without_ttl_write_nothing(
         read_and_search(client, auth, "plain")
     assert xmin(stack, "plain") == before
     writes = [s for s in seen if s in ("INSERT", "UPDATE", "DELETE", "COMMIT", "BEGIN")]
-    assert seen and not writes, seen
+    assert seen
+    assert not writes, seen
 
 
 def test_a_due_ttl_refresh_is_one_statement(
@@ -88,7 +89,8 @@ def test_a_due_ttl_refresh_is_one_statement(
         params: dict[str, Any] = {"namespace": ["reads"], "key": "leased"}
         assert client.get("/items", headers=auth, params=params).status_code == 200
     assert xmin(stack, "leased") != before  # the TTL was extended
-    assert seen.count("UPDATE") == 1 and "COMMIT" not in seen, seen
+    assert seen.count("UPDATE") == 1, seen
+    assert "COMMIT" not in seen, seen
     refreshed = xmin(stack, "leased")
     with statements() as seen:
         params["refresh_ttl"] = "false"
