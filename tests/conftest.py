@@ -64,7 +64,7 @@ def migrate(dsn: str) -> None:
 def settings() -> Settings:
     """The test stack's settings, from the environment `make test` sets."""
     _require_test_stack()
-    # Tests sweep expired items themselves (POST /items/sweep, an ItemMaintainer of their own);
+    # Tests sweep expired items themselves (POST /items/sweep, a Maintainer of their own);
     # the app's background sweep in the middle of a TTL test would race its counts.
     return Settings(items_sweep_interval_seconds=3600)  # type: ignore[call-arg]
 

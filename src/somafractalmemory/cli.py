@@ -139,7 +139,7 @@ def reconcile(
     settings = _settings()
     stack = _stack(settings)
     try:
-        reports = run_reconcile(stack.memories, tenant, fix=repair)
+        reports = run_reconcile(stack.memories, stack.items, tenant, fix=repair)
     except SFMError as exc:
         typer.echo(f"FAILED {exc.detail}", err=True)
         raise typer.Exit(1) from None
@@ -149,11 +149,12 @@ def reconcile(
     for report in reports:
         drift += len(report.missing) + len(report.orphans)
         typer.echo(
-            f"tenant {report.tenant!r}: {len(report.missing)} missing from milvus, "
-            f"{len(report.orphans)} orphans in milvus"
+            f"tenant {report.tenant!r}, collection {report.collection!r}: "
+            f"{len(report.missing)} missing from milvus, {len(report.orphans)} orphans in milvus"
         )
+    tenants = len({report.tenant_id for report in reports})
     action = "repaired" if repair and drift else "found"
-    typer.echo(f"drift {action}: {drift} across {len(reports)} tenant(s)")
+    typer.echo(f"drift {action}: {drift} across {tenants} tenant(s)")
     if drift and not repair:
         raise typer.Exit(1)
 
@@ -172,6 +173,8 @@ def drain_outbox(
     settled = 0
     try:
         while drained := stack.memories.drain_outbox(grace):
+            settled += drained
+        while drained := stack.items.drain_outbox(grace):
             settled += drained
     except SFMError as exc:
         typer.echo(f"FAILED {exc.detail}", err=True)

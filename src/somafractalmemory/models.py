@@ -181,13 +181,17 @@ class OutboxEntry:
 
 @dataclass(frozen=True)
 class DriftReport:
-    """What reconciliation found for one tenant: ids in PostgreSQL without a vector, and
-    vectors in Milvus without a row."""
+    """What reconciliation found for one tenant in one collection: vector ids PostgreSQL
+    holds that Milvus has not exactly once (*missing*), and Milvus entities no row has
+    (*orphans*). For memories a vector id is the memory id; for items it is the
+    ``item_vectors`` id, and ``owners`` maps each id of either list to its item."""
 
     tenant_id: int
     tenant: str
     missing: list[int]
     orphans: list[int]
+    collection: str = ""
+    owners: dict[int, int] = field(default_factory=dict)
 
 
 # -- namespaced items, embedding spaces and their vectors ----------------------------------

@@ -114,19 +114,19 @@ def test_reconcile_finds_and_repairs_drift(
     orphan_id = 9_000_000_000 + tenant.id
     stack.milvus.upsert([stack.memories._record(tenant.id, _fake_memory(orphan_id), vector)])
 
-    reports = reconcile(stack.memories, tenant.name, fix=False)
+    reports = reconcile(stack.memories, stack.items, tenant.name, fix=False)
     assert reports[0].missing == sorted(lost)
     assert reports[0].orphans == [orphan_id]
     assert stack.postgres.last_reconcile_drift() == 3
 
-    reconcile(stack.memories, tenant.name, fix=True)
+    reconcile(stack.memories, stack.items, tenant.name, fix=True)
     after = find_drift(stack.memories, tenant)
     assert (after.missing, after.orphans) == ([], [])
     hits = client.post("/memories/search", headers=auth, json={"query": "fact number 0"}).json()[
         "results"
     ]
     assert hits[0]["coord"] == "4,0"
-    assert reconcile(stack.memories, tenant.name)[0].missing == []
+    assert reconcile(stack.memories, stack.items, tenant.name)[0].missing == []
     assert stack.postgres.last_reconcile_drift() == 0
 
 
@@ -135,7 +135,7 @@ def test_reconcile_never_deletes_a_vector_an_outbox_entry_claims(
 ) -> None:
     tenant = tenant_of(stack, make_key())
     memory_id = crash_after_milvus_write(stack, tenant, "5,5", "in flight")
-    reconcile(stack.memories, tenant.name, fix=True)
+    reconcile(stack.memories, stack.items, tenant.name, fix=True)
     assert stack.milvus.ids(tenant.id, [memory_id]) == {memory_id}
     stack.memories.drain_outbox(grace_seconds=0)
     assert stack.milvus.ids(tenant.id, [memory_id]) == set()
@@ -172,3 +172,47 @@ def _fake_memory(memory_id: int):  # type: ignore[no-untyped-def]
 
     now = datetime.now(UTC)
     return Memory(memory_id, "0,0", {}, MemoryType.EPISODIC, 0.5, "x", now, now)
+
+
+def test_reconcile_covers_item_collections(
+    client: TestClient, make_key: Callable[[], Headers], stack: Stack
+) -> None:
+    """Item vectors lost from Milvus are rewritten from PostgreSQL (not re-embedded), an
+    orphan of a deleted item is deleted, and a space's collection is checked too."""
+    from somafractalmemory.stores.items_milvus import ItemVectorRecord
+
+    auth = make_key()
+    tenant = tenant_of(stack, auth)
+    index = stack.items.index
+    for key in ("a", "b"):
+        body = {"namespace": ["docs"], "key": key, "value": {"text": f"item {key} about kites"}}
+        assert client.put("/items", headers=auth, json=body).status_code == 201
+    space = {"name": "own", "dimension": 3, "metric": "cosine"}
+    assert client.post("/spaces", headers=auth, json=space).status_code == 201
+    body = {"namespace": ["own"], "key": "v", "value": {"t": 1}, "space": "own"}
+    body["vectors"] = [{"path": "$", "vector": [1.0, 0.0, 0.0]}]
+    assert client.put("/items", headers=auth, json=body).status_code == 201
+    default = index.default_collection
+    stored = stack.items.repo.vector_ids(tenant.id, "default")
+    lost = min(stored)
+    index.delete(default, [lost])
+    own = stack.items.space(tenant, "own")
+    index.delete(own.collection, list(stack.items.repo.vector_ids(tenant.id, "own")))
+    orphan = ItemVectorRecord(8_000_000_000 + tenant.id, 7_000_000_000, tenant.id, [0.1] * 384)
+    index.write(default, [orphan])
+
+    reports = {r.collection: r for r in reconcile(stack.memories, stack.items, tenant.name)}
+    assert reports[default].missing == [lost]
+    assert reports[default].orphans == [orphan.id]
+    assert len(reports[own.collection].missing) == 1
+    assert stack.postgres.last_reconcile_drift() == 3
+
+    reconcile(stack.memories, stack.items, tenant.name, fix=True)
+    again = reconcile(stack.memories, stack.items, tenant.name)
+    assert [(r.missing, r.orphans) for r in again] == [([], [])] * len(again)
+    assert stack.postgres.last_reconcile_drift() == 0
+    found = client.post(
+        "/items/search", headers=auth, json={"namespace_prefix": ["docs"], "query": "kites"}
+    ).json()["items"]
+    assert sorted(item["key"] for item in found) == ["a", "b"]
+    assert all(item["score"] is not None for item in found)

@@ -341,10 +341,10 @@ def test_ttl_expiry_refresh_and_sweep(client: TestClient, auth: Headers, stack: 
 def test_background_sweeper_deletes_expired_items(
     client: TestClient, auth: Headers, stack: Stack
 ) -> None:
-    from somafractalmemory.core.item_maintenance import ItemMaintainer
+    from somafractalmemory.core.maintenance import Maintainer
 
     put(client, auth, ["bg"], "k", {"text": "gone soon"}, ttl_minutes=1 / 60)
-    maintainer = ItemMaintainer(stack.items, interval=0.2, grace=0.0)
+    maintainer = Maintainer(stack.memories, stack.items, 0.2, sweep_interval=0.2, grace=0.0)
     maintainer.start()
     try:
         deadline = time.monotonic() + 10

@@ -19,7 +19,7 @@ from fastapi.testclient import TestClient
 from somafractalmemory.stack import Stack
 
 Headers = dict[str, str]
-BACKGROUND = ("sfm-outbox", "sfm-items", "sfm-key-events", "sfm-rate-sync")
+BACKGROUND = ("sfm-maintenance", "sfm-key-events", "sfm-rate-sync")
 
 
 @contextmanager

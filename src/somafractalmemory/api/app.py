@@ -16,8 +16,7 @@ from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, Met
 from somafractalmemory.api.routes import graph, items, memories, ops, portability
 from somafractalmemory.api.ui.routes import install_ui
 from somafractalmemory.bootstrap import validate_infrastructure
-from somafractalmemory.core.item_maintenance import ItemMaintainer
-from somafractalmemory.core.outbox import OutboxDrainer
+from somafractalmemory.core.maintenance import Maintainer
 from somafractalmemory.observability.tracing import configure_tracing, tracing_active
 from somafractalmemory.settings import Settings, TracingSettings, get_settings
 from somafractalmemory.stack import Stack, create_stack
@@ -42,12 +41,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         stack.keys.listen(
             resolved.postgres_libpq_dsn, resolved.store_timeout, resolved.key_cache_seconds
         )
-        drainer = OutboxDrainer(
-            stack.memories, resolved.outbox_interval_seconds, resolved.outbox_grace_seconds
-        )
-        drainer.start()
-        maintainer = ItemMaintainer(
-            stack.items, resolved.items_sweep_interval_seconds, resolved.outbox_grace_seconds
+        maintainer = Maintainer(
+            stack.memories,
+            stack.items,
+            resolved.outbox_interval_seconds,
+            resolved.items_sweep_interval_seconds,
+            resolved.outbox_grace_seconds,
         )
         maintainer.start()
         logger.info("SomaFractalMemory %s serving", __version__)
@@ -57,7 +56,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield {"stack": stack}
         finally:
             maintainer.stop()
-            drainer.stop()
             stack.close()
 
     app = FastAPI(

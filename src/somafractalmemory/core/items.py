@@ -55,7 +55,7 @@ from somafractalmemory.stores.items_milvus import (
     ItemVectorRecord,
 )
 from somafractalmemory.stores.items_postgres import ItemsRepository
-from somafractalmemory.stores.postgres import PostgresStore
+from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 
 SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -456,23 +456,42 @@ class ItemService:
         with self.postgres.unit_of_work() as uow:
             entries = self.repo.claim_outbox(uow, grace_seconds, limit)
             for entry in entries:
-                row = self.repo.lock_by_id(uow, entry.item_id)
-                current = self._collection(row[0], row[1]) if row else None
-                keep = (
-                    self.repo.vectors_of([entry.item_id]).get(entry.item_id, []) if current else []
-                )
-                keep_ids = {vid for vid, _ in keep}
-                for collection in {*entry.collections, *([current] if current else [])}:
-                    stale = self.index.ids_of_items(collection, entry.tenant_id, [entry.item_id])
-                    if collection != current:
-                        self.index.delete(collection, stale)
-                    else:
-                        self.index.delete(collection, [i for i in stale if i not in keep_ids])
-                if current is not None and row is not None:
-                    self.index.write(
-                        current,
-                        [ItemVectorRecord(vid, entry.item_id, row[0], v.vector) for vid, v in keep],
-                    )
+                self._sync(uow, entry.tenant_id, entry.item_id, entry.collections)
             self.repo.remove_outbox(uow, [e.id for e in entries])
             uow.commit()
         return len(entries)
+
+    def resync(self, tenant_id: int, item_id: int, collection: str) -> bool:
+        """Make Milvus hold exactly the item's stored vectors (reconcile's repair); False
+        when the item has no row (its vectors are then left to :meth:`delete_unclaimed`)."""
+        with self.postgres.unit_of_work() as uow:
+            found = self._sync(uow, tenant_id, item_id, [collection])
+            uow.commit()
+        return found
+
+    def delete_unclaimed(self, collection: str, vectors: dict[int, int]) -> None:
+        """Delete the entities among ``vectors`` (id to item id) whose item has no row and
+        no outbox entry: no write in flight can still claim them."""
+        free = set(self.repo.unclaimed(sorted(set(vectors.values()))))
+        self.index.delete(collection, [v for v, item_id in vectors.items() if item_id in free])
+
+    def _sync(
+        self, uow: UnitOfWork, tenant_id: int, item_id: int, collections: Sequence[str]
+    ) -> bool:
+        """Under the item's row lock, delete its stale entities from ``collections`` (and its
+        current one) and write its stored vectors; False when the item has no row."""
+        row = self.repo.lock_by_id(uow, item_id)
+        current = self._collection(row[0], row[1]) if row else None
+        keep = self.repo.vectors_of([item_id]).get(item_id, []) if current else []
+        keep_ids = {vid for vid, _ in keep}
+        for collection in {*collections, *([current] if current else [])}:
+            stale = self.index.ids_of_items(collection, tenant_id, [item_id])
+            if collection != current:
+                self.index.delete(collection, stale)
+            else:
+                self.index.delete(collection, [i for i in stale if i not in keep_ids])
+        if current is not None and row is not None:
+            self.index.write(
+                current, [ItemVectorRecord(vid, item_id, row[0], v.vector) for vid, v in keep]
+            )
+        return row is not None

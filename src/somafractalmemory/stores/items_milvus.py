@@ -230,6 +230,13 @@ class ItemVectorIndex:
             found.extend(int(r["id"]) for r in rows)
         return found
 
+    def entities(self, collection: str, tenant_id: int) -> list[tuple[int, int]]:
+        """(entity id, item id) of every entity the tenant has in the collection, duplicates
+        kept (Strong consistency: for reconciliation)."""
+        with self.translated("item_entities", collection):
+            rows = self.milvus.scan(collection, tenant_id, ["id", "item_id"])
+        return [(int(r["id"]), int(r["item_id"])) for r in rows]
+
     def search(
         self,
         space: Space,

@@ -249,6 +249,29 @@ class ItemsRepository:
                 )
         return found
 
+    def vector_ids(self, tenant_id: int, space_name: str) -> dict[int, int]:
+        """Every vector id the tenant's items hold in the space, mapped to its item id."""
+        query = (
+            sa.select(item_vectors.c.id, item_vectors.c.item_id)
+            .join(items, items.c.id == item_vectors.c.item_id)
+            .where(items.c.tenant_id == tenant_id, items.c.space == space_name)
+        )
+        with self.store.reading("item_vector_ids") as conn:
+            return {int(r.id): int(r.item_id) for r in conn.execute(query)}
+
+    def unclaimed(self, item_ids: Sequence[int]) -> list[int]:
+        """Those of ``item_ids`` that no item row has and no outbox entry names: their
+        vectors belong to no write in flight and are safe to delete."""
+        if not item_ids:
+            return []
+        query = sa.text(
+            "SELECT i FROM unnest(CAST(:ids AS bigint[])) AS i "
+            "WHERE NOT EXISTS (SELECT 1 FROM items WHERE items.id = i) "
+            "AND NOT EXISTS (SELECT 1 FROM item_outbox o WHERE o.item_id = i)"
+        )
+        with self.store.reading("item_unclaimed") as conn:
+            return [int(i) for i in conn.execute(query, {"ids": list(item_ids)}).scalars()]
+
     def outbox_size(self) -> int:
         """How many item outbox entries wait."""
         with self.store.reading("item_outbox_size") as conn:

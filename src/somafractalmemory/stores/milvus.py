@@ -389,19 +389,24 @@ class MilvusStore:
     def all_ids(self, tenant_id: int) -> list[int]:
         """Every entity id the tenant has in Milvus (duplicates kept, so they show up), read
         at Strong consistency."""
-        found: list[int] = []
-        with self.translated("all_ids"):
+        return [int(r["id"]) for r in self.scan(self.collection, tenant_id, ["id"])]
+
+    def scan(self, collection: str, tenant_id: int, fields: list[str]) -> list[dict[str, Any]]:
+        """``fields`` of every entity the tenant has in ``collection`` (any of SFM's
+        collections), duplicates kept, read at Strong consistency (for reconciliation)."""
+        found: list[dict[str, Any]] = []
+        with self.translated("scan"):
             iterator = self.client.query_iterator(
-                self.collection,
+                collection,
                 batch_size=1000,
                 filter=f"tenant_id == {int(tenant_id)}",
-                output_fields=["id"],
+                output_fields=fields,
                 timeout=self.timeout,
                 consistency_level="Strong",
             )
             try:
                 while batch := iterator.next():
-                    found.extend(int(r["id"]) for r in batch)
+                    found.extend(batch)
             finally:
                 iterator.close()
         return found
