@@ -265,12 +265,15 @@ class PathResponse(BaseModel):
 
 
 class StatsResponse(BaseModel):
-    """Counts for the caller's tenant; ``vectors`` is Milvus's own count."""
+    """Counts for the caller's tenant, per kind of record; ``vectors`` and ``item_vectors``
+    are Milvus's own counts (memories' collection; items' default and registered spaces)."""
 
     memories: int
     by_type: dict[str, int]
     links: int
     vectors: int
+    items: int = 0
+    item_vectors: int = 0
 
 
 class HealthResponse(BaseModel):

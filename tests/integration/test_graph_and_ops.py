@@ -88,7 +88,15 @@ def test_links_neighbors_and_paths(client: TestClient, auth: Headers) -> None:
         "by_type": {"episodic": 5, "semantic": 0},
         "links": 4,
         "vectors": 5,
+        "items": 0,
+        "item_vectors": 0,
     }
+    # Items are counted beside memories, their vectors over every item collection.
+    for key, extra in (("k1", {}), ("k2", {"index": False})):
+        body = {"namespace": ["n"], "key": key, "value": {"text": "an item"}, **extra}
+        assert client.put("/items", headers=auth, json=body).status_code == 201
+    stats = client.get("/stats", headers=auth).json()
+    assert (stats["memories"], stats["items"], stats["item_vectors"]) == (5, 2, 1)
     # Deleting a memory takes its links with it.
     assert client.delete("/memories/2,2", headers=auth).status_code == 200
     assert client.get("/stats", headers=auth).json()["links"] == 2

@@ -418,6 +418,12 @@ class ItemService:
             page.extend(ItemHit(item, None) for item in fill)
         return page
 
+    def stats(self, tenant: Tenant) -> tuple[int, int]:
+        """The tenant's item count (expired items not yet swept included) and how many item
+        vectors Milvus holds for it, over the default space and the tenant's own."""
+        vectors = sum(self.index.milvus.count(tenant.id, s.collection) for s in self.spaces(tenant))
+        return self.repo.count(tenant.id), vectors
+
     # -- maintenance ------------------------------------------------------------------------
     def sweep_expired(self, limit: int = 500, tenant: Tenant | None = None) -> int:
         """Delete up to ``limit`` expired items of every tenant, or of ``tenant`` (with their

@@ -15,18 +15,14 @@ the negative Euclidean distance (Milvus answers squared L2).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
-import grpc
-from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus import DataType, MilvusClient
 
-from somafractalmemory.errors import MilvusUnavailableError, SchemaError
+from somafractalmemory.errors import SchemaError
 from somafractalmemory.models import Space
-from somafractalmemory.observability.metrics import mark_store
-from somafractalmemory.observability.timing import stage
-from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.stores.milvus import (
     HNSW_BUILD,
     INDEX_TYPE,
@@ -86,30 +82,9 @@ class ItemVectorIndex:
         """The collection of a tenant's registered space."""
         return f"{self.base}_space_{int(tenant_id)}_{name}"
 
-    @contextmanager
-    def translated(self, operation: str, collection: str) -> Iterator[None]:
-        """Run a block as one traced Milvus call, translating driver errors."""
-        with store_span("milvus", operation), stage("milvus"):
-            try:
-                yield
-            except MilvusException as exc:
-                message = str(exc.message) or repr(exc)
-                lowered = message.lower()
-                if "collection not found" in lowered or "can't find collection" in lowered:
-                    mark_store("milvus", True)
-                    raise SchemaError(
-                        "milvus",
-                        f"collection {collection!r} does not exist (create the space, or run "
-                        "`somafractalmemory ensure-collection`)",
-                        self.address,
-                    ) from exc
-                mark_store("milvus", False)
-                raise MilvusUnavailableError(message, self.address) from exc
-            except grpc.RpcError as exc:
-                # pymilvus re-raises some gRPC failures (a deadline exceeded) unwrapped.
-                mark_store("milvus", False)
-                raise MilvusUnavailableError(f"gRPC {exc.code().name}", self.address) from exc
-            mark_store("milvus", True)
+    def translated(self, operation: str, collection: str) -> AbstractContextManager[None]:
+        """A traced Milvus call on ``collection``, its errors translated by the adapter."""
+        return self.milvus.translated(operation, collection)
 
     # -- setup and checks ---------------------------------------------------------------------
     def ensure_collection(self, space: Space) -> None:
@@ -233,8 +208,7 @@ class ItemVectorIndex:
     def entities(self, collection: str, tenant_id: int) -> list[tuple[int, int]]:
         """(entity id, item id) of every entity the tenant has in the collection, duplicates
         kept (Strong consistency: for reconciliation)."""
-        with self.translated("item_entities", collection):
-            rows = self.milvus.scan(collection, tenant_id, ["id", "item_id"])
+        rows = self.milvus.scan(collection, tenant_id, ["id", "item_id"])
         return [(int(r["id"]), int(r["item_id"])) for r in rows]
 
     def search(

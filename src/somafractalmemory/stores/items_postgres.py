@@ -249,6 +249,12 @@ class ItemsRepository:
                 )
         return found
 
+    def count(self, tenant_id: int) -> int:
+        """How many items the tenant has."""
+        query = sa.select(sa.func.count()).where(items.c.tenant_id == tenant_id)
+        with self.store.reading("item_count") as conn:
+            return int(conn.execute(query).scalar_one())
+
     def vector_ids(self, tenant_id: int, space_name: str) -> dict[int, int]:
         """Every vector id the tenant's items hold in the space, mapped to its item id."""
         query = (

@@ -175,24 +175,18 @@ class MilvusStore:
                 self._client = None
 
     @contextmanager
-    def translated(self, operation: str) -> Iterator[None]:
-        """Run a block as one traced Milvus call, translating driver errors."""
+    def translated(self, operation: str, collection: str | None = None) -> Iterator[None]:
+        """Run a block as one traced Milvus call on ``collection`` (the memories' when None),
+        translating driver errors: the one place any Milvus error of SFM is translated."""
         with store_span("milvus", operation), stage("milvus"):
             try:
                 yield
             except MilvusException as exc:
                 message = str(exc.message) or repr(exc)
-                if (
-                    "collection not found" in message.lower()
-                    or "can't find collection" in message.lower()
-                ):
+                lowered = message.lower()
+                if "collection not found" in lowered or "can't find collection" in lowered:
                     mark_store("milvus", True)
-                    raise SchemaError(
-                        "milvus",
-                        f"collection {self.collection!r} does not exist "
-                        "(run `somafractalmemory validate-infra` after bootstrap)",
-                        self.address,
-                    ) from exc
+                    raise self._missing_collection(collection) from exc
                 mark_store("milvus", False)
                 raise MilvusUnavailableError(message, self.address) from exc
             except grpc.RpcError as exc:
@@ -200,6 +194,21 @@ class MilvusStore:
                 mark_store("milvus", False)
                 raise MilvusUnavailableError(f"gRPC {exc.code().name}", self.address) from exc
             mark_store("milvus", True)
+
+    def _missing_collection(self, collection: str | None) -> SchemaError:
+        if collection is None or collection == self.collection:
+            what = f"collection {self.collection!r} does not exist "
+            return SchemaError(
+                "milvus",
+                what + "(run `somafractalmemory validate-infra` after bootstrap)",
+                self.address,
+            )
+        return SchemaError(
+            "milvus",
+            f"collection {collection!r} does not exist (create the space, or run "
+            "`somafractalmemory ensure-collection`)",
+            self.address,
+        )
 
     # -- setup and probes -------------------------------------------------------------------
     def ping(self) -> None:
@@ -372,13 +381,14 @@ class MilvusStore:
             )
         return [VectorHit(id=int(hit["id"]), score=float(hit["distance"])) for hit in result[0]]
 
-    def count(self, tenant_id: int) -> int:
-        """How many entities the tenant has in Milvus, read at Strong consistency: a Session
-        read does not always see this client's own deletes at once (Milvus 2.3.5), and
-        ``/stats`` must not report a deleted vector."""
-        with self.translated("count"):
+    def count(self, tenant_id: int, collection: str | None = None) -> int:
+        """How many entities the tenant has in ``collection`` (the memories' when None), read
+        at Strong consistency: a Session read does not always see this client's own deletes
+        at once (Milvus 2.3.5), and ``/stats`` must not report a deleted vector."""
+        name = collection or self.collection
+        with self.translated("count", name):
             result = self.client.query(
-                self.collection,
+                name,
                 filter=f"tenant_id == {int(tenant_id)}",
                 output_fields=["count(*)"],
                 timeout=self.timeout,
@@ -395,7 +405,7 @@ class MilvusStore:
         """``fields`` of every entity the tenant has in ``collection`` (any of SFM's
         collections), duplicates kept, read at Strong consistency (for reconciliation)."""
         found: list[dict[str, Any]] = []
-        with self.translated("scan"):
+        with self.translated("scan", collection):
             iterator = self.client.query_iterator(
                 collection,
                 batch_size=1000,

@@ -21,8 +21,14 @@ router = APIRouter(tags=["operations"])
 def stats(tenant: TenantDep, stack: StackDep) -> StatsResponse:
     """Counts for the caller's tenant; 503 when Milvus cannot count its vectors."""
     found = stack.memories.stats(tenant)
+    items, item_vectors = stack.items.stats(tenant)
     return StatsResponse(
-        memories=found.memories, by_type=found.by_type, links=found.links, vectors=found.vectors
+        memories=found.memories,
+        by_type=found.by_type,
+        links=found.links,
+        vectors=found.vectors,
+        items=items,
+        item_vectors=item_vectors,
     )
 
 
