@@ -28,6 +28,7 @@ from pydantic import ValidationError
 from tenacity import Retrying, stop_after_delay, wait_exponential
 
 from somafractalmemory.core.embedding import create_embedder
+from somafractalmemory.core.record_moves import finish_moves
 from somafractalmemory.errors import (
     EmbeddingModelError,
     InfrastructureError,
@@ -46,6 +47,7 @@ from somafractalmemory.stack import (
     create_stack,
 )
 from somafractalmemory.stores.milvus import MilvusStore
+from somafractalmemory.stores.record_moves import RecordMoves
 
 PARTS = ("postgres", "milvus", "redis")
 
@@ -207,6 +209,13 @@ def _check_postgres(stack: Stack) -> None:
         raise SchemaError(
             "postgres", f"table(s) missing: {', '.join(missing)} (the schema was altered)"
         )
+    pending = RecordMoves(stack.postgres).pending()
+    if pending:
+        raise SchemaError(
+            "postgres",
+            f"{pending} item(s) moved by migration 0006 still have their old ids in Milvus "
+            "(run `somafractalmemory move-items`, or start through bootstrap)",
+        )
 
 
 def bootstrap(settings: Settings, dry_run: bool) -> Stack:
@@ -228,6 +237,7 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
                 try:
                     stack.milvus.ensure_collection(stack.embedder.dimension)
                     stack.items.ensure_default_collection()
+                    finish_moves(stack.items)  # migration 0006's Milvus step, if pending
                 except StoreUnavailableError as exc:
                     if _required(settings, "milvus"):
                         raise InfrastructureError(

@@ -159,6 +159,24 @@ def reconcile(
         raise typer.Exit(1)
 
 
+@app.command("move-items")
+def move_items() -> None:
+    """Finish migration 0006 in Milvus: give the moved items' vectors their new record ids
+    (from PostgreSQL, nothing re-embedded). Bootstrap does this itself; idempotent."""
+    from somafractalmemory.core.record_moves import finish_moves
+    from somafractalmemory.errors import SFMError
+
+    stack = _stack(_settings())
+    try:
+        moved = finish_moves(stack.items)
+    except SFMError as exc:
+        typer.echo(f"FAILED {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    finally:
+        stack.close()
+    typer.echo(f"moved {moved} item(s) to their record ids in milvus")
+
+
 @app.command("drain-outbox")
 def drain_outbox(
     grace: Annotated[

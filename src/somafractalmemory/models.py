@@ -241,7 +241,8 @@ class ItemVector:
 
 @dataclass(frozen=True)
 class ItemWrite:
-    """An item to store, validated. ``vectors`` are final (embedded or the client's)."""
+    """An item to store, validated. ``vectors`` are final (embedded or the client's);
+    ``text`` is what keyword search matches (the texts its index paths select)."""
 
     namespace: tuple[str, ...]
     key: str
@@ -249,6 +250,7 @@ class ItemWrite:
     space: Space | None
     vectors: list[ItemVector]
     ttl_minutes: float | None
+    text: str = ""
 
 
 @dataclass(frozen=True)

@@ -176,7 +176,11 @@ class ItemService:
         check_key(key)
         space = self.space(tenant, space_name)
         chosen: list[ItemVector] = []
+        selected: list[tuple[str, str]] = []
         if index is not False:
+            paths = default_paths(value) if index is None or index is True else index
+            check_paths(paths)
+            selected = [(p, t) for p in paths for t in texts_at(value, p) if t.strip()]
             if space.is_default:
                 if vectors:
                     raise InvalidInputError(
@@ -184,9 +188,6 @@ class ItemService:
                         "registered space",
                         "vectors",
                     )
-                paths = default_paths(value) if index is None or index is True else index
-                check_paths(paths)
-                selected = [(p, t) for p in paths for t in texts_at(value, p) if t.strip()]
                 if len(selected) > MAX_VECTORS_PER_ITEM:
                     raise InvalidInputError(
                         f"selects {len(selected)} texts; at most {MAX_VECTORS_PER_ITEM}", "index"
@@ -204,7 +205,8 @@ class ItemService:
                             f"got {len(vector.vector)}",
                             f"vectors[{i}].vector",
                         )
-        return ItemWrite(tuple(namespace), key, value, space, chosen, ttl_minutes)
+        text = "\n".join(t for _, t in selected)
+        return ItemWrite(tuple(namespace), key, value, space, chosen, ttl_minutes, text)
 
     def put(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool]:
         """Store the item, replacing the one at the same namespace and key; returns it and
@@ -218,7 +220,9 @@ class ItemService:
                 return done
         raise ConflictError("the item kept changing under concurrent writes; try again")
 
-    def _collection(self, tenant_id: int, space_name: str | None) -> str | None:
+    def collection_of(self, tenant_id: int, space_name: str | None) -> str | None:
+        """The collection an item of the tenant with vectors in ``space_name`` has them in
+        (None: the item has no vectors)."""
         if space_name is None:
             return None
         if space_name == DEFAULT_SPACE:
@@ -242,21 +246,21 @@ class ItemService:
         return item, existing is not None or item.id != item_id
 
     def _put_with_vectors(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool] | None:
-        new_collection = self._collection(
+        new_collection = self.collection_of(
             tenant.id, write.space.name if write.space and write.vectors else None
         )
         with self.postgres.unit_of_work() as intent:
             existing = self.repo.lock(intent, tenant.id, write.namespace, write.key)
             reserved_id, vector_ids = self.repo.reserve_ids(intent, len(write.vectors))
             item_id = existing[0] if existing else reserved_id
-            old_collection = self._collection(tenant.id, existing[1]) if existing else None
+            old_collection = self.collection_of(tenant.id, existing[1]) if existing else None
             collections = sorted({c for c in (old_collection, new_collection) if c})
             outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, collections)])
             intent.commit()
         with self.postgres.unit_of_work() as uow:
             locked = self.repo.lock(uow, tenant.id, write.namespace, write.key)
             if (locked[0] if locked else item_id) != item_id or (
-                locked is not None and self._collection(tenant.id, locked[1]) != old_collection
+                locked is not None and self.collection_of(tenant.id, locked[1]) != old_collection
             ):
                 uow.commit()  # nothing written: a concurrent write changed the row; retry
                 self._settle(outbox)
@@ -292,7 +296,7 @@ class ItemService:
             if existing is None:
                 raise NotFoundError(f"no item {key!r} in namespace {list(namespace)!r}")
             item_id, space_name = existing
-            collection = self._collection(tenant.id, space_name)
+            collection = self.collection_of(tenant.id, space_name)
             if collection is None:
                 self.repo.delete(intent, tenant.id, [item_id])
                 intent.commit()
@@ -437,7 +441,7 @@ class ItemService:
         for item_id, tenant_id, space_name in with_vectors:
             by_tenant.setdefault(tenant_id, []).append((item_id, str(space_name)))
         for tenant_id, group in by_tenant.items():
-            entries = [(i, [str(self._collection(tenant_id, s))]) for i, s in group]
+            entries = [(i, [str(self.collection_of(tenant_id, s))]) for i, s in group]
             with self.postgres.unit_of_work() as intent:
                 outbox = self.repo.add_outbox(intent, tenant_id, entries)
                 intent.commit()
@@ -447,7 +451,7 @@ class ItemService:
                 for item_id, space_name in group:
                     if item_id in victims:
                         by_collection.setdefault(
-                            str(self._collection(tenant_id, space_name)), []
+                            str(self.collection_of(tenant_id, space_name)), []
                         ).append(item_id)
                 for collection, ids in by_collection.items():
                     self.index.delete(collection, self.repo.delete(uow, tenant_id, ids))
@@ -487,7 +491,7 @@ class ItemService:
         """Under the item's row lock, delete its stale entities from ``collections`` (and its
         current one) and write its stored vectors; False when the item has no row."""
         row = self.repo.lock_by_id(uow, item_id)
-        current = self._collection(row[0], row[1]) if row else None
+        current = self.collection_of(row[0], row[1]) if row else None
         keep = self.repo.vectors_of([item_id]).get(item_id, []) if current else []
         keep_ids = {vid for vid, _ in keep}
         for collection in {*collections, *([current] if current else [])}:

@@ -25,19 +25,20 @@ from somafractalmemory.models import (
     Space,
 )
 from somafractalmemory.stores.items_sql import live, namespace_path, scope
-from somafractalmemory.stores.items_tables import embedding_spaces, item_outbox, item_vectors, items
+from somafractalmemory.stores.items_tables import embedding_spaces, record_vectors
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
+from somafractalmemory.stores.tables import IS_ITEM, outbox, records
 
 _ITEM_COLUMNS = (
-    items.c.id,
-    items.c.namespace,
-    items.c.key,
-    items.c.value,
-    items.c.space,
-    items.c.created_at,
-    items.c.updated_at,
-    items.c.ttl_minutes,
-    items.c.expires_at,
+    records.c.id,
+    records.c.namespace,
+    records.c.key,
+    records.c.payload,
+    records.c.space,
+    records.c.created_at,
+    records.c.updated_at,
+    records.c.ttl_minutes,
+    records.c.expires_at,
 )
 _TEXT_ARRAY = postgresql.ARRAY(sa.Text)
 
@@ -47,7 +48,7 @@ def _item(row: Any) -> Item:
         id=int(row.id),
         namespace=tuple(row.namespace),
         key=row.key,
-        value=row.value,
+        value=row.payload,
         space=row.space,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -87,7 +88,7 @@ class ItemsRepository:
     def space_in_use(self, tenant_id: int, name: str) -> int:
         """How many of the tenant's items have vectors in the space."""
         query = sa.select(sa.func.count()).where(
-            items.c.tenant_id == tenant_id, items.c.space == name
+            records.c.tenant_id == tenant_id, records.c.space == name
         )
         with self.store.reading("item_space_in_use") as conn:
             return int(conn.execute(query).scalar_one())
@@ -98,9 +99,9 @@ class ItemsRepository:
     ) -> Item | None:
         """The item (a plain read: nothing is written or committed)."""
         query = sa.select(*_ITEM_COLUMNS).where(
-            items.c.tenant_id == tenant_id,
-            items.c.namespace_path == namespace_path(namespace),
-            items.c.key == key,
+            records.c.tenant_id == tenant_id,
+            records.c.namespace_path == namespace_path(namespace),
+            records.c.key == key,
         )
         if not include_expired:
             query = query.where(live())
@@ -113,8 +114,8 @@ class ItemsRepository:
         or None when it is expired (an expired item is never refreshed back to life) or
         gone."""
         statement = (
-            sa.update(items)
-            .where(items.c.id == item.id, items.c.ttl_minutes.is_not(None), live())
+            sa.update(records)
+            .where(records.c.id == item.id, records.c.ttl_minutes.is_not(None), live())
             .values(expires_at=_refreshed_expiry())
             .returning(*_ITEM_COLUMNS)
         )
@@ -128,8 +129,8 @@ class ItemsRepository:
             return
         with self.store.reading("item_refresh") as conn:
             conn.execute(
-                sa.update(items)
-                .where(items.c.id.in_(list(ids)), items.c.ttl_minutes.is_not(None), live())
+                sa.update(records)
+                .where(records.c.id.in_(list(ids)), records.c.ttl_minutes.is_not(None), live())
                 .values(expires_at=_refreshed_expiry())
             )
 
@@ -148,12 +149,12 @@ class ItemsRepository:
         query = (
             sa.select(*_ITEM_COLUMNS)
             .where(*scope(tenant_id, prefix, conditions, include_expired))
-            .order_by(items.c.updated_at.desc(), items.c.id.desc())
+            .order_by(records.c.updated_at.desc(), records.c.id.desc())
             .limit(limit)
             .offset(offset)
         )
         if without_space is not None:
-            query = query.where(sa.or_(items.c.space.is_(None), items.c.space != without_space))
+            query = query.where(sa.or_(records.c.space.is_(None), records.c.space != without_space))
         with self.store.reading("item_page") as conn:
             return [_item(r) for r in conn.execute(query)]
 
@@ -168,8 +169,8 @@ class ItemsRepository:
     ) -> list[int]:
         """Ids of matching items with vectors in ``space``, at most ``cap`` of them."""
         query = (
-            sa.select(items.c.id)
-            .where(*scope(tenant_id, prefix, conditions, include_expired), items.c.space == space)
+            sa.select(records.c.id)
+            .where(*scope(tenant_id, prefix, conditions, include_expired), records.c.space == space)
             .limit(cap)
         )
         with self.store.reading("item_ranked_ids") as conn:
@@ -187,31 +188,31 @@ class ItemsRepository:
         if not ids:
             return {}
         query = sa.select(*_ITEM_COLUMNS).where(
-            *scope(tenant_id, prefix, conditions, include_expired), items.c.id.in_(list(ids))
+            *scope(tenant_id, prefix, conditions, include_expired), records.c.id.in_(list(ids))
         )
         with self.store.reading("item_matching") as conn:
             return {int(r.id): _item(r) for r in conn.execute(query)}
 
     def namespaces(self, tenant_id: int, query: NamespaceQuery) -> list[tuple[str, ...]]:
         """Distinct namespaces (truncated to ``max_depth``) that match, in label order."""
-        depth = sa.func.cardinality(items.c.namespace)
-        where: list[Any] = [items.c.tenant_id == tenant_id]
+        depth = sa.func.cardinality(records.c.namespace)
+        where: list[Any] = [records.c.tenant_id == tenant_id, IS_ITEM]
         if not query.include_expired:
             where.append(live())
         if query.prefix:
             where.append(depth >= len(query.prefix))
             for i, label in enumerate(query.prefix):
                 if label != "*":
-                    where.append(items.c.namespace[i + 1] == label)
+                    where.append(records.c.namespace[i + 1] == label)
         if query.suffix:
             where.append(depth >= len(query.suffix))
             for i, label in enumerate(query.suffix):
                 if label != "*":
                     position = depth - (len(query.suffix) - 1 - i)
-                    where.append(items.c.namespace[position] == label)
-        ns: Any = items.c.namespace
+                    where.append(records.c.namespace[position] == label)
+        ns: Any = records.c.namespace
         if query.max_depth is not None:
-            ns = items.c.namespace[1 : query.max_depth]
+            ns = records.c.namespace[1 : query.max_depth]
         ns_col = sa.cast(ns, _TEXT_ARRAY).label("ns")
         inner = sa.select(ns_col).where(*where).distinct().subquery()
         statement = (
@@ -226,13 +227,13 @@ class ItemsRepository:
         """(item id, tenant id, space) of expired items (of one tenant, or all), oldest
         expiry first."""
         query = (
-            sa.select(items.c.id, items.c.tenant_id, items.c.space)
-            .where(items.c.expires_at <= sa.func.now())
-            .order_by(items.c.expires_at)
+            sa.select(records.c.id, records.c.tenant_id, records.c.space)
+            .where(records.c.expires_at <= sa.func.now())
+            .order_by(records.c.expires_at)
             .limit(limit)
         )
         if tenant_id is not None:
-            query = query.where(items.c.tenant_id == tenant_id)
+            query = query.where(records.c.tenant_id == tenant_id)
         with self.store.reading("item_expired") as conn:
             return [(int(r.id), int(r.tenant_id), r.space) for r in conn.execute(query)]
 
@@ -240,30 +241,30 @@ class ItemsRepository:
         """The stored vectors of items, by item id: (vector id, vector)."""
         if not item_ids:
             return {}
-        query = sa.select(item_vectors).where(item_vectors.c.item_id.in_(list(item_ids)))
+        query = sa.select(record_vectors).where(record_vectors.c.record_id.in_(list(item_ids)))
         found: dict[int, list[tuple[int, ItemVector]]] = {}
-        with self.store.reading("item_vectors_of") as conn:
+        with self.store.reading("record_vectors_of") as conn:
             for r in conn.execute(query):
-                found.setdefault(int(r.item_id), []).append(
+                found.setdefault(int(r.record_id), []).append(
                     (int(r.id), ItemVector(r.path, [float(x) for x in r.vector]))
                 )
         return found
 
     def count(self, tenant_id: int) -> int:
         """How many items the tenant has."""
-        query = sa.select(sa.func.count()).where(items.c.tenant_id == tenant_id)
+        query = sa.select(sa.func.count()).where(records.c.tenant_id == tenant_id, IS_ITEM)
         with self.store.reading("item_count") as conn:
             return int(conn.execute(query).scalar_one())
 
     def vector_ids(self, tenant_id: int, space_name: str) -> dict[int, int]:
         """Every vector id the tenant's items hold in the space, mapped to its item id."""
         query = (
-            sa.select(item_vectors.c.id, item_vectors.c.item_id)
-            .join(items, items.c.id == item_vectors.c.item_id)
-            .where(items.c.tenant_id == tenant_id, items.c.space == space_name)
+            sa.select(record_vectors.c.id, record_vectors.c.record_id)
+            .join(records, records.c.id == record_vectors.c.record_id)
+            .where(records.c.tenant_id == tenant_id, records.c.space == space_name)
         )
         with self.store.reading("item_vector_ids") as conn:
-            return {int(r.id): int(r.item_id) for r in conn.execute(query)}
+            return {int(r.id): int(r.record_id) for r in conn.execute(query)}
 
     def unclaimed(self, item_ids: Sequence[int]) -> list[int]:
         """Those of ``item_ids`` that no item row has and no outbox entry names: their
@@ -272,8 +273,8 @@ class ItemsRepository:
             return []
         query = sa.text(
             "SELECT i FROM unnest(CAST(:ids AS bigint[])) AS i "
-            "WHERE NOT EXISTS (SELECT 1 FROM items WHERE items.id = i) "
-            "AND NOT EXISTS (SELECT 1 FROM item_outbox o WHERE o.item_id = i)"
+            "WHERE NOT EXISTS (SELECT 1 FROM records WHERE records.id = i) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = i)"
         )
         with self.store.reading("item_unclaimed") as conn:
             return [int(i) for i in conn.execute(query, {"ids": list(item_ids)}).scalars()]
@@ -282,7 +283,11 @@ class ItemsRepository:
         """How many item outbox entries wait."""
         with self.store.reading("item_outbox_size") as conn:
             return int(
-                conn.execute(sa.select(sa.func.count()).select_from(item_outbox)).scalar_one()
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.collections.is_not(None))
+                ).scalar_one()
             )
 
     # -- writes -----------------------------------------------------------------------------
@@ -303,7 +308,7 @@ class ItemsRepository:
         """Forget a space and every item that had vectors in it."""
         with self.store.translated("item_delete_space"):
             uow.conn.execute(
-                sa.delete(items).where(items.c.tenant_id == tenant_id, items.c.space == name)
+                sa.delete(records).where(records.c.tenant_id == tenant_id, records.c.space == name)
             )
             uow.conn.execute(
                 sa.delete(embedding_spaces).where(
@@ -316,11 +321,11 @@ class ItemsRepository:
     ) -> tuple[int, str | None] | None:
         """(id, space) of the item, locked until the transaction ends; None if absent."""
         query = (
-            sa.select(items.c.id, items.c.space)
+            sa.select(records.c.id, records.c.space)
             .where(
-                items.c.tenant_id == tenant_id,
-                items.c.namespace_path == namespace_path(namespace),
-                items.c.key == key,
+                records.c.tenant_id == tenant_id,
+                records.c.namespace_path == namespace_path(namespace),
+                records.c.key == key,
             )
             .with_for_update()
         )
@@ -333,13 +338,13 @@ class ItemsRepository:
         with self.store.translated("item_reserve_ids"):
             item_id = int(
                 uow.conn.execute(
-                    sa.text("SELECT nextval(pg_get_serial_sequence('items', 'id'))")
+                    sa.text("SELECT nextval(pg_get_serial_sequence('records', 'id'))")
                 ).scalar_one()
             )
             ids = [
                 int(i)
                 for i in uow.conn.execute(
-                    sa.text("SELECT nextval('item_vectors_id_seq') FROM generate_series(1, :n)"),
+                    sa.text("SELECT nextval('record_vectors_id_seq') FROM generate_series(1, :n)"),
                     {"n": vectors},
                 ).scalars()
             ]
@@ -353,13 +358,14 @@ class ItemsRepository:
             if write.ttl_minutes is not None
             else None
         )
-        insert = pg_insert(items).values(
+        insert = pg_insert(records).values(
             id=item_id,
             tenant_id=tenant_id,
             namespace=list(write.namespace),
             namespace_path=namespace_path(write.namespace),
             key=write.key,
-            value=write.value,
+            payload=write.value,
+            text=write.text,
             space=write.space.name if write.space is not None and write.vectors else None,
             created_at=now,
             updated_at=now,
@@ -367,9 +373,10 @@ class ItemsRepository:
             expires_at=expires,
         )
         statement = insert.on_conflict_do_update(
-            constraint="uq_items_tenant_ns_key",
+            constraint="uq_records_tenant_ns_key",
             set_={
-                "value": insert.excluded.value,
+                "payload": insert.excluded.payload,
+                "text": insert.excluded.text,
                 "space": insert.excluded.space,
                 "updated_at": insert.excluded.updated_at,
                 "ttl_minutes": insert.excluded.ttl_minutes,
@@ -387,16 +394,16 @@ class ItemsRepository:
             old = [
                 int(i)
                 for i in uow.conn.execute(
-                    sa.delete(item_vectors)
-                    .where(item_vectors.c.item_id == item_id)
-                    .returning(item_vectors.c.id)
+                    sa.delete(record_vectors)
+                    .where(record_vectors.c.record_id == item_id)
+                    .returning(record_vectors.c.id)
                 ).scalars()
             ]
             if vectors:
                 uow.conn.execute(
-                    sa.insert(item_vectors),
+                    sa.insert(record_vectors),
                     [
-                        {"id": vid, "item_id": item_id, "path": v.path, "vector": v.vector}
+                        {"id": vid, "record_id": item_id, "path": v.path, "vector": v.vector}
                         for vid, v in vectors
                     ],
                 )
@@ -411,20 +418,20 @@ class ItemsRepository:
             vector_ids = [
                 int(i)
                 for i in uow.conn.execute(
-                    sa.delete(item_vectors)
+                    sa.delete(record_vectors)
                     .where(
-                        item_vectors.c.item_id.in_(
-                            sa.select(items.c.id).where(
-                                items.c.tenant_id == tenant_id, items.c.id.in_(list(item_ids))
+                        record_vectors.c.record_id.in_(
+                            sa.select(records.c.id).where(
+                                records.c.tenant_id == tenant_id, records.c.id.in_(list(item_ids))
                             )
                         )
                     )
-                    .returning(item_vectors.c.id)
+                    .returning(record_vectors.c.id)
                 ).scalars()
             ]
             uow.conn.execute(
-                sa.delete(items).where(
-                    items.c.tenant_id == tenant_id, items.c.id.in_(list(item_ids))
+                sa.delete(records).where(
+                    records.c.tenant_id == tenant_id, records.c.id.in_(list(item_ids))
                 )
             )
         return vector_ids
@@ -434,18 +441,18 @@ class ItemsRepository:
     ) -> int:
         """Delete up to ``limit`` expired items that have no vectors (of one tenant, or
         all); returns how many."""
-        where = [items.c.expires_at <= sa.func.now(), items.c.space.is_(None)]
+        where = [records.c.expires_at <= sa.func.now(), records.c.space.is_(None)]
         if tenant_id is not None:
-            where.append(items.c.tenant_id == tenant_id)
+            where.append(records.c.tenant_id == tenant_id)
         victims = (
-            sa.select(items.c.id)
+            sa.select(records.c.id)
             .where(*where)
             .limit(limit)
             .with_for_update(skip_locked=True)
             .scalar_subquery()
         )
         with self.store.translated("item_sweep_plain"):
-            result = uow.conn.execute(sa.delete(items).where(items.c.id.in_(victims)))
+            result = uow.conn.execute(sa.delete(records).where(records.c.id.in_(victims)))
         return int(result.rowcount)
 
     def lock_expired(self, uow: UnitOfWork, ids: Sequence[int]) -> list[int]:
@@ -453,8 +460,8 @@ class ItemsRepository:
         if not ids:
             return []
         query = (
-            sa.select(items.c.id)
-            .where(items.c.id.in_(list(ids)), items.c.expires_at <= sa.func.now())
+            sa.select(records.c.id)
+            .where(records.c.id.in_(list(ids)), records.c.expires_at <= sa.func.now())
             .with_for_update(skip_locked=True)
         )
         with self.store.translated("item_lock_expired"):
@@ -467,9 +474,11 @@ class ItemsRepository:
         if not entries:
             return []
         statement = (
-            sa.insert(item_outbox)
-            .values([{"tenant_id": tenant_id, "item_id": i, "collections": c} for i, c in entries])
-            .returning(item_outbox.c.id)
+            sa.insert(outbox)
+            .values(
+                [{"tenant_id": tenant_id, "record_id": i, "collections": c} for i, c in entries]
+            )
+            .returning(outbox.c.id)
         )
         with self.store.translated("item_add_outbox"):
             return [int(i) for i in uow.conn.execute(statement).scalars()]
@@ -478,33 +487,34 @@ class ItemsRepository:
         """Forget entries whose Milvus side is done."""
         if ids:
             with self.store.translated("item_remove_outbox"):
-                uow.conn.execute(sa.delete(item_outbox).where(item_outbox.c.id.in_(list(ids))))
+                uow.conn.execute(sa.delete(outbox).where(outbox.c.id.in_(list(ids))))
 
     def claim_outbox(
         self, uow: UnitOfWork, older_than_seconds: float, limit: int
     ) -> list[ItemOutboxEntry]:
         """Lock up to ``limit`` entries older than the grace period (skipping held ones)."""
         query = (
-            sa.select(item_outbox)
+            sa.select(outbox)
             .where(
-                item_outbox.c.created_at
-                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+                outbox.c.collections.is_not(None),
+                outbox.c.created_at
+                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
             )
-            .order_by(item_outbox.c.id)
+            .order_by(outbox.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         with self.store.translated("item_claim_outbox"):
             return [
-                ItemOutboxEntry(int(r.id), int(r.tenant_id), int(r.item_id), list(r.collections))
+                ItemOutboxEntry(int(r.id), int(r.tenant_id), int(r.record_id), list(r.collections))
                 for r in uow.conn.execute(query)
             ]
 
     def lock_by_id(self, uow: UnitOfWork, item_id: int) -> tuple[int, str | None] | None:
         """(tenant id, space) of the item with this id, locked; None if absent."""
         query = (
-            sa.select(items.c.tenant_id, items.c.space)
-            .where(items.c.id == item_id)
+            sa.select(records.c.tenant_id, records.c.space)
+            .where(records.c.id == item_id)
             .with_for_update()
         )
         with self.store.translated("item_lock_by_id"):
@@ -513,4 +523,4 @@ class ItemsRepository:
 
 
 def _refreshed_expiry() -> Any:
-    return sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, items.c.ttl_minutes * 60)
+    return sa.func.now() + sa.func.make_interval(0, 0, 0, 0, 0, 0, records.c.ttl_minutes * 60)

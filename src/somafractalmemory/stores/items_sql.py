@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.stores.items_tables import items
+from somafractalmemory.stores.tables import IS_ITEM, records
 
 
 def namespace_path(namespace: Sequence[str]) -> str:
@@ -26,18 +26,18 @@ def _like_escape(text: str) -> str:
 
 def live() -> sa.ColumnElement[bool]:
     """Items that have not expired (read at the statement's transaction time)."""
-    return sa.or_(items.c.expires_at.is_(None), items.c.expires_at > sa.func.now())
+    return sa.or_(records.c.expires_at.is_(None), records.c.expires_at > sa.func.now())
 
 
 def in_prefix(prefix: Sequence[str]) -> sa.ColumnElement[bool]:
     """Items whose namespace starts with the whole labels of ``prefix`` (``a`` never
-    matches ``ab``); the empty prefix matches everything."""
+    matches ``ab``); the empty prefix matches every item (never a memory)."""
     if not prefix:
-        return sa.true()
+        return IS_ITEM
     path = namespace_path(prefix)
     return sa.or_(
-        items.c.namespace_path == path,
-        items.c.namespace_path.like(_like_escape(path) + ".%", escape="\\"),
+        records.c.namespace_path == path,
+        records.c.namespace_path.like(_like_escape(path) + ".%", escape="\\"),
     )
 
 
@@ -45,7 +45,7 @@ def _filter_clauses(conditions: dict[str, Any], path: tuple[str, ...] = ()) -> l
     clauses: list[Any] = []
     for key, expected in conditions.items():
         at = (*path, key)
-        target = sa.func.jsonb_extract_path(items.c.value, *at)
+        target = sa.func.jsonb_extract_path(records.c.payload, *at)
         if isinstance(expected, dict) and any(str(k).startswith("$") for k in expected):
             for op, operand in expected.items():
                 clauses.append(_comparison(at, target, op, operand))
@@ -61,7 +61,7 @@ def _comparison(at: tuple[str, ...], target: Any, op: str, operand: Any) -> Any:
         return target == sa.literal(operand, postgresql.JSONB)
     if op == "$ne":
         return sa.or_(target.is_(None), target != sa.literal(operand, postgresql.JSONB))
-    text = sa.func.jsonb_extract_path_text(items.c.value, *at)
+    text = sa.func.jsonb_extract_path_text(records.c.payload, *at)
     left: Any
     if isinstance(operand, str):
         kind, left, right = "string", text.collate("C"), sa.literal(operand, sa.Text)
@@ -80,7 +80,7 @@ def scope(
     tenant_id: int, prefix: Sequence[str], conditions: dict[str, Any], include_expired: bool
 ) -> list[Any]:
     """The WHERE clauses of a search: tenant, namespace prefix, filters, expiry."""
-    clauses = [items.c.tenant_id == tenant_id, in_prefix(prefix), *_filter_clauses(conditions)]
+    clauses = [records.c.tenant_id == tenant_id, in_prefix(prefix), *_filter_clauses(conditions)]
     if not include_expired:
         clauses.append(live())
     return clauses

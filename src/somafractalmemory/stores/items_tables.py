@@ -1,4 +1,5 @@
-"""SQLAlchemy Core descriptions of the item tables (made by migration 0003, never here)."""
+"""SQLAlchemy Core descriptions of the spaces and the vectors of items (made by migrations,
+never here)."""
 
 from __future__ import annotations
 
@@ -19,37 +20,24 @@ embedding_spaces = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
-items = sa.Table(
-    "items",
+# One row per vector of an item (several with `x[*]` paths). The id, from its own sequence,
+# is the Milvus primary key in the space's collection; the vector itself is kept so that
+# Milvus can be rebuilt from PostgreSQL alone.
+record_vectors = sa.Table(
+    "record_vectors",
     metadata,
     sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
-    sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
-    sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
-    sa.Column("key", sa.Text, nullable=False),
-    sa.Column("value", postgresql.JSONB, nullable=False),
-    sa.Column("space", sa.Text),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
-    sa.Column("ttl_minutes", sa.Float),
-    sa.Column("expires_at", sa.DateTime(timezone=True)),
-)
-
-item_vectors = sa.Table(
-    "item_vectors",
-    metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("item_id", sa.BigInteger, sa.ForeignKey("items.id"), nullable=False),
+    sa.Column("record_id", sa.BigInteger, sa.ForeignKey("records.id"), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("vector", postgresql.ARRAY(sa.REAL), nullable=False),
 )
 
-item_outbox = sa.Table(
-    "item_outbox",
+# Items moved into the records table by migration 0006 whose Milvus entities still carry the
+# old item id (see core/record_moves.py).
+record_moves = sa.Table(
+    "record_moves",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
-    sa.Column("item_id", sa.BigInteger, nullable=False),
-    sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("old_item_id", sa.BigInteger, primary_key=True),
+    sa.Column("record_id", sa.BigInteger, nullable=False),
+    sa.Column("tenant_id", sa.BigInteger, nullable=False),
 )

@@ -13,7 +13,7 @@ from somafractalmemory.models import (
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
     links,
-    memories,
+    records,
 )
 
 
@@ -59,13 +59,13 @@ class GraphReads(PostgresBase):
     def links_page(self, tenant_id: int, after_id: int, limit: int) -> list[tuple[int, Link]]:
         """Up to ``limit`` of the tenant's links with id greater than ``after_id``, by id, as
         (link id, link between the ends' coordinates)."""
-        source = memories.alias("source")
-        target = memories.alias("target")
+        source = records.alias("source")
+        target = records.alias("target")
         query = (
             sa.select(
                 links.c.id,
-                source.c.coord.label("from_coord"),
-                target.c.coord.label("to_coord"),
+                source.c.key.label("from_coord"),
+                target.c.key.label("to_coord"),
                 links.c.link_type,
                 links.c.strength,
                 links.c.metadata,

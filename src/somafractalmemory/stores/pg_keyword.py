@@ -18,7 +18,8 @@ from somafractalmemory.models import (
 from somafractalmemory.stores import keyword
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
-    memories,
+    IS_MEMORY,
+    records,
 )
 
 _TS_CONFIG: sa.ColumnClause[Any] = sa.literal_column("'english'::regconfig")
@@ -77,19 +78,20 @@ class KeywordReads(PostgresBase):
     ) -> list[tuple[int, float]]:
         """Rank by ``rank_by`` at most ``cap`` of the tenant's rows in ``scope`` matching the
         tsquery ``pick``."""
-        candidates = sa.select(memories.c.id, memories.c.text_tsv).where(
-            memories.c.tenant_id == tenant_id,
-            memories.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY)),
+        candidates = sa.select(records.c.id, records.c.text_tsv).where(
+            records.c.tenant_id == tenant_id,
+            IS_MEMORY,
+            records.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY)),
         )
         if scope.memory_type is not None:
-            candidates = candidates.where(memories.c.memory_type == scope.memory_type.value)
+            candidates = candidates.where(records.c.memory_type == scope.memory_type.value)
         if scope.created_after is not None:
-            candidates = candidates.where(memories.c.created_at >= scope.created_after)
+            candidates = candidates.where(records.c.created_at >= scope.created_after)
         if scope.created_before is not None:
-            candidates = candidates.where(memories.c.created_at < scope.created_before)
+            candidates = candidates.where(records.c.created_at < scope.created_before)
         if scope.filters:
             candidates = candidates.where(
-                memories.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
+                records.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
             )
         picked = candidates.limit(cap).subquery("candidates")
         rank = sa.func.ts_rank_cd(picked.c.text_tsv, sa.cast(rank_by, postgresql.TSQUERY)).label(
@@ -104,7 +106,7 @@ class KeywordReads(PostgresBase):
         self._stats = None
 
     def _lexeme_stats(self, conn: Connection) -> keyword.LexemeStats:
-        """PostgreSQL's lexeme statistics of ``memories.text_tsv``, cached for a while."""
+        """PostgreSQL's lexeme statistics of ``records.text_tsv``, cached for a while."""
         now = time.monotonic()
         if self._stats is not None and now - self._stats[0] < keyword.STATS_TTL:
             return self._stats[1]
@@ -113,8 +115,8 @@ class KeywordReads(PostgresBase):
                 "SELECT c.reltuples, s.most_common_elems::text::text[] AS elems, "
                 "s.most_common_elem_freqs AS freqs FROM pg_class c "
                 "LEFT JOIN pg_stats s ON s.schemaname = current_schema() "
-                "AND s.tablename = 'memories' AND s.attname = 'text_tsv' "
-                "WHERE c.oid = 'memories'::regclass"
+                "AND s.tablename = 'records' AND s.attname = 'text_tsv' "
+                "WHERE c.oid = 'records'::regclass"
             )
         ).one()
         stats = keyword.LexemeStats.from_pg_stats(float(row.reltuples), row.elems, row.freqs)

@@ -13,26 +13,28 @@ from somafractalmemory.models import (
 )
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
+    IS_MEMORY,
     links,
-    memories,
-    vector_outbox,
+    outbox,
+    records,
 )
 
 MEMORY_COLUMNS = (
-    memories.c.id,
-    memories.c.coord,
-    memories.c.payload,
-    memories.c.memory_type,
-    memories.c.importance,
-    memories.c.text,
-    memories.c.created_at,
-    memories.c.updated_at,
+    records.c.id,
+    records.c.key.label("coord"),
+    records.c.payload,
+    records.c.memory_type,
+    records.c.importance,
+    records.c.text,
+    records.c.created_at,
+    records.c.updated_at,
 )
 # The two reads of every search run as plain SQL on the pooled psycopg connection, without
 # SQLAlchemy's execution layer: on two cores that layer costs about 0.5 ms a statement, more
-MEMORY_SQL_COLUMNS = ", ".join(column.name for column in MEMORY_COLUMNS)
+MEMORY_SQL_COLUMNS = "id, key, payload, memory_type, importance, text, created_at, updated_at"
 _MEMORIES_BY_IDS_SQL = (
-    f"SELECT {MEMORY_SQL_COLUMNS} FROM memories WHERE tenant_id = %s AND id = ANY(%s)"
+    f"SELECT {MEMORY_SQL_COLUMNS} FROM records "
+    "WHERE tenant_id = %s AND id = ANY(%s) AND namespace_path = ''"
 )
 
 
@@ -71,7 +73,7 @@ class MemoryReads(PostgresBase):
     def get_memory(self, tenant_id: int, coord: str) -> Memory | None:
         """The tenant's memory at ``coord`` (canonical), or None."""
         query = sa.select(*MEMORY_COLUMNS).where(
-            memories.c.tenant_id == tenant_id, memories.c.coord == coord
+            records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key == coord
         )
         with self.reading("get_memory") as conn:
             row = conn.execute(query).first()
@@ -91,19 +93,19 @@ class MemoryReads(PostgresBase):
         """Up to ``limit`` memories with id greater than ``after_id``, oldest first."""
         query = (
             sa.select(*MEMORY_COLUMNS)
-            .where(memories.c.tenant_id == tenant_id, memories.c.id > after_id)
-            .order_by(memories.c.id)
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.id > after_id)
+            .order_by(records.c.id)
             .limit(limit)
         )
         if memory_type is not None:
-            query = query.where(memories.c.memory_type == memory_type.value)
+            query = query.where(records.c.memory_type == memory_type.value)
         with self.reading("list_memories") as conn:
             return [memory_from_row(row) for row in conn.execute(query)]
 
     def memory_ids(self, tenant_id: int, coords: Sequence[str]) -> dict[str, int]:
         """Map each of the tenant's coordinates among ``coords`` to its memory id."""
-        query = sa.select(memories.c.coord, memories.c.id).where(
-            memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+        query = sa.select(records.c.key.label("coord"), records.c.id).where(
+            records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key.in_(list(coords))
         )
         with self.reading("memory_ids") as conn:
             return {row.coord: row.id for row in conn.execute(query)}
@@ -112,8 +114,8 @@ class MemoryReads(PostgresBase):
         """Map each of the tenant's memory ids among ``ids`` to its coordinate."""
         if not ids:
             return {}
-        query = sa.select(memories.c.id, memories.c.coord).where(
-            memories.c.tenant_id == tenant_id, memories.c.id.in_(list(ids))
+        query = sa.select(records.c.id, records.c.key.label("coord")).where(
+            records.c.tenant_id == tenant_id, IS_MEMORY, records.c.id.in_(list(ids))
         )
         with self.reading("coords_for_ids") as conn:
             return {row.id: row.coord for row in conn.execute(query)}
@@ -121,9 +123,9 @@ class MemoryReads(PostgresBase):
     def count_by_type(self, tenant_id: int) -> tuple[dict[str, int], int]:
         """The tenant's memory counts by type, and its link count."""
         by_type_query = (
-            sa.select(memories.c.memory_type, sa.func.count())
-            .where(memories.c.tenant_id == tenant_id)
-            .group_by(memories.c.memory_type)
+            sa.select(records.c.memory_type, sa.func.count())
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY)
+            .group_by(records.c.memory_type)
         )
         links_query = sa.select(sa.func.count()).where(links.c.tenant_id == tenant_id)
         with self.reading("count_by_type") as conn:
@@ -134,7 +136,7 @@ class MemoryReads(PostgresBase):
 
     def all_memory_ids(self, tenant_id: int) -> list[int]:
         """Every memory id of the tenant (for reconciliation and tests)."""
-        query = sa.select(memories.c.id).where(memories.c.tenant_id == tenant_id)
+        query = sa.select(records.c.id).where(records.c.tenant_id == tenant_id, IS_MEMORY)
         with self.reading("all_memory_ids") as conn:
             return [int(i) for i in conn.execute(query).scalars()]
 
@@ -142,8 +144,8 @@ class MemoryReads(PostgresBase):
         """(tenant id, memory, client vector) for each existing id among ``ids``."""
         if not ids:
             return []
-        query = sa.select(memories.c.tenant_id, memories.c.client_vector, *MEMORY_COLUMNS).where(
-            memories.c.id.in_(list(ids))
+        query = sa.select(records.c.tenant_id, records.c.client_vector, *MEMORY_COLUMNS).where(
+            records.c.id.in_(list(ids)), IS_MEMORY
         )
         with self.reading("memories_with_ids") as conn:
             return [(r.tenant_id, memory_from_row(r), r.client_vector) for r in conn.execute(query)]
@@ -155,8 +157,8 @@ class MemoryReads(PostgresBase):
             return []
         query = sa.text(
             "SELECT i FROM unnest(CAST(:ids AS bigint[])) AS i "
-            "WHERE NOT EXISTS (SELECT 1 FROM memories m WHERE m.id = i) "
-            "AND NOT EXISTS (SELECT 1 FROM vector_outbox o WHERE o.memory_id = i)"
+            "WHERE NOT EXISTS (SELECT 1 FROM records r WHERE r.id = i) "
+            "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = i)"
         )
         with self.reading("unclaimed_orphans") as conn:
             return [int(i) for i in conn.execute(query, {"ids": list(ids)}).scalars()]
@@ -165,7 +167,11 @@ class MemoryReads(PostgresBase):
         """How many outbox entries wait (writes whose Milvus side is not confirmed)."""
         with self.reading("outbox_size") as conn:
             return int(
-                conn.execute(sa.select(sa.func.count()).select_from(vector_outbox)).scalar_one()
+                conn.execute(
+                    sa.select(sa.func.count())
+                    .select_from(outbox)
+                    .where(outbox.c.collections.is_(None))
+                ).scalar_one()
             )
 
     def memories_page(
@@ -175,9 +181,9 @@ class MemoryReads(PostgresBase):
         each with its client vector (None when the model embedded it). One query per page,
         so a long export never holds a connection between pages."""
         query = (
-            sa.select(memories.c.client_vector, *MEMORY_COLUMNS)
-            .where(memories.c.tenant_id == tenant_id, memories.c.id > after_id)
-            .order_by(memories.c.id)
+            sa.select(records.c.client_vector, *MEMORY_COLUMNS)
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.id > after_id)
+            .order_by(records.c.id)
             .limit(limit)
         )
         with self.reading("memories_page") as conn:
@@ -190,8 +196,8 @@ class MemoryReads(PostgresBase):
         coordinates are missing from the answer. Nothing is locked."""
         if not coords:
             return {}
-        query = sa.select(memories.c.client_vector, *MEMORY_COLUMNS).where(
-            memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+        query = sa.select(records.c.client_vector, *MEMORY_COLUMNS).where(
+            records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key.in_(list(coords))
         )
         with self.reading("memories_at") as conn:
             return {r.coord: (memory_from_row(r), r.client_vector) for r in conn.execute(query)}

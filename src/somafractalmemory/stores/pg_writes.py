@@ -21,12 +21,13 @@ from somafractalmemory.models import (
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.pg_memories import MEMORY_COLUMNS, memory_from_row
 from somafractalmemory.stores.tables import (
+    IS_MEMORY,
     api_keys,
     links,
-    memories,
+    outbox,
     reconcile_runs,
+    records,
     tenants,
-    vector_outbox,
 )
 
 
@@ -111,7 +112,7 @@ class UnitOfWork:
         """The existing memories at ``coords``, locked until the transaction ends."""
         query = (
             sa.select(*MEMORY_COLUMNS)
-            .where(memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords)))
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key.in_(list(coords)))
             .with_for_update()
         )
         with self._store.translated("lock_memories"):
@@ -124,8 +125,8 @@ class UnitOfWork:
             existing = {
                 row.coord: row.id
                 for row in self.conn.execute(
-                    sa.select(memories.c.coord, memories.c.id).where(
-                        memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords))
+                    sa.select(records.c.key.label("coord"), records.c.id).where(
+                        records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key.in_(list(coords))
                     )
                 )
             }
@@ -133,7 +134,7 @@ class UnitOfWork:
             if new:
                 fresh = self.conn.execute(
                     sa.text(
-                        "SELECT nextval(pg_get_serial_sequence('memories', 'id')) "
+                        "SELECT nextval(pg_get_serial_sequence('records', 'id')) "
                         "FROM generate_series(1, :n)"
                     ),
                     {"n": len(new)},
@@ -143,10 +144,8 @@ class UnitOfWork:
 
     def add_outbox(self, tenant_id: int, entries: Sequence[tuple[str, int]]) -> list[int]:
         """Record (coord, memory id) pairs whose Milvus side is about to change."""
-        statement = sa.insert(vector_outbox).returning(
-            vector_outbox.c.id, sort_by_parameter_order=True
-        )
-        rows = [{"tenant_id": tenant_id, "coord": c, "memory_id": m} for c, m in entries]
+        statement = sa.insert(outbox).returning(outbox.c.id, sort_by_parameter_order=True)
+        rows = [{"tenant_id": tenant_id, "coord": c, "record_id": m} for c, m in entries]
         with self._store.translated("add_outbox"):
             return [int(i) for i in self.conn.execute(statement, rows).scalars()]
 
@@ -154,24 +153,25 @@ class UnitOfWork:
         """Forget outbox entries whose Milvus side is done."""
         if ids:
             with self._store.translated("remove_outbox"):
-                self.conn.execute(sa.delete(vector_outbox).where(vector_outbox.c.id.in_(list(ids))))
+                self.conn.execute(sa.delete(outbox).where(outbox.c.id.in_(list(ids))))
 
     def claim_outbox(self, older_than_seconds: float, limit: int) -> list[OutboxEntry]:
         """Lock up to ``limit`` outbox entries older than the grace period; entries another
         drainer holds are skipped."""
         query = (
-            sa.select(vector_outbox)
+            sa.select(outbox)
             .where(
-                vector_outbox.c.created_at
-                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+                outbox.c.collections.is_(None),
+                outbox.c.created_at
+                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
             )
-            .order_by(vector_outbox.c.id)
+            .order_by(outbox.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
         with self._store.translated("claim_outbox"):
             return [
-                OutboxEntry(id=r.id, tenant_id=r.tenant_id, coord=r.coord, memory_id=r.memory_id)
+                OutboxEntry(id=r.id, tenant_id=r.tenant_id, coord=r.coord, memory_id=r.record_id)
                 for r in self.conn.execute(query)
             ]
 
@@ -180,8 +180,8 @@ class UnitOfWork:
     ) -> dict[str, tuple[Memory, list[float] | None]]:
         """The rows at ``coords`` with their client vectors, locked until the end."""
         query = (
-            sa.select(memories.c.client_vector, *MEMORY_COLUMNS)
-            .where(memories.c.tenant_id == tenant_id, memories.c.coord.in_(list(coords)))
+            sa.select(records.c.client_vector, *MEMORY_COLUMNS)
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key.in_(list(coords)))
             .with_for_update()
         )
         with self._store.translated("memories_for_sync"):
@@ -237,12 +237,12 @@ class UnitOfWork:
         # batch instead compiled a statement of rows x columns parameters on every request.)
         now = sa.func.clock_timestamp()
         times = {"created_at": now, "updated_at": now} if keep_created else {"updated_at": now}
-        insert = pg_insert(memories).values(**times)
+        insert = pg_insert(records).values(**times)
         rows = [
             {
                 **({"id": ids[item.coord]} if ids else {}),
                 "tenant_id": tenant_id,
-                "coord": item.coord,
+                "key": item.coord,
                 "memory_type": item.memory_type.value,
                 "payload": item.payload,
                 "text": item.text,
@@ -263,7 +263,7 @@ class UnitOfWork:
         if not keep_created:
             replaced["created_at"] = insert.excluded.created_at
         statement = insert.on_conflict_do_update(
-            constraint="uq_memories_tenant_coord", set_=replaced
+            constraint="uq_records_tenant_ns_key", set_=replaced
         ).returning(*MEMORY_COLUMNS)
         with self._store.translated("upsert_memories"):
             return {row.coord: memory_from_row(row) for row in self.conn.execute(statement, rows)}
@@ -271,8 +271,8 @@ class UnitOfWork:
     def delete_memory(self, tenant_id: int, coord: str) -> Memory | None:
         """Delete the tenant's memory at ``coord`` (its links go with it); None if absent."""
         statement = (
-            sa.delete(memories)
-            .where(memories.c.tenant_id == tenant_id, memories.c.coord == coord)
+            sa.delete(records)
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key == coord)
             .returning(*MEMORY_COLUMNS)
         )
         with self._store.translated("delete_memory"):

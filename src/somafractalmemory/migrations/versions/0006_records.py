@@ -1,0 +1,156 @@
+"""One record model: memories and items in one table of records, one vectors table, one outbox.
+
+The memories table becomes ``records`` in place (a rename: its ids, the links' foreign keys,
+the listing cursors and the Milvus primary keys of the memories' collection stay valid). A
+record has a namespace (``'{}'`` and path ``''`` for the coordinate memories) and a key (a
+memory's canonical coordinate, an item's string key). The items are moved into it with new
+ids from the records' sequence; ``item_vectors`` becomes ``record_vectors`` and
+``vector_outbox`` becomes ``outbox`` (an item's entry names its collections, a memory's
+none), the item outbox's entries moved into it.
+
+Nothing is re-embedded. The item collections in Milvus still name each vector's item by its
+old id: ``record_moves`` lists (old item id, record id) for every moved item, and
+``somafractalmemory migrate`` (bootstrap too) rewrites those entities from
+``record_vectors`` before the service starts; ``validate-infra`` refuses to serve while any
+move is pending. See docs/technical-manual/records.md.
+
+Revision ID: 0006
+Revises: 0005
+Create Date: 2026-12-02
+"""
+
+import sqlalchemy as sa
+from alembic import op
+from sqlalchemy.dialects import postgresql
+
+revision = "0006"
+down_revision = "0005"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.rename_table("memories", "records")
+    op.alter_column("records", "coord", new_column_name="key")
+    op.execute("ALTER INDEX ix_memories_tenant_created RENAME TO ix_records_tenant_created")
+    op.execute("ALTER INDEX ix_memories_tenant_tsv RENAME TO ix_records_tenant_tsv")
+    op.execute("ALTER TABLE records RENAME CONSTRAINT memories_pkey TO records_pkey")
+    op.execute("ALTER SEQUENCE memories_id_seq RENAME TO records_id_seq")
+    # Adding columns with constant defaults rewrites no row (PostgreSQL 11+).
+    op.add_column(
+        "records",
+        sa.Column(
+            "namespace", postgresql.ARRAY(sa.Text), nullable=False, server_default=sa.text("'{}'")
+        ),
+    )
+    # The labels joined by "." (labels never contain one); '' for the memories. The btree
+    # of the unique constraint serves prefix queries with `LIKE 'a.b.%'` (C collation).
+    op.add_column(
+        "records",
+        sa.Column("namespace_path", sa.Text(collation="C"), nullable=False, server_default=""),
+    )
+    op.add_column("records", sa.Column("space", sa.Text, nullable=True))
+    op.add_column("records", sa.Column("ttl_minutes", sa.Float, nullable=True))
+    op.add_column("records", sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True))
+    op.alter_column("records", "memory_type", nullable=True)
+    op.alter_column("records", "importance", nullable=True)
+    op.create_unique_constraint(
+        "uq_records_tenant_ns_key", "records", ["tenant_id", "namespace_path", "key"]
+    )
+    op.drop_constraint("uq_memories_tenant_coord", "records", type_="unique")
+    op.create_check_constraint(
+        "ck_records_memory_fields",
+        "records",
+        "namespace_path <> '' OR (memory_type IS NOT NULL AND importance IS NOT NULL)",
+    )
+    op.create_check_constraint(
+        "ck_records_namespace_depth", "records", "cardinality(namespace) <= 10"
+    )
+    op.create_check_constraint(
+        "ck_records_key_length", "records", "char_length(key) BETWEEN 1 AND 512"
+    )
+    op.create_check_constraint(
+        "ck_records_ttl", "records", "ttl_minutes IS NULL OR ttl_minutes > 0"
+    )
+    op.create_index("ix_records_tenant_updated", "records", ["tenant_id", "updated_at", "id"])
+    op.create_index(
+        "ix_records_expires",
+        "records",
+        ["expires_at"],
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+    )
+
+    # The items, with new ids; record_moves keeps the old id of each for the Milvus step.
+    op.create_table(
+        "record_moves",
+        sa.Column("old_item_id", sa.BigInteger, primary_key=True),
+        sa.Column("record_id", sa.BigInteger, nullable=False),
+        sa.Column("tenant_id", sa.BigInteger, nullable=False),
+    )
+    # New ids above every old item id, so that no old id is ever also a new one (the Milvus
+    # step finds an item's old entities by the old id). An outbox entry of an item already
+    # deleted gets a move too: its stale entities are deleted by that step.
+    op.execute(
+        "SELECT setval(pg_get_serial_sequence('records', 'id'), greatest("
+        "(SELECT last_value FROM records_id_seq), "
+        "(SELECT coalesce(max(id), 1) FROM items), "
+        "(SELECT coalesce(max(item_id), 1) FROM item_outbox)))"
+    )
+    op.execute(
+        "INSERT INTO record_moves (old_item_id, record_id, tenant_id) "
+        "SELECT id, nextval(pg_get_serial_sequence('records', 'id')), tenant_id FROM ("
+        "SELECT id, tenant_id FROM items UNION "
+        "SELECT item_id, tenant_id FROM item_outbox WHERE item_id NOT IN (SELECT id FROM items)"
+        ") AS old ORDER BY id"
+    )
+    op.execute(
+        "INSERT INTO records (id, tenant_id, namespace, namespace_path, key, payload, text, "
+        "space, created_at, updated_at, ttl_minutes, expires_at) "
+        "SELECT m.record_id, i.tenant_id, i.namespace, i.namespace_path, i.key, i.value, '', "
+        "i.space, i.created_at, i.updated_at, i.ttl_minutes, i.expires_at "
+        "FROM items i JOIN record_moves m ON m.old_item_id = i.id"
+    )
+
+    op.rename_table("item_vectors", "record_vectors")
+    op.execute("ALTER SEQUENCE item_vectors_id_seq RENAME TO record_vectors_id_seq")
+    op.execute(
+        "ALTER TABLE record_vectors ALTER COLUMN id SET DEFAULT nextval('record_vectors_id_seq')"
+    )
+    op.execute(
+        "ALTER TABLE record_vectors RENAME CONSTRAINT item_vectors_pkey TO record_vectors_pkey"
+    )
+    op.drop_constraint("item_vectors_item_id_fkey", "record_vectors", type_="foreignkey")
+    op.alter_column("record_vectors", "item_id", new_column_name="record_id")
+    op.execute(
+        "UPDATE record_vectors v SET record_id = m.record_id "
+        "FROM record_moves m WHERE m.old_item_id = v.record_id"
+    )
+    op.create_foreign_key(
+        "record_vectors_record_id_fkey",
+        "record_vectors",
+        "records",
+        ["record_id"],
+        ["id"],
+        ondelete="CASCADE",
+    )
+    op.execute("ALTER INDEX ix_item_vectors_item RENAME TO ix_record_vectors_record")
+
+    op.rename_table("vector_outbox", "outbox")
+    op.execute("ALTER INDEX ix_vector_outbox_created RENAME TO ix_outbox_created")
+    op.alter_column("outbox", "memory_id", new_column_name="record_id")
+    op.alter_column("outbox", "coord", nullable=True)
+    # NULL: the memories' collection; else every item collection the write may have touched.
+    op.add_column("outbox", sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=True))
+    op.execute(
+        "INSERT INTO outbox (tenant_id, record_id, collections, created_at) "
+        "SELECT o.tenant_id, m.record_id, o.collections, o.created_at "
+        "FROM item_outbox o JOIN record_moves m ON m.old_item_id = o.item_id"
+    )
+    op.drop_table("item_outbox")
+    op.drop_table("items")
+
+
+def downgrade() -> None:
+    raise NotImplementedError(
+        "0006 moves the items into the records table; restore a backup taken before it"
+    )
