@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from somafractalmemory.stack import Stack
-from somafractalmemory.stores.tables import memories
+from somafractalmemory.stores.tables import records
 
 Headers = dict[str, str]
 
@@ -252,7 +252,7 @@ def test_vector_mode_skips_a_vector_whose_row_is_gone(
     tenant = stack.keys.authenticate(auth["Authorization"].removeprefix("Bearer "))
     with stack.postgres.engine.begin() as conn:
         conn.execute(
-            sa.delete(memories).where(records.c.tenant_id == tenant.id, records.c.coord == "61,1")
+            sa.delete(records).where(records.c.tenant_id == tenant.id, records.c.key == "61,1")
         )
     hits = search(client, auth, vector=query, mode="vector", top_k=2)
     assert [h["coord"] for h in hits] == ["61,2", "61,3"]
