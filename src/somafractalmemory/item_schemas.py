@@ -86,6 +86,12 @@ class ItemSearchRequest(_Model):
     namespace_prefix: Namespace = Field(default_factory=list, max_length=10)
     query: str | None = Field(default=None, max_length=10_000)
     vector: list[float] | None = Field(default=None, max_length=4096)
+    mode: Literal["vector", "keyword", "hybrid"] = Field(
+        default="vector",
+        description="`vector`: by the best vector (LangGraph's semantics, the default); "
+        "`keyword`: by full-text rank of `query`; `hybrid`: both, fused by reciprocal rank "
+        "as memory search does (needs `query`).",
+    )
     space: str | None = Field(default=None, max_length=32)
     filter: dict[str, Any] | None = None
     limit: int = Field(default=10, ge=1, le=MAX_ITEM_LIMIT)

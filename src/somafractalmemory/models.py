@@ -266,6 +266,7 @@ class ItemSearch:
     space: str | None = None
     query: str | None = None
     vector: list[float] | None = None
+    mode: str = "vector"
     refresh_ttl: bool = True
     include_expired: bool = False
 

@@ -426,3 +426,27 @@ def test_python_client_item_methods(stack: Stack, make_key: Callable[[], Headers
         assert sfm.sweep_items() == 0
         assert sfm.delete_item(ALICE, "k") is True
         assert sfm.delete_item(ALICE, "k") is False
+
+
+def test_keyword_and_hybrid_search_of_items(client: TestClient, auth: Headers) -> None:
+    """Items get the memories' keyword signal and fusion: a rare word is found by keyword
+    mode, hybrid ranks an item both signals find first, filters and prefixes still apply."""
+    put(client, auth, ["kb", "a"], "tea", {"text": "Oolong is a partly oxidised tea", "n": 1})
+    put(client, auth, ["kb", "a"], "kite", {"text": "the red kite flew over the hill", "n": 2})
+    put(client, auth, ["kb", "b"], "boat", {"text": "we sailed the boat to the island", "n": 3})
+    put(client, auth, ["other"], "tea2", {"text": "oolong elsewhere", "n": 4})
+    found = search(client, auth, namespace_prefix=["kb"], query="oolong", mode="keyword")
+    assert [item["key"] for item in found] == ["tea"]
+    assert found[0]["score"] > 0
+    hybrid = search(client, auth, namespace_prefix=["kb"], query="red kite", mode="hybrid")
+    assert hybrid[0]["key"] == "kite"
+    assert hybrid[0]["score"] > max(item["score"] for item in hybrid[1:])
+    filtered = search(
+        client, auth, namespace_prefix=["kb"], query="boat flew", mode="keyword", filter={"n": 3}
+    )
+    assert [item["key"] for item in filtered] == ["boat"]
+    missing = client.post(
+        "/items/search", headers=auth, json={"namespace_prefix": ["kb"], "mode": "keyword"}
+    )
+    assert missing.status_code == 422
+    assert missing.json()["detail"].startswith("query")

@@ -27,13 +27,13 @@ from typing import Any
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.core.item_paths import (
     MAX_VECTORS_PER_ITEM,
-    check_filter,
     check_key,
     check_labels,
     check_namespace,
     check_paths,
     texts_at,
 )
+from somafractalmemory.core.item_search import ItemSearcher
 from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import (
@@ -49,8 +49,6 @@ from somafractalmemory.models import (
     Tenant,
 )
 from somafractalmemory.stores.items_milvus import (
-    MAX_IN_LIST,
-    MAX_TOPK,
     ItemVectorIndex,
     ItemVectorRecord,
 )
@@ -82,6 +80,7 @@ class ItemService:
         self.index = index
         self.embedder = embedder
         self.queries = queries
+        self.searcher = ItemSearcher(self.repo, index, queries, self.space)
 
     # -- spaces -------------------------------------------------------------------------------
     @property
@@ -339,88 +338,8 @@ class ItemService:
         return self.repo.namespaces(tenant.id, query)
 
     def search(self, tenant: Tenant, search: ItemSearch) -> list[ItemHit]:
-        """Items under the prefix that pass the filter: by vector similarity (best vector
-        per item, each item once) then, to fill the page, items without a vector in the
-        space, newest first; without a query vector, newest first. Filters and expiry are
-        applied before the limit."""
-        check_labels(search.namespace_prefix, "namespace_prefix")
-        check_filter(search.filter)
-        space, vector = self._meaning(tenant, search)
-        if vector is None or space is None:
-            page = self.repo.page(
-                tenant.id,
-                search.namespace_prefix,
-                search.filter,
-                search.include_expired,
-                search.limit,
-                search.offset,
-            )
-            hits = [ItemHit(item, None) for item in page]
-        else:
-            hits = self._vector_search(tenant, search, space, vector)
-        if search.refresh_ttl:
-            # Only items with a TTL are written, in one statement; a search of items without
-            # one commits nothing.
-            self.repo.refresh([h.item.id for h in hits if h.item.ttl_minutes is not None])
-        return hits
-
-    def _meaning(
-        self, tenant: Tenant, search: ItemSearch
-    ) -> tuple[Space | None, list[float] | None]:
-        """The space and query vector of a search (none: a listing by recency)."""
-        if search.query is not None and search.vector is not None:
-            raise InvalidInputError("give `query` or `vector`, not both", "vector")
-        if not (search.query or search.vector or search.space):
-            return None, None
-        space = self.space(tenant, search.space)
-        if not search.query:
-            return space, search.vector
-        if not space.is_default:
-            raise InvalidInputError(
-                f"space {space.name!r} holds your own vectors: send `vector`, not `query`",
-                "query",
-            )
-        return space, self.queries.vector(search.query)
-
-    def _vector_search(
-        self, tenant: Tenant, search: ItemSearch, space: Space, vector: list[float]
-    ) -> list[ItemHit]:
-        if len(vector) != space.dimension:
-            raise InvalidInputError(
-                f"must have {space.dimension} numbers (space {space.name!r}), got {len(vector)}",
-                "vector",
-            )
-        need = search.offset + search.limit
-        args = (tenant.id, search.namespace_prefix, search.filter, search.include_expired)
-        candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1)
-        restricted = len(candidates) <= MAX_IN_LIST
-        ranked: list[ItemHit] = []
-        exhausted = True
-        if candidates:
-            k = min(MAX_TOPK, max(need * 4, 64))
-            while True:
-                found = self.index.search(
-                    space, tenant.id, vector, k, candidates if restricted else None
-                )
-                best: dict[int, float] = {}
-                for hit in found:
-                    best.setdefault(hit.item_id, hit.score)
-                rows = self.repo.matching(tenant.id, list(best), *args[1:])
-                ranked = [ItemHit(rows[i], s) for i, s in best.items() if i in rows]
-                exhausted = len(found) < k
-                if len(ranked) >= need or exhausted or k >= MAX_TOPK:
-                    break
-                k = min(MAX_TOPK, k * 4)
-        page = ranked[search.offset : need]
-        if len(page) < search.limit and exhausted:
-            fill = self.repo.page(
-                *args,
-                search.limit - len(page),
-                max(0, search.offset - len(ranked)),
-                without_space=space.name,
-            )
-            page.extend(ItemHit(item, None) for item in fill)
-        return page
+        """See :meth:`ItemSearcher.search`."""
+        return self.searcher.search(tenant, search)
 
     def stats(self, tenant: Tenant) -> tuple[int, int]:
         """The tenant's item count (expired items not yet swept included) and how many item

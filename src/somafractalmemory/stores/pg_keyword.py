@@ -6,6 +6,7 @@ Which rows are ranked is decided by the candidate rules of :mod:`.keyword`.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -25,19 +26,41 @@ from somafractalmemory.stores.tables import (
 _TS_CONFIG: sa.ColumnClause[Any] = sa.literal_column("'english'::regconfig")
 
 
+def memory_scope(tenant_id: int, scope: SearchScope) -> list[sa.ColumnElement[bool]]:
+    """The WHERE clauses of a memory search's scope; payload filters use JSONB containment."""
+    clauses = [records.c.tenant_id == tenant_id, IS_MEMORY]
+    if scope.memory_type is not None:
+        clauses.append(records.c.memory_type == scope.memory_type.value)
+    if scope.created_after is not None:
+        clauses.append(records.c.created_at >= scope.created_after)
+    if scope.created_before is not None:
+        clauses.append(records.c.created_at < scope.created_before)
+    if scope.filters:
+        clauses.append(records.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB)))
+    return clauses
+
+
 class KeywordReads(PostgresBase):
     """Full-text search of a tenant's memories."""
 
     def keyword_search(
         self, tenant_id: int, text: str, limit: int, scope: SearchScope
     ) -> list[tuple[int, float]]:
-        """The tenant's best full-text matches for ``text`` as (id, rank), best first.
+        """The tenant's best full-text matches for ``text`` among its memories in ``scope``;
+        see :meth:`keyword_ranked`."""
+        return self.keyword_ranked(text, limit, memory_scope(tenant_id, scope))
+
+    def keyword_ranked(
+        self, text: str, limit: int, where: Sequence[sa.ColumnElement[bool]]
+    ) -> list[tuple[int, float]]:
+        """The best full-text matches for ``text`` among the records ``where`` selects (a
+        tenant's memories, or its items under a namespace) as (id, rank), best first.
 
         Any word may match (the query's lexemes are OR-ed) and ``ts_rank_cd`` against that OR
         orders the matches, but only a bounded set of candidate rows is ranked, picked by the
         query's rarest lexemes (see :mod:`somafractalmemory.stores.keyword`), so the cost does
         not grow with the tenant. The scope is applied in the same statement, before any
-        limit; payload filters use JSONB containment.
+        limit.
         """
         with self.reading("keyword_search") as conn:
             lexemes = [
@@ -57,42 +80,29 @@ class KeywordReads(PostgresBase):
             picks = list(keyword.tiers(lexemes, self._lexeme_stats(conn)))
             for pick in picks:
                 cap = keyword.CANDIDATE_CAP if pick.fits else limit * keyword.FILL_FACTOR
-                found.update(self._ranked(conn, tenant_id, pick.query, every, limit, scope, cap))
+                found.update(self._ranked(conn, where, pick.query, every, limit, cap))
                 if len(found) >= limit:
                     break
             if len(found) < limit and every not in (pick.query for pick in picks):
                 # Rows holding only some common word: a few, so the list is never short.
                 cap = limit * keyword.FILL_FACTOR
-                found.update(self._ranked(conn, tenant_id, every, every, limit, scope, cap))
+                found.update(self._ranked(conn, where, every, every, limit, cap))
         return sorted(found.items(), key=lambda hit: (-hit[1], hit[0]))[:limit]
 
     @staticmethod
     def _ranked(
         conn: Connection,
-        tenant_id: int,
+        where: Sequence[sa.ColumnElement[bool]],
         pick: str,
         rank_by: str,
         limit: int,
-        scope: SearchScope,
         cap: int,
     ) -> list[tuple[int, float]]:
-        """Rank by ``rank_by`` at most ``cap`` of the tenant's rows in ``scope`` matching the
+        """Rank by ``rank_by`` at most ``cap`` of the rows ``where`` selects that match the
         tsquery ``pick``."""
         candidates = sa.select(records.c.id, records.c.text_tsv).where(
-            records.c.tenant_id == tenant_id,
-            IS_MEMORY,
-            records.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY)),
+            *where, records.c.text_tsv.op("@@")(sa.cast(pick, postgresql.TSQUERY))
         )
-        if scope.memory_type is not None:
-            candidates = candidates.where(records.c.memory_type == scope.memory_type.value)
-        if scope.created_after is not None:
-            candidates = candidates.where(records.c.created_at >= scope.created_after)
-        if scope.created_before is not None:
-            candidates = candidates.where(records.c.created_at < scope.created_before)
-        if scope.filters:
-            candidates = candidates.where(
-                records.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB))
-            )
         picked = candidates.limit(cap).subquery("candidates")
         rank = sa.func.ts_rank_cd(picked.c.text_tsv, sa.cast(rank_by, postgresql.TSQUERY)).label(
             "rank"

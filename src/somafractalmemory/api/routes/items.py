@@ -124,6 +124,7 @@ def search_items(body: ItemSearchRequest, tenant: TenantDep, items: ItemsDep) ->
             space=body.space,
             query=body.query,
             vector=body.vector,
+            mode=body.mode,
             refresh_ttl=body.refresh_ttl,
             include_expired=body.include_expired,
         ),

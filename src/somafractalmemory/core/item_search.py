@@ -1,0 +1,152 @@
+"""Item search: by meaning (the best vector of each item), by keyword, or both fused by
+reciprocal rank, over one tenant's items under a namespace prefix.
+
+The keyword signal is the memories' own (:meth:`PostgresStore.keyword_ranked`, the same
+candidate bound), over the text the items' index paths select; fusion is the memories'
+(``1 / (RRF_K + rank)`` summed over the signals that found the item).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+
+from somafractalmemory.core.item_paths import check_filter, check_labels
+from somafractalmemory.core.query_vectors import QueryEmbedder
+from somafractalmemory.core.search import MODES, RRF_K, candidates_for
+from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.models import ItemHit, ItemSearch, Space, Tenant
+from somafractalmemory.stores.items_milvus import MAX_IN_LIST, MAX_TOPK, ItemVectorIndex
+from somafractalmemory.stores.items_postgres import ItemsRepository
+from somafractalmemory.stores.items_sql import scope
+
+
+class ItemSearcher:
+    """Runs an :class:`ItemSearch` against the stores."""
+
+    def __init__(
+        self,
+        repo: ItemsRepository,
+        index: ItemVectorIndex,
+        queries: QueryEmbedder,
+        space: Callable[[Tenant, str | None], Space],
+    ) -> None:
+        self.repo = repo
+        self.index = index
+        self.queries = queries
+        self.space = space
+
+    def search(self, tenant: Tenant, search: ItemSearch) -> list[ItemHit]:
+        """Items under the prefix that pass the filter, filters and expiry applied before the
+        limit. ``vector`` mode: by vector similarity (best vector per item, each item once),
+        then, to fill the page, items without a vector in the space, newest first; without a
+        query or vector, newest first. ``keyword`` mode: by full-text rank of the query.
+        ``hybrid``: the two fused by reciprocal rank, as memories are."""
+        check_labels(search.namespace_prefix, "namespace_prefix")
+        check_filter(search.filter)
+        if search.mode not in MODES:
+            raise InvalidInputError(f"must be one of {', '.join(MODES)}", "mode")
+        # Keyword mode ranks by text alone: nothing to embed.
+        space, vector = (None, None) if search.mode == "keyword" else self._meaning(tenant, search)
+        if search.mode != "vector":
+            hits = self._text_search(tenant, search, space, vector)
+        elif vector is None or space is None:
+            page = self.repo.page(
+                tenant.id,
+                search.namespace_prefix,
+                search.filter,
+                search.include_expired,
+                search.limit,
+                search.offset,
+            )
+            hits = [ItemHit(item, None) for item in page]
+        else:
+            hits = self._vector_search(tenant, search, space, vector)
+        if search.refresh_ttl:
+            # Only items with a TTL are written, in one statement; a search of items without
+            # one commits nothing.
+            self.repo.refresh([h.item.id for h in hits if h.item.ttl_minutes is not None])
+        return hits
+
+    def _meaning(
+        self, tenant: Tenant, search: ItemSearch
+    ) -> tuple[Space | None, list[float] | None]:
+        """The space and query vector of a search (none: a listing by recency)."""
+        if search.query is not None and search.vector is not None:
+            raise InvalidInputError("give `query` or `vector`, not both", "vector")
+        if not (search.query or search.vector or search.space):
+            return None, None
+        space = self.space(tenant, search.space)
+        if not search.query:
+            return space, search.vector
+        if not space.is_default:
+            raise InvalidInputError(
+                f"space {space.name!r} holds your own vectors: send `vector`, not `query`",
+                "query",
+            )
+        return space, self.queries.vector(search.query)
+
+    def _vector_search(
+        self, tenant: Tenant, search: ItemSearch, space: Space, vector: list[float]
+    ) -> list[ItemHit]:
+        if len(vector) != space.dimension:
+            raise InvalidInputError(
+                f"must have {space.dimension} numbers (space {space.name!r}), got {len(vector)}",
+                "vector",
+            )
+        need = search.offset + search.limit
+        args = (tenant.id, search.namespace_prefix, search.filter, search.include_expired)
+        candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1)
+        restricted = len(candidates) <= MAX_IN_LIST
+        ranked: list[ItemHit] = []
+        exhausted = True
+        if candidates:
+            k = min(MAX_TOPK, max(need * 4, 64))
+            while True:
+                found = self.index.search(
+                    space, tenant.id, vector, k, candidates if restricted else None
+                )
+                best: dict[int, float] = {}
+                for hit in found:
+                    best.setdefault(hit.item_id, hit.score)
+                rows = self.repo.matching(tenant.id, list(best), *args[1:])
+                ranked = [ItemHit(rows[i], s) for i, s in best.items() if i in rows]
+                exhausted = len(found) < k
+                if len(ranked) >= need or exhausted or k >= MAX_TOPK:
+                    break
+                k = min(MAX_TOPK, k * 4)
+        page = ranked[search.offset : need]
+        if len(page) < search.limit and exhausted:
+            fill = self.repo.page(
+                *args,
+                search.limit - len(page),
+                max(0, search.offset - len(ranked)),
+                without_space=space.name,
+            )
+            page.extend(ItemHit(item, None) for item in fill)
+        return page
+
+    def _text_search(
+        self, tenant: Tenant, search: ItemSearch, space: Space | None, vector: list[float] | None
+    ) -> list[ItemHit]:
+        """Keyword or hybrid: rank by full-text match (and, hybrid, by vector too), fuse."""
+        if not search.query or not search.query.strip():
+            raise InvalidInputError(f"{search.mode} search needs a query text", "query")
+        need = search.offset + search.limit
+        pool = max(candidates_for(need), need)
+        where = scope(tenant.id, search.namespace_prefix, search.filter, search.include_expired)
+        scores: dict[int, float] = {}
+        matches = self.repo.store.keyword_ranked(search.query, pool, where)
+        for rank, (item_id, ts_rank) in enumerate(matches, start=1):
+            scores[item_id] = ts_rank if search.mode == "keyword" else 1.0 / (RRF_K + rank)
+        if search.mode == "hybrid" and space is not None and vector is not None:
+            ranked = self._vector_search(
+                tenant, replace(search, offset=0, limit=pool), space, vector
+            )
+            for rank, hit in enumerate([h for h in ranked if h.score is not None], start=1):
+                scores[hit.item.id] = scores.get(hit.item.id, 0.0) + 1.0 / (RRF_K + rank)
+        order = sorted(scores, key=lambda i: (-scores[i], i))[search.offset : need]
+        rows = self.repo.matching(
+            tenant.id, order, search.namespace_prefix, search.filter, search.include_expired
+        )
+        return [ItemHit(rows[i], scores[i]) for i in order if i in rows]
