@@ -250,6 +250,18 @@ class ItemsRepository:
                 )
         return found
 
+    def items_page(self, tenant_id: int, after_id: int, limit: int) -> list[Item]:
+        """Up to ``limit`` of the tenant's items with id greater than ``after_id``, by id
+        (expired ones not yet swept included): one query per page, for export."""
+        query = (
+            sa.select(*_ITEM_COLUMNS)
+            .where(records.c.tenant_id == tenant_id, IS_ITEM, records.c.id > after_id)
+            .order_by(records.c.id)
+            .limit(limit)
+        )
+        with self.store.reading("items_page") as conn:
+            return [_item(r) for r in conn.execute(query)]
+
     def count(self, tenant_id: int) -> int:
         """How many items the tenant has."""
         query = sa.select(sa.func.count()).where(records.c.tenant_id == tenant_id, IS_ITEM)

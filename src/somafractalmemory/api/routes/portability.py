@@ -8,7 +8,7 @@ from itertools import chain
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from somafractalmemory.api.deps import ServiceDep, TenantDep
+from somafractalmemory.api.deps import ServiceDep, StackDep, TenantDep
 from somafractalmemory.core.portability import export_lines
 from somafractalmemory.schemas import ErrorResponse
 
@@ -25,13 +25,16 @@ NDJSON = "application/x-ndjson"
     responses={
         200: {
             "content": {NDJSON: {"schema": {"type": "string"}}},
-            "description": "A header line, then one memory a line, then one link a line",
+            "description": "A header line, then one memory, link, space or item a line",
         }
     },
 )
-def export(tenant: TenantDep, service: ServiceDep, with_vectors: bool = False) -> StreamingResponse:
-    """Stream the tenant's memories and links as JSON Lines (the export format)."""
-    lines = export_lines(service, tenant, with_vectors)
+def export(
+    tenant: TenantDep, service: ServiceDep, stack: StackDep, with_vectors: bool = False
+) -> StreamingResponse:
+    """Stream the tenant's memories, links, spaces and items as JSON Lines (the export
+    format, version 2)."""
+    lines = export_lines(service, tenant, with_vectors, items=stack.items)
     # Read the header and the first page now: a store that is down is a 503 here, before
     # the 200 is sent. Later pages are read one query at a time as the client takes them,
     # so no connection is held across the stream (a client that goes away costs a page).

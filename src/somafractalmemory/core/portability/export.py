@@ -9,13 +9,15 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+from somafractalmemory.core.items import ItemService
+from somafractalmemory.core.portability.items import item_records
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.models import Memory, Tenant
 
 logger = logging.getLogger(__name__)
 
 FORMAT = "somafractalmemory-export"
-VERSION = 1
+VERSION = 2  # 2: spaces and items after the links; version 1 files still import
 PAGE_SIZE = 500
 
 
@@ -29,9 +31,14 @@ def _timestamp(value: datetime) -> str:
 
 
 def export_records(
-    service: MemoryService, tenant: Tenant, with_vectors: bool = False, page_size: int = PAGE_SIZE
+    service: MemoryService,
+    tenant: Tenant,
+    with_vectors: bool = False,
+    page_size: int = PAGE_SIZE,
+    items: ItemService | None = None,
 ) -> Iterator[dict[str, Any]]:
-    """The header, then the tenant's memories by id, then its links by id.
+    """The header, then the tenant's memories by id, then its links by id, then (given the
+    item service) its registered spaces and its items by id.
 
     With ``with_vectors`` each memory carries its vector: the client's own when it gave one,
     else the one Milvus holds (a memory whose vector Milvus lacks is exported without one, so
@@ -75,6 +82,8 @@ def export_records(
                 "metadata": link.metadata,
             }
         after = links[-1][0]
+    if items is not None:
+        yield from item_records(items, tenant, page_size)
 
 
 def _memory_record(memory: Memory) -> dict[str, Any]:
@@ -89,8 +98,11 @@ def _memory_record(memory: Memory) -> dict[str, Any]:
 
 
 def export_lines(
-    service: MemoryService, tenant: Tenant, with_vectors: bool = False
+    service: MemoryService,
+    tenant: Tenant,
+    with_vectors: bool = False,
+    items: ItemService | None = None,
 ) -> Iterator[str]:
     """:func:`export_records` as lines of text."""
-    for record in export_records(service, tenant, with_vectors):
+    for record in export_records(service, tenant, with_vectors, items=items):
         yield dump_line(record)

@@ -12,13 +12,16 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from somafractalmemory.core.coords import canonical_coord
+from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.portability.export import FORMAT, VERSION
+from somafractalmemory.core.portability.items import ItemLine, SpaceLine, store_item
 from somafractalmemory.core.service import MemoryInput, MemoryService, text_to_embed
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import Link, Memory, Tenant
 from somafractalmemory.schemas import LinkCreate, MemoryCreate
 
 IMPORT_BATCH = 200
+READABLE_VERSIONS = (1, VERSION)
 MAX_KEPT_ERRORS = 1000
 
 
@@ -73,6 +76,10 @@ class ImportReport:
     links_created: int = 0
     links_updated: int = 0
     links_unchanged: int = 0
+    items_created: int = 0
+    items_replaced: int = 0
+    items_unchanged: int = 0
+    spaces_created: int = 0
     error_count: int = 0
     errors: list[LineError] = field(default_factory=list)
     vectors_used: bool = True
@@ -88,6 +95,8 @@ class ImportReport:
             f"memories: {self.created} created, {self.replaced} replaced, "
             f"{self.unchanged} unchanged; links: {self.links_created} created, "
             f"{self.links_updated} updated, {self.links_unchanged} unchanged; "
+            f"items: {self.items_created} created, {self.items_replaced} replaced, "
+            f"{self.items_unchanged} unchanged; spaces: {self.spaces_created} created; "
             f"errors: {self.error_count}"
         )
 
@@ -152,8 +161,10 @@ class Importer:
         reembed: bool = False,
         batch_size: int = IMPORT_BATCH,
         on_error: Callable[[LineError], None] | None = None,
+        items: ItemService | None = None,
     ) -> None:
         self.service = service
+        self.items = items
         self.tenant = tenant
         self.reembed = reembed
         self.batch_size = batch_size
@@ -196,10 +207,11 @@ class Importer:
                 "this is not a SomaFractalMemory export",
                 "header",
             )
-        if header.get("version") != VERSION or isinstance(header.get("version"), bool):
+        version = header.get("version")
+        if isinstance(version, bool) or version not in READABLE_VERSIONS:
             raise InvalidInputError(
-                f"version {header.get('version')!r} is not supported (this service reads "
-                f"version {VERSION})",
+                f"version {version!r} is not supported (this service reads versions "
+                f"{', '.join(str(v) for v in READABLE_VERSIONS)})",
                 "header",
             )
         model, dimension = header.get("embedding_model"), header.get("dimension")
@@ -246,8 +258,37 @@ class Importer:
             self._take_memory(number, record)
         elif kind == "link":
             self._take_link(number, record)
+        elif kind in ("item", "space") and self.items is not None:
+            self._flush_memories()
+            self._flush_links()
+            self._take_item(number, record, self.items)
         else:
-            self._error(number, f"unknown kind {kind!r} (expected 'memory' or 'link')")
+            expected = "'memory', 'link', 'space' or 'item'" if self.items else "'memory' or 'link'"
+            self._error(number, f"unknown kind {kind!r} (expected {expected})")
+
+    def _take_item(self, number: int, record: dict[str, Any], items: ItemService) -> None:
+        """A space or an item line, written at once through the item service."""
+        try:
+            if record["kind"] == "space":
+                space = SpaceLine.model_validate(record)
+                _found, created = items.create_space(
+                    self.tenant, space.name, space.dimension, space.metric
+                )
+                self.report.spaces_created += int(created)
+                return
+            outcome = store_item(items, self.tenant, ItemLine.model_validate(record))
+        except ValidationError as exc:
+            self._error(number, _validation_message(exc))
+            return
+        except (InvalidInputError, ConflictError, NotFoundError) as exc:
+            self._error(number, exc.detail)
+            return
+        if outcome == "created":
+            self.report.items_created += 1
+        elif outcome == "replaced":
+            self.report.items_replaced += 1
+        else:
+            self.report.items_unchanged += 1
 
     def _take_memory(self, number: int, record: dict[str, Any]) -> None:
         try:
@@ -401,6 +442,7 @@ def import_lines(
     *,
     reembed: bool = False,
     on_error: Callable[[LineError], None] | None = None,
+    items: ItemService | None = None,
 ) -> ImportReport:
     """Import an export file's lines into ``tenant``; see :class:`Importer`."""
-    return Importer(service, tenant, reembed=reembed, on_error=on_error).run(lines)
+    return Importer(service, tenant, reembed=reembed, on_error=on_error, items=items).run(lines)
