@@ -14,8 +14,8 @@ old id: ``record_moves`` lists (old item id, record id) for every moved item, an
 ``record_vectors`` before the service starts; ``validate-infra`` refuses to serve while any
 move is pending. See docs/technical-manual/records.md.
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-02
 """
 
@@ -23,8 +23,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision = "0006"
-down_revision = "0005"
+revision = "0007"
+down_revision = "0006"
 branch_labels = None
 depends_on = None
 
@@ -152,5 +152,5 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     raise NotImplementedError(
-        "0006 moves the items into the records table; restore a backup taken before it"
+        "0007 moves the items into the records table; restore a backup taken before it"
     )
