@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pymilvus import DataType, MilvusClient
@@ -53,6 +54,7 @@ from tests.faults.support import (
     drop_collections,
     drop_database,
     free_port,
+    migrate,
     milvus_client,
     own_connection,
     python_module,
@@ -337,6 +339,31 @@ def test_main_sets_nothing_up_on_an_unmigrated_database(
     assert "revision none" in lines[0]
     assert "does not exist" in lines[1]  # and was not made
     assert made == []
+
+
+def test_validate_names_postgres_alone_when_the_spaces_table_is_dropped(own: Settings) -> None:
+    """The spaces are listed in PostgreSQL: a dropped ``embedding_spaces`` is PostgreSQL's
+    failure, not Milvus's, although the Milvus check reads that table too."""
+    dsn = sibling_dsn(own.postgres_dsn.get_secret_value(), "_nospaces")
+    settings = with_updates(
+        own, postgres_dsn=dsn, milvus_collection=f"{own.milvus_collection}_nospaces"
+    )
+    recreate_database(dsn)
+    migrate(dsn)
+    drop_collections(own.milvus_uri, settings.milvus_collection)
+    stack = bootstrap(settings, dry_run=False)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE embedding_spaces CASCADE")
+        with pytest.raises(InfrastructureError) as raised:
+            validate_infrastructure(stack)
+    finally:
+        stack.close()
+        drop_database(dsn)
+        drop_collections(own.milvus_uri, settings.milvus_collection)
+    (failure,) = raised.value.failures
+    assert failure.part == "postgres"
+    assert "embedding_spaces" in failure.reason
 
 
 @pytest.fixture

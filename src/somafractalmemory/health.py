@@ -71,11 +71,16 @@ def check_postgres(stack: Stack, schema_head: str | None = None) -> None:
 
 
 def check_milvus(stack: Stack) -> None:
-    """Every collection of the stack is there, in shape, and this database's."""
+    """Every collection of the stack is there, in shape, and this database's. Without
+    PostgreSQL (the owner and the spaces are read there) only the memories' and the items'
+    default collection are checked, for their shape: one wait on a PostgreSQL that does not
+    answer, not one per read, and PostgreSQL's own check names the failure."""
     try:
         owner = read_identity(stack.postgres)
-    except StoreUnavailableError:  # PostgreSQL's own check names it
-        owner = None
+    except StoreUnavailableError:
+        stack.milvus.check_collection(stack.embedder.dimension, None)
+        stack.items.check_default_collection(None)
+        return
     stack.milvus.check_collection(stack.embedder.dimension, owner)
     try:
         stack.items.check_collections(owner)

@@ -101,10 +101,14 @@ class ItemService:
         for space in self.repo.spaces():
             self.index.claim_existing(space, owner)
 
+    def check_default_collection(self, owner: DatabaseIdentity | None) -> None:
+        """Check the default space's collection (None: its shape only)."""
+        self.index.check_collection(self.default_space, owner)
+
     def check_collections(self, owner: DatabaseIdentity | None) -> None:
         """Check the default collection and every registered space's, and that ``owner``
         owns them (None: the shape only); start-up and health."""
-        self.index.check_collection(self.default_space, owner)
+        self.check_default_collection(owner)
         for space in self.repo.spaces():
             self.index.check_collection(space, owner)
 
