@@ -80,7 +80,7 @@ test: services ## set up the test stack and run every test with coverage
 	$(TEST_ENV) $(PY) -m pytest --cov=somafractalmemory --cov-branch --cov-report=term \
 		--cov-report=xml -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
 	$(PY) -m coverage report --fail-under=100 \
-		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
+		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py,*/somafractalmemory/health.py'
 
 # make test-langgraph: LangGraph's own store tests, on a database, collection and Redis db of
 # their own (scripts/langgraph_tests.py fetches the pinned sdists into .cache/).

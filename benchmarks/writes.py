@@ -21,7 +21,9 @@ from pymilvus import MilvusClient
 
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.settings import Settings
+from somafractalmemory.stack import create_postgres_store
 from somafractalmemory.stores.milvus import MilvusStore
+from somafractalmemory.stores.ownership import read_identity
 
 SERVICE = "service"
 CEILINGS = {
@@ -79,7 +81,11 @@ class Ceilings:
                 "MILVUS_COLLECTION": cfg.scratch_collection,
             }
         )
-        MilvusStore(settings).ensure_collection(DIMENSION)
+        postgres = create_postgres_store(settings)
+        try:  # the scratch collection is the bench database's, like the service's own
+            MilvusStore(settings).ensure_collection(DIMENSION, read_identity(postgres))
+        finally:
+            postgres.engine.dispose()
         self.milvus = MilvusClient(uri=cfg.milvus_uri)
 
     def close(self) -> None:

@@ -24,8 +24,10 @@ from pymilvus import MilvusClient
 from somafractalmemory.api.app import create_app
 from somafractalmemory.bootstrap import alembic_config
 from somafractalmemory.core.keys import KeyService
+from somafractalmemory.models import DatabaseIdentity
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import Stack, create_stack
+from somafractalmemory.stack import Stack, create_postgres_store, create_stack
+from somafractalmemory.stores.ownership import read_identity
 from tests.support.server import ServerProcess, running_server, server_env
 
 
@@ -97,11 +99,21 @@ def fresh_stack(settings: Settings) -> Iterator[Settings]:
 
 
 @pytest.fixture(scope="session")
+def owner(fresh_stack: Settings) -> DatabaseIdentity:
+    """The test database's identity, which its collections carry."""
+    store = create_postgres_store(fresh_stack)
+    try:
+        return read_identity(store)
+    finally:
+        store.engine.dispose()
+
+
+@pytest.fixture(scope="session")
 def stack(fresh_stack: Settings) -> Iterator[Stack]:
     """The real stack with the collection ensured, as bootstrap leaves it."""
     built = create_stack(fresh_stack)
-    built.milvus.ensure_collection(built.embedder.dimension)
-    built.items.ensure_default_collection()
+    built.milvus.ensure_collection(built.embedder.dimension, read_identity(built.postgres))
+    built.items.ensure_collections()
     yield built
     built.close()
 

@@ -24,6 +24,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from pymilvus import DataType, MilvusClient
@@ -46,12 +47,14 @@ from somafractalmemory.errors import (
 from somafractalmemory.settings import Settings, get_settings
 from somafractalmemory.stack import Stack, create_cache, create_stack
 from somafractalmemory.stores.milvus import MilvusStore
+from somafractalmemory.stores.ownership import read_identity
 from tests.faults.support import (
     ROOT,
     PrivateRedis,
     drop_collections,
     drop_database,
     free_port,
+    migrate,
     milvus_client,
     own_connection,
     python_module,
@@ -312,6 +315,57 @@ def test_main_reports_an_unmigrated_database_as_postgres(
     assert "revision" in lines[0]
 
 
+def test_main_sets_nothing_up_on_an_unmigrated_database(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
+) -> None:
+    """Without the database's identity no collection is made or adopted (it would carry no
+    owner): PostgreSQL is named, and Milvus for the collection that is still missing."""
+    dsn = sibling_dsn(own.postgres_dsn.get_secret_value(), "_unmigrated")
+    settings = with_updates(
+        own, postgres_dsn=dsn, milvus_collection=f"{own.milvus_collection}_nodb"
+    )
+    recreate_database(dsn)
+    drop_collections(own.milvus_uri, settings.milvus_collection)
+    try:
+        use_env(monkeypatch, settings)
+        assert main([]) == 1
+        client = milvus_client(own.milvus_uri)
+        made = [n for n in client.list_collections() if n.startswith(settings.milvus_collection)]
+        client.close()
+    finally:
+        drop_database(dsn)
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
+    assert [line.split()[1] for line in lines] == ["postgres", "milvus"], lines
+    assert "revision none" in lines[0]
+    assert "does not exist" in lines[1]  # and was not made
+    assert made == []
+
+
+def test_validate_names_postgres_alone_when_the_spaces_table_is_dropped(own: Settings) -> None:
+    """The spaces are listed in PostgreSQL: a dropped ``embedding_spaces`` is PostgreSQL's
+    failure, not Milvus's, although the Milvus check reads that table too."""
+    dsn = sibling_dsn(own.postgres_dsn.get_secret_value(), "_nospaces")
+    settings = with_updates(
+        own, postgres_dsn=dsn, milvus_collection=f"{own.milvus_collection}_nospaces"
+    )
+    recreate_database(dsn)
+    migrate(dsn)
+    drop_collections(own.milvus_uri, settings.milvus_collection)
+    stack = bootstrap(settings, dry_run=False)
+    try:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE embedding_spaces CASCADE")
+        with pytest.raises(InfrastructureError) as raised:
+            validate_infrastructure(stack)
+    finally:
+        stack.close()
+        drop_database(dsn)
+        drop_collections(own.milvus_uri, settings.milvus_collection)
+    (failure,) = raised.value.failures
+    assert failure.part == "postgres"
+    assert "embedding_spaces" in failure.reason
+
+
 @pytest.fixture
 def wrong_dimension(own: Settings, dimension: int) -> Iterator[Settings]:
     """A collection shaped like SFM's but with another dimension, named in the settings."""
@@ -356,7 +410,8 @@ def test_validate_names_milvus_when_the_items_collection_is_missing(own: Setting
     drop_collections(settings.milvus_uri, settings.milvus_collection)
     stack = create_stack(settings)
     try:
-        stack.milvus.ensure_collection(stack.embedder.dimension)  # the memories' one only
+        owner = read_identity(stack.postgres)
+        stack.milvus.ensure_collection(stack.embedder.dimension, owner)  # the memories' one only
         with pytest.raises(InfrastructureError) as raised:
             validate_infrastructure(stack)
     finally:

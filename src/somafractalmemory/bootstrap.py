@@ -4,9 +4,12 @@
 
 1. waits for PostgreSQL, Milvus and Redis in parallel, each with bounded exponential backoff
    up to ``SOMA_BOOTSTRAP_TIMEOUT``;
-2. loads the embedding model and ensures the Milvus collection and its index (skipped with
+2. loads the embedding model and ensures the Milvus collections and their indexes, stamped
+   with this database's identity, adopting collections made before 0.6.0 (skipped with
    ``--dry-run``, which only checks);
-3. runs :func:`validate_infrastructure`.
+3. runs :func:`validate_infrastructure`, the checks of ``/healthz``
+   (:mod:`somafractalmemory.health`) plus the schema revision: a collection owned by another
+   database is refused there, naming both.
 
 Any failure prints one line per failed part, naming it and its address (never a secret), and
 exits 1. ``require_*`` settings set to false let the service start without that part; it is
@@ -33,10 +36,10 @@ from somafractalmemory.errors import (
     EmbeddingModelError,
     InfrastructureError,
     PartFailure,
-    SchemaError,
     SFMError,
     StoreUnavailableError,
 )
+from somafractalmemory.health import PARTS, check_parts
 from somafractalmemory.observability.tracing import configure_tracing, tracer
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import (
@@ -47,9 +50,7 @@ from somafractalmemory.stack import (
     create_stack,
 )
 from somafractalmemory.stores.milvus import MilvusStore
-from somafractalmemory.stores.record_moves import RecordMoves
-
-PARTS = ("postgres", "milvus", "redis")
+from somafractalmemory.stores.ownership import read_identity
 
 
 def alembic_config(url: str | None = None) -> Config:
@@ -158,64 +159,39 @@ def wait_for_stores(settings: Settings) -> tuple[MilvusStore | None, list[PartFa
 
 
 def validate_infrastructure(stack: Stack) -> None:
-    """Check every part of the stack; raise :class:`InfrastructureError` naming each failed
-    required part.
-
-    PostgreSQL answers, its schema is at the Alembic head and every table exists; Milvus
-    answers and the collection exists, loaded, with its index and the model's dimension and
-    metric, and so do the items' default collection and every registered embedding space's;
-    Redis answers PING.
-    """
+    """Check every part of the stack (:func:`somafractalmemory.health.check_parts`, with the
+    schema at the Alembic head); raise :class:`InfrastructureError` naming each failed
+    required part."""
     settings = stack.settings
-    failures: list[PartFailure] = []
-    checks: list[tuple[str, Callable[[], None]]] = [
-        ("postgres", lambda: _check_postgres(stack)),
-        ("milvus", lambda: _check_milvus(stack)),
-        ("redis", stack.cache.ping),
-    ]
     with tracer().start_as_current_span("bootstrap.validate_infrastructure"):
-        for part, check in checks:
-            try:
-                check()
-            except StoreUnavailableError as exc:
-                if _required(settings, part):
-                    failures.append(PartFailure(part, _address(settings, part), exc.reason))
+        found = check_parts(stack, schema_head=alembic_head())
+    failures = [
+        PartFailure(part, _address(settings, part), exc.reason)
+        for part, exc in found.items()
+        if _required(settings, part)
+    ]
     if failures:
         raise InfrastructureError(failures)
 
 
-def _check_milvus(stack: Stack) -> None:
-    # The memories' collection, the items' default one, and every registered space's.
-    stack.milvus.check_collection(stack.embedder.dimension)
-    try:
-        stack.items.check_collections()
-    except StoreUnavailableError as exc:
-        if exc.store == "postgres":
-            return  # the spaces are listed in PostgreSQL; its own check names that failure
-        raise
-
-
-def _check_postgres(stack: Stack) -> None:
-    revision = stack.postgres.schema_revision()
-    head = alembic_head()
-    if revision != head:
-        raise SchemaError(
-            "postgres",
-            f"schema is at revision {revision or 'none'}, the code needs {head} "
-            "(run `somafractalmemory migrate`)",
-        )
-    missing = stack.postgres.missing_tables()
-    if missing:
-        raise SchemaError(
-            "postgres", f"table(s) missing: {', '.join(missing)} (the schema was altered)"
-        )
-    pending = RecordMoves(stack.postgres).pending()
-    if pending:
-        raise SchemaError(
-            "postgres",
-            f"{pending} item(s) moved by migration 0006 still have their old ids in Milvus "
-            "(run `somafractalmemory move-items`, or start through bootstrap)",
-        )
+def ensure_collections(stack: Stack) -> None:
+    """Create the collections this database needs, or adopt those made before collections
+    had an owner; raise :class:`InfrastructureError` when required Milvus refuses."""
+    settings = stack.settings
+    with tracer().start_as_current_span("bootstrap.ensure_collection"):
+        try:
+            owner = read_identity(stack.postgres)
+        except StoreUnavailableError:
+            return  # without an owner nothing is made; validate_infrastructure names PostgreSQL
+        try:
+            stack.milvus.ensure_collection(stack.embedder.dimension, owner)
+            stack.items.ensure_collections()
+            finish_moves(stack.items)  # migration 0007's Milvus step, when it is pending
+        except StoreUnavailableError as exc:
+            if _required(settings, "milvus"):
+                raise InfrastructureError(
+                    [PartFailure("milvus", settings.milvus_address, exc.reason)]
+                ) from exc
 
 
 def bootstrap(settings: Settings, dry_run: bool) -> Stack:
@@ -233,16 +209,7 @@ def bootstrap(settings: Settings, dry_run: bool) -> Stack:
         stack = create_stack(settings, milvus=milvus)
     try:
         if not dry_run and milvus is not None:
-            with tracer().start_as_current_span("bootstrap.ensure_collection"):
-                try:
-                    stack.milvus.ensure_collection(stack.embedder.dimension)
-                    stack.items.ensure_default_collection()
-                    finish_moves(stack.items)  # migration 0006's Milvus step, if pending
-                except StoreUnavailableError as exc:
-                    if _required(settings, "milvus"):
-                        raise InfrastructureError(
-                            [PartFailure("milvus", settings.milvus_address, exc.reason)]
-                        ) from exc
+            ensure_collections(stack)
         validate_infrastructure(stack)
     except InfrastructureError:
         stack.close()

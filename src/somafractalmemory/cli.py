@@ -107,16 +107,26 @@ def validate_infra() -> None:
 @app.command("ensure-collection")
 def ensure_collection() -> None:
     """Create every Milvus collection the service needs (memories, default-space items) with
-    its index, if missing (idempotent)."""
-    from somafractalmemory.errors import SFMError
+    its index, if missing, stamped with this database's identity; adopt collections made
+    before 0.6.0 (idempotent)."""
+    from somafractalmemory.errors import SFMError, StoreUnavailableError
+    from somafractalmemory.stores.ownership import read_identity
 
     settings = _settings()
     stack = _stack(settings)
     try:
-        stack.milvus.ensure_collection(stack.embedder.dimension)
-        stack.items.ensure_default_collection()
+        owner = read_identity(stack.postgres)
+        stack.milvus.ensure_collection(stack.embedder.dimension, owner)
+        stack.items.ensure_collections()
     except SFMError as exc:
-        typer.echo(f"FAILED milvus ({settings.milvus_address}): {exc.detail}", err=True)
+        # The owner is read from PostgreSQL: its failure is named as its own.
+        postgres = isinstance(exc, StoreUnavailableError) and exc.store == "postgres"
+        where = (
+            f"postgres ({settings.postgres_address})"
+            if postgres
+            else (f"milvus ({settings.milvus_address})")
+        )
+        typer.echo(f"FAILED {where}: {exc.detail}", err=True)
         raise typer.Exit(1) from None
     finally:
         stack.close()
@@ -161,7 +171,7 @@ def reconcile(
 
 @app.command("move-items")
 def move_items() -> None:
-    """Finish migration 0006 in Milvus: give the moved items' vectors their new record ids
+    """Finish migration 0007 in Milvus: give the moved items' vectors their new record ids
     (from PostgreSQL, nothing re-embedded). Bootstrap does this itself; idempotent."""
     from somafractalmemory.core.record_moves import finish_moves
     from somafractalmemory.errors import SFMError

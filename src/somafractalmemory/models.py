@@ -299,3 +299,12 @@ class ItemOutboxEntry:
     tenant_id: int
     item_id: int
     collections: list[str]
+
+
+@dataclass(frozen=True)
+class DatabaseIdentity:
+    """Who an SFM database is: its uuid (migration 0006, kept by pg_dump and restore) and,
+    for people reading an error, where it is (``POSTGRES_DSN`` without credentials)."""
+
+    uuid: str
+    database: str

@@ -192,11 +192,12 @@ def ensure_collections(settings: Settings) -> None:
     timeout), since a shared Milvus busy with other suites' collections loads a new one slowly.
     """
     from somafractalmemory.stack import create_stack
+    from somafractalmemory.stores.ownership import read_identity
 
     stack = create_stack(settings.model_copy(update={"store_timeout": 30.0}))
     try:
-        stack.milvus.ensure_collection(stack.embedder.dimension)
-        stack.items.ensure_default_collection()
+        stack.milvus.ensure_collection(stack.embedder.dimension, read_identity(stack.postgres))
+        stack.items.ensure_collections()
     finally:
         stack.close()
 

@@ -10,10 +10,11 @@ from fastapi.testclient import TestClient
 from tests.faults.support import own_connection, with_updates
 
 from somafractalmemory.core.keys import hash_key
-from somafractalmemory.models import Space, Tenant
+from somafractalmemory.models import DatabaseIdentity, Space, Tenant
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import MilvusStore
+from somafractalmemory.stores.ownership import read_identity
 
 Headers = dict[str, str]
 
@@ -241,7 +242,9 @@ def test_tenants_are_isolated(client: TestClient, make_key: Callable[[], Headers
     assert client.delete("/spaces/own", headers=alice).status_code == 200
 
 
-def test_a_space_is_made_whole_when_its_load_outlasts_the_store_timeout(stack: Stack) -> None:
+def test_a_space_is_made_whole_when_its_load_outlasts_the_store_timeout(
+    stack: Stack, owner: DatabaseIdentity
+) -> None:
     """A collection load takes seconds here; the store timeout bounds each call (1 s in this
     test), not the load. Before, pymilvus loaded within that timeout: the space was refused
     with a 503, its collection left created but not loaded."""
@@ -253,9 +256,9 @@ def test_a_space_is_made_whole_when_its_load_outlasts_the_store_timeout(stack: S
     space = Space("slowload", 3, "l2", f"{settings.milvus_collection}_space_0_slowload", 0)
     began = time.monotonic()
     try:
-        index.ensure_collection(space)
+        index.ensure_collection(space, owner)
         took = time.monotonic() - began
-        index.check_collection(space)  # exists, indexed with its metric, loaded
+        index.check_collection(space, owner)  # exists, indexed with its metric, loaded, ours
     finally:
         index.drop_collection(space.collection)
         milvus.close()
@@ -294,7 +297,7 @@ def test_registered_space_with_client_vectors(
     needs_vector = client.post("/items/search", headers=auth, json={"space": "mine", "query": "x"})
     assert needs_vector.status_code == 422
     # Start-up validation checks registered spaces' collections too.
-    stack.items.check_collections()
+    stack.items.check_collections(read_identity(stack.postgres))
     dropped = client.delete("/spaces/mine", headers=auth)
     assert dropped.json() == {"deleted": True, "items_deleted": 2}
     assert get(client, auth, ["v"], "a").status_code == 404

@@ -1,4 +1,4 @@
-"""Migration to one records table, on a database filled as the previous release left it.
+"""Migration 0007 to one records table, on a database filled as the previous release left it.
 
 The previous release's layout is written as it wrote it: memories, links, items with several
 vectors, a registered space, a TTL, an item outbox entry of an item deleted mid-write, in
@@ -43,8 +43,9 @@ from somafractalmemory.models import (
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex, ItemVectorRecord
+from somafractalmemory.stores.ownership import read_identity
 
-RECORDS_REVISION = "0006"
+RECORDS_REVISION = "0007"
 MEMORIES = {1: ("1,1", "I like green tea"), 2: ("2,2", "the kite is red"), 3: ("3,3", "ok")}
 # Old item ids overlap the memory ids, as they did: two sequences.
 ITEMS = {
@@ -90,10 +91,11 @@ def fill_previous_release(settings: Settings, stack: Stack) -> dict[str, list[fl
     dsn = settings.postgres_dsn.get_secret_value()
     embed = stack.embedder.embed
     index = ItemVectorIndex(stack.milvus)
-    stack.milvus.ensure_collection(stack.embedder.dimension)
-    stack.items.ensure_default_collection()
+    owner = read_identity(stack.postgres)
+    stack.milvus.ensure_collection(stack.embedder.dimension, owner)
+    stack.items.ensure_collections()
     own = Space("own", 3, "cosine", index.space_collection(1, "own"), 1)
-    index.ensure_collection(own)
+    index.ensure_collection(own, owner)
     vectors: dict[str, list[float]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO tenants (id, name) VALUES (1, 'acme')")

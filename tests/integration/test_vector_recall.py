@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
-from somafractalmemory.models import VectorRecord
+from somafractalmemory.models import DatabaseIdentity, VectorRecord
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores.milvus import VECTOR_FIELD, MilvusStore
 
@@ -34,14 +34,14 @@ def vectors(rng: np.random.Generator, n: int, centres: np.ndarray) -> np.ndarray
 
 
 @pytest.fixture
-def recall_store(fresh_stack: Settings) -> Iterator[MilvusStore]:
+def recall_store(fresh_stack: Settings, owner: DatabaseIdentity) -> Iterator[MilvusStore]:
     settings = fresh_stack.model_copy(
         update={"milvus_collection": f"{fresh_stack.milvus_collection}_recall"}
     )
     store = MilvusStore(settings)
     if store.client.has_collection(store.collection):
         store.drop_collection()
-    store.ensure_collection(DIM)
+    store.ensure_collection(DIM, owner)
     try:
         yield store
     finally:

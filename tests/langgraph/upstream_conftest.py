@@ -46,6 +46,7 @@ from somafractalmemory.core.keys import KeyService
 from somafractalmemory.langgraph import AsyncSFMStore, SFMStore
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import create_postgres_store, create_stack
+from somafractalmemory.stores.ownership import read_identity
 
 # Names the upstream modules import from their conftest.
 DEFAULT_POSTGRES_URI = "unused: the store is SomaFractalMemory"
@@ -304,8 +305,8 @@ def _prepare_stack(settings: Settings, dsn: str) -> None:
         conn.execute(STORE_VIEW)
     _drop_collections(settings)
     stack = create_stack(settings)
-    stack.milvus.ensure_collection(stack.embedder.dimension)
-    stack.items.ensure_default_collection()
+    stack.milvus.ensure_collection(stack.embedder.dimension, read_identity(stack.postgres))
+    stack.items.ensure_collections()
     stack.close()
 
 

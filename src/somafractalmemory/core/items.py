@@ -38,6 +38,7 @@ from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import (
     DEFAULT_SPACE,
+    DatabaseIdentity,
     Item,
     ItemHit,
     ItemSearch,
@@ -53,6 +54,7 @@ from somafractalmemory.stores.items_milvus import (
     ItemVectorRecord,
 )
 from somafractalmemory.stores.items_postgres import ItemsRepository
+from somafractalmemory.stores.ownership import read_identity
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 
 SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
@@ -90,15 +92,24 @@ class ItemService:
             DEFAULT_SPACE, self.embedder.dimension, "cosine", self.index.default_collection
         )
 
-    def ensure_default_collection(self) -> None:
-        """Create the default space's collection if missing (bootstrap, CLI)."""
-        self.index.ensure_collection(self.default_space)
-
-    def check_collections(self) -> None:
-        """Check the default collection and every registered space's (start-up, health)."""
-        self.index.check_collection(self.default_space)
+    def ensure_collections(self) -> None:
+        """Create the default space's collection if missing, and adopt the registered spaces'
+        collections made before collections had an owner (bootstrap, CLI)."""
+        owner = read_identity(self.postgres)
+        self.index.ensure_collection(self.default_space, owner)
         for space in self.repo.spaces():
-            self.index.check_collection(space)
+            self.index.claim_existing(space, owner)
+
+    def check_default_collection(self, owner: DatabaseIdentity | None) -> None:
+        """Check the default space's collection (None: its shape only)."""
+        self.index.check_collection(self.default_space, owner)
+
+    def check_collections(self, owner: DatabaseIdentity | None) -> None:
+        """Check the default collection and every registered space's, and that ``owner``
+        owns them (None: the shape only); start-up and health."""
+        self.check_default_collection(owner)
+        for space in self.repo.spaces():
+            self.index.check_collection(space, owner)
 
     def space(self, tenant: Tenant, name: str | None) -> Space:
         """The space a write or search names (``default`` or none: the local model's)."""
@@ -131,14 +142,14 @@ class ItemService:
                     f"space {name!r} exists with dimension {existing.dimension} and metric "
                     f"{existing.metric}"
                 )
-            self.index.ensure_collection(existing)
+            self.index.ensure_collection(existing, read_identity(self.postgres))
             return existing, False
         space = Space(
             name, dimension, metric, self.index.space_collection(tenant.id, name), tenant.id
         )
         # The collection first: a registered space always has one (a crash in between leaves
         # an unregistered collection, which the same call adopts).
-        self.index.ensure_collection(space)
+        self.index.ensure_collection(space, read_identity(self.postgres))
         with self.postgres.unit_of_work() as uow:
             self.repo.insert_space(uow, tenant.id, space)
             uow.commit()

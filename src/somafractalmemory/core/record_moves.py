@@ -1,4 +1,4 @@
-"""The Milvus step of migration 0006: the items it moved into the records table got new ids,
+"""The Milvus step of migration 0007: the items it moved into the records table got new ids,
 and their entities in the item collections still name the old ones.
 
 For each move, in batches: every entity of the old id is deleted from each item collection

@@ -4,7 +4,8 @@ The default space (the local model) lives in ``<MILVUS_COLLECTION>_items``; a te
 registered space ``name`` in ``<MILVUS_COLLECTION>_space_<tenant id>_<name>``. Entities are
 ``id`` (the ``item_vectors`` id, primary key), ``item_id``, ``tenant_id`` (partition key) and
 ``vector``. Collections are created only by :meth:`ItemVectorIndex.ensure_collection` (from
-bootstrap, the CLI or the space-registration call), never by a write.
+bootstrap, the CLI or the space-registration call), never by a write, and carry their
+database's identity like the memories' (:mod:`somafractalmemory.stores.ownership`).
 
 Milvus 2.3.5 constraints honoured here: writes are delete-by-id then insert (its upsert
 ignores the partition key), deletes name primary keys only, no filter templating (ids are
@@ -22,7 +23,7 @@ from dataclasses import dataclass
 from pymilvus import DataType, MilvusClient
 
 from somafractalmemory.errors import SchemaError
-from somafractalmemory.models import Space
+from somafractalmemory.models import DatabaseIdentity, Space
 from somafractalmemory.stores.milvus import (
     HNSW_BUILD,
     INDEX_TYPE,
@@ -31,6 +32,7 @@ from somafractalmemory.stores.milvus import (
     MilvusStore,
     search_ef,
 )
+from somafractalmemory.stores.ownership import ownership_problem, properties_of, stamp
 
 MILVUS_METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
 MAX_TOPK = 16_384
@@ -87,9 +89,10 @@ class ItemVectorIndex:
         return self.milvus.translated(operation, collection)
 
     # -- setup and checks ---------------------------------------------------------------------
-    def ensure_collection(self, space: Space) -> None:
-        """Create the space's collection, index and load it, if needed; idempotent. An
-        existing collection with another dimension or metric is refused, never altered."""
+    def ensure_collection(self, space: Space, owner: DatabaseIdentity) -> None:
+        """Create the space's collection (stamped with ``owner``), index and load it, if
+        needed; idempotent. An unstamped collection is adopted once its shape checks out; one
+        with another dimension, metric or owner is refused, never altered."""
         client = self.milvus.client
         name = space.collection
         with self.translated("ensure_item_collection", name):
@@ -110,17 +113,34 @@ class ItemVectorIndex:
                 # collection within the per-call timeout, and a load takes seconds (more on
                 # a busy server), so the space would be refused half made.
                 client.create_collection(
-                    name, schema=schema, consistency_level="Session", timeout=self.timeout
+                    name,
+                    schema=schema,
+                    consistency_level="Session",
+                    properties=stamp(owner),
+                    timeout=self.timeout,
                 )
                 client.create_index(name, index_params, timeout=self.timeout)
+        self.milvus.refuse_foreign(name, owner)  # before loading it
+        with self.translated("ensure_item_collection", name):
             state = client.get_load_state(name, timeout=self.timeout)
             if "Loaded" not in str(state.get("state", "")):
                 client.load_collection(name, timeout=max(self.timeout, LOAD_TIMEOUT))
-        self.check_collection(space)
+        self.check_collection(space, None)
+        self.milvus.claim(name, owner)
+        self.check_collection(space, owner)
 
-    def check_collection(self, space: Space) -> None:
-        """Raise :class:`SchemaError` unless the space's collection exists, is loaded, and
-        has its dimension and metric."""
+    def claim_existing(self, space: Space, owner: DatabaseIdentity) -> None:
+        """Adopt the space's collection when it exists unstamped, refuse it when another
+        database owns it; a missing one is left missing (the checks name it)."""
+        with self.translated("has_item_collection", space.collection):
+            exists = self.milvus.client.has_collection(space.collection, timeout=self.timeout)
+        if exists:
+            self.milvus.claim(space.collection, owner)
+
+    def check_collection(self, space: Space, owner: DatabaseIdentity | None) -> None:
+        """Raise :class:`SchemaError` unless the space's collection exists, is loaded, has
+        its dimension and metric, and belongs to ``owner`` (None: the shape only, for when
+        PostgreSQL, which knows the owner, failed its own check)."""
         client = self.milvus.client
         name = space.collection
         with self.translated("check_item_collection", name):
@@ -157,6 +177,11 @@ class ItemVectorIndex:
             )
         if "Loaded" not in str(state.get("state", "")):
             raise SchemaError("milvus", f"collection {name!r} is not loaded", self.address)
+        if owner is None:
+            return
+        problem = ownership_problem(name, properties_of(description), owner)
+        if problem:
+            raise SchemaError("milvus", problem, self.address)
 
     def drop_collection(self, collection: str) -> None:
         """Drop a space's collection (absent is fine)."""

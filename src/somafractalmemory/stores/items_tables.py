@@ -32,7 +32,7 @@ record_vectors = sa.Table(
     sa.Column("vector", postgresql.ARRAY(sa.REAL), nullable=False),
 )
 
-# Items moved into the records table by migration 0006 whose Milvus entities still carry the
+# Items moved into the records table by migration 0007 whose Milvus entities still carry the
 # old item id (see core/record_moves.py).
 record_moves = sa.Table(
     "record_moves",

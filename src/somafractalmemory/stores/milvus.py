@@ -26,11 +26,19 @@ import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
 from somafractalmemory.errors import InvalidInputError, MilvusUnavailableError, SchemaError
-from somafractalmemory.models import SearchScope, VectorHit, VectorRecord
+from somafractalmemory.models import DatabaseIdentity, SearchScope, VectorHit, VectorRecord
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
+from somafractalmemory.stores.ownership import (
+    OWNER,
+    foreign_owner,
+    log_adoption,
+    ownership_problem,
+    properties_of,
+    stamp,
+)
 
 METRIC = "COSINE"
 VECTOR_FIELD = "vector"
@@ -221,9 +229,21 @@ class MilvusStore:
         with self.translated("server_version"):
             return str(self.client.get_server_version(timeout=self.timeout))
 
-    def check_collection(self, dimension: int) -> None:
-        """Raise :class:`SchemaError` unless the collection exists, is loaded, and has the
-        dimension, metric and index this service needs."""
+    def check_collection(self, dimension: int, owner: DatabaseIdentity | None) -> None:
+        """Raise :class:`SchemaError` unless the collection exists, is loaded, has the
+        dimension, metric and index this service needs, and belongs to ``owner``
+        (:mod:`~somafractalmemory.stores.ownership`). ``owner`` None checks the shape only:
+        for when PostgreSQL, which knows the owner, failed its own check."""
+        properties = self._check_shape(dimension)
+        if owner is None:
+            return
+        problem = ownership_problem(self.collection, properties, owner)
+        if problem:
+            raise SchemaError("milvus", problem, self.address)
+
+    def _check_shape(self, dimension: int) -> dict[str, str]:
+        """Everything :meth:`check_collection` checks but the owner; returns the collection's
+        properties."""
         with self.translated("check_collection"):
             if not self.client.has_collection(self.collection, timeout=self.timeout):
                 raise SchemaError(
@@ -269,11 +289,14 @@ class MilvusStore:
             raise SchemaError(
                 "milvus", f"collection {self.collection!r} is not loaded", self.address
             )
+        return properties_of(description)
 
-    def ensure_collection(self, dimension: int) -> None:
-        """Create the collection, its index and load it, if needed; idempotent.
+    def ensure_collection(self, dimension: int, owner: DatabaseIdentity) -> None:
+        """Create the collection (stamped with ``owner``), its index and load it, if needed;
+        idempotent. An unstamped collection is adopted once its shape checks out.
 
-        An existing collection with another dimension or metric is refused, never altered.
+        An existing collection with another dimension, metric or owner is refused, never
+        altered.
         """
         with self.translated("ensure_collection"):
             if not self.client.has_collection(self.collection, timeout=self.timeout):
@@ -290,8 +313,11 @@ class MilvusStore:
                     self.collection,
                     schema=schema,
                     consistency_level="Session",
+                    properties=stamp(owner),
                     timeout=self.timeout,
                 )
+        self.refuse_foreign(self.collection, owner)  # before indexing or loading it
+        with self.translated("ensure_collection"):
             if not self.client.list_indexes(self.collection, field_name=VECTOR_FIELD):
                 index_params = MilvusClient.prepare_index_params()
                 index_params.add_index(
@@ -302,7 +328,7 @@ class MilvusStore:
                 )
                 self.client.create_index(self.collection, index_params, timeout=self.timeout)
         try:
-            self.check_collection(dimension)
+            self._check_shape(dimension)
         except SchemaError as exc:
             if "is not loaded" not in exc.detail:
                 raise
@@ -310,7 +336,29 @@ class MilvusStore:
                 self.client.load_collection(
                     self.collection, timeout=max(self.timeout, LOAD_TIMEOUT)
                 )
-            self.check_collection(dimension)
+        self.claim(self.collection, owner)
+        self.check_collection(dimension, owner)
+
+    def refuse_foreign(self, collection: str, owner: DatabaseIdentity) -> dict[str, str]:
+        """Raise :class:`SchemaError` when another database owns ``collection`` (which
+        exists); returns its properties."""
+        with self.translated("describe_collection", collection):
+            description = self.client.describe_collection(collection, timeout=self.timeout)
+        properties = properties_of(description)
+        problem = foreign_owner(collection, properties, owner)
+        if problem:
+            raise SchemaError("milvus", problem, self.address)
+        return properties
+
+    def claim(self, collection: str, owner: DatabaseIdentity) -> None:
+        """Stamp ``collection`` (which exists) with ``owner`` when it carries no owner yet;
+        refuse it when another database owns it. Two processes adopting one collection at
+        once: the last stamp wins, and the other's check right after refuses it."""
+        if OWNER in self.refuse_foreign(collection, owner):
+            return
+        with self.translated("alter_collection_properties", collection):
+            self.client.alter_collection_properties(collection, stamp(owner), timeout=self.timeout)
+        log_adoption(collection, owner)
 
     def drop_collection(self) -> None:
         """Drop the collection (tests and ``reset`` only)."""

@@ -1,4 +1,4 @@
-"""PostgreSQL side of the Milvus step of migration 0006 (see :mod:`core.record_moves`)."""
+"""PostgreSQL side of the Milvus step of migration 0007 (see :mod:`core.record_moves`)."""
 
 from __future__ import annotations
 

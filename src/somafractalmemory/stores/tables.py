@@ -92,3 +92,12 @@ reconcile_runs = sa.Table(
     sa.Column("orphans", sa.Integer, nullable=False),
     sa.Column("repaired", sa.Boolean, nullable=False),
 )
+
+# One row: the database's uuid (migration 0006); Milvus collections carry it as their owner.
+database_identity = sa.Table(
+    "database_identity",
+    metadata,
+    sa.Column("one_row", sa.Boolean, primary_key=True),
+    sa.Column("uuid", postgresql.UUID(as_uuid=False), nullable=False),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+)

@@ -1,15 +1,16 @@
-"""Operations: statistics, health, readiness, liveness and metrics."""
+"""Operations: statistics, health, readiness, liveness and metrics.
+
+``/healthz`` and ``/readyz`` run the same checks as start-up (:mod:`somafractalmemory.health`),
+and differ only in which failed parts make them answer 503."""
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from somafractalmemory.api.deps import StackDep, TenantDep
-from somafractalmemory.errors import SFMError
+from somafractalmemory.health import check_parts
 from somafractalmemory.observability.metrics import REGISTRY
 from somafractalmemory.schemas import ErrorResponse, HealthResponse, StatsResponse
 from somafractalmemory.stack import Stack
@@ -32,28 +33,8 @@ def stats(tenant: TenantDep, stack: StackDep) -> StatsResponse:
     )
 
 
-def check_parts(stack: Stack, parts: tuple[str, ...]) -> dict[str, str | None]:
-    """Touch each part for real, in parallel; maps part to None (up) or why it is down."""
-    checks = {
-        "postgres": stack.postgres.check,
-        "milvus": lambda: stack.milvus.check_collection(stack.embedder.dimension),
-        "redis": stack.cache.ping,
-    }
-
-    def run(part: str) -> str | None:
-        try:
-            checks[part]()
-        except SFMError as exc:
-            return exc.detail
-        return None
-
-    with ThreadPoolExecutor(max_workers=len(parts)) as pool:
-        return dict(zip(parts, pool.map(run, parts), strict=True))
-
-
 def _health(stack: Stack, parts: tuple[str, ...], required: tuple[str, ...]) -> JSONResponse:
-    found = check_parts(stack, ("postgres", "milvus", "redis"))
-    errors = {part: reason for part, reason in found.items() if reason is not None}
+    errors = {part: exc.detail for part, exc in check_parts(stack).items()}
     failed_required = [p for p in required if p in errors and p in parts]
     body = HealthResponse(
         status="down" if failed_required else ("degraded" if errors else "ok"),

@@ -1,0 +1,92 @@
+"""Migrations on real databases of their own: a database filled by the previous release
+(revision 0005) reaches the head with its rows and gains an identity, and the identity
+survives ``pg_dump`` and ``pg_restore``."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from alembic import command
+from tests.faults.support import drop_database, recreate_database, scalar, sibling_dsn
+
+from somafractalmemory.bootstrap import alembic_config, alembic_head
+from somafractalmemory.settings import Settings
+
+PREVIOUS_RELEASE = "0005"  # 0.5.0's head
+
+
+def _url(dsn: str) -> str:
+    return dsn.replace("postgresql://", "postgresql+psycopg://", 1)
+
+
+@pytest.fixture
+def old_database(settings: Settings) -> Iterator[str]:
+    """A database at 0.5.0's head, with a tenant, a key and two memories in it."""
+    dsn = sibling_dsn(settings.postgres_dsn.get_secret_value(), "_m0005")
+    recreate_database(dsn)
+    command.upgrade(alembic_config(_url(dsn)), PREVIOUS_RELEASE)
+    scalar(dsn, "INSERT INTO tenants (name) VALUES ('old') RETURNING id")
+    scalar(
+        dsn,
+        "INSERT INTO api_keys (tenant_id, key_hash, prefix) "
+        "SELECT id, decode(repeat('ab', 32), 'hex'), 'sfm_old' FROM tenants RETURNING id",
+    )
+    scalar(
+        dsn,
+        "INSERT INTO memories (tenant_id, coord, memory_type, payload, text, importance) "
+        "SELECT id, c, 'episodic', '{}'::jsonb, 'text ' || c, 0.5 FROM tenants, "
+        "unnest(ARRAY['1,2,3', '4,5,6']) AS c RETURNING id",
+    )
+    yield dsn
+    drop_database(dsn)
+
+
+def test_a_database_of_the_previous_release_gains_an_identity(old_database: str) -> None:
+    assert scalar(old_database, "SELECT to_regclass('database_identity')") is None
+    command.upgrade(alembic_config(_url(old_database)), "head")
+    assert scalar(old_database, "SELECT version_num FROM alembic_version") == alembic_head()
+    assert scalar(old_database, "SELECT count(*) FROM database_identity") == 1
+    identity = uuid.UUID(str(scalar(old_database, "SELECT uuid FROM database_identity")))
+    assert identity.version == 4  # gen_random_uuid()
+    assert scalar(old_database, "SELECT count(*) FROM memories") == 2  # rows kept
+    assert scalar(old_database, "SELECT count(*) FROM api_keys") == 1
+    # One row, ever: a second one is refused.
+    with pytest.raises(psycopg.errors.UniqueViolation):
+        scalar(old_database, "INSERT INTO database_identity DEFAULT VALUES RETURNING uuid")
+
+
+def test_downgrade_to_the_previous_release_and_back(old_database: str) -> None:
+    config = alembic_config(_url(old_database))
+    command.upgrade(config, "head")
+    command.downgrade(config, PREVIOUS_RELEASE)
+    assert scalar(old_database, "SELECT to_regclass('database_identity')") is None
+    command.upgrade(config, "head")
+    assert scalar(old_database, "SELECT count(*) FROM database_identity") == 1
+
+
+@pytest.mark.skipif(shutil.which("pg_dump") is None, reason="needs pg_dump and pg_restore")
+def test_the_identity_survives_pg_dump_and_restore(old_database: str) -> None:
+    command.upgrade(alembic_config(_url(old_database)), "head")
+    before = str(scalar(old_database, "SELECT uuid::text FROM database_identity"))
+    restored = sibling_dsn(old_database, "_restored")
+    recreate_database(restored)
+    try:
+        dump = subprocess.run(
+            ["pg_dump", "-Fc", old_database], capture_output=True, check=True, timeout=120
+        )
+        subprocess.run(
+            ["pg_restore", "--no-owner", "-d", restored],
+            input=dump.stdout,
+            capture_output=True,
+            check=True,
+            timeout=120,
+        )
+        after = str(scalar(restored, "SELECT uuid::text FROM database_identity"))
+    finally:
+        drop_database(restored)
+    assert after == before
