@@ -53,7 +53,8 @@ def test_a_database_of_the_previous_release_gains_an_identity(old_database: str)
     assert scalar(old_database, "SELECT count(*) FROM database_identity") == 1
     identity = uuid.UUID(str(scalar(old_database, "SELECT uuid FROM database_identity")))
     assert identity.version == 4  # gen_random_uuid()
-    assert scalar(old_database, "SELECT count(*) FROM memories") == 2  # rows kept
+    # Rows kept, the memories now records of the empty namespace (migration 0007).
+    assert scalar(old_database, "SELECT count(*) FROM records WHERE namespace_path = ''") == 2
     assert scalar(old_database, "SELECT count(*) FROM api_keys") == 1
     # One row, ever: a second one is refused.
     with pytest.raises(psycopg.errors.UniqueViolation):
@@ -65,6 +66,7 @@ def test_downgrade_to_the_previous_release_and_back(old_database: str) -> None:
     command.upgrade(config, "head")
     command.downgrade(config, PREVIOUS_RELEASE)
     assert scalar(old_database, "SELECT to_regclass('database_identity')") is None
+    assert scalar(old_database, "SELECT count(*) FROM memories") == 2  # 0005's layout again
     command.upgrade(config, "head")
     assert scalar(old_database, "SELECT count(*) FROM database_identity") == 1
 

@@ -22,7 +22,7 @@ class RecordMoves:
         self.store = store
 
     def pending(self) -> int:
-        """How many moves wait (0 once the step is done, or on a database made after 0006)."""
+        """How many moves wait (0 once the step is done, or on a database made after 0007)."""
         with self.store.reading("record_moves_pending") as conn:
             return int(
                 conn.execute(sa.select(sa.func.count()).select_from(record_moves)).scalar_one()

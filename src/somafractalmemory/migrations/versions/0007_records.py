@@ -12,7 +12,8 @@ Nothing is re-embedded. The item collections in Milvus still name each vector's 
 old id: ``record_moves`` lists (old item id, record id) for every moved item, and
 ``somafractalmemory migrate`` (bootstrap too) rewrites those entities from
 ``record_vectors`` before the service starts; ``validate-infra`` refuses to serve while any
-move is pending. See docs/technical-manual/records.md.
+move is pending. See docs/technical-manual/records.md. The downgrade splits the table again,
+the items keeping their record ids.
 
 Revision ID: 0007
 Revises: 0006
@@ -151,6 +152,117 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError(
-        "0007 moves the items into the records table; restore a backup taken before it"
+    # Back to two tables: the items keep their record ids as item ids (the Milvus entities
+    # name them so once the Milvus step has run; a pending move is dropped with its table).
+    op.create_table(
+        "items",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
+        sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("value", postgresql.JSONB, nullable=False),
+        sa.Column("space", sa.Text, nullable=True),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column(
+            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+        sa.Column("ttl_minutes", sa.Float, nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("tenant_id", "namespace_path", "key", name="uq_items_tenant_ns_key"),
+        sa.CheckConstraint(
+            "cardinality(namespace) BETWEEN 1 AND 10", name="ck_items_namespace_depth"
+        ),
+        sa.CheckConstraint("char_length(key) BETWEEN 1 AND 512", name="ck_items_key_length"),
+        sa.CheckConstraint("ttl_minutes IS NULL OR ttl_minutes > 0", name="ck_items_ttl"),
     )
+    op.create_index("ix_items_tenant_updated", "items", ["tenant_id", "updated_at", "id"])
+    op.create_index(
+        "ix_items_expires",
+        "items",
+        ["expires_at"],
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+    )
+    op.execute(
+        "INSERT INTO items (id, tenant_id, namespace, namespace_path, key, value, space, "
+        "created_at, updated_at, ttl_minutes, expires_at) OVERRIDING SYSTEM VALUE "
+        "SELECT id, tenant_id, namespace, namespace_path, key, payload, space, created_at, "
+        "updated_at, ttl_minutes, expires_at FROM records WHERE namespace_path <> ''"
+    )
+    op.execute(
+        "SELECT setval(pg_get_serial_sequence('items', 'id'), "
+        "(SELECT last_value FROM records_id_seq))"
+    )
+    op.create_table(
+        "item_outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
+        sa.Column("item_id", sa.BigInteger, nullable=False),
+        sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=False),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
+    )
+    op.create_index("ix_item_outbox_created", "item_outbox", ["created_at"])
+    op.execute(
+        "INSERT INTO item_outbox (tenant_id, item_id, collections, created_at) "
+        "SELECT tenant_id, record_id, collections, created_at FROM outbox "
+        "WHERE collections IS NOT NULL"
+    )
+    op.execute("DELETE FROM outbox WHERE collections IS NOT NULL")
+    op.drop_column("outbox", "collections")
+    op.alter_column("outbox", "coord", nullable=False)
+    op.alter_column("outbox", "record_id", new_column_name="memory_id")
+    op.execute("ALTER INDEX ix_outbox_created RENAME TO ix_vector_outbox_created")
+    op.rename_table("outbox", "vector_outbox")
+
+    op.drop_constraint("record_vectors_record_id_fkey", "record_vectors", type_="foreignkey")
+    op.alter_column("record_vectors", "record_id", new_column_name="item_id")
+    op.create_foreign_key(
+        "item_vectors_item_id_fkey",
+        "record_vectors",
+        "items",
+        ["item_id"],
+        ["id"],
+        ondelete="CASCADE",
+    )
+    op.execute("ALTER INDEX ix_record_vectors_record RENAME TO ix_item_vectors_item")
+    op.execute(
+        "ALTER TABLE record_vectors RENAME CONSTRAINT record_vectors_pkey TO item_vectors_pkey"
+    )
+    op.execute("ALTER SEQUENCE record_vectors_id_seq RENAME TO item_vectors_id_seq")
+    op.execute(
+        "ALTER TABLE record_vectors ALTER COLUMN id SET DEFAULT nextval('item_vectors_id_seq')"
+    )
+    op.rename_table("record_vectors", "item_vectors")
+    op.drop_table("record_moves")
+
+    op.execute("DELETE FROM records WHERE namespace_path <> ''")
+    op.drop_index("ix_records_expires", table_name="records")
+    op.drop_index("ix_records_tenant_updated", table_name="records")
+    for name in ("ttl", "key_length", "namespace_depth", "memory_fields"):
+        op.drop_constraint(f"ck_records_{name}", "records", type_="check")
+    op.create_unique_constraint("uq_memories_tenant_coord", "records", ["tenant_id", "key"])
+    op.drop_constraint("uq_records_tenant_ns_key", "records", type_="unique")
+    op.alter_column("records", "importance", nullable=False)
+    op.alter_column("records", "memory_type", nullable=False)
+    for column in ("expires_at", "ttl_minutes", "space", "namespace_path", "namespace"):
+        op.drop_column("records", column)
+    op.execute("ALTER SEQUENCE records_id_seq RENAME TO memories_id_seq")
+    op.execute("ALTER TABLE records RENAME CONSTRAINT records_pkey TO memories_pkey")
+    op.execute("ALTER INDEX ix_records_tenant_tsv RENAME TO ix_memories_tenant_tsv")
+    op.execute("ALTER INDEX ix_records_tenant_created RENAME TO ix_memories_tenant_created")
+    op.alter_column("records", "key", new_column_name="coord")
+    op.rename_table("records", "memories")
