@@ -24,7 +24,7 @@ CHUNK = 5_000
 MILVUS_CHUNK = 2_000
 
 _INSERT = """
-INSERT INTO memories (tenant_id, coord, memory_type, payload, text, importance, created_at,
+INSERT INTO records (tenant_id, key, memory_type, payload, text, importance, created_at,
                       updated_at)
 SELECT %(tenant)s, c, t, p::jsonb, x, i, ts, ts
 FROM unnest(%(coords)s::text[], %(types)s::text[], %(payloads)s::text[], %(texts)s::text[],
@@ -99,7 +99,7 @@ def load(
             milvus.close()
 
 
-def analyze(dsn: str, tables: Sequence[str] = ("memories",)) -> None:
+def analyze(dsn: str, tables: Sequence[str] = ("records",)) -> None:
     """``VACUUM ANALYZE`` (fresh statistics and visibility map after a bulk load)."""
     with psycopg.connect(dsn, autocommit=True) as conn:
         for table in tables:

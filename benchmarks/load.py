@@ -290,7 +290,7 @@ def main() -> int:
         load_after = uptime()
         server.kill()
         requests = [r for r in all_requests(loaders) if r.started - began <= args.duration]
-        pending = scalar(dsn, "SELECT count(*) FROM vector_outbox")
+        pending = scalar(dsn, "SELECT count(*) FROM outbox")
         _drained, reconciled = drain_and_reconcile(env)
         tenant_id = int(scalar(dsn, "SELECT max(id) FROM tenants"))
         verdict = verify(

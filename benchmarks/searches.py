@@ -40,8 +40,8 @@ HTTPX_RUN = "vector, httpx"
 LIMIT = candidates_for(TOP_K)
 SEARCH_PARAMS = {"metric_type": METRIC, "params": {"ef": search_ef(LIMIT)}}
 FETCH_SQL = (
-    "SELECT id, coord, payload, memory_type, importance, text, created_at, updated_at "
-    "FROM memories WHERE tenant_id = %s AND id = ANY(%s)"
+    "SELECT id, key, payload, memory_type, importance, text, created_at, updated_at "
+    "FROM records WHERE tenant_id = %s AND id = ANY(%s) AND namespace_path = ''"
 )
 AUTH_SQL = (
     "SELECT tenants.id, tenants.name FROM tenants JOIN api_keys "
@@ -50,8 +50,9 @@ AUTH_SQL = (
 )
 _TSQUERY = "to_tsquery('english', replace(plainto_tsquery('english', %(q)s)::text, '&', '|'))"
 KEYWORD_SQL = (
-    f"SELECT id, ts_rank_cd(text_tsv, {_TSQUERY}) AS rank FROM memories "
-    f"WHERE tenant_id = %(t)s AND text_tsv @@ {_TSQUERY} ORDER BY rank DESC, id LIMIT %(n)s"
+    f"SELECT id, ts_rank_cd(text_tsv, {_TSQUERY}) AS rank FROM records "
+    f"WHERE tenant_id = %(t)s AND namespace_path = '' AND text_tsv @@ {_TSQUERY} "
+    "ORDER BY rank DESC, id LIMIT %(n)s"
 )
 RAW_CALLS = ("auth", "embed", "milvus", "fetch", "keyword")
 

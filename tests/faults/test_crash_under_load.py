@@ -188,7 +188,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(
         if nearest is not None:
             in_flight[nearest] += 1
     dsn = settings.postgres_dsn.get_secret_value()
-    pending = scalar(dsn, "SELECT count(*) FROM vector_outbox")
+    pending = scalar(dsn, "SELECT count(*) FROM outbox")
     env = stack_env(settings, SOMA_REDIS_PREFIX=settings.redis_key_prefix)
     settle_began = time.monotonic()
     drained, reconciled = drain_and_reconcile(env)

@@ -45,7 +45,7 @@ class Served:
 
 @pytest.fixture(scope="module")
 def dropped(test_settings: Settings) -> Iterator[Served]:
-    """An app serving a database whose ``memories`` table was dropped under it."""
+    """An app serving a database whose ``records`` table was dropped under it."""
     dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_dropped")
     recreate_database(dsn)
     migrate(dsn)
@@ -71,7 +71,7 @@ def dropped(test_settings: Settings) -> Iterator[Served]:
             )
             assert stored.status_code == 201, stored.text
             with psycopg.connect(dsn, autocommit=True) as conn:
-                conn.execute("DROP TABLE memories CASCADE")
+                conn.execute("DROP TABLE records CASCADE")
             yield Served(client, headers, settings)
     finally:
         drop_database(dsn)
@@ -106,7 +106,7 @@ def test_requests_answer_503_naming_postgres_and_the_table(
     error = response.json()
     assert error["error"] == "SchemaError", error
     assert "postgres" in error["detail"]
-    assert "memories" in error["detail"]
+    assert "records" in error["detail"]
 
 
 @pytest.mark.parametrize("probe", ["/healthz", "/readyz"])
@@ -115,7 +115,7 @@ def test_health_names_postgres_and_the_table(dropped: Served, probe: str) -> Non
     assert response.status_code == 503, response.text
     body = response.json()
     assert body["postgres"] == "down", body
-    assert "memories" in body["errors"]["postgres"]
+    assert "records" in body["errors"]["postgres"]
     assert body["milvus"] == "up"
 
 
@@ -125,5 +125,5 @@ def test_validate_infrastructure_names_postgres_and_the_table(dropped: Served) -
         validate_infrastructure(stack)
     failures = {f.part: f for f in raised.value.failures}
     assert list(failures) == ["postgres"], raised.value.failures
-    assert "memories" in failures["postgres"].reason
+    assert "records" in failures["postgres"].reason
     assert failures["postgres"].address == dropped.settings.postgres_address

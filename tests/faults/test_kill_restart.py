@@ -161,7 +161,14 @@ def test_acknowledged_memories_survive_a_sigkill(served: tuple[ApiServer, Settin
 
     server.start()
     dsn = settings.postgres_dsn.get_secret_value()
-    assert scalar(dsn, "SELECT count(*) FROM memories WHERE tenant_id = %s", tenant.id) == COUNT
+    assert (
+        scalar(
+            dsn,
+            "SELECT count(*) FROM records WHERE tenant_id = %s AND namespace_path = ''",
+            tenant.id,
+        )
+        == COUNT
+    )
     assert tenant_vector_count(settings.milvus_uri, settings.milvus_collection, tenant.id) == COUNT
     with httpx.Client(base_url=server.url, headers=headers, timeout=60) as http:
         stats = http.get("/stats")

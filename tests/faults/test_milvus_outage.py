@@ -158,7 +158,7 @@ def outage(
         state.milvus_up_gauge = metric(httpx.get(f"{server.url}/metrics").text, "api_milvus_up")
         state.rows_for_failed_store = scalar(
             settings.postgres_dsn.get_secret_value(),
-            "SELECT count(*) FROM memories WHERE tenant_id = %s AND coord = %s",
+            "SELECT count(*) FROM records WHERE tenant_id = %s AND key = %s",
             tenant.id,
             DURING[0],
         )

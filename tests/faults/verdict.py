@@ -83,7 +83,8 @@ class Verdict:
 def _rows(dsn: str, tenant_id: int) -> dict[str, tuple[int, str, list[float] | None]]:
     with psycopg.connect(dsn, autocommit=True, connect_timeout=10) as conn:
         found = conn.execute(
-            "SELECT coord, id, text, client_vector FROM memories WHERE tenant_id = %s",
+            "SELECT key AS coord, id, text, client_vector FROM records "
+            "WHERE tenant_id = %s AND namespace_path = ''",
             (tenant_id,),
         ).fetchall()
     return {coord: (int(id_), text, vector) for coord, id_, text, vector in found}

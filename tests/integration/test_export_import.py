@@ -154,7 +154,7 @@ def test_round_trip_and_second_import_changes_nothing(
     full = list(export_records(stack.memories, source, with_vectors=True))
     assert plain[0] == {
         "format": FORMAT,
-        "version": 1,
+        "version": 2,
         "embedding_model": stack.embedder.model_name,
         "dimension": stack.embedder.dimension,
         "with_vectors": False,
@@ -263,7 +263,7 @@ def test_a_wrong_header_is_refused(
     for header, expected in (
         ("not json", "not JSON"),
         (json.dumps({"hello": "world"}), "not a SomaFractalMemory export"),
-        (json.dumps({**ours, "version": 2}), "version 2 is not supported"),
+        (json.dumps({**ours, "version": 3}), "version 3 is not supported"),
         (json.dumps({**ours, "dimension": "384"}), re.escape("dimension (an integer)")),
         (json.dumps(other_model), "--reembed"),
     ):
@@ -342,3 +342,71 @@ def test_import_creates_the_tenant_and_isolates_a_value_postgres_refuses(stack: 
         "1,1",
         "3,3",
     ]
+
+
+def test_items_round_trip_with_memories_and_links(
+    client: TestClient, make_key: Callable[..., Headers], stack: Stack
+) -> None:
+    """Version 2: spaces and items follow the links; an import into another tenant gives
+    the same export back (the client's vectors of a registered space included), and a second
+    import changes nothing. A version 1 file (no items) still imports."""
+    source, auth = new_tenant(make_key, stack)
+    populate(client, auth, stack.embedder.dimension)
+    space = {"name": "own", "dimension": 3, "metric": "l2"}
+    assert client.post("/spaces", headers=auth, json=space).status_code == 201
+    puts = [
+        {"namespace": ["users", "ann"], "key": "prefs", "value": {"text": "likes green tea"}},
+        {"namespace": ["users", "ann"], "key": "trip", "value": {"a": "Oslo", "b": "Rome"}},
+        {"namespace": ["docs"], "key": "x", "value": {"tags": ["p", "q"]}, "index": ["tags[*]"]},
+        {"namespace": ["docs"], "key": "plain", "value": {"n": 1}, "index": False},
+        {"namespace": ["tmp"], "key": "lease", "value": {"text": "short"}, "ttl_minutes": 30},
+        {"namespace": ["own"], "key": "v", "value": {"t": 1}, "space": "own"},
+    ]
+    puts[1]["index"] = ["a", "b"]
+    puts[5]["vectors"] = [{"path": "$", "vector": [0.5, 0.25, 1.0]}]
+    for body in puts:
+        assert client.put("/items", headers=auth, json=body).status_code == 201, body
+    records = list(export_records(stack.memories, source, True, items=stack.items))
+    kinds = [r["kind"] for r in records[1:]]
+    assert kinds == ["memory"] * 9 + ["link"] * 4 + ["space"] + ["item"] * 6
+
+    target, target_auth = new_tenant(make_key, stack)
+    report = import_lines(stack.memories, target, lines_of(records), items=stack.items)
+    assert (report.created, report.links_created, report.error_count) == (9, 4, 0)
+    assert (report.spaces_created, report.items_created, report.items_unchanged) == (1, 6, 0)
+    exported = list(export_records(stack.memories, target, True, items=stack.items))
+
+    def timeless(lines: Records) -> tuple[dict[str, Any], list[str]]:
+        # An imported item is stored anew: its created_at is the import's.
+        return content(
+            [
+                {k: v for k, v in r.items() if r.get("kind") != "item" or k != "created_at"}
+                for r in lines
+            ]
+        )
+
+    assert timeless(exported) == timeless(records)
+    again = import_lines(stack.memories, target, lines_of(records), items=stack.items)
+    assert (again.items_created, again.items_replaced, again.items_unchanged) == (0, 0, 6)
+    assert again.spaces_created == 0
+    found = client.post(
+        "/items/search",
+        headers=target_auth,
+        json={"namespace_prefix": ["users"], "query": "which city in Italy?"},
+    ).json()["items"]
+    assert found[0]["key"] == "trip"
+    own = client.post(
+        "/items/search",
+        headers=target_auth,
+        json={"namespace_prefix": ["own"], "space": "own", "vector": [0.5, 0.25, 1.0]},
+    ).json()["items"]
+    assert [(i["key"], i["score"]) for i in own] == [("v", pytest.approx(0.0, abs=1e-6))]
+
+    # A version 1 file: the same memories and links, no items.
+    old = [
+        {**records[0], "version": 1},
+        *[r for r in records[1:] if r["kind"] in ("memory", "link")],
+    ]
+    third, _auth = new_tenant(make_key, stack)
+    report = import_lines(stack.memories, third, lines_of(old), items=stack.items)
+    assert (report.created, report.links_created, report.items_created) == (9, 4, 0)

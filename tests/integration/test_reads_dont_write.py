@@ -47,7 +47,7 @@ def statements() -> Iterator[list[str]]:
 def xmin(stack: Stack, key: str) -> str:
     dsn = stack.settings.postgres_dsn.get_secret_value()
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT xmin::text FROM items WHERE key = %s", (key,)).fetchone()
+        row = conn.execute("SELECT xmin::text FROM records WHERE key = %s", (key,)).fetchone()
     assert row is not None
     return str(row[0])
 
