@@ -88,5 +88,7 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         memories=memories,
         keys=KeyService(postgres),
         rate_limiter=RateLimiter(cache.client, settings),
-        items=ItemService(postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries),
+        items=ItemService(
+            postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
+        ),
     )

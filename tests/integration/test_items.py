@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+import psycopg
 import pytest
 from fastapi.testclient import TestClient
 from tests.faults.support import own_connection, with_updates
@@ -453,3 +454,34 @@ def test_keyword_and_hybrid_search_of_items(client: TestClient, auth: Headers) -
     )
     assert missing.status_code == 422
     assert missing.json()["detail"].startswith("query")
+
+
+def test_item_reads_are_cached_until_a_write(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    """A read of an item without a TTL fills the Redis cache and the next read is served
+    from it; a replace or delete drops the copy; an item with a TTL is never cached."""
+    tenant = tenant_of(stack, auth)
+    redis = stack.cache.client
+    name = stack.cache._item_key(tenant.id, ["c"], "k")
+    put(client, auth, ["c"], "k", {"text": "first"})
+    assert redis.get(name) is None
+    assert get(client, auth, ["c"], "k").json()["value"] == {"text": "first"}
+    assert redis.get(name) is not None  # filled by the read
+    # Served from the cache: a change behind the service's back is not seen...
+    with psycopg.connect(stack.settings.postgres_dsn.get_secret_value()) as conn:
+        conn.execute("UPDATE records SET payload = '{\"text\": \"sneaky\"}' WHERE key = 'k'")
+    assert get(client, auth, ["c"], "k").json()["value"] == {"text": "first"}
+    # ...while a write through the service drops the copy.
+    put(client, auth, ["c"], "k", {"text": "second"})
+    assert redis.get(name) is None
+    assert get(client, auth, ["c"], "k").json()["value"] == {"text": "second"}
+    assert (
+        client.delete("/items", headers=auth, params={"namespace": ["c"], "key": "k"}).status_code
+        == 200
+    )
+    assert redis.get(name) is None
+    assert get(client, auth, ["c"], "k").status_code == 404
+    put(client, auth, ["c"], "leased", {"text": "x"}, ttl_minutes=5)
+    assert get(client, auth, ["c"], "leased").status_code == 200
+    assert redis.get(stack.cache._item_key(tenant.id, ["c"], "leased")) is None

@@ -56,6 +56,7 @@ from somafractalmemory.stores.items_milvus import (
 from somafractalmemory.stores.items_postgres import ItemsRepository
 from somafractalmemory.stores.ownership import read_identity
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
+from somafractalmemory.stores.redis import MemoryCache
 
 SPACE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
@@ -76,8 +77,10 @@ class ItemService:
         index: ItemVectorIndex,
         embedder: Embedder,
         queries: QueryEmbedder,
+        cache: MemoryCache,
     ) -> None:
         self.postgres = postgres
+        self.cache = cache
         self.repo = ItemsRepository(postgres)
         self.index = index
         self.embedder = embedder
@@ -161,12 +164,12 @@ class ItemService:
         space = self.space(tenant, name)
         if space.is_default:
             raise InvalidInputError("the default space cannot be deleted", "name")
-        count = self.repo.space_in_use(tenant.id, name)
         with self.postgres.unit_of_work() as uow:
-            self.repo.delete_space(uow, tenant.id, name)
+            deleted = self.repo.delete_space(uow, tenant.id, name)
             uow.commit()
+        self.cache.invalidate_items(tenant.id, deleted)
         self.index.drop_collection(space.collection)
-        return count
+        return len(deleted)
 
     # -- writes -------------------------------------------------------------------------------
     def prepare(
@@ -222,11 +225,9 @@ class ItemService:
         """Store the item, replacing the one at the same namespace and key; returns it and
         whether it replaced one. Its old vectors are gone when this returns."""
         for _attempt in range(3):
-            done = self._put_plain(tenant, write)
+            done = self._put_plain(tenant, write) or self._put_with_vectors(tenant, write)
             if done is not None:
-                return done
-            done = self._put_with_vectors(tenant, write)
-            if done is not None:
+                self.cache.invalidate_items(tenant.id, [(write.namespace, write.key)])
                 return done
         raise ConflictError("the item kept changing under concurrent writes; try again")
 
@@ -310,6 +311,7 @@ class ItemService:
             if collection is None:
                 self.repo.delete(intent, tenant.id, [item_id])
                 intent.commit()
+                self.cache.invalidate_items(tenant.id, [(namespace, key)])
                 return
             outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, [collection])])
             intent.commit()
@@ -320,6 +322,7 @@ class ItemService:
                 self.index.delete(collection, vector_ids)
             uow.commit()
         self._settle(outbox)
+        self.cache.invalidate_items(tenant.id, [(namespace, key)])
 
     # -- reads ----------------------------------------------------------------------------
     def get(
@@ -334,8 +337,13 @@ class ItemService:
         live item's TTL."""
         check_namespace(namespace)
         check_key(key)
+        cached = self.cache.get_item(tenant.id, namespace, key)
+        if cached is not None:
+            return cached  # cached only without a TTL: nothing to refresh or expire
         item = self.repo.get(tenant.id, namespace, key, include_expired)
-        if refresh_ttl and item is not None and item.ttl_minutes is not None:
+        if item is not None and item.ttl_minutes is None:
+            self.cache.put_item(tenant.id, item)
+        elif refresh_ttl and item is not None:
             # The only write a read makes: one statement, for an item that has a TTL.
             item = self.repo.refresh_one(item) or item
         if item is None:

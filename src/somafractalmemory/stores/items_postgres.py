@@ -85,14 +85,6 @@ class ItemsRepository:
             row = conn.execute(query).first()
         return _space(row) if row else None
 
-    def space_in_use(self, tenant_id: int, name: str) -> int:
-        """How many of the tenant's items have vectors in the space."""
-        query = sa.select(sa.func.count()).where(
-            records.c.tenant_id == tenant_id, records.c.space == name
-        )
-        with self.store.reading("item_space_in_use") as conn:
-            return int(conn.execute(query).scalar_one())
-
     # -- reads ------------------------------------------------------------------------------
     def get(
         self, tenant_id: int, namespace: Sequence[str], key: str, include_expired: bool
@@ -316,17 +308,23 @@ class ItemsRepository:
                 )
             )
 
-    def delete_space(self, uow: UnitOfWork, tenant_id: int, name: str) -> None:
-        """Forget a space and every item that had vectors in it."""
+    def delete_space(
+        self, uow: UnitOfWork, tenant_id: int, name: str
+    ) -> list[tuple[tuple[str, ...], str]]:
+        """Forget a space and every item that had vectors in it; returns their (namespace,
+        key)."""
         with self.store.translated("item_delete_space"):
-            uow.conn.execute(
-                sa.delete(records).where(records.c.tenant_id == tenant_id, records.c.space == name)
-            )
+            deleted = uow.conn.execute(
+                sa.delete(records)
+                .where(records.c.tenant_id == tenant_id, records.c.space == name)
+                .returning(records.c.namespace, records.c.key)
+            ).all()
             uow.conn.execute(
                 sa.delete(embedding_spaces).where(
                     embedding_spaces.c.tenant_id == tenant_id, embedding_spaces.c.name == name
                 )
             )
+        return [(tuple(row.namespace), row.key) for row in deleted]
 
     def lock(
         self, uow: UnitOfWork, tenant_id: int, namespace: Sequence[str], key: str

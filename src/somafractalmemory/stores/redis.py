@@ -15,7 +15,7 @@ import json
 import logging
 import threading
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import redis
 
 from somafractalmemory.errors import RedisUnavailableError
-from somafractalmemory.models import Memory, MemoryType
+from somafractalmemory.models import Item, Memory, MemoryType
 from somafractalmemory.observability.metrics import (
     CACHE_ERRORS,
     CACHE_HITS,
@@ -68,6 +68,35 @@ def _encode(memory: Memory) -> str:
             "created_at": memory.created_at.isoformat(),
             "updated_at": memory.updated_at.isoformat(),
         }
+    )
+
+
+def _encode_item(item: Item) -> str:
+    return json.dumps(
+        {
+            "id": item.id,
+            "namespace": list(item.namespace),
+            "key": item.key,
+            "value": item.value,
+            "space": item.space,
+            "created_at": item.created_at.isoformat(),
+            "updated_at": item.updated_at.isoformat(),
+        }
+    )
+
+
+def _decode_item(raw: bytes) -> Item:
+    data = json.loads(raw)
+    return Item(
+        id=data["id"],
+        namespace=tuple(data["namespace"]),
+        key=data["key"],
+        value=data["value"],
+        space=data["space"],
+        created_at=datetime.fromisoformat(data["created_at"]),
+        updated_at=datetime.fromisoformat(data["updated_at"]),
+        ttl_minutes=None,
+        expires_at=None,
     )
 
 
@@ -166,6 +195,36 @@ class MemoryCache:
         """Cache ``memory`` for the TTL."""
         key = self._key(tenant_id, memory.coord)
         self._best_effort("set", lambda: self.client.set(key, _encode(memory), ex=self.ttl), None)
+
+    def _item_key(self, tenant_id: int, namespace: Sequence[str], key: str) -> str:
+        # Labels never contain "." and a key never a NUL: the pair is unambiguous.
+        return f"{self.prefix}:item:{tenant_id}:{'.'.join(namespace)}\x00{key}"
+
+    def get_item(self, tenant_id: int, namespace: Sequence[str], key: str) -> Item | None:
+        """The cached item, or None on a miss or a Redis failure."""
+        name = self._item_key(tenant_id, namespace, key)
+        raw = self._best_effort("get_item", lambda: self.client.get(name), None)
+        if raw is None:
+            CACHE_MISSES.inc()
+            return None
+        CACHE_HITS.inc()
+        return _decode_item(raw)
+
+    def put_item(self, tenant_id: int, item: Item) -> None:
+        """Cache an item without a TTL (one with a TTL is never cached: its reads extend it,
+        and it may expire at any moment)."""
+        if item.ttl_minutes is not None:
+            return
+        name = self._item_key(tenant_id, item.namespace, item.key)
+        data = _encode_item(item)
+        self._best_effort("set_item", lambda: self.client.set(name, data, ex=self.ttl), None)
+
+    def invalidate_items(self, tenant_id: int, keys: Sequence[tuple[Sequence[str], str]]) -> None:
+        """Drop cached copies of items after a write or delete."""
+        if not keys:
+            return
+        names = [self._item_key(tenant_id, namespace, key) for namespace, key in keys]
+        self._best_effort("delete_items", lambda: self.client.delete(*names), None)
 
     def _query_key(self, model: str, text: str) -> str:
         digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
