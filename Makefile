@@ -20,7 +20,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install run stop test test-fast test-langgraph lint bench bench-quick validate-infra services \
+.PHONY: help install run stop test test-unit test-langgraph lint bench bench-quick validate-infra services \
 	milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -79,8 +79,13 @@ test: services ## set up the test stack and run every test with coverage
 	$(TEST_ENV) $(PY) scripts/ensure_database.py
 	$(TEST_ENV) $(PY) -m pytest --cov=somafractalmemory --cov-branch --cov-report=term \
 		--cov-report=xml -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	# The 100 % gate holds for the whole suite only: a part of it (PYTEST_ARGS) covers less.
+	$(if $(strip $(PYTEST_ARGS)),@echo "coverage gate skipped: PYTEST_ARGS runs part of the suite",\
 	$(PY) -m coverage report --fail-under=100 \
-		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py'
+		--include='*/somafractalmemory/bootstrap.py,*/somafractalmemory/stack.py')
+
+test-unit: install ## the unit tests only (tests/unit: no store needed, seconds)
+	$(PY) -m pytest -p no:cacheprovider -q tests/unit $(PYTEST_ARGS)
 
 # make test-langgraph: LangGraph's own store tests, on a database, collection and Redis db of
 # their own (scripts/langgraph_tests.py fetches the pinned sdists into .cache/).
