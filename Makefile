@@ -8,6 +8,11 @@ PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
 # Local defaults for a developer machine; the application itself never guesses these.
+# `.env` (written by `make env`, below, when absent) holds the values in use: make reads its
+# KEY=value lines under the environment and the command line, as the CLI and the server do.
+ENV_FILE_LINES := $(shell grep -E '^[A-Z][A-Z0-9_]*=' .env 2>/dev/null)
+$(foreach line,$(ENV_FILE_LINES),$(eval \
+	$(firstword $(subst =, ,$(line))) ?= $(patsubst $(firstword $(subst =, ,$(line)))=%,%,$(line))))
 POSTGRES_HOST ?= 127.0.0.1:5432
 export POSTGRES_DSN ?= postgresql://postgres@$(POSTGRES_HOST)/soma
 export MILVUS_URI ?= http://127.0.0.1:19530
@@ -20,8 +25,8 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install run stop test test-unit test-langgraph lint bench bench-quick validate-infra services \
-	milvus-start milvus-stop db clean hooks
+.PHONY: help install env run stop test test-unit test-langgraph lint bench bench-quick validate-infra \
+	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,7 +55,20 @@ services: milvus-start ## check PostgreSQL and Redis answer, start Milvus if nee
 	@(exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null || \
 		{ echo "FAILED redis (127.0.0.1:6379): not answering; start it first" >&2; exit 1; }
 
-db: install
+# Only when absent: a developer's edits stay, and make reads them back (see the top).
+env: ## write .env with the local store addresses, unless there is one (the CLI reads it)
+	@test -f .env || { \
+	echo "# Written by make for a developer machine (only when absent: edit it, or delete it to"; \
+	echo "# get the defaults back). The CLI and the server read it from the current directory, and"; \
+	echo "# make reads it too; the environment wins over it. Plain KEY=value lines, no quotes."; \
+	echo "POSTGRES_DSN=$(POSTGRES_DSN)"; \
+	echo "MILVUS_URI=$(MILVUS_URI)"; \
+	echo "MILVUS_COLLECTION=$(MILVUS_COLLECTION)"; \
+	echo "REDIS_URL=$(REDIS_URL)"; \
+	echo "SOMA_PORT=$(SOMA_PORT)"; \
+	} > .env && echo "wrote .env"
+
+db: install env
 	$(PY) scripts/ensure_database.py
 
 run: services db ## set up everything and serve on http://127.0.0.1:9595

@@ -125,6 +125,17 @@ def sfm_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
 
 
 @pytest.fixture
+def no_store_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No store address in the environment, and a working directory without a ``.env`` (the
+    repository's own, written by `make run`, would fill them in)."""
+    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("no-env-file"))
+
+
+@pytest.fixture
 def make_key(stack: Stack) -> Callable[[], dict[str, str]]:
     """Create a new tenant with a key; returns the Authorization header for it."""
 

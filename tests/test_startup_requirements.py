@@ -218,11 +218,10 @@ def test_api_starts_when_a_down_redis_is_not_required(own: Settings) -> None:
 
 
 # -- bootstrap() and main(), in-process ----------------------------------------------------------
+@pytest.mark.usefixtures("no_store_settings")
 def test_main_without_settings_exits_2_naming_each_variable(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
     assert main(["--dry-run"]) == 2
     err = capsys.readouterr().err
     for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
@@ -250,9 +249,8 @@ def test_main_reports_a_malformed_address_as_a_settings_failure(
     assert f"FAILED settings ({variable})" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("no_store_settings")
 def test_module_entry_point_exits_with_mains_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "argv", ["somafractalmemory.bootstrap", "--dry-run"])
     with pytest.raises(SystemExit) as exited:
         runpy.run_path(bootstrap_module.__file__, run_name="__main__")
