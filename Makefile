@@ -116,8 +116,8 @@ test-langgraph: services ## LangGraph's store test suites against SFM (SFMStore,
 	$(LANGGRAPH_ENV) $(PY) scripts/langgraph_tests.py $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation
-	$(BIN)/ruff check src tests benchmarks scripts
-	$(BIN)/ruff format --check src tests benchmarks scripts
+	$(BIN)/ruff check src tests testkit benchmarks scripts
+	$(BIN)/ruff format --check src tests testkit benchmarks scripts
 	$(BIN)/mypy
 	$(BIN)/hadolint Dockerfile
 	$(PY) scripts/check_compose.py docker-compose.yml

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.faults.support import ROOT, PrivateMilvus, answering, milvus_client
+from testkit.server import ROOT, answering
+from testkit.stores import milvus_client
+from tests.faults.support import PrivateMilvus
 
 pytestmark = pytest.mark.slow
 

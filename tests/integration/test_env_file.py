@@ -9,11 +9,10 @@ import sys
 import uuid
 from pathlib import Path
 
-from tests.faults.support import ROOT, free_port
-
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
+from testkit.server import ROOT, free_port
 
 STORE_VARIABLES = ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL")
 
