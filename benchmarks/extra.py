@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from common import BenchConfig, config_from_env, machine
+from common import BenchConfig, config_from_env, machine, revision
 
 HERE = Path(__file__).parent
 RESULTS = HERE / "RESULTS.md"
@@ -54,16 +54,6 @@ def uptime() -> str:
     """``uptime``'s line (load averages over 1, 5 and 15 minutes)."""
     done = subprocess.run(["uptime"], capture_output=True, text=True, check=False)
     return done.stdout.strip()
-
-
-def revision() -> str:
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    return f"commit {commit}" + (", with uncommitted changes in src/" if dirty else "")
 
 
 def command_line() -> str:

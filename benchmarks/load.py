@@ -5,15 +5,17 @@ server, then proof that nothing acknowledged was lost and nothing deleted came b
 
 Loopback only and bounded: the server (uvicorn, one process) runs as a subprocess on
 127.0.0.1 on a database, a Milvus collection and a Redis key prefix of this script's own
-(``soma_bench_load``, ``soma_bench_load_memories``, ``sfm_bench_load``), on the PostgreSQL,
-Milvus and Redis named by ``POSTGRES_DSN``, ``MILVUS_URI`` and ``REDIS_URL`` (local defaults),
-and every one of them is removed at the end. Each client is a thread with its own HTTP
+(the configured database's and collection's names plus ``_bench_load``, so
+``soma_bench_load`` and ``soma_memories_bench_load`` by default; ``sfm_bench_load``), on the
+PostgreSQL, Milvus and Redis named by ``POSTGRES_DSN``, ``MILVUS_URI``, ``MILVUS_COLLECTION``
+and ``REDIS_URL`` (local defaults), and every one of them is removed at the end
+(``testkit.stores.private_stack``). Each client is a thread with its own HTTP
 connection, one request at a time, on one tenant: stores 40% (a quarter of them replacing
 a memory the client stored), searches 30%, gets 20%, deletes 10%, for ``--duration``
 seconds. The per-key rate limit is off (one key for all clients would hit it).
 
-The clients and the checks are the fault tests' (``tests/faults/loadgen.py`` and
-``verdict.py``): each client keeps every answer and, for each coordinate it wrote, what the
+The clients and the checks are the fault tests' (``testkit/loadgen.py`` and
+``testkit/verdict.py``): each client keeps every answer and, for each coordinate it wrote, what the
 stores may hold. Afterwards the outbox is drained, ``somafractalmemory reconcile`` must find
 no drift, and PostgreSQL and Milvus (Strong consistency) are checked id by id: every
 acknowledged store present in both with its latest text (and vector), every acknowledged
@@ -28,7 +30,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -39,37 +40,30 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import redis
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.faults.loadgen import (  # noqa: E402
+from common import machine, revision  # noqa: E402
+
+from somafractalmemory.settings import Settings  # noqa: E402
+from testkit.loadgen import (  # noqa: E402
     Loader,
     Mix,
     Request,
     all_requests,
     join_all,
 )
-from tests.faults.support import (  # noqa: E402
-    ApiServer,
-    drop_collections,
-    drop_database,
-    migrate,
-    recreate_database,
-    scalar,
-    stack_env,
-)
-from tests.faults.verdict import (  # noqa: E402
+from testkit.server import ApiServer, stack_env  # noqa: E402
+from testkit.stores import private_stack, scalar  # noqa: E402
+from testkit.verdict import (  # noqa: E402
     Verdict,
     drain_and_reconcile,
     run_cli,
     verify,
 )
-
-from somafractalmemory.settings import Settings  # noqa: E402
 
 KINDS = ("store", "search", "get", "delete")
 # stores 40% (new 30, replace 10), searches 30%, gets 20%, deletes 10%
@@ -80,15 +74,13 @@ DIMENSION = 384
 
 
 def settings_from_env() -> Settings:
-    """The stack named by the environment, with the database, collection and Redis prefix
-    replaced by the load test's own."""
-    pg = urlsplit(os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/soma"))
+    """The stack named by the environment (local defaults); the load test's own database,
+    collection and Redis prefix beside it come from :func:`private_stack`."""
     return Settings(
-        postgres_dsn=urlunsplit(pg._replace(path="/soma_bench_load")),
+        postgres_dsn=os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/soma"),
         milvus_uri=os.environ.get("MILVUS_URI", "http://127.0.0.1:19530"),
-        milvus_collection="soma_bench_load_memories",
+        milvus_collection=os.environ.get("MILVUS_COLLECTION", "soma_memories"),
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"),
-        redis_key_prefix="sfm_bench_load",
     )
 
 
@@ -100,36 +92,6 @@ def uptime() -> str:
 
 def one_minute_load(uptime_line: str) -> float:
     return float(uptime_line.rsplit("load average:", 1)[1].split(",")[0])
-
-
-def machine() -> dict[str, str]:
-    model, ram_kb = "unknown", 0
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
-            break
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        if line.startswith("MemTotal:"):
-            ram_kb = int(line.split()[1])
-    return {
-        "nproc": str(len(os.sched_getaffinity(0))),
-        "RAM": f"{ram_kb / 1024 / 1024:.1f} GiB",
-        "CPU": model,
-        "Python": platform.python_version(),
-    }
-
-
-def commit() -> str:
-    """The commit, and whether src/ differs from it."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(
-            ["git", "-C", str(ROOT), *args], capture_output=True, text=True, check=False
-        )
-        return done.stdout.strip()
-
-    dirty = " (with uncommitted changes in src/)" if git("status", "--porcelain", "src") else ""
-    return f"commit {git('rev-parse', '--short', 'HEAD') or 'unknown'}{dirty}"
 
 
 def percentiles(seconds: Sequence[float]) -> tuple[float, float, float]:
@@ -154,7 +116,7 @@ def report(
     lines = [
         SECTION,
         "",
-        f"- Date: {started:%Y-%m-%d %H:%M} UTC; code: {commit()}",
+        f"- Date: {started:%Y-%m-%d %H:%M} UTC; code: {revision()}",
         f"- Command: `.venv/bin/python benchmarks/load.py --duration {args.duration:g} "
         f"--clients {args.clients}` (from the repository root)",
         f"- {args.clients} clients (threads, one HTTP connection each, one request at a "
@@ -235,15 +197,10 @@ def embed_lazily(texts: list[str]) -> list[list[float]]:
     return create_embedder(Settings.model_fields["embedding_model"].default).embed(texts)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
-    parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
-    parser.add_argument("--results", type=Path, help="also write the section into this file")
-    parser.add_argument("--seed", type=int, default=6)
-    args = parser.parse_args()
-
-    settings = settings_from_env()
+def run_load(settings: Settings, args: argparse.Namespace) -> tuple[str, Verdict, list[Loader]]:
+    """The load on the stack of ``settings`` (database migrated, collections ensured): the
+    server started, the clients run, the stores checked; the report section, the verdict
+    and the clients."""
     dsn = settings.postgres_dsn.get_secret_value()
     env = stack_env(settings, SOMA_REDIS_PREFIX=settings.redis_key_prefix)
     workdir = Path(tempfile.mkdtemp(prefix="sfm-load-"))
@@ -255,11 +212,6 @@ def main() -> int:
     )
     started = dt.datetime.now(dt.UTC)
     try:
-        recreate_database(dsn)
-        migrate(dsn)
-        drop_collections(settings.milvus_uri, settings.milvus_collection)
-        ensured = run_cli(env, "ensure-collection")
-        assert ensured.returncode == 0, ensured.stderr
         created = run_cli(env, "keys", "create", "--tenant", f"load-{uuid.uuid4().hex[:8]}")
         assert created.returncode == 0, created.stderr
         key = created.stdout.strip().splitlines()[-1]
@@ -309,10 +261,21 @@ def main() -> int:
         )
     finally:
         server.kill()
-        drop_database(dsn)
-        drop_collections(settings.milvus_uri, settings.milvus_collection)
         forget_cache(settings)
         shutil.rmtree(workdir, ignore_errors=True)
+    return section, verdict, loaders
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds of load")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent clients")
+    parser.add_argument("--results", type=Path, help="also write the section into this file")
+    parser.add_argument("--seed", type=int, default=6)
+    args = parser.parse_args()
+
+    with private_stack(settings_from_env(), "_bench_load") as settings:
+        section, verdict, loaders = run_load(settings, args)
     print(section)
     for problem in verdict.problems[:30]:
         print("PROBLEM", problem)

@@ -217,7 +217,7 @@ def render(r: Results) -> str:
         "queries of the timed kind under `bench`, and a warm-up round of every raw call.",
         "- Raw calls ask what the service asks: the same limit and search parameters in Milvus, "
         "the same full-text expression in PostgreSQL, the same columns fetched.",
-        "- PostgreSQL ceilings write into `CREATE TEMP TABLE ... (LIKE memories INCLUDING ALL)` "
+        "- PostgreSQL ceilings write into `CREATE TEMP TABLE ... (LIKE records INCLUDING ALL)` "
         "(same columns, generated tsvector, GIN and unique indexes), one transaction a batch; "
         "Milvus ceilings into a scratch collection made by the service's `ensure_collection`.",
         "- Times from `time.perf_counter`; percentiles with `statistics.quantiles` (inclusive).",

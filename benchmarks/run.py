@@ -10,7 +10,6 @@ import argparse
 import os
 import re
 import shlex
-import subprocess
 import sys
 import time
 from datetime import UTC, datetime
@@ -19,7 +18,15 @@ from pathlib import Path
 import httpx
 import psycopg
 import torch
-from common import EMBEDDING_MODEL, BenchConfig, Latency, LeanClient, config_from_env, machine
+from common import (
+    EMBEDDING_MODEL,
+    BenchConfig,
+    Latency,
+    LeanClient,
+    config_from_env,
+    machine,
+    revision,
+)
 from corpus import make_memories, make_queries
 from harness import prepare_stores, running_server
 from pymilvus import MilvusClient
@@ -49,18 +56,6 @@ def store_versions(cfg: BenchConfig) -> dict[str, str]:
 def load_average() -> str:
     """The 1-minute load average."""
     return f"{os.getloadavg()[0]:.2f}"
-
-
-def revision() -> str:
-    """The commit the benchmark ran, and whether src/ had uncommitted changes."""
-
-    def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], capture_output=True, text=True, check=False)
-        return done.stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    dirty = git("status", "--porcelain", "--", "src")
-    return f"commit {commit}" + (", with uncommitted changes in src/" if dirty else "")
 
 
 def tenant_id(cfg: BenchConfig, name: str) -> int:

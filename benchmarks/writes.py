@@ -59,7 +59,7 @@ def post_batch(client: httpx.Client, body: bytes) -> dict[str, float]:
 
 class Ceilings:
     """Each part of a write alone: the embedder on the batch's texts; rows of the memories
-    table's shape (``LIKE memories INCLUDING ALL``: same columns, generated tsvector, GIN and
+    table's shape (``LIKE records INCLUDING ALL``: same columns, generated tsvector, GIN and
     unique indexes) into temporary tables with COPY and with ``executemany``, a transaction a
     batch; the batch's entities into a scratch collection made by the service's own
     ``ensure_collection``, plainly and as the service's upsert does it."""
@@ -71,7 +71,7 @@ class Ceilings:
         self.next_id = 1
         self.conn = psycopg.connect(cfg.postgres_dsn)
         for table in ("bench_copy", "bench_many"):
-            self.conn.execute(f"CREATE TEMP TABLE {table} (LIKE memories INCLUDING ALL)")
+            self.conn.execute(f"CREATE TEMP TABLE {table} (LIKE records INCLUDING ALL)")
         self.conn.commit()
         settings = Settings.model_validate(
             {

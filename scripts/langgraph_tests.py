@@ -7,7 +7,7 @@
    below (observed on first download);
 2. extract their ``tests/`` and put ``tests/langgraph/upstream_conftest.py`` in place of their
    ``conftest.py`` (our fixtures for theirs; see that file for exactly what is swapped), with
-   ``tests/support/server.py`` beside as ``sfm_test_server.py`` (it starts the SFM server);
+   ``testkit/`` beside (it starts the SFM server and makes its database);
 3. run ``tests/test_store.py`` of both and ``tests/test_async_store.py`` of the postgres
    package, one pytest process (with its own SFM server) per module, all three at once,
    deselecting what ``tests/langgraph/deselect.txt`` lists (and failing if an entry there names
@@ -110,8 +110,10 @@ def extract_tests(name: str, sdist: Path) -> Path:
             member.name = member.name[len(top) + 1 :]
         archive.extractall(workdir, members=members, filter="data")
     shutil.copyfile(OURS / "upstream_conftest.py", workdir / "tests" / "conftest.py")
-    # The server helper every suite of ours uses; their `tests` package hides ours.
-    shutil.copyfile(ROOT / "tests" / "support" / "server.py", workdir / "sfm_test_server.py")
+    # The helpers every suite of ours uses (their `tests` package hides ours, not testkit).
+    shutil.copytree(
+        ROOT / "testkit", workdir / "testkit", ignore=shutil.ignore_patterns("__pycache__")
+    )
     (workdir / "pytest.ini").write_text(PYTEST_INI)
     return workdir
 

@@ -12,23 +12,21 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 import redis
 from fastapi.testclient import TestClient
-from psycopg import sql
 from pymilvus import MilvusClient
 
 from somafractalmemory.api.app import create_app
-from somafractalmemory.bootstrap import alembic_config
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.models import DatabaseIdentity
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_postgres_store, create_stack
 from somafractalmemory.stores.ownership import read_identity
-from tests.support.server import ServerProcess, running_server, server_env
+from testkit.server import ServerProcess, running_server, server_env
+from testkit.stores import migrate, recreate_database
 
 
 def _require_test_stack() -> None:
@@ -40,26 +38,6 @@ def _require_test_stack() -> None:
             "(use `make test`)",
             returncode=2,
         )
-
-
-def recreate_database(dsn: str) -> None:
-    """Drop and create the database named in ``dsn``."""
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def migrate(dsn: str) -> None:
-    """alembic upgrade head on ``dsn``."""
-    from alembic import command
-
-    url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
-    command.upgrade(alembic_config(url), "head")
 
 
 @pytest.fixture(scope="session")
@@ -130,10 +108,21 @@ def sfm_server(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
     """One real SFM server (uvicorn subprocess, access log on) on the test stack, shared by
     every test that needs real HTTP on the default configuration (the client, MCP and browser
     tests): starting one costs an interpreter, the model and a stack. Tests that need another
-    configuration start their own with :func:`tests.support.server.running_server`."""
+    configuration start their own with :func:`testkit.server.running_server`."""
     log = tmp_path_factory.mktemp("sfm-server") / "server.log"
     with running_server(server_env(stack.settings), log) as server:
         yield server
+
+
+@pytest.fixture
+def no_store_settings(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """No store address in the environment, and a working directory without a ``.env`` (the
+    repository's own, written by `make run`, would fill them in)."""
+    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path_factory.mktemp("no-env-file"))
 
 
 @pytest.fixture

@@ -26,8 +26,8 @@ from somafractalmemory.models import DatabaseIdentity
 from somafractalmemory.settings import Settings, get_settings
 from somafractalmemory.stack import Stack, create_postgres_store
 from somafractalmemory.stores.ownership import OWNER, read_identity
-from tests.faults.support import (
-    ROOT,
+from testkit.server import ROOT, stack_env
+from testkit.stores import (
     drop_collections,
     drop_database,
     migrate,
@@ -35,7 +35,6 @@ from tests.faults.support import (
     own_connection,
     recreate_database,
     sibling_dsn,
-    stack_env,
     with_updates,
 )
 

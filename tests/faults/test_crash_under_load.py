@@ -3,7 +3,7 @@ every acknowledged store is in both stores, every acknowledged delete in neither
 unacknowledged request wholly there or wholly absent, and ``reconcile`` finds no drift.
 
 A uvicorn subprocess on a database, a collection and a Redis key prefix of this module's
-own; two clients (:mod:`tests.faults.loadgen`) write 2,500 new coordinates each, in batches
+own; two clients (:mod:`testkit.loadgen`) write 2,500 new coordinates each, in batches
 of 50 (5 of them replacing memories), single stores, replaces, deletes and reads, and send
 half of the writes the server did not acknowledge again; half the memories carry their own
 vector, so Milvus's copy can be compared exactly. The test
@@ -19,41 +19,18 @@ import os
 import random
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import Stack, create_postgres_store
-from tests.faults.loadgen import (
-    Loader,
-    Mix,
-    all_requests,
-    join_all,
-    summary,
-)
-from tests.faults.support import (
-    ApiServer,
-    drop_collections,
-    drop_database,
-    ensure_collections,
-    migrate,
-    own_connection,
-    recreate_database,
-    scalar,
-    sibling_dsn,
-    stack_env,
-    wait_until,
-    with_updates,
-)
-from tests.faults.verdict import (
-    drain_and_reconcile,
-    verify,
-)
+from somafractalmemory.stack import Stack
+from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
+from testkit.server import ApiServer, stack_env, wait_until
+from testkit.stores import new_tenant, private_stack, scalar
+from testkit.verdict import drain_and_reconcile, verify
 
 pytestmark = pytest.mark.slow
 
@@ -84,25 +61,13 @@ SERVER_ENV = {
 def served(test_settings: Settings, tmp_path_factory: Any) -> Iterator[tuple[ApiServer, Settings]]:
     """A migrated database and ensured collections of this module's own; the server on them
     (not started)."""
-    dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_crashload")
-    recreate_database(dsn)
-    migrate(dsn)
-    settings = with_updates(
-        test_settings,
-        postgres_dsn=dsn,
-        milvus_collection=f"{test_settings.milvus_collection}_crashload",
-        redis_key_prefix="sfm_faults_crashload",
-    )
-    drop_collections(settings.milvus_uri, settings.milvus_collection)
-    ensure_collections(with_updates(settings, milvus_uri=own_connection(settings.milvus_uri)))
-    log = Path(tmp_path_factory.mktemp("crash-load")) / "server.log"
-    server = ApiServer(settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix, **SERVER_ENV)
-    try:
-        yield server, settings
-    finally:
-        server.kill()
-        drop_database(dsn)
-        drop_collections(settings.milvus_uri, settings.milvus_collection)
+    with private_stack(test_settings, "_crashload") as settings:
+        log = Path(tmp_path_factory.mktemp("crash-load")) / "server.log"
+        server = ApiServer(settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix, **SERVER_ENV)
+        try:
+            yield server, settings
+        finally:
+            server.kill()
 
 
 def kill_points(rng: random.Random) -> list[tuple[int, float]]:
@@ -127,12 +92,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(
     served: tuple[ApiServer, Settings], stack: Stack, dimension: int
 ) -> None:
     server, settings = served
-    store = create_postgres_store(settings)
-    key, info = KeyService(store).create(f"crash-load-{uuid.uuid4().hex[:8]}")
-    tenant = store.tenant_by_name(info.tenant)
-    store.engine.dispose()
-    assert tenant is not None
-    headers = {"Authorization": f"Bearer {key}"}
+    tenant, headers = new_tenant(settings, "crash-load")
     rng = random.Random(SEED)
     points = kill_points(rng)
     began = time.monotonic()

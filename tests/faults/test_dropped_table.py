@@ -7,7 +7,6 @@ and the Redis key prefix, because its ids and tenant ids repeat the session data
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -18,20 +17,10 @@ from fastapi.testclient import TestClient
 
 from somafractalmemory.api.app import create_app
 from somafractalmemory.bootstrap import validate_infrastructure
-from somafractalmemory.core.keys import KeyService
 from somafractalmemory.errors import InfrastructureError
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import Stack, create_postgres_store
-from tests.faults.support import (
-    drop_collections,
-    drop_database,
-    ensure_collections,
-    migrate,
-    own_connection,
-    recreate_database,
-    sibling_dsn,
-    with_updates,
-)
+from somafractalmemory.stack import Stack
+from testkit.stores import new_tenant, own_connection, private_stack
 
 STORED = "1,2,3"
 
@@ -46,23 +35,10 @@ class Served:
 @pytest.fixture(scope="module")
 def dropped(test_settings: Settings) -> Iterator[Served]:
     """An app serving a database whose ``records`` table was dropped under it."""
-    dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_dropped")
-    recreate_database(dsn)
-    migrate(dsn)
-    settings = with_updates(
-        test_settings,
-        postgres_dsn=dsn,
-        milvus_uri=own_connection(test_settings.milvus_uri),
-        milvus_collection=f"{test_settings.milvus_collection}_dropped",
-        redis_key_prefix="sfm_faults_dropped",
-    )
-    drop_collections(settings.milvus_uri, settings.milvus_collection)
-    ensure_collections(settings)
-    keys = create_postgres_store(settings)
-    key, _ = KeyService(keys).create(f"dropped-table-{uuid.uuid4().hex[:8]}")
-    keys.engine.dispose()
-    headers = {"Authorization": f"Bearer {key}"}
-    try:
+    with private_stack(
+        test_settings, "_dropped", milvus_uri=own_connection(test_settings.milvus_uri)
+    ) as settings:
+        _tenant, headers = new_tenant(settings, "dropped-table")
         with TestClient(create_app(settings), raise_server_exceptions=False) as client:
             stored = client.post(
                 "/memories",
@@ -70,12 +46,10 @@ def dropped(test_settings: Settings) -> Iterator[Served]:
                 headers=headers,
             )
             assert stored.status_code == 201, stored.text
+            dsn = settings.postgres_dsn.get_secret_value()
             with psycopg.connect(dsn, autocommit=True) as conn:
                 conn.execute("DROP TABLE records CASCADE")
             yield Served(client, headers, settings)
-    finally:
-        drop_database(dsn)
-        drop_collections(settings.milvus_uri, settings.milvus_collection)
 
 
 REQUESTS: list[tuple[str, str, str, dict[str, Any] | None]] = [

@@ -10,7 +10,6 @@ and by pymilvus directly) and findable: searching the exact text of a sample ran
 from __future__ import annotations
 
 import random
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,22 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import create_postgres_store
-from tests.faults.support import (
-    ApiServer,
-    drop_collections,
-    drop_database,
-    ensure_collections,
-    migrate,
-    own_connection,
-    recreate_database,
-    scalar,
-    sibling_dsn,
-    tenant_vector_count,
-    with_updates,
-)
+from testkit.server import ApiServer
+from testkit.stores import new_tenant, private_stack, scalar, tenant_vector_count
 
 pytestmark = pytest.mark.slow
 
@@ -119,35 +105,18 @@ def memories() -> list[dict[str, Any]]:
 def served(test_settings: Settings, tmp_path_factory: Any) -> Iterator[tuple[ApiServer, Settings]]:
     """A migrated database and ensured collections of this module's own; the server on them
     (not started)."""
-    dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_killrestart")
-    recreate_database(dsn)
-    migrate(dsn)
-    settings = with_updates(
-        test_settings,
-        postgres_dsn=dsn,
-        milvus_collection=f"{test_settings.milvus_collection}_killrestart",
-        redis_key_prefix="sfm_faults_killrestart",
-    )
-    drop_collections(settings.milvus_uri, settings.milvus_collection)
-    ensure_collections(with_updates(settings, milvus_uri=own_connection(settings.milvus_uri)))
-    log = Path(tmp_path_factory.mktemp("kill-restart")) / "server.log"
-    server = ApiServer(settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix)
-    try:
-        yield server, settings
-    finally:
-        server.kill()
-        drop_database(dsn)
-        drop_collections(settings.milvus_uri, settings.milvus_collection)
+    with private_stack(test_settings, "_killrestart") as settings:
+        log = Path(tmp_path_factory.mktemp("kill-restart")) / "server.log"
+        server = ApiServer(settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix)
+        try:
+            yield server, settings
+        finally:
+            server.kill()
 
 
 def test_acknowledged_memories_survive_a_sigkill(served: tuple[ApiServer, Settings]) -> None:
     server, settings = served
-    store = create_postgres_store(settings)
-    key, info = KeyService(store).create(f"kill-restart-{uuid.uuid4().hex[:8]}")
-    tenant = store.tenant_by_name(info.tenant)
-    store.engine.dispose()
-    assert tenant is not None
-    headers = {"Authorization": f"Bearer {key}"}
+    tenant, headers = new_tenant(settings, "kill-restart")
     items = memories()
 
     server.start()

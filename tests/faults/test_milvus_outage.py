@@ -13,7 +13,6 @@ costs its deadline once and does not hold up the others (the server is killed at
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -23,23 +22,11 @@ from typing import Any
 import httpx
 import pytest
 
-from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import Stack, create_postgres_store
-from tests.faults.support import (
-    ApiServer,
-    PrivateMilvus,
-    drop_collections,
-    drop_database,
-    ensure_collections,
-    metric,
-    migrate,
-    recreate_database,
-    scalar,
-    sibling_dsn,
-    wait_until,
-    with_updates,
-)
+from somafractalmemory.stack import Stack
+from testkit.server import ApiServer, wait_until
+from testkit.stores import new_tenant, private_stack, scalar
+from tests.faults.support import PrivateMilvus, metric
 
 pytestmark = pytest.mark.slow
 
@@ -98,78 +85,61 @@ def outage(
     """Serve on the private Milvus, kill it, and ask everything at once."""
     # A database of its own: spaces other tests register in the shared one have no
     # collection on this private Milvus, and start-up would rightly refuse them.
-    dsn = sibling_dsn(test_settings.postgres_dsn.get_secret_value(), "_milvus_outage")
-    recreate_database(dsn)
-    migrate(dsn)
-    settings = with_updates(
-        test_settings,
-        postgres_dsn=dsn,
-        milvus_uri=private_milvus.uri,
-        milvus_collection=f"{test_settings.milvus_collection}_outage",
-        redis_key_prefix="sfm_milvus_outage",
-    )
-    ensure_collections(settings)
-    postgres = create_postgres_store(settings)
-    key, info = KeyService(postgres).create(f"milvus-outage-{uuid.uuid4().hex[:8]}")
-    tenant = postgres.tenant_by_name(info.tenant)
-    assert tenant is not None
-    headers = {"Authorization": f"Bearer {key}"}
-    log = Path(tmp_path_factory.mktemp("milvus-outage")) / "server.log"
-    server = ApiServer(settings, log)
-    server.start()
-    try:
-        stored = ask(
-            server,
-            "POST",
-            "/memories",
-            headers=headers,
-            json={"coord": BEFORE[0], "payload": {"text": BEFORE[1]}},
-        )
-        assert stored.status == 201, stored.describe()
-        found = ask(
-            server,
-            "POST",
-            "/memories/search",
-            headers=headers,
-            json={"query": BEFORE[1], "top_k": 1},
-        )
-        assert found.status == 200, found.describe()
-        assert found.body["results"][0]["coord"] == BEFORE[0]
-
-        private_milvus.stop()
-        state = Outage(server, private_milvus, settings, headers, tenant.id)
-        requests = {
-            "store": (
+    with private_stack(test_settings, "_milvus_outage", milvus_uri=private_milvus.uri) as settings:
+        tenant, headers = new_tenant(settings, "milvus-outage")
+        log = Path(tmp_path_factory.mktemp("milvus-outage")) / "server.log"
+        server = ApiServer(settings, log)
+        server.start()
+        try:
+            stored = ask(
+                server,
                 "POST",
                 "/memories",
-                {"json": {"coord": DURING[0], "payload": {"text": DURING[1]}}},
-            ),
-            "search": ("POST", "/memories/search", {"json": {"query": BEFORE[1]}}),
-            "stats": ("GET", "/stats", {}),
-            "get": ("GET", f"/memories/{BEFORE[0]}", {}),
-            "healthz": ("GET", "/healthz", {}),
-        }
-        with ThreadPoolExecutor(max_workers=len(requests)) as pool:
-            futures = {
-                name: pool.submit(ask, server, method, path, headers=headers, **kwargs)
-                for name, (method, path, kwargs) in requests.items()
+                headers=headers,
+                json={"coord": BEFORE[0], "payload": {"text": BEFORE[1]}},
+            )
+            assert stored.status == 201, stored.describe()
+            found = ask(
+                server,
+                "POST",
+                "/memories/search",
+                headers=headers,
+                json={"query": BEFORE[1], "top_k": 1},
+            )
+            assert found.status == 200, found.describe()
+            assert found.body["results"][0]["coord"] == BEFORE[0]
+
+            private_milvus.stop()
+            state = Outage(server, private_milvus, settings, headers, tenant.id)
+            requests = {
+                "store": (
+                    "POST",
+                    "/memories",
+                    {"json": {"coord": DURING[0], "payload": {"text": DURING[1]}}},
+                ),
+                "search": ("POST", "/memories/search", {"json": {"query": BEFORE[1]}}),
+                "stats": ("GET", "/stats", {}),
+                "get": ("GET", f"/memories/{BEFORE[0]}", {}),
+                "healthz": ("GET", "/healthz", {}),
             }
-            state.answers = {name: future.result() for name, future in futures.items()}
-        state.milvus_up_gauge = metric(httpx.get(f"{server.url}/metrics").text, "api_milvus_up")
-        state.rows_for_failed_store = scalar(
-            settings.postgres_dsn.get_secret_value(),
-            "SELECT count(*) FROM records WHERE tenant_id = %s AND key = %s",
-            tenant.id,
-            DURING[0],
-        )
-        yield state
-    finally:
-        server.kill()
-        if private_milvus.proc is None:
-            private_milvus.start()
-        drop_collections(private_milvus.uri, settings.milvus_collection)
-        postgres.engine.dispose()
-        drop_database(dsn)
+            with ThreadPoolExecutor(max_workers=len(requests)) as pool:
+                futures = {
+                    name: pool.submit(ask, server, method, path, headers=headers, **kwargs)
+                    for name, (method, path, kwargs) in requests.items()
+                }
+                state.answers = {name: future.result() for name, future in futures.items()}
+            state.milvus_up_gauge = metric(httpx.get(f"{server.url}/metrics").text, "api_milvus_up")
+            state.rows_for_failed_store = scalar(
+                settings.postgres_dsn.get_secret_value(),
+                "SELECT count(*) FROM records WHERE tenant_id = %s AND key = %s",
+                tenant.id,
+                DURING[0],
+            )
+            yield state
+        finally:
+            server.kill()
+            if private_milvus.proc is None:
+                private_milvus.start()
 
 
 def test_store_answers_503_naming_milvus_in_bounded_time(outage: Outage) -> None:

@@ -7,7 +7,7 @@ cluster (``initdb``/``pg_ctl``), the fault tests' private Milvus and a private R
 can be stopped for real. A frozen store (SIGSTOP, then SIGCONT) keeps its connections open
 and answers nothing, as a hung server or a partition that drops packets would.
 ``SOMA_STORE_TIMEOUT`` is 2 s, so a store call gives up after 2 s (PostgreSQL statements
-after 4 s). Each test gives two clients (:mod:`tests.faults.loadgen`) a tenant of their own;
+after 4 s). Each test gives two clients (:mod:`testkit.loadgen`) a tenant of their own;
 they store (single and batches of 10), replace, delete, read and search (and send half of
 the failed writes again) while the test takes a store away and brings it back. Then the
 outbox is drained (``drain-outbox --grace 0``, the clients stopped), ``reconcile`` must find
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,34 +26,13 @@ from typing import Any
 import httpx
 import pytest
 
-from somafractalmemory.core.keys import KeyService
 from somafractalmemory.settings import Settings
-from somafractalmemory.stack import Stack, create_postgres_store
-from tests.faults.loadgen import (
-    Loader,
-    Mix,
-    Request,
-    all_requests,
-    join_all,
-    summary,
-)
-from tests.faults.support import (
-    ApiServer,
-    PrivateMilvus,
-    PrivatePostgres,
-    PrivateRedis,
-    drop_collections,
-    ensure_collections,
-    migrate,
-    stack_env,
-    wait_until,
-    with_updates,
-)
-from tests.faults.verdict import (
-    Verdict,
-    drain_and_reconcile,
-    verify,
-)
+from somafractalmemory.stack import Stack
+from testkit.loadgen import Loader, Mix, Request, all_requests, join_all, summary
+from testkit.server import ApiServer, stack_env, wait_until
+from testkit.stores import drop_collections, ensure_collections, migrate, new_tenant, with_updates
+from testkit.verdict import Verdict, drain_and_reconcile, verify
+from tests.faults.support import PrivateMilvus, PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.slow
 
@@ -178,17 +156,13 @@ def load_through(
     """Two clients on a new tenant; ``fault`` (which takes a store away and brings it back)
     once they have written a little; more writes once the server is ready again; then drain,
     reconcile and verify."""
-    store = create_postgres_store(rig.settings)
-    key, info = KeyService(store).create(f"{name}-{uuid.uuid4().hex[:8]}")
-    tenant = store.tenant_by_name(info.tenant)
-    store.engine.dispose()
-    assert tenant is not None
+    tenant, headers = new_tenant(rig.settings, name)
     stop = threading.Event()
     loaders = [
         Loader(
             i,
             rig.server.url,
-            {"Authorization": f"Bearer {key}"},
+            headers,
             MIX,
             dimension=dimension,
             seed=sum(map(ord, name)),

@@ -20,7 +20,8 @@ from somafractalmemory.core.search import Searcher
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_cache
 from somafractalmemory.stores.redis import MAX_PENDING_LOOKUPS
-from tests.faults.support import PrivateRedis, metric, own_connection, with_updates
+from testkit.stores import own_connection, with_updates
+from tests.faults.support import PrivateRedis, metric
 
 Headers = dict[str, str]
 

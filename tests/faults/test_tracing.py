@@ -19,7 +19,7 @@ from opentelemetry.trace import SpanKind
 from somafractalmemory.api.app import create_app
 from somafractalmemory.observability.tracing import add_span_processor, configure_tracing
 from somafractalmemory.settings import Settings
-from tests.faults.support import own_connection, with_updates
+from testkit.stores import own_connection, with_updates
 
 Headers = dict[str, str]
 

@@ -17,7 +17,6 @@ from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
-from tests.support.server import START_TIMEOUT, ServerProcess, free_port, running_server, server_env
 
 from somafractalmemory.client import (
     AsyncSFMClient,
@@ -43,6 +42,7 @@ from somafractalmemory.client import (
 from somafractalmemory.client.errors import error_for
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.milvus import MilvusStore
+from testkit.server import START_TIMEOUT, ServerProcess, free_port, running_server, server_env
 
 
 @pytest.fixture

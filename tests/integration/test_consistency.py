@@ -12,18 +12,12 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
-from somafractalmemory.core.keys import hash_key
 from somafractalmemory.core.reconcile import find_drift, reconcile
 from somafractalmemory.models import MemoryType, NewMemory, Tenant
 from somafractalmemory.stack import Stack
+from testkit.stores import tenant_of
 
 Headers = dict[str, str]
-
-
-def tenant_of(stack: Stack, headers: Headers) -> Tenant:
-    tenant = stack.postgres.tenant_for_key_hash(hash_key(headers["Authorization"].split()[1]))
-    assert tenant is not None
-    return tenant
 
 
 def crash_after_milvus_write(stack: Stack, tenant: Tenant, coord: str, text: str) -> int:

@@ -8,22 +8,15 @@ from collections.abc import Callable
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
-from tests.faults.support import own_connection, with_updates
 
-from somafractalmemory.core.keys import hash_key
-from somafractalmemory.models import DatabaseIdentity, Space, Tenant
+from somafractalmemory.models import DatabaseIdentity, Space
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.ownership import read_identity
+from testkit.stores import own_connection, tenant_of, with_updates
 
 Headers = dict[str, str]
-
-
-def tenant_of(stack: Stack, headers: Headers) -> Tenant:
-    tenant = stack.postgres.tenant_for_key_hash(hash_key(headers["Authorization"].split()[1]))
-    assert tenant is not None
-    return tenant
 
 
 def put(

@@ -22,9 +22,9 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.types import CallToolResult, TextContent
-from tests.support.server import ServerProcess, free_port
 
 from somafractalmemory.stack import Stack
+from testkit.server import ServerProcess, free_port
 
 SERVER_START_TIMEOUT = 180.0
 SESSION_TIMEOUT = 90.0

@@ -8,17 +8,10 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from somafractalmemory.core.keys import hash_key
-from somafractalmemory.models import Tenant
 from somafractalmemory.stack import Stack
+from testkit.stores import tenant_of
 
 Headers = dict[str, str]
-
-
-def tenant_of(stack: Stack, headers: Headers) -> Tenant:
-    tenant = stack.postgres.tenant_for_key_hash(hash_key(headers["Authorization"].split()[1]))
-    assert tenant is not None
-    return tenant
 
 
 def store(

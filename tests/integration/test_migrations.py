@@ -12,10 +12,10 @@ from collections.abc import Iterator
 import psycopg
 import pytest
 from alembic import command
-from tests.faults.support import drop_database, recreate_database, scalar, sibling_dsn
 
 from somafractalmemory.bootstrap import alembic_config, alembic_head
 from somafractalmemory.settings import Settings
+from testkit.stores import drop_database, recreate_database, scalar, sibling_dsn
 
 PREVIOUS_RELEASE = "0005"  # 0.5.0's head
 

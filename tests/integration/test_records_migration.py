@@ -19,15 +19,6 @@ import psycopg
 import pytest
 from alembic import command
 from alembic.script import ScriptDirectory
-from tests.faults.support import (
-    drop_collections,
-    drop_database,
-    migrate,
-    own_connection,
-    recreate_database,
-    sibling_dsn,
-    with_updates,
-)
 
 from somafractalmemory.bootstrap import alembic_config, bootstrap
 from somafractalmemory.core.reconcile import reconcile
@@ -44,6 +35,15 @@ from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex, ItemVectorRecord
 from somafractalmemory.stores.ownership import read_identity
+from testkit.stores import (
+    drop_collections,
+    drop_database,
+    migrate,
+    own_connection,
+    recreate_database,
+    sibling_dsn,
+    with_updates,
+)
 
 RECORDS_REVISION = "0007"
 MEMORIES = {1: ("1,1", "I like green tea"), 2: ("2,2", "the kite is red"), 3: ("3,3", "ok")}

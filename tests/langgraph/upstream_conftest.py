@@ -5,8 +5,8 @@ downloaded package and runs their `tests/test_store.py` (and `tests/test_async_s
 unchanged. What is swapped, and nothing else:
 
 - their `conftest.py` (a PostgreSQL on port 5441, tables cleared per test) becomes this file:
-  a real SFM server (uvicorn subprocess, started by our `tests/support/server.py`, which the
-  runner copies next to their `tests/` as `sfm_test_server.py`) on the test stack named by
+  a real SFM server (uvicorn subprocess, started by our `testkit/server.py`; the runner
+  copies `testkit/` next to their `tests/`) on the test stack named by
   POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL, with the database recreated for
   the session;
 - in the test modules, the names that build their store (`InMemoryStore`; the `store` and
@@ -30,14 +30,12 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import psycopg
 import pytest
-from psycopg import sql
 from psycopg.rows import dict_row
 from pymilvus import MilvusClient
-from sfm_test_server import ServerError, ServerProcess  # tests/support/server.py, copied
 from tests.embed_test_utils import CharacterEmbeddings
 
 from somafractalmemory.bootstrap import alembic_config
@@ -47,6 +45,8 @@ from somafractalmemory.langgraph import AsyncSFMStore, SFMStore
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import create_postgres_store, create_stack
 from somafractalmemory.stores.ownership import read_identity
+from testkit.server import ServerError, ServerProcess  # testkit/, copied beside by the runner
+from testkit.stores import recreate_database
 
 # Names the upstream modules import from their conftest.
 DEFAULT_POSTGRES_URI = "unused: the store is SomaFractalMemory"
@@ -275,17 +275,6 @@ def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
     return None
 
 
-def _recreate_database(dsn: str) -> None:
-    parts = urlsplit(dsn)
-    name = parts.path.lstrip("/")
-    admin = urlunsplit((parts.scheme, parts.netloc, "/postgres", "", ""))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        )
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-
-
 def _drop_collections(settings: Settings) -> None:
     """Drop this job's collections: before the session, and after it, so that they do not
     stay loaded in the shared Milvus for whatever runs next."""
@@ -300,7 +289,7 @@ def _prepare_stack(settings: Settings, dsn: str) -> None:
     """A fresh database at head with the `store` view, and fresh collections."""
     from alembic import command
 
-    _recreate_database(dsn)
+    recreate_database(dsn)
     command.upgrade(alembic_config(settings.sqlalchemy_url), "head")
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(STORE_VIEW)

@@ -30,9 +30,8 @@ def test_cursor_round_trip_and_garbage() -> None:
         assert caught.value.field == "cursor"
 
 
-def test_store_addresses_are_required(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("POSTGRES_DSN", "MILVUS_URI", "REDIS_URL"):
-        monkeypatch.delenv(name, raising=False)
+@pytest.mark.usefixtures("no_store_settings")
+def test_store_addresses_are_required() -> None:
     with pytest.raises(ValidationError) as caught:
         Settings()  # type: ignore[call-arg]
     missing = {str(e["loc"][0]) for e in caught.value.errors()}

@@ -20,7 +20,6 @@ STORE_RETRY_AFTER_SECONDS = 5
 _HTTP_ERROR_NAMES = {
     400: "BadRequestError",
     401: "UnauthorizedError",
-    403: "ForbiddenError",
     404: "NotFoundError",
     405: "MethodNotAllowedError",
     413: "PayloadTooLargeError",

@@ -10,7 +10,6 @@ one place, :func:`transport_error`.
     ├── InvalidInput (422)           a field is wrong; ``detail`` names it
     │   └── BadRequest (400)         the body was not the JSON object the endpoint expects
     ├── Unauthorized (401)           missing, unknown or revoked API key
-    ├── Forbidden (403)
     ├── NotFound (404)               no such memory, link or path for this key's tenant
     ├── Conflict (409)
     ├── PayloadTooLarge (413)
@@ -75,12 +74,6 @@ class Unauthorized(SFMClientError):
     default_status = 401
 
 
-class Forbidden(SFMClientError):
-    """The key is valid but may not do this (403)."""
-
-    default_status = 403
-
-
 class NotFound(SFMClientError):
     """The key's tenant has no such memory, link or path (404)."""
 
@@ -132,7 +125,6 @@ class ConnectionFailed(SFMClientError):
 _BY_STATUS: dict[int, type[SFMClientError]] = {
     400: BadRequest,
     401: Unauthorized,
-    403: Forbidden,
     404: NotFound,
     409: Conflict,
     413: PayloadTooLarge,
@@ -194,7 +186,6 @@ __all__ = [
     "BadRequest",
     "Conflict",
     "ConnectionFailed",
-    "Forbidden",
     "InvalidInput",
     "NotFound",
     "PayloadTooLarge",

@@ -1,5 +1,6 @@
-"""Load for the fault tests: clients that write coordinates of their own, a record of every
-answer, and the check that the stores hold exactly what those answers allow.
+"""Load for the fault tests and ``benchmarks/load.py``: clients that write coordinates of
+their own, a record of every answer, and the check that the stores hold exactly what those
+answers allow.
 
 A :class:`Loader` is one client sending one request at a time. For every coordinate it
 wrote it keeps the set of states the stores may end in (a text, or :data:`ABSENT`):
@@ -12,7 +13,7 @@ wrote it keeps the set of states the stores may end in (a text, or :data:`ABSENT
 Each client writes only its own coordinates and waits for each answer, so nothing else
 reorders its history. A read checks the answer against the states as it goes (a memory
 acknowledged and then missing, or deleted and then served, is caught there);
-:func:`tests.faults.verdict.verify` checks the stores against the states after the load.
+:func:`testkit.verdict.verify` checks the stores against the states after the load.
 """
 
 from __future__ import annotations

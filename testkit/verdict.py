@@ -1,4 +1,4 @@
-"""After a load: the stores checked against the clients' records (:mod:`tests.faults.loadgen`).
+"""After a load: the stores checked against the clients' records (:mod:`testkit.loadgen`).
 
 :func:`drain_and_reconcile` settles the outbox and runs ``reconcile`` through the real CLI;
 :func:`verify` then reads PostgreSQL and Milvus (Strong consistency): every coordinate's row
@@ -21,8 +21,9 @@ import numpy as np
 import psycopg
 
 from somafractalmemory.stores.milvus import VECTOR_FIELD
-from tests.faults.loadgen import ABSENT, Loader, State
-from tests.faults.support import ROOT, VENV_BIN, milvus_client
+from testkit.loadgen import ABSENT, Loader, State
+from testkit.server import ROOT, VENV_BIN
+from testkit.stores import milvus_client
 
 
 # -- the CLI -------------------------------------------------------------------------------------

@@ -1,12 +1,14 @@
-"""A real SFM server for tests: ``uvicorn somafractalmemory.http_api:app`` as a subprocess.
+"""Real processes for tests and benchmarks: a free port, waiting on a condition, and the SFM
+server (``uvicorn somafractalmemory.http_api:app``) as a subprocess.
 
-One helper for every test that needs the server over real HTTP (tests/integration, tests/browser,
-tests/faults and the LangGraph suites, whose conftest gets a copy of this file from
-``scripts/langgraph_tests.py``): pick a free port, start it with an environment naming the
-stack, poll a probe quickly until it answers 200 (failing early, with the server's output, if
-the process exits), and stop it (SIGTERM, then SIGKILL) or kill it (SIGKILL, no shutdown).
+One helper for everything that needs the server over real HTTP (tests/integration,
+tests/browser, tests/faults, benchmarks/load.py and the LangGraph suites, which get a copy of
+``testkit/`` beside their tests from ``scripts/langgraph_tests.py``): pick a free port, start
+it with an environment naming the stack, poll a probe quickly until it answers 200 (failing
+early, with the server's output, if the process exits), and stop it (SIGTERM, then SIGKILL) or
+kill it (SIGKILL, no shutdown).
 
-This module imports nothing of the server, so the LangGraph conftest can use it as is.
+This module imports nothing of the server at run time (settings only for type checking).
 """
 
 from __future__ import annotations
@@ -18,15 +20,20 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import httpx
 
 if TYPE_CHECKING:
     from somafractalmemory.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+VENV_BIN = ROOT / ".venv" / "bin"
+PYTHON = VENV_BIN / "python"
+T = TypeVar("T")
 
 # The shared stack's ports (PostgreSQL, Redis, Milvus and its etcd/metrics): never handed out.
 SHARED_PORTS = frozenset({5432, 6379, 19530, 19529, 2379, 2380, 9091})
@@ -44,6 +51,33 @@ def free_port() -> int:
             return port
 
 
+def answering(port: int, host: str = "127.0.0.1") -> bool:
+    """Whether something accepts TCP connections on ``port``."""
+    try:
+        with socket.create_connection((host, port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(what: str, check: Callable[[], T], timeout: float, interval: float = 0.25) -> T:
+    """Call ``check`` until it returns something truthy without raising; fail after
+    ``timeout`` seconds with the last error."""
+    deadline = time.monotonic() + timeout
+    last: object = None
+    while True:
+        try:
+            result = check()
+            if result:
+                return result
+            last = result
+        except Exception as exc:  # noqa: BLE001 - polling a real service: any error means "not yet"
+            last = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not true after {timeout:.0f} s (last: {last!r})")
+        time.sleep(interval)
+
+
 def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
     """This process's environment with the stack of ``settings`` (and ``overrides``)."""
     env = {
@@ -59,6 +93,33 @@ def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
     }
     if settings.milvus_token.get_secret_value():
         env["MILVUS_TOKEN"] = settings.milvus_token.get_secret_value()
+    env.update(overrides)
+    return env
+
+
+def stack_env(settings: Settings, **overrides: str) -> dict[str, str]:
+    """The process environment that names the same stack as ``settings``."""
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("POSTGRES_", "MILVUS_", "REDIS_", "SOMA_", "OTEL_"))
+    }
+    env.update(
+        {
+            "POSTGRES_DSN": settings.postgres_dsn.get_secret_value(),
+            "MILVUS_URI": settings.milvus_uri,
+            "MILVUS_TOKEN": settings.milvus_token.get_secret_value(),
+            "MILVUS_COLLECTION": settings.milvus_collection,
+            "REDIS_URL": settings.redis_url.get_secret_value(),
+            "SOMA_EMBEDDING_MODEL": settings.embedding_model,
+            "SOMA_EMBEDDING_BACKEND": settings.embedding_backend,
+            "SOMA_EMBEDDING_ONNX_DIR": str(settings.embedding_onnx_dir),
+            "SOMA_EMBEDDING_THREADS": str(settings.embedding_threads),
+            "PYTHON": str(PYTHON),
+            "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+            "PYTHONUNBUFFERED": "1",
+        }
+    )
     env.update(overrides)
     return env
 
@@ -207,3 +268,23 @@ __all__ = [
     "running_server",
     "server_env",
 ]
+
+
+class ApiServer(ServerProcess):
+    """The real HTTP server (uvicorn, ``somafractalmemory.http_api:app``) as a subprocess
+    configured by the environment, killed with SIGKILL and started again at will (on the same
+    port); ready means /readyz answers 200."""
+
+    def __init__(self, settings: Settings, log_path: Path, **env: str) -> None:
+        super().__init__(
+            stack_env(settings, **env), log_path, access_log=False, cwd=ROOT, python=str(PYTHON)
+        )
+
+    def start(self, probe: str = "/readyz", timeout: float = 120) -> None:
+        """Start it and wait until ``probe`` answers 200."""
+        super().start(probe, timeout)
+
+
+def python_module(*args: str) -> list[str]:
+    """A command line running ``python -m ...`` in the venv."""
+    return [str(PYTHON), "-m", *args]

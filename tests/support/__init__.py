@@ -1,1 +1,0 @@
-"""Helpers shared by the test packages (no fixtures here: see ``tests/conftest.py``)."""
