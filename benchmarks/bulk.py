@@ -18,7 +18,7 @@ import numpy as np
 import psycopg
 from pymilvus import MilvusClient
 
-from somafractalmemory.stores.milvus import searchable_attrs
+from somafractalmemory.stores.milvus_filters import searchable_attrs
 
 CHUNK = 5_000
 MILVUS_CHUNK = 2_000

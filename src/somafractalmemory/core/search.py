@@ -27,7 +27,8 @@ from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import Memory, SearchHit, SearchQuery, Signals, Tenant
 from somafractalmemory.observability.timing import stage
-from somafractalmemory.stores.milvus import FILTER_KEY, MAX_ATTR_STRING, MilvusStore
+from somafractalmemory.stores.milvus import MilvusStore
+from somafractalmemory.stores.milvus_filters import FILTER_KEY, MAX_ATTR_STRING
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 

@@ -45,7 +45,8 @@ from somafractalmemory.models import (
     WriteResult,
 )
 from somafractalmemory.observability.metrics import DELETE_SUCCESS, OUTBOX_DRAINED
-from somafractalmemory.stores.milvus import MilvusStore, searchable_attrs
+from somafractalmemory.stores.milvus import MilvusStore
+from somafractalmemory.stores.milvus_filters import searchable_attrs
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 

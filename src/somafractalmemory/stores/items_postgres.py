@@ -18,16 +18,16 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from somafractalmemory.models import (
     Item,
-    ItemOutboxEntry,
     ItemVector,
     ItemWrite,
     NamespaceQuery,
-    Space,
 )
+from somafractalmemory.stores.items_spaces import SpaceQueries
 from somafractalmemory.stores.items_sql import live, namespace_path, scope
-from somafractalmemory.stores.items_tables import embedding_spaces, record_vectors
+from somafractalmemory.stores.items_tables import record_vectors
+from somafractalmemory.stores.items_upkeep import ItemUpkeep
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
-from somafractalmemory.stores.tables import IS_ITEM, outbox, records
+from somafractalmemory.stores.tables import IS_ITEM, records
 
 _ITEM_COLUMNS = (
     records.c.id,
@@ -57,34 +57,14 @@ def _item(row: Any) -> Item:
     )
 
 
-def _space(row: Any) -> Space:
-    return Space(row.name, int(row.dimension), row.metric, row.collection, int(row.tenant_id))
-
-
-class ItemsRepository:
-    """Typed queries over the item tables; see the module docstring."""
+class ItemsRepository(SpaceQueries, ItemUpkeep):
+    """Typed queries over the items (records of a namespace), their vectors, their spaces
+    and their outbox entries; see the module docstring."""
 
     def __init__(self, store: PostgresStore) -> None:
         self.store = store
 
     # -- spaces -----------------------------------------------------------------------------
-    def spaces(self, tenant_id: int | None = None) -> list[Space]:
-        """The tenant's registered spaces (every tenant's when ``tenant_id`` is None)."""
-        query = sa.select(embedding_spaces).order_by(embedding_spaces.c.id)
-        if tenant_id is not None:
-            query = query.where(embedding_spaces.c.tenant_id == tenant_id)
-        with self.store.reading("item_spaces") as conn:
-            return [_space(r) for r in conn.execute(query)]
-
-    def space(self, tenant_id: int, name: str) -> Space | None:
-        """The tenant's space called ``name``, or None."""
-        query = sa.select(embedding_spaces).where(
-            embedding_spaces.c.tenant_id == tenant_id, embedding_spaces.c.name == name
-        )
-        with self.store.reading("item_space") as conn:
-            row = conn.execute(query).first()
-        return _space(row) if row else None
-
     # -- reads ------------------------------------------------------------------------------
     def get(
         self, tenant_id: int, namespace: Sequence[str], key: str, include_expired: bool
@@ -213,22 +193,6 @@ class ItemsRepository:
         with self.store.reading("item_namespaces") as conn:
             return [tuple(r) for r in conn.execute(statement).scalars()]
 
-    def expired_ids(
-        self, limit: int, tenant_id: int | None = None
-    ) -> list[tuple[int, int, str | None]]:
-        """(item id, tenant id, space) of expired items (of one tenant, or all), oldest
-        expiry first."""
-        query = (
-            sa.select(records.c.id, records.c.tenant_id, records.c.space)
-            .where(records.c.expires_at <= sa.func.now())
-            .order_by(records.c.expires_at)
-            .limit(limit)
-        )
-        if tenant_id is not None:
-            query = query.where(records.c.tenant_id == tenant_id)
-        with self.store.reading("item_expired") as conn:
-            return [(int(r.id), int(r.tenant_id), r.space) for r in conn.execute(query)]
-
     def vectors_of(self, item_ids: Sequence[int]) -> dict[int, list[tuple[int, ItemVector]]]:
         """The stored vectors of items, by item id: (vector id, vector)."""
         if not item_ids:
@@ -260,72 +224,7 @@ class ItemsRepository:
         with self.store.reading("item_count") as conn:
             return int(conn.execute(query).scalar_one())
 
-    def vector_ids(self, tenant_id: int, space_name: str) -> dict[int, int]:
-        """Every vector id the tenant's items hold in the space, mapped to its item id."""
-        query = (
-            sa.select(record_vectors.c.id, record_vectors.c.record_id)
-            .join(records, records.c.id == record_vectors.c.record_id)
-            .where(records.c.tenant_id == tenant_id, records.c.space == space_name)
-        )
-        with self.store.reading("item_vector_ids") as conn:
-            return {int(r.id): int(r.record_id) for r in conn.execute(query)}
-
-    def unclaimed(self, item_ids: Sequence[int]) -> list[int]:
-        """Those of ``item_ids`` that no item row has and no outbox entry names: their
-        vectors belong to no write in flight and are safe to delete."""
-        if not item_ids:
-            return []
-        query = sa.text(
-            "SELECT i FROM unnest(CAST(:ids AS bigint[])) AS i "
-            "WHERE NOT EXISTS (SELECT 1 FROM records WHERE records.id = i) "
-            "AND NOT EXISTS (SELECT 1 FROM outbox o WHERE o.record_id = i)"
-        )
-        with self.store.reading("item_unclaimed") as conn:
-            return [int(i) for i in conn.execute(query, {"ids": list(item_ids)}).scalars()]
-
-    def outbox_size(self) -> int:
-        """How many item outbox entries wait."""
-        with self.store.reading("item_outbox_size") as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(outbox)
-                    .where(outbox.c.collections.is_not(None))
-                ).scalar_one()
-            )
-
     # -- writes -----------------------------------------------------------------------------
-    def insert_space(self, uow: UnitOfWork, tenant_id: int, space: Space) -> None:
-        """Register a space (the unique name per tenant turns a duplicate into a conflict)."""
-        with self.store.translated("item_insert_space"):
-            uow.conn.execute(
-                sa.insert(embedding_spaces).values(
-                    tenant_id=tenant_id,
-                    name=space.name,
-                    dimension=space.dimension,
-                    metric=space.metric,
-                    collection=space.collection,
-                )
-            )
-
-    def delete_space(
-        self, uow: UnitOfWork, tenant_id: int, name: str
-    ) -> list[tuple[tuple[str, ...], str]]:
-        """Forget a space and every item that had vectors in it; returns their (namespace,
-        key)."""
-        with self.store.translated("item_delete_space"):
-            deleted = uow.conn.execute(
-                sa.delete(records)
-                .where(records.c.tenant_id == tenant_id, records.c.space == name)
-                .returning(records.c.namespace, records.c.key)
-            ).all()
-            uow.conn.execute(
-                sa.delete(embedding_spaces).where(
-                    embedding_spaces.c.tenant_id == tenant_id, embedding_spaces.c.name == name
-                )
-            )
-        return [(tuple(row.namespace), row.key) for row in deleted]
-
     def lock(
         self, uow: UnitOfWork, tenant_id: int, namespace: Sequence[str], key: str
     ) -> tuple[int, str | None] | None:
@@ -445,91 +344,6 @@ class ItemsRepository:
                 )
             )
         return vector_ids
-
-    def delete_expired_plain(
-        self, uow: UnitOfWork, limit: int, tenant_id: int | None = None
-    ) -> int:
-        """Delete up to ``limit`` expired items that have no vectors (of one tenant, or
-        all); returns how many."""
-        where = [records.c.expires_at <= sa.func.now(), records.c.space.is_(None)]
-        if tenant_id is not None:
-            where.append(records.c.tenant_id == tenant_id)
-        victims = (
-            sa.select(records.c.id)
-            .where(*where)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        with self.store.translated("item_sweep_plain"):
-            result = uow.conn.execute(sa.delete(records).where(records.c.id.in_(victims)))
-        return int(result.rowcount)
-
-    def lock_expired(self, uow: UnitOfWork, ids: Sequence[int]) -> list[int]:
-        """Lock those of ``ids`` that are still expired (a refresh may have saved them)."""
-        if not ids:
-            return []
-        query = (
-            sa.select(records.c.id)
-            .where(records.c.id.in_(list(ids)), records.c.expires_at <= sa.func.now())
-            .with_for_update(skip_locked=True)
-        )
-        with self.store.translated("item_lock_expired"):
-            return [int(i) for i in uow.conn.execute(query).scalars()]
-
-    def add_outbox(
-        self, uow: UnitOfWork, tenant_id: int, entries: Sequence[tuple[int, list[str]]]
-    ) -> list[int]:
-        """Record (item id, collections) pairs whose Milvus side is about to change."""
-        if not entries:
-            return []
-        statement = (
-            sa.insert(outbox)
-            .values(
-                [{"tenant_id": tenant_id, "record_id": i, "collections": c} for i, c in entries]
-            )
-            .returning(outbox.c.id)
-        )
-        with self.store.translated("item_add_outbox"):
-            return [int(i) for i in uow.conn.execute(statement).scalars()]
-
-    def remove_outbox(self, uow: UnitOfWork, ids: Sequence[int]) -> None:
-        """Forget entries whose Milvus side is done."""
-        if ids:
-            with self.store.translated("item_remove_outbox"):
-                uow.conn.execute(sa.delete(outbox).where(outbox.c.id.in_(list(ids))))
-
-    def claim_outbox(
-        self, uow: UnitOfWork, older_than_seconds: float, limit: int
-    ) -> list[ItemOutboxEntry]:
-        """Lock up to ``limit`` entries older than the grace period (skipping held ones)."""
-        query = (
-            sa.select(outbox)
-            .where(
-                outbox.c.collections.is_not(None),
-                outbox.c.created_at
-                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
-            )
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
-        with self.store.translated("item_claim_outbox"):
-            return [
-                ItemOutboxEntry(int(r.id), int(r.tenant_id), int(r.record_id), list(r.collections))
-                for r in uow.conn.execute(query)
-            ]
-
-    def lock_by_id(self, uow: UnitOfWork, item_id: int) -> tuple[int, str | None] | None:
-        """(tenant id, space) of the item with this id, locked; None if absent."""
-        query = (
-            sa.select(records.c.tenant_id, records.c.space)
-            .where(records.c.id == item_id)
-            .with_for_update()
-        )
-        with self.store.translated("item_lock_by_id"):
-            row = uow.conn.execute(query).first()
-        return (int(row.tenant_id), row.space) if row else None
 
 
 def _refreshed_expiry() -> Any:

@@ -12,10 +12,8 @@ Every driver error is translated here into :class:`MilvusUnavailableError` or
 
 from __future__ import annotations
 
-import json
 import logging
 import math
-import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -25,12 +23,13 @@ from typing import Any
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 
-from somafractalmemory.errors import InvalidInputError, MilvusUnavailableError, SchemaError
+from somafractalmemory.errors import MilvusUnavailableError, SchemaError
 from somafractalmemory.models import DatabaseIdentity, SearchScope, VectorHit, VectorRecord
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.observability.tracing import store_span
 from somafractalmemory.settings import Settings
+from somafractalmemory.stores.milvus_filters import build_filter
 from somafractalmemory.stores.ownership import (
     OWNER,
     foreign_owner,
@@ -51,10 +50,6 @@ HNSW_BUILD = {"M": 16, "efConstruction": 200}
 HNSW_SEARCH_EF = 128
 # Seconds a collection load may take (the per-call store timeout is far shorter than a load).
 LOAD_TIMEOUT = 60
-MAX_ATTR_STRING = 256
-FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
-
-FilterValue = str | int | float | bool
 
 
 def create_milvus_client(settings: Settings) -> MilvusClient:
@@ -87,34 +82,6 @@ def quiet_pymilvus() -> None:
     logging.getLogger("pymilvus").setLevel(logging.CRITICAL)
 
 
-def searchable_attrs(payload: dict[str, Any]) -> dict[str, FilterValue]:
-    """The payload's top-level scalars that search filters can match inside Milvus."""
-    attrs: dict[str, FilterValue] = {}
-    for key, value in payload.items():
-        if not FILTER_KEY.match(key):
-            continue
-        if isinstance(value, str) and len(value) > MAX_ATTR_STRING:
-            continue
-        if isinstance(value, bool | int | float | str):
-            attrs[key] = value
-    return attrs
-
-
-def _literal(value: FilterValue, field: str) -> str:
-    """A Milvus expression literal for ``value``; strings are quoted and escaped."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return repr(value)
-    if isinstance(value, str):
-        if len(value) > MAX_ATTR_STRING:
-            raise InvalidInputError(
-                f"string values are limited to {MAX_ATTR_STRING} characters", field
-            )
-        return json.dumps(value, ensure_ascii=False)
-    raise InvalidInputError("filter values must be strings, numbers or booleans", field)
-
-
 def search_ef(limit: int) -> int:
     """HNSW's ``ef`` for a search of ``limit`` hits: twice ``limit`` (Milvus refuses less than
     ``limit``; the margin keeps deep candidate lists as accurate as their head) and at least
@@ -126,29 +93,6 @@ def search_ef(limit: int) -> int:
     default), which a search request cannot tune; see docs/deployment.md, "Recall".
     """
     return max(HNSW_SEARCH_EF, 2 * limit)
-
-
-def build_filter(tenant_id: int, scope: SearchScope | None = None) -> str:
-    """The boolean expression that scopes a search: always the tenant, then the scope.
-
-    Keys are checked against an identifier pattern and values rendered as escaped literals,
-    so a caller cannot break out of the expression.
-    """
-    clauses = [f"tenant_id == {int(tenant_id)}"]
-    if scope is None:
-        return clauses[0]
-    if scope.memory_type is not None:
-        clauses.append(f"memory_type == {json.dumps(scope.memory_type.value)}")
-    if scope.created_after is not None:
-        clauses.append(f"created_at >= {int(scope.created_after.timestamp() * 1000)}")
-    if scope.created_before is not None:
-        clauses.append(f"created_at < {int(scope.created_before.timestamp() * 1000)}")
-    for key, value in scope.filters.items():
-        field = f"filters.{key}"
-        if not FILTER_KEY.match(key):
-            raise InvalidInputError("keys must be identifiers of at most 64 characters", field)
-        clauses.append(f'attrs["{key}"] == {_literal(value, field)}')
-    return " and ".join(clauses)
 
 
 class MilvusStore:
