@@ -10,7 +10,7 @@ migrated database, ensured collections, a Redis key prefix), all dropped at the 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -24,6 +24,7 @@ from pymilvus import MilvusClient
 from somafractalmemory.bootstrap import alembic_config
 from somafractalmemory.core.keys import hash_key
 from somafractalmemory.settings import Settings
+from somafractalmemory.stores.milvus import MilvusStore
 
 if TYPE_CHECKING:
     from somafractalmemory.models import Tenant
@@ -209,3 +210,16 @@ def private_stack(base: Settings, suffix: str, **updates: Any) -> Iterator[Setti
             yield settings
         finally:
             drop_collections(settings.milvus_uri, settings.milvus_collection)
+
+
+def vector_ids(milvus: MilvusStore, tenant_id: int, ids: Sequence[int]) -> set[int]:
+    """Which of ``ids`` the tenant has in the memories' collection (Strong consistency)."""
+    if not ids:
+        return set()
+    rows = milvus.client.query(
+        milvus.collection,
+        filter=f"tenant_id == {int(tenant_id)} and id in [{', '.join(str(int(i)) for i in ids)}]",
+        output_fields=["id"],
+        consistency_level="Strong",
+    )
+    return {int(row["id"]) for row in rows}

@@ -532,7 +532,7 @@ def milvus_gone_url(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> I
         )
         assert setup.returncode == 0, setup.stderr[-4000:]
         with running_server(env, tmp_path_factory.mktemp("gone") / "server.log") as server:
-            milvus.drop_collection()
+            milvus.client.drop_collection(milvus.collection)
             yield server.url
     finally:
         milvus.close()

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from somafractalmemory.core.reconcile import find_drift, reconcile
 from somafractalmemory.models import MemoryType, NewMemory, Tenant
 from somafractalmemory.stack import Stack
-from testkit.stores import tenant_of
+from testkit.stores import tenant_of, vector_ids
 
 Headers = dict[str, str]
 
@@ -41,7 +41,7 @@ def test_crash_before_commit_of_a_new_memory_leaves_no_trace(
 ) -> None:
     tenant = tenant_of(stack, auth)
     memory_id = crash_after_milvus_write(stack, tenant, "1,1", "a write that never committed")
-    assert stack.milvus.ids(tenant.id, [memory_id]) == {memory_id}  # an orphan vector
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == {memory_id}  # an orphan vector
     assert client.get("/memories/1,1", headers=auth).status_code == 404
     hits = client.post(
         "/memories/search", headers=auth, json={"query": "a write that never committed"}
@@ -49,7 +49,7 @@ def test_crash_before_commit_of_a_new_memory_leaves_no_trace(
     assert hits == []  # search never returns a hit without a row
 
     assert stack.memories.drain_outbox(grace_seconds=0) >= 1
-    assert stack.milvus.ids(tenant.id, [memory_id]) == set()
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == set()
     assert find_drift(stack.memories, tenant).orphans == []
 
 
@@ -130,9 +130,9 @@ def test_reconcile_never_deletes_a_vector_an_outbox_entry_claims(
     tenant = tenant_of(stack, make_key())
     memory_id = crash_after_milvus_write(stack, tenant, "5,5", "in flight")
     reconcile(stack.memories, stack.items, tenant.name, fix=True)
-    assert stack.milvus.ids(tenant.id, [memory_id]) == {memory_id}
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == {memory_id}
     stack.memories.drain_outbox(grace_seconds=0)
-    assert stack.milvus.ids(tenant.id, [memory_id]) == set()
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == set()
 
 
 def test_reconcile_command_reports_and_exits_nonzero_on_drift(

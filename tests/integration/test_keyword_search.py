@@ -58,9 +58,8 @@ def crowded(client: TestClient, stack: Stack) -> Headers:
         )
         assert response.status_code == 201, response.text
     with stack.postgres.engine.connect() as conn:
-        conn.execute(sa.text("ANALYZE memories"))
+        conn.execute(sa.text("ANALYZE records"))
         conn.commit()
-    stack.postgres.forget_lexeme_stats()
     return auth
 
 

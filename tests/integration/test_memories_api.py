@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from somafractalmemory.stack import Stack
-from testkit.stores import tenant_of
+from testkit.stores import tenant_of, vector_ids
 
 Headers = dict[str, str]
 
@@ -158,7 +158,7 @@ def test_delete_removes_it_from_every_store(
     store(client, auth, "8,8", "the spare key is under the blue flowerpot")
     assert client.get("/memories/8,8", headers=auth).status_code == 200  # now cached
     memory_id = stack.postgres.memory_ids(tenant.id, ["8,8"])["8,8"]
-    assert stack.milvus.ids(tenant.id, [memory_id]) == {memory_id}
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == {memory_id}
     assert stack.cache.get(tenant.id, "8,8") is not None
 
     deleted = client.delete("/memories/8.0,8", headers=auth)
@@ -166,7 +166,7 @@ def test_delete_removes_it_from_every_store(
     assert deleted.json() == {"deleted": True}
     assert client.get("/memories/8,8", headers=auth).status_code == 404
     assert stack.cache.get(tenant.id, "8,8") is None
-    assert stack.milvus.ids(tenant.id, [memory_id]) == set()
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == set()
     hits = client.post(
         "/memories/search", headers=auth, json={"query": "spare key under the blue flowerpot"}
     ).json()["results"]

@@ -40,12 +40,12 @@ def recall_store(fresh_stack: Settings, owner: DatabaseIdentity) -> Iterator[Mil
     )
     store = MilvusStore(settings)
     if store.client.has_collection(store.collection):
-        store.drop_collection()
+        store.client.drop_collection(store.collection)
     store.ensure_collection(DIM, owner)
     try:
         yield store
     finally:
-        store.drop_collection()
+        store.client.drop_collection(store.collection)
         store.close()
 
 

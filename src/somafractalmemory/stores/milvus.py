@@ -168,11 +168,6 @@ class MilvusStore:
         with self.translated("ping"):
             self.client.get_server_version(timeout=self.timeout)
 
-    def server_version(self) -> str:
-        """The Milvus server's version string."""
-        with self.translated("server_version"):
-            return str(self.client.get_server_version(timeout=self.timeout))
-
     def check_collection(self, dimension: int, owner: DatabaseIdentity | None) -> None:
         """Raise :class:`SchemaError` unless the collection exists, is loaded, has the
         dimension, metric and index this service needs, and belongs to ``owner``
@@ -304,11 +299,6 @@ class MilvusStore:
             self.client.alter_collection_properties(collection, stamp(owner), timeout=self.timeout)
         log_adoption(collection, owner)
 
-    def drop_collection(self) -> None:
-        """Drop the collection (tests and ``reset`` only)."""
-        with self.translated("drop_collection"):
-            self.client.drop_collection(self.collection, timeout=self.timeout)
-
     # -- data -------------------------------------------------------------------------------
     def upsert(self, records: Sequence[VectorRecord]) -> None:
         """Insert or replace entities by id; durable in Milvus's log when it returns.
@@ -411,25 +401,6 @@ class MilvusStore:
                     found.extend(batch)
             finally:
                 iterator.close()
-        return found
-
-    def ids(self, tenant_id: int, candidate_ids: Sequence[int]) -> set[int]:
-        """Which of ``candidate_ids`` the tenant has in Milvus, read at Strong consistency
-        (for reconciliation and checks, where another process may have written)."""
-        if not candidate_ids:
-            return set()
-        found: set[int] = set()
-        for start in range(0, len(candidate_ids), 1000):
-            chunk = ", ".join(str(int(i)) for i in candidate_ids[start : start + 1000])
-            with self.translated("ids"):
-                rows = self.client.query(
-                    self.collection,
-                    filter=f"tenant_id == {int(tenant_id)} and id in [{chunk}]",
-                    output_fields=["id"],
-                    timeout=self.timeout,
-                    consistency_level="Strong",
-                )
-            found.update(int(r["id"]) for r in rows)
         return found
 
     def vectors(

@@ -110,11 +110,6 @@ class KeywordReads(PostgresBase):
         statement = sa.select(picked.c.id, rank).order_by(rank.desc(), picked.c.id).limit(limit)
         return [(int(r.id), float(r.rank)) for r in conn.execute(statement)]
 
-    def forget_lexeme_stats(self) -> None:
-        """Drop the cached lexeme statistics (after an ``ANALYZE``), so the next keyword
-        search reads them again."""
-        self._stats = None
-
     def _lexeme_stats(self, conn: Connection) -> keyword.LexemeStats:
         """PostgreSQL's lexeme statistics of ``records.text_tsv``, cached for a while."""
         now = time.monotonic()
