@@ -44,7 +44,7 @@ from somafractalmemory.errors import (
     RedisUnavailableError,
 )
 from somafractalmemory.settings import Settings, get_settings
-from somafractalmemory.stack import Stack, create_cache, create_stack
+from somafractalmemory.stack import Stack, create_cache, create_postgres_store, create_stack
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.ownership import read_identity
 from testkit.server import ROOT, free_port, python_module, stack_env
@@ -366,7 +366,12 @@ def wrong_dimension(own: Settings, dimension: int) -> Iterator[Settings]:
     # Set-up, not what is tested: up to 30 s (not the 5 s store timeout) for a busy Milvus.
     store = MilvusStore(with_updates(settings, store_timeout=30.0))
     try:
-        store.ensure_collection(dimension // 2)
+        postgres = create_postgres_store(settings)
+        try:
+            owner = read_identity(postgres)  # this database's, so only the dimension is wrong
+        finally:
+            postgres.engine.dispose()
+        store.ensure_collection(dimension // 2, owner)
     finally:
         store.close()
     yield settings

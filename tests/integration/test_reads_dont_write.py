@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from somafractalmemory.stack import Stack
+from testkit.stores import tenant_of
 
 Headers = dict[str, str]
 BACKGROUND = ("sfm-maintenance", "sfm-key-events", "sfm-rate-sync")
@@ -44,10 +45,14 @@ def statements() -> Iterator[list[str]]:
         sa.event.remove(sa.engine.Engine, "commit", commit)
 
 
-def xmin(stack: Stack, key: str) -> str:
+def xmin(stack: Stack, auth: Headers, key: str) -> str:
     dsn = stack.settings.postgres_dsn.get_secret_value()
     with psycopg.connect(dsn) as conn:
-        row = conn.execute("SELECT xmin::text FROM records WHERE key = %s", (key,)).fetchone()
+        row = conn.execute(
+            "SELECT xmin::text FROM records WHERE key = %s AND namespace_path = 'reads' "
+            "AND tenant_id = %s",
+            (key, tenant_of(stack, auth).id),
+        ).fetchone()
     assert row is not None
     return str(row[0])
 
@@ -71,10 +76,10 @@ def test_reads_of_items_without_ttl_write_nothing(
     client: TestClient, auth: Headers, stack: Stack
 ) -> None:
     put(client, auth, "plain")
-    before = xmin(stack, "plain")
+    before = xmin(stack, auth, "plain")
     with statements() as seen:
         read_and_search(client, auth, "plain")
-    assert xmin(stack, "plain") == before
+    assert xmin(stack, auth, "plain") == before
     writes = [s for s in seen if s in ("INSERT", "UPDATE", "DELETE", "COMMIT", "BEGIN")]
     assert seen
     assert not writes, seen
@@ -84,16 +89,16 @@ def test_a_due_ttl_refresh_is_one_statement(
     client: TestClient, auth: Headers, stack: Stack
 ) -> None:
     put(client, auth, "leased", ttl_minutes=5)
-    before = xmin(stack, "leased")
+    before = xmin(stack, auth, "leased")
     with statements() as seen:
         params: dict[str, Any] = {"namespace": ["reads"], "key": "leased"}
         assert client.get("/items", headers=auth, params=params).status_code == 200
-    assert xmin(stack, "leased") != before  # the TTL was extended
+    assert xmin(stack, auth, "leased") != before  # the TTL was extended
     assert seen.count("UPDATE") == 1, seen
     assert "COMMIT" not in seen, seen
-    refreshed = xmin(stack, "leased")
+    refreshed = xmin(stack, auth, "leased")
     with statements() as seen:
         params["refresh_ttl"] = "false"
         assert client.get("/items", headers=auth, params=params).status_code == 200
-    assert xmin(stack, "leased") == refreshed
+    assert xmin(stack, auth, "leased") == refreshed
     assert "UPDATE" not in seen, seen

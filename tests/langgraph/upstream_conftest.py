@@ -57,10 +57,11 @@ __all__ = ["DEFAULT_URI", "VECTOR_TYPES", "CharacterEmbeddings"]
 SERVER_START_TIMEOUT = 240.0
 STORE_VIEW = """
 CREATE VIEW store AS
-SELECT namespace_path AS prefix, key, value, created_at, updated_at, expires_at, ttl_minutes
-FROM (SELECT namespace_path, key, payload AS value, created_at, updated_at, expires_at,
-             ttl_minutes, tenant_id FROM records WHERE namespace_path <> '') AS items
-WHERE tenant_id = nullif(current_setting('sfm.tenant', true), '')::bigint
+SELECT namespace_path AS prefix, key, payload AS value, created_at, updated_at, expires_at,
+       ttl_minutes
+FROM records
+WHERE namespace_path <> ''
+  AND tenant_id = nullif(current_setting('sfm.tenant', true), '')::bigint
 """
 
 
