@@ -238,6 +238,6 @@ def test_previous_release_database_migrates_without_reembedding(old_stack: Setti
             v for v, _ in stack.items.index.entities(stack.items.index.default_collection, 1)
         }
         stack.items.drain_outbox(grace_seconds=0)
-        assert stack.items.repo.outbox_size() == 0
+        assert stack.postgres.outbox_size() == 0
     finally:
         stack.close()

@@ -74,7 +74,7 @@ class Maintainer:
             if sweep:
                 while (batch := self.items.sweep_expired()) > 0:
                     swept += batch
-            OUTBOX_PENDING.set(self.memories.postgres.outbox_size() + self.items.repo.outbox_size())
+            OUTBOX_PENDING.set(self.memories.postgres.outbox_size())
             drift = self.memories.postgres.last_reconcile_drift()
             if drift is not None:
                 RECONCILE_DRIFT.set(drift)

@@ -62,17 +62,6 @@ class ItemUpkeep:
         with self.store.reading("item_unclaimed") as conn:
             return [int(i) for i in conn.execute(query, {"ids": list(item_ids)}).scalars()]
 
-    def outbox_size(self) -> int:
-        """How many item outbox entries wait."""
-        with self.store.reading("item_outbox_size") as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(outbox)
-                    .where(outbox.c.collections.is_not(None))
-                ).scalar_one()
-            )
-
     def delete_expired_plain(
         self, uow: UnitOfWork, limit: int, tenant_id: int | None = None
     ) -> int:

@@ -164,15 +164,10 @@ class MemoryReads(PostgresBase):
             return [int(i) for i in conn.execute(query, {"ids": list(ids)}).scalars()]
 
     def outbox_size(self) -> int:
-        """How many outbox entries wait (writes whose Milvus side is not confirmed)."""
+        """How many outbox entries wait, memories' and items' (writes whose Milvus side is
+        not confirmed)."""
         with self.reading("outbox_size") as conn:
-            return int(
-                conn.execute(
-                    sa.select(sa.func.count())
-                    .select_from(outbox)
-                    .where(outbox.c.collections.is_(None))
-                ).scalar_one()
-            )
+            return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
 
     def memories_page(
         self, tenant_id: int, after_id: int, limit: int

@@ -184,12 +184,16 @@ class MemoryCache:
 
     def get(self, tenant_id: int, coord: str) -> Memory | None:
         """The cached memory, or None on a miss or a Redis failure."""
-        raw = self._best_effort("get", lambda: self.client.get(self._key(tenant_id, coord)), None)
+        return self._cached("get", self._key(tenant_id, coord), _decode)
+
+    def _cached(self, operation: str, name: str, decode: Callable[[bytes], T]) -> T | None:
+        """A cached record, counted as a hit or a miss; None on a miss or a Redis failure."""
+        raw = self._best_effort(operation, lambda: self.client.get(name), None)
         if raw is None:
             CACHE_MISSES.inc()
             return None
         CACHE_HITS.inc()
-        return _decode(raw)
+        return decode(raw)
 
     def put(self, tenant_id: int, memory: Memory) -> None:
         """Cache ``memory`` for the TTL."""
@@ -202,13 +206,7 @@ class MemoryCache:
 
     def get_item(self, tenant_id: int, namespace: Sequence[str], key: str) -> Item | None:
         """The cached item, or None on a miss or a Redis failure."""
-        name = self._item_key(tenant_id, namespace, key)
-        raw = self._best_effort("get_item", lambda: self.client.get(name), None)
-        if raw is None:
-            CACHE_MISSES.inc()
-            return None
-        CACHE_HITS.inc()
-        return _decode_item(raw)
+        return self._cached("get_item", self._item_key(tenant_id, namespace, key), _decode_item)
 
     def put_item(self, tenant_id: int, item: Item) -> None:
         """Cache an item without a TTL (one with a TTL is never cached: its reads extend it,
