@@ -60,9 +60,10 @@ def load(http: Any, count: int) -> tuple[list[str], list[str]]:
 
 
 def timed(lean: LeanClient, path: str, body: dict[str, Any]) -> float:
+    """Seconds one search takes, as the client sees it."""
     started = time.perf_counter()
     status, _timing, data = lean.post(path, body)
-    elapsed = (time.perf_counter() - started) * 1000
+    elapsed = time.perf_counter() - started
     if status != 200:
         raise RuntimeError(f"{path}: {status} {data[:300]!r}")
     return elapsed
@@ -83,16 +84,16 @@ def run(lean: LeanClient, texts: list[str]) -> dict[str, dict[str, Latency]]:
     """Every case, memory and item search alternated query by query."""
     figures: dict[str, dict[str, Latency]] = {}
     for case, (memory_body, item_body) in CASES.items():
-        memory_ms: list[float] = []
-        item_ms: list[float] = []
+        memory_s: list[float] = []
+        item_s: list[float] = []
         for i, text in enumerate(texts):
             unique = f"{text} ({case} {i})"
             memory = timed(lean, "/memories/search", {**memory_body, "query": unique + " m"})
             item = timed(lean, "/items/search", {**item_body, "query": unique + " i"})
             if i >= WARMUP:
-                memory_ms.append(memory)
-                item_ms.append(item)
-        figures[case] = {"memories": Latency.of(memory_ms), "items": Latency.of(item_ms)}
+                memory_s.append(memory)
+                item_s.append(item)
+        figures[case] = {"memories": Latency.of(memory_s), "items": Latency.of(item_s)}
         print(
             f"{case}: memories p50 {figures[case]['memories'].p50:.1f} ms, "
             f"items p50 {figures[case]['items'].p50:.1f} ms"

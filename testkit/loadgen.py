@@ -51,13 +51,17 @@ class Write:
             item["vector"] = self.vector
         return item
 
+    def item_body(self, namespace: list[str]) -> dict[str, Any]:
+        """The same write as an item: ``PUT /items`` at ``namespace`` and key ``coord``."""
+        return {"namespace": namespace, "key": self.coord, "value": {"text": self.text}}
+
 
 @dataclass
 class Request:
     """A request and what came back: ``status`` None means no answer (a killed server, a
     refused connection, a client timeout named in ``error``)."""
 
-    kind: str  # store | batch | delete | get | search
+    kind: str  # store | batch | delete | get | search | item_put | item_delete | item_get
     writes: tuple[Write, ...] = ()
     coord: str = ""
     query: str = ""
@@ -73,7 +77,7 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.kind in ("store", "batch", "delete")
+        return self.kind in ("store", "batch", "delete", "item_put", "item_delete")
 
     def coords(self) -> list[str]:
         return [w.coord for w in self.writes] if self.writes else [self.coord]
@@ -103,6 +107,9 @@ class Mix:
     delete: float = 0.0
     get: float = 0.0
     search: float = 0.0
+    item_put: float = 0.0  # PUT /items: a new key, or (half the time) one holding an item
+    item_delete: float = 0.0
+    item_get: float = 0.0
     batch_size: int = 50
     replaced_per_batch: int = 5
     own_vectors: float = 0.5  # share of writes carrying the client's own vector
@@ -147,13 +154,27 @@ class Loader(threading.Thread):
         self.requests: list[Request] = []
         self.states: dict[str, set[State]] = {}
         self.present: dict[str, None] = {}  # coordinates certainly holding a memory, in order
+        self.namespace = ["load", f"c{index}"]  # the items' namespace; keys like coordinates
+        self.item_states: dict[str, set[State]] = {}
+        self.item_present: dict[str, None] = {}
+        self.new_items = 0
         self.sent_vectors: dict[str, list[float]] = {}  # text -> the vector sent with it
         self.new_sent = 0
         self.violations: list[str] = []
         self.crashed: BaseException | None = None
         self._serial = 0
         self._retry: Request | None = None
-        kinds = ("batch", "single", "replace", "delete", "get", "search")
+        kinds = (
+            "batch",
+            "single",
+            "replace",
+            "delete",
+            "get",
+            "search",
+            "item_put",
+            "item_delete",
+            "item_get",
+        )
         self._kinds = [k for k in kinds if getattr(mix, k) > 0]
         self._weights = [float(getattr(mix, k)) for k in self._kinds]
 
@@ -188,6 +209,8 @@ class Loader(threading.Thread):
         kind = self.rng.choices(self._kinds, self._weights)[0]
         if kind in ("replace", "delete", "get") and not self.present:
             kind = "single"
+        if kind.startswith("item_"):
+            return self._item_request(kind)
         if kind == "batch":
             used = self.rng.sample(
                 list(self.present), min(self.mix.replaced_per_batch, len(self.present))
@@ -209,6 +232,18 @@ class Loader(threading.Thread):
             return Request("search", query=f"{query} (client {self.index})")
         return Request(kind, coord=self.rng.choice(list(self.present)))
 
+    def _item_request(self, kind: str) -> Request:
+        if kind != "item_put" and not self.item_present:
+            kind = "item_put"
+        if kind == "item_put":
+            if self.item_present and self.rng.random() < 0.5:
+                key = self.rng.choice(list(self.item_present))
+            else:
+                self.new_items += 1
+                key = f"{self.index}-{self.new_items}"
+            return Request("item_put", (self._write(key),))
+        return Request(kind, coord=self.rng.choice(list(self.item_present)))
+
     # -- sending ----------------------------------------------------------------------------
     def send(self, http: httpx.Client, request: Request) -> None:
         """Send ``request`` and record the answer (or its absence) in it."""
@@ -224,6 +259,12 @@ class Loader(threading.Thread):
                 response = http.delete(f"/memories/{request.coord}")
             elif request.kind == "get":
                 response = http.get(f"/memories/{request.coord}")
+            elif request.kind == "item_put":
+                response = http.put("/items", json=request.writes[0].item_body(self.namespace))
+            elif request.kind in ("item_delete", "item_get"):
+                params = {"namespace": self.namespace, "key": request.coord}
+                method = http.delete if request.kind == "item_delete" else http.get
+                response = method("/items", params=params)
             else:
                 response = http.post("/memories/search", json={"query": request.query, "top_k": 5})
         except httpx.HTTPError as exc:
@@ -242,7 +283,9 @@ class Loader(threading.Thread):
         settled = request.acknowledged
         if request.is_write and not settled and self.rng.random() < self.mix.retry:
             self._retry = request  # as a client would: the same request once more
-        if request.kind in ("store", "batch"):
+        if request.kind.startswith("item_"):
+            self._apply_item(request, settled)
+        elif request.kind in ("store", "batch"):
             for write in request.writes:
                 before = self.states.get(write.coord, {ABSENT})
                 self._set(write.coord, {write.text} if settled else before | {write.text})
@@ -270,6 +313,32 @@ class Loader(threading.Thread):
                         f"search found {hit['payload'].get('text')!r} at {hit['coord']}, "
                         f"possible: {mine}"
                     )
+
+    def _apply_item(self, request: Request, settled: bool) -> None:
+        """The item counterpart of :meth:`apply`, on the item keys' own states."""
+        if request.kind == "item_put":
+            write = request.writes[0]
+            before = self.item_states.get(write.coord, {ABSENT})
+            self._set_item(write.coord, {write.text} if settled else before | {write.text})
+            return
+        possible = self.item_states.get(request.coord, {ABSENT})
+        if request.status == 404 and ABSENT not in possible:
+            self.violations.append(f"acknowledged item missing: {request.describe()}")
+        if request.kind == "item_delete":
+            gone = settled or request.status == 404
+            self._set_item(request.coord, {ABSENT} if gone else possible | {ABSENT})
+        elif request.status == 200 and request.body["value"]["text"] not in possible:
+            self.violations.append(
+                f"read item {request.body['value']['text']!r} at {request.coord}, "
+                f"possible: {possible}"
+            )
+
+    def _set_item(self, key: str, states: set[State]) -> None:
+        self.item_states[key] = states
+        if ABSENT not in states and len(states) == 1:
+            self.item_present[key] = None
+        else:
+            self.item_present.pop(key, None)
 
     def _set(self, coord: str, states: set[State]) -> None:
         self.states[coord] = states

@@ -1,6 +1,7 @@
-"""The real server SIGKILLed at random moments while 5,000 memories are loaded: afterwards
-every acknowledged store is in both stores, every acknowledged delete in neither, every
-unacknowledged request wholly there or wholly absent, and ``reconcile`` finds no drift.
+"""The real server SIGKILLed at random moments while 5,000 memories and items beside them
+are loaded: afterwards every acknowledged store or put is in both stores, every acknowledged
+delete in neither, every unacknowledged request wholly there or wholly absent, and
+``reconcile`` finds no drift in any collection (memories' and items').
 
 A uvicorn subprocess on a database, a collection and a Redis key prefix of this module's
 own; two clients (:mod:`testkit.loadgen`) write 2,500 new coordinates each, in batches
@@ -30,7 +31,7 @@ from somafractalmemory.stack import Stack
 from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
 from testkit.stores import new_tenant, private_stack, scalar
-from testkit.verdict import drain_and_reconcile, verify
+from testkit.verdict import drain_and_reconcile, verify, verify_items
 
 pytestmark = pytest.mark.slow
 
@@ -46,6 +47,9 @@ MIX = Mix(
     batch_size=50,
     replaced_per_batch=5,
     retry=0.5,
+    item_put=1.5,
+    item_delete=0.5,
+    item_get=0.5,
 )
 LOAD_TIMEOUT = 420.0  # seconds for the whole load, restarts included
 SERVER_ENV = {
@@ -168,7 +172,11 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(
         f"outbox pending before the drain: {pending}; {drained}; {reconciled.splitlines()[-1]}; "
         f"settle and verify {time.monotonic() - settle_began:.0f} s\n{verdict.line()}"
     )
+    items_present, item_problems = verify_items(loaders, dsn, tenant.id)
+    print(f"items: {items_present} acknowledged present, {len(item_problems)} problems")
     assert verdict.problems == [], "\n".join(verdict.problems[:30])
+    assert item_problems == [], "\n".join(item_problems[:30])
+    assert items_present > 0
     assert sum(x.new_sent for x in loaders) == NEW_MEMORIES
     assert len(kills) == len(points) >= 3
     assert unanswered, "no kill caught a request in flight"

@@ -8,12 +8,14 @@ candidate bound), over the text the items' index paths select; fusion is the mem
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import replace
 
 from somafractalmemory.core.item_paths import check_filter, check_labels
 from somafractalmemory.core.query_vectors import QueryEmbedder
-from somafractalmemory.core.search import MODES, RRF_K, candidates_for
+from somafractalmemory.core.search import MODES, RRF_K, SIGNALS, candidates_for
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import ItemHit, ItemSearch, Space, Tenant
 from somafractalmemory.stores.items_milvus import MAX_IN_LIST, MAX_TOPK, ItemVectorIndex
@@ -46,10 +48,15 @@ class ItemSearcher:
         check_filter(search.filter)
         if search.mode not in MODES:
             raise InvalidInputError(f"must be one of {', '.join(MODES)}", "mode")
+        keyword: Future[list[tuple[int, float]]] | None = None
+        if search.mode != "vector":
+            # The keyword query runs in PostgreSQL while the query is embedded and Milvus
+            # searched, as in memory search: a hybrid search costs the slower signal.
+            keyword = self._keyword(tenant, search)
         # Keyword mode ranks by text alone: nothing to embed.
         space, vector = (None, None) if search.mode == "keyword" else self._meaning(tenant, search)
-        if search.mode != "vector":
-            hits = self._text_search(tenant, search, space, vector)
+        if keyword is not None:
+            hits = self._text_search(tenant, search, space, vector, keyword)
         elif vector is None or space is None:
             page = self.repo.page(
                 tenant.id,
@@ -126,25 +133,47 @@ class ItemSearcher:
             page.extend(ItemHit(item, None) for item in fill)
         return page
 
-    def _text_search(
-        self, tenant: Tenant, search: ItemSearch, space: Space | None, vector: list[float] | None
-    ) -> list[ItemHit]:
-        """Keyword or hybrid: rank by full-text match (and, hybrid, by vector too), fuse."""
+    @staticmethod
+    def _pool(search: ItemSearch) -> int:
+        """How many hits each signal contributes before fusion."""
+        need = search.offset + search.limit
+        return max(candidates_for(need), need)
+
+    def _keyword(self, tenant: Tenant, search: ItemSearch) -> Future[list[tuple[int, float]]]:
+        """The keyword signal, started on a thread of its own."""
         if not search.query or not search.query.strip():
             raise InvalidInputError(f"{search.mode} search needs a query text", "query")
-        need = search.offset + search.limit
-        pool = max(candidates_for(need), need)
         where = scope(tenant.id, search.namespace_prefix, search.filter, search.include_expired)
+        return SIGNALS.submit(
+            contextvars.copy_context().run,  # the request's stage timings and trace
+            self.repo.store.keyword_ranked,
+            search.query,
+            self._pool(search),
+            where,
+        )
+
+    def _text_search(
+        self,
+        tenant: Tenant,
+        search: ItemSearch,
+        space: Space | None,
+        vector: list[float] | None,
+        keyword: Future[list[tuple[int, float]]],
+    ) -> list[ItemHit]:
+        """Keyword or hybrid: rank by full-text match (and, hybrid, by vector too), fuse."""
+        need = search.offset + search.limit
+        pool = self._pool(search)
         scores: dict[int, float] = {}
-        matches = self.repo.store.keyword_ranked(search.query, pool, where)
-        for rank, (item_id, ts_rank) in enumerate(matches, start=1):
-            scores[item_id] = ts_rank if search.mode == "keyword" else 1.0 / (RRF_K + rank)
+        ranked: list[ItemHit] = []
         if search.mode == "hybrid" and space is not None and vector is not None:
             ranked = self._vector_search(
                 tenant, replace(search, offset=0, limit=pool), space, vector
             )
-            for rank, hit in enumerate([h for h in ranked if h.score is not None], start=1):
-                scores[hit.item.id] = scores.get(hit.item.id, 0.0) + 1.0 / (RRF_K + rank)
+        matches = keyword.result()
+        for rank, (item_id, ts_rank) in enumerate(matches, start=1):
+            scores[item_id] = ts_rank if search.mode == "keyword" else 1.0 / (RRF_K + rank)
+        for rank, hit in enumerate([h for h in ranked if h.score is not None], start=1):
+            scores[hit.item.id] = scores.get(hit.item.id, 0.0) + 1.0 / (RRF_K + rank)
         order = sorted(scores, key=lambda i: (-scores[i], i))[search.offset : need]
         rows = self.repo.matching(
             tenant.id, order, search.namespace_prefix, search.filter, search.include_expired

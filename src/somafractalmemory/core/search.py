@@ -36,7 +36,7 @@ RRF_K = 60
 MAX_CANDIDATES = 200
 MODES = ("vector", "keyword", "hybrid")
 # Threads that run a hybrid search's keyword query beside its vector search (one each).
-_SIGNALS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sfm-keyword")
+SIGNALS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="sfm-keyword")
 
 
 def candidates_for(top_k: int) -> int:
@@ -91,7 +91,7 @@ class Searcher:
         keyword: Future[list[tuple[int, float]]] | None = None
         if query.mode == "hybrid":
             assert query.text is not None
-            keyword = _SIGNALS.submit(
+            keyword = SIGNALS.submit(
                 contextvars.copy_context().run,  # the request's stage timings and trace
                 self.postgres.keyword_search,
                 tenant.id,
