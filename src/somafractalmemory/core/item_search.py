@@ -103,12 +103,15 @@ class ItemSearcher:
             )
         need = search.offset + search.limit
         args = (tenant.id, search.namespace_prefix, search.filter, search.include_expired)
-        candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1)
-        restricted = len(candidates) <= MAX_IN_LIST
+        # A scope narrower than the tenant (a prefix, a filter) names its items in the Milvus
+        # expression when they are few; the whole tenant needs no list, nor the query for it.
+        narrow = bool(search.namespace_prefix or search.filter)
+        candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1) if narrow else []
+        restricted = narrow and len(candidates) <= MAX_IN_LIST
         ranked: list[ItemHit] = []
         exhausted = True
-        if candidates:
-            k = min(MAX_TOPK, max(need * 4, 64))
+        if candidates or not narrow:
+            k = min(MAX_TOPK, max(need * 4, 64) if narrow else candidates_for(need))
             while True:
                 found = self.index.search(
                     space, tenant.id, vector, k, candidates if restricted else None
