@@ -33,7 +33,7 @@ CEILINGS = {
     "milvus_insert": "Milvus insert into a scratch collection",
     "milvus_upsert": "Milvus delete by id + insert (the service's upsert pattern)",
 }
-_COLUMNS = "tenant_id, coord, memory_type, payload, text, importance"
+_COLUMNS = "tenant_id, key, memory_type, payload, text, importance"
 
 
 def batch_bodies(memories: list[BenchMemory]) -> list[bytes]:
