@@ -219,3 +219,52 @@ def test_a_refused_key_is_not_kept(server: Server, browser: BrowserContext) -> N
     assert page.url.endswith("/ui/signin")
     shot(page, "7-signin-refused")
     assert wrong not in server.output()
+
+
+def test_browse_and_search_items(server: Server, stack: Stack, browser: BrowserContext) -> None:
+    """The items page lists the tenant's namespaces; picking one lists its items, newest
+    first; a query under a prefix ranks by meaning or by keyword; the overview counts them."""
+    key, _info = stack.keys.create(f"ui-items-{uuid.uuid4().hex[:12]}")
+    word = f"wombat{uuid.uuid4().hex[:8]}"
+    with api(server, key) as sfm:
+        for namespace, item_key, text in (
+            (["users", "ann"], "prefs", f"Ann drinks green tea every morning ({word})"),
+            (["users", "ann"], "trip", "Ann flies to Lisbon in May"),
+            (["users", "bob"], "prefs", "Bob prefers black coffee"),
+        ):
+            stored = sfm.put(
+                "/items", json={"namespace": namespace, "key": item_key, "value": {"text": text}}
+            )
+            assert stored.status_code == 201, stored.text
+    problems: list[str] = []
+    page = browser.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(f"{server.url}/ui/signin")
+    page.fill("#api-key", key)
+    page.click("#signin-button")
+    page.wait_for_url("**/ui")
+    expect(page.locator("#stats")).to_contain_text("items3")
+    page.click("#nav-items")
+    page.wait_for_url("**/ui/items")
+    expect(page.locator("#namespaces")).to_contain_text("users/ann")
+    expect(page.locator("#namespaces")).to_contain_text("users/bob")
+    page.get_by_role("button", name="users/ann").click()
+    rows = page.locator("#items tbody tr")
+    expect(rows).to_have_count(2)
+    expect(page.locator("#items-status")).to_contain_text("newest first")
+    shot(page, "7-items")
+
+    page.fill("#prefix", "users")
+    page.fill("#item-query", "what does Ann drink?")
+    page.click("#items-form button[type=submit]")
+    expect(page.locator("#items-status")).to_contain_text("vector")
+    expect(rows.first).to_contain_text("green tea")
+    page.fill("#item-query", word)
+    page.select_option("#item-mode", "keyword")
+    page.click("#items-form button[type=submit]")
+    expect(page.locator("#items-status")).to_contain_text("1 item (keyword")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("prefs")
+    shot(page, "8-items-search")
+    assert not problems, problems

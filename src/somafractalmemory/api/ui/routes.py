@@ -65,6 +65,12 @@ def signin(request: Request) -> HTMLResponse:
     return _page(request, "signin.html", "Sign in")
 
 
+@router.get("/items", response_class=HTMLResponse)
+def items(request: Request) -> HTMLResponse:
+    """The items: namespaces, and search under a prefix (vector, keyword, hybrid)."""
+    return _page(request, "items.html", "Items")
+
+
 @router.get("/memory", response_class=HTMLResponse)
 def memory(request: Request) -> HTMLResponse:
     """One memory (``?coord=``): payload, metadata, neighbours, delete."""

@@ -185,6 +185,7 @@
     const figures = [["memories", stats.memories]];
     for (const [type, count] of Object.entries(stats.by_type).sort()) figures.push([type, count]);
     figures.push(["links", stats.links], ["vectors (Milvus)", stats.vectors]);
+    figures.push(["items", stats.items], ["item vectors (Milvus)", stats.item_vectors]);
     for (const [name, value] of figures) {
       list.append(el("dt", name), el("dd", value));
     }
@@ -388,7 +389,82 @@
     loadMemory(coord).catch(showError);
   }
 
+  /* ---- items: namespaces and search under a prefix ----------------------------------- */
+
+  function labels(text) {
+    return text.split(/[/.]/).map((label) => label.trim()).filter((label) => label);
+  }
+
+  async function loadNamespaces() {
+    const found = await api("GET", "/namespaces", { params: { max_depth: "3", limit: "200" } });
+    const list = $("namespaces");
+    list.replaceChildren();
+    for (const namespace of found.namespaces) {
+      const item = el("li");
+      const pick = el("button", namespace.join("/"), "link");
+      pick.type = "button";
+      pick.addEventListener("click", () => {
+        $("prefix").value = namespace.join("/");
+        runItemSearch().catch(showError);
+      });
+      item.append(pick);
+      list.append(item);
+    }
+    $("namespaces-status").textContent = found.namespaces.length ? "" : "No items yet.";
+  }
+
+  async function runItemSearch() {
+    clearError();
+    const query = $("item-query").value.trim();
+    const mode = $("item-mode").value;
+    const body = { namespace_prefix: labels($("prefix").value), limit: 50 };
+    if (query) Object.assign(body, { query, mode });
+    $("items-status").textContent = "Searching…";
+    const started = performance.now();
+    const found = await api("POST", "/items/search", { body });
+    const ms = Math.round(performance.now() - started);
+    const rows = $("items").tBodies[0];
+    rows.replaceChildren();
+    found.items.forEach((item, index) => {
+      const row = el("tr");
+      row.dataset.key = item.key;
+      row.append(
+        el("td", index + 1, "num"),
+        el("td", item.namespace.join("/")),
+        el("td", item.key, "coord"),
+        el("td", item.score === null ? "" : item.score.toFixed(4), "num"),
+      );
+      const updated = el("td");
+      updated.append(when(item.updated_at));
+      row.append(updated, el("td", summary(item.value), "text"));
+      rows.append(row);
+    });
+    $("items").hidden = found.items.length === 0;
+    const noun = found.items.length === 1 ? "item" : "items";
+    $("items-status").textContent = `${found.items.length} ${noun} (${query ? mode : "newest first"}, ${ms} ms)`;
+  }
+
+  function itemsPage() {
+    if (!getKey()) {
+      goSignIn();
+      return;
+    }
+    loadNamespaces().catch(showError);
+    $("items-form").addEventListener("submit", (event) => {
+      event.preventDefault();
+      runItemSearch().catch((exc) => {
+        $("items-status").textContent = "";
+        showError(exc);
+      });
+    });
+  }
+
   setupChrome();
-  const pages = { signin: signInPage, overview: overviewPage, memory: memoryPage };
+  const pages = {
+    signin: signInPage,
+    overview: overviewPage,
+    memory: memoryPage,
+    items: itemsPage,
+  };
   if (pages[page]) pages[page]();
 })();
