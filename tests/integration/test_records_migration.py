@@ -11,6 +11,7 @@ counts, the same search results, nothing re-embedded, no drift, the stale vector
 from __future__ import annotations
 
 import math
+import subprocess
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -35,6 +36,7 @@ from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex, ItemVectorRecord
 from somafractalmemory.stores.ownership import read_identity
+from testkit.server import python_module, stack_env
 from testkit.stores import (
     drop_collections,
     drop_database,
@@ -191,7 +193,21 @@ def test_previous_release_database_migrates_without_reembedding(old_stack: Setti
     # Until the Milvus step has run, the service refuses to start, and says why.
     with pytest.raises(InfrastructureError, match="move-items"):
         bootstrap(old_stack, dry_run=True).close()
-    stack = bootstrap(old_stack, dry_run=False)  # runs the step, then validates
+    # The documented command does the step (five moves: four items and the deleted one),
+    # and again does nothing; bootstrap then finds none pending and validates.
+    env = stack_env(old_stack)
+    for expected in ("moved 5 item(s)", "moved 0 item(s)"):
+        done = subprocess.run(
+            python_module("somafractalmemory.cli", "move-items"),
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        assert expected in done.stdout
+    stack = bootstrap(old_stack, dry_run=False)
     try:
         tenant = Tenant(1, "acme")
         stats = stack.memories.stats(tenant)
