@@ -26,6 +26,8 @@ class Tenant:
 
     id: int
     name: str
+    # The API key a request authenticated with (kept in history as who made a change).
+    key_id: int | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True)
@@ -51,11 +53,14 @@ class NewMemory:
     vector: list[float] | None = None
     # Only import sets this: a new memory gets it instead of now, and a replace takes it too.
     created_at: datetime | None = None
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
 
 
 @dataclass(frozen=True)
 class Memory:
-    """A memory as stored in PostgreSQL."""
+    """A memory as stored in PostgreSQL. ``valid_from``/``valid_to`` say when the fact holds
+    in the world; ``superseded_by`` names the coordinate of the memory that replaced it."""
 
     id: int
     coord: str
@@ -65,14 +70,51 @@ class Memory:
     text: str
     created_at: datetime
     updated_at: datetime
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    superseded_by: str | None = None
+    superseded_at: datetime | None = None
+
+
+WriteStatus = Literal["created", "replaced", "unchanged", "skipped"]
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What a write did: the stored memory, and whether it replaced an existing one."""
+    """What a write did to one record: ``created``, ``replaced``, ``unchanged`` (the same
+    value again: nothing written) or ``skipped`` (``on_duplicate: skip`` found an exact
+    duplicate); the other current records with the same text, and near duplicates."""
 
     memory: Memory
-    replaced: bool
+    status: WriteStatus
+    duplicate_of: tuple[str, ...] = ()
+    similar: tuple[tuple[str, float], ...] = ()
+
+    @property
+    def replaced(self) -> bool:
+        return self.status == "replaced"
+
+
+ChangeKind = Literal["created", "replaced", "superseded", "deleted"]
+
+
+@dataclass(frozen=True)
+class RecordVersion:
+    """One version of a record, as its history keeps it (newest first when listed)."""
+
+    id: int
+    namespace: tuple[str, ...]
+    key: str
+    change: ChangeKind
+    payload: dict[str, Any]
+    memory_type: MemoryType | None
+    importance: float | None
+    text: str
+    valid_from: datetime | None
+    valid_to: datetime | None
+    superseded_by: str | None
+    api_key_id: int | None
+    recorded_at: datetime
 
 
 @dataclass(frozen=True)
@@ -103,6 +145,8 @@ class SearchScope:
     filters: dict[str, str | int | float | bool] = field(default_factory=dict)
     created_after: datetime | None = None
     created_before: datetime | None = None
+    include_superseded: bool = False
+    valid_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ No FastAPI import here: the light client uses these same models.
 from __future__ import annotations
 
 import math
+import re
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from somafractalmemory.models import MemoryType
 
@@ -17,6 +18,7 @@ MAX_BATCH = 1000
 MAX_TOP_K = 100
 MAX_PAYLOAD_DEPTH = 32
 MAX_FILTERS = 16
+MAX_SUPERSEDES = 100
 MAX_OBJECT_KEYS = 1000
 
 FilterScalar = str | int | float | bool
@@ -83,11 +85,39 @@ class MemoryCreate(_Model):
         max_length=4096,
         description="Your own embedding (the model's dimension) instead of the local model's",
     )
+    valid_from: AwareDatetime | None = Field(
+        default=None, description="When the fact starts to hold in the world (RFC 3339)"
+    )
+    valid_to: AwareDatetime | None = Field(
+        default=None, description="When the fact stops holding in the world; after valid_from"
+    )
+    supersedes: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_SUPERSEDES,
+        description="Coordinates of memories this one replaces: they leave default search "
+        "and listing, stay readable by coordinate (marked, with their successor)",
+    )
+    if_absent: bool = Field(
+        default=False, description="Create only: 409 when a memory exists at the coordinate"
+    )
+    on_duplicate: Literal["store", "skip", "supersede"] = Field(
+        default="store",
+        description="When a current memory has the same text: store anyway, skip this write, "
+        "or supersede the duplicates",
+    )
 
     @field_validator("vector")
     @classmethod
     def _finite_vector(cls, value: list[float] | None) -> list[float] | None:
         return _check_vector(value)
+
+    @field_validator("supersedes")
+    @classmethod
+    def _coords(cls, value: list[str]) -> list[str]:
+        for coord in value:
+            if len(coord) > 1024 or not re.match(COORD_PATTERN, coord):
+                raise ValueError(f"{coord[:40]!r} is not a coordinate ({COORD_DESCRIPTION})")
+        return value
 
     @field_validator("payload")
     @classmethod
@@ -105,6 +135,34 @@ class MemoryPublic(BaseModel):
     importance: float
     created_at: datetime
     updated_at: datetime
+    valid_from: datetime | None = None
+    valid_to: datetime | None = None
+    superseded_by: str | None = Field(
+        default=None, description="The coordinate of the memory that superseded this one"
+    )
+    superseded_at: datetime | None = None
+
+
+class SimilarMemory(BaseModel):
+    """A near duplicate: a current memory whose vector is close to the written one."""
+
+    coord: str
+    score: float
+
+
+class WriteOutcome(BaseModel):
+    """What a write did: ``created``, ``replaced``, ``unchanged`` (the same value again:
+    nothing written) or ``skipped`` (``on_duplicate: skip`` found an exact duplicate: nothing
+    written); current memories with the same text, and near duplicates."""
+
+    status: Literal["created", "replaced", "unchanged", "skipped"]
+    duplicate_of: list[str] = Field(default_factory=list)
+    similar: list[SimilarMemory] = Field(default_factory=list)
+
+
+class MemoryWritten(MemoryPublic, WriteOutcome):
+    """The stored memory (for ``skipped``, the duplicate that made the write skip) and what
+    the write did."""
 
 
 class BatchCreate(_Model):
@@ -113,11 +171,10 @@ class BatchCreate(_Model):
     memories: list[MemoryCreate] = Field(min_length=1, max_length=MAX_BATCH)
 
 
-class BatchItemResult(BaseModel):
+class BatchItemResult(WriteOutcome):
     """What happened to one memory of a batch."""
 
     coord: str
-    status: Literal["created", "replaced"]
 
 
 class BatchResponse(BaseModel):
@@ -134,9 +191,10 @@ class MemoryList(BaseModel):
 
 
 class DeleteResponse(BaseModel):
-    """A delete that reached every store."""
+    """A delete that reached every store; ``purged_versions``: history erased by a purge."""
 
     deleted: bool
+    purged_versions: int = 0
 
 
 class SearchRequest(_Model):
@@ -159,6 +217,12 @@ class SearchRequest(_Model):
     expand_links: int = Field(default=0, ge=0, le=3)
     importance_boost: float = Field(default=0.0, ge=0.0, le=10.0)
     recency_half_life_hours: float | None = Field(default=None, gt=0.0, le=1_000_000)
+    include_superseded: bool = Field(
+        default=False, description="Also recall memories another one superseded (marked)"
+    )
+    valid_at: AwareDatetime | None = Field(
+        default=None, description="Only facts valid at this time (valid_from/valid_to)"
+    )
 
     @field_validator("query")
     @classmethod
@@ -209,6 +273,7 @@ class SearchResult(BaseModel):
     importance: float
     created_at: datetime
     signals: SearchSignals
+    superseded_by: str | None = None
 
 
 class SearchResponse(BaseModel):

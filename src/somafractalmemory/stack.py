@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import redis
 
 from somafractalmemory.core.embedding import Embedder, create_embedder
+from somafractalmemory.core.history import History
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.core.service import MemoryService
@@ -35,6 +36,7 @@ class Stack:
     keys: KeyService
     rate_limiter: RateLimiter
     items: ItemService
+    history: History
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
@@ -91,4 +93,5 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         items=ItemService(
             postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
         ),
+        history=History(postgres),
     )

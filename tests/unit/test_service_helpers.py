@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from somafractalmemory.core.service import decode_cursor, encode_cursor, text_to_embed
+from somafractalmemory.core.memory_input import text_to_embed
+from somafractalmemory.core.service import decode_cursor, encode_cursor
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.settings import Settings, redact_url
 

@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from somafractalmemory import __version__
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
-from somafractalmemory.api.routes import graph, items, memories, ops, portability
+from somafractalmemory.api.routes import graph, history, items, memories, ops, portability
 from somafractalmemory.api.ui.routes import install_ui
 from somafractalmemory.bootstrap import validate_infrastructure
 from somafractalmemory.core.maintenance import Maintainer
@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.include_router(history.router)
     app.include_router(memories.router)
     app.include_router(graph.router)
     app.include_router(ops.router)

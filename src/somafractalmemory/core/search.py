@@ -235,4 +235,12 @@ def _in_scope(memory: Memory, query: SearchQuery) -> bool:
         return False
     if scope.created_before is not None and memory.created_at >= scope.created_before:
         return False
+    if memory.superseded_by is not None and not scope.include_superseded:
+        return False
+    at = scope.valid_at
+    if at is not None and (
+        (memory.valid_from is not None and memory.valid_from > at)
+        or (memory.valid_to is not None and memory.valid_to <= at)
+    ):
+        return False
     return all(memory.payload.get(k) == v for k, v in scope.filters.items())

@@ -19,17 +19,20 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import logging
+from array import array
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
 
 from somafractalmemory.core.coords import canonical_coord
+from somafractalmemory.core.duplicates import DuplicatePlan, Duplicates
 from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.memory_input import (
+    MemoryInput,
+    PreparedWrite,
+    prepare,
+)
 from somafractalmemory.core.search import Searcher
-from somafractalmemory.errors import InvalidInputError, NotFoundError
+from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import (
     Link,
     Memory,
@@ -46,25 +49,13 @@ from somafractalmemory.models import (
 )
 from somafractalmemory.observability.metrics import DELETE_SUCCESS, OUTBOX_DRAINED
 from somafractalmemory.stores.milvus import MilvusStore
-from somafractalmemory.stores.milvus_filters import searchable_attrs
+from somafractalmemory.stores.milvus_filters import searchable_attrs, state_attrs
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 
 logger = logging.getLogger(__name__)
 
 MAX_GRAPH_NODES = 10_000
-
-
-def text_to_embed(payload: dict[str, Any]) -> str:
-    """``payload["text"]`` when it is a non-empty string, else the payload as sorted JSON."""
-    text = payload.get("text")
-    if isinstance(text, str) and text.strip():
-        return text
-    if "text" in payload:
-        raise InvalidInputError("must be a non-empty string when present", "payload.text")
-    if not payload:
-        raise InvalidInputError("must not be empty: give it a `text` or other fields", "payload")
-    return json.dumps(payload, sort_keys=True, ensure_ascii=False)
 
 
 def encode_cursor(last_id: int) -> str:
@@ -86,18 +77,6 @@ def decode_cursor(cursor: str | None) -> int:
         raise InvalidInputError("is not a cursor this service returned", "cursor") from None
 
 
-@dataclass(frozen=True)
-class MemoryInput:
-    """A memory as a caller gives it, before canonicalisation and embedding."""
-
-    coord: str
-    payload: dict[str, Any]
-    memory_type: MemoryType
-    importance: float
-    vector: list[float] | None = None
-    created_at: datetime | None = None  # import only: keep the exported creation time
-
-
 class MemoryService:
     """Stores, reads, searches, links and deletes memories across the three stores."""
 
@@ -113,6 +92,7 @@ class MemoryService:
         self.cache = cache
         self.embedder = embedder
         self.searcher = Searcher(postgres, milvus, embedder, cache)
+        self.duplicates = Duplicates(postgres, milvus)
 
     # -- writes -----------------------------------------------------------------------------
     def store(self, tenant: Tenant, item: MemoryInput) -> WriteResult:
@@ -120,60 +100,50 @@ class MemoryService:
         return self.store_batch(tenant, [item])[0]
 
     def store_batch(self, tenant: Tenant, items: Sequence[MemoryInput]) -> list[WriteResult]:
-        """Store memories as one unit: all are acknowledged, or none is kept."""
-        prepared: list[NewMemory] = []
-        seen: dict[str, int] = {}
-        for index, item in enumerate(items):
-            prefix = f"memories[{index}]." if len(items) > 1 else ""
-            coord = canonical_coord(item.coord, f"{prefix}coord")
-            if coord in seen:
-                raise InvalidInputError(
-                    f"coordinate {coord!r} also appears at memories[{seen[coord]}]",
-                    f"{prefix}coord",
-                )
-            seen[coord] = index
-            try:
-                text = text_to_embed(item.payload)
-            except InvalidInputError as exc:
-                raise InvalidInputError(exc.detail) from None
-            if item.vector is not None and len(item.vector) != self.embedder.dimension:
-                raise InvalidInputError(
-                    f"must have {self.embedder.dimension} numbers, got {len(item.vector)}",
-                    f"{prefix}vector",
-                )
-            prepared.append(
-                NewMemory(
-                    coord,
-                    item.payload,
-                    item.memory_type,
-                    item.importance,
-                    text,
-                    item.vector,
-                    item.created_at,
-                )
-            )
-        to_embed = [m for m in prepared if m.vector is None]
+        """Store memories as one unit: all are acknowledged, or none is kept. Each answer
+        says what happened (created, replaced, unchanged, skipped), the current memories with
+        the same text and the near duplicates; see :mod:`core.memory_input` for options."""
+        writes = prepare(items, self.embedder.dimension)
+        plan = self.duplicates.plan(tenant, writes)
+        to_write = [w.memory for w in writes if w.memory.coord not in plan.skipped]
+        to_embed = [m for m in to_write if m.vector is None]
         embedded = iter(self.embedder.embed([m.text for m in to_embed]))
-        vectors = [m.vector if m.vector is not None else next(embedded) for m in prepared]
-        coords = [m.coord for m in prepared]
+        vectors = {m.coord: m.vector if m.vector is not None else next(embedded) for m in to_write}
+        similar = self.duplicates.similar(tenant, vectors, plan)
+        coords = [m.coord for m in to_write]
+        targets = sorted({t for c in coords for t in plan.supersedes.get(c, ())})
+        known = self.postgres.memory_ids(tenant.id, [*coords, *targets])
+        _check_preconditions(writes, plan, known)
 
         with self.postgres.unit_of_work() as intent:
-            ids = intent.reserve_ids(tenant.id, coords)
-            outbox = intent.add_outbox(tenant.id, [(c, ids[c]) for c in coords])
+            ids = intent.reserve_ids(tenant.id, [*coords, *targets])
+            outbox = intent.add_outbox(tenant.id, [(c, ids[c]) for c in [*coords, *targets]])
             intent.commit()
-        with self.postgres.unit_of_work() as uow:
-            previous = uow.lock_memories(tenant.id, coords)
-            stored = uow.upsert_memories(tenant.id, prepared, ids)
-            self.milvus.upsert(
-                [
-                    self._record(tenant.id, stored[m.coord], vector)
-                    for m, vector in zip(prepared, vectors, strict=True)
-                ]
-            )
-            uow.commit()
+        try:
+            with self.postgres.unit_of_work(tenant.key_id) as uow:
+                current = uow.memories_for_sync(tenant.id, [*coords, *targets])
+                _check_preconditions(writes, plan, {c: m.id for c, (m, _v) in current.items()})
+                changed = [m for m in to_write if not _unchanged(current.get(m.coord), m)]
+                stored = uow.upsert_memories(tenant.id, changed, ids)
+                for coord in coords:
+                    if plan.supersedes.get(coord):
+                        uow.supersede(tenant.id, "", plan.supersedes[coord], coord)
+                self.milvus.upsert(
+                    [self._record(tenant.id, stored[m.coord], vectors[m.coord]) for m in changed]
+                )
+                if targets:
+                    self.write_vectors(
+                        tenant.id, list(uow.memories_for_sync(tenant.id, targets).values())
+                    )
+                uow.commit()
+        except (ConflictError, NotFoundError):
+            self._settle(outbox)  # the caller's mistake: nothing was written anywhere
+            raise
+        self.cache.invalidate(tenant.id, [*coords, *targets])
         self._settle(outbox)
-        self.cache.invalidate(tenant.id, coords)
-        return [WriteResult(stored[c], c in previous) for c in coords]
+        return [
+            self.duplicates.result(w.memory.coord, plan, similar, stored, current) for w in writes
+        ]
 
     def _settle(self, outbox_ids: list[int]) -> None:
         """Both stores agree: the outbox entries are done."""
@@ -182,34 +152,49 @@ class MemoryService:
             uow.commit()
 
     def _record(self, tenant_id: int, memory: Memory, vector: list[float]) -> VectorRecord:
+        state = state_attrs(memory.superseded_by is not None, memory.valid_from, memory.valid_to)
         return VectorRecord(
             id=memory.id,
             tenant_id=tenant_id,
             memory_type=memory.memory_type.value,
             created_at_ms=int(memory.created_at.timestamp() * 1000),
-            attrs=searchable_attrs(memory.payload),
+            attrs={**searchable_attrs(memory.payload), **state},
             vector=vector,
         )
 
-    def delete(self, tenant: Tenant, coord: str) -> None:
-        """Delete the memory at ``coord`` from PostgreSQL, Milvus and the cache."""
+    def delete(self, tenant: Tenant, coord: str, purge: bool = False) -> int:
+        """Delete the memory at ``coord`` from PostgreSQL, Milvus and the cache; its history
+        keeps the deleted version unless ``purge``, which erases every version too (also of
+        a memory deleted before). Returns how many versions a purge erased."""
         canonical = canonical_coord(coord)
         memory_id = self.postgres.memory_ids(tenant.id, [canonical]).get(canonical)
         if memory_id is None:
+            if purge:
+                return self._purge_history(tenant, canonical)
             raise NotFoundError(f"no memory at coord {canonical!r}")
         with self.postgres.unit_of_work() as intent:
             outbox = intent.add_outbox(tenant.id, [(canonical, memory_id)])
             intent.commit()
-        with self.postgres.unit_of_work() as uow:
+        with self.postgres.unit_of_work(tenant.key_id) as uow:
             removed = uow.delete_memory(tenant.id, canonical)
             if removed is not None:
                 self.milvus.delete([removed.id])
+            purged = uow.purge_history(tenant.id, "", [canonical]) if purge else 0
             uow.commit()
+        self.cache.invalidate(tenant.id, [canonical])
         self._settle(outbox)
         if removed is None:
             raise NotFoundError(f"no memory at coord {canonical!r}")
-        self.cache.invalidate(tenant.id, [canonical])
         DELETE_SUCCESS.inc()
+        return purged
+
+    def _purge_history(self, tenant: Tenant, coord: str) -> int:
+        with self.postgres.unit_of_work(tenant.key_id) as uow:
+            purged = uow.purge_history(tenant.id, "", [coord])
+            uow.commit()
+        if not purged:
+            raise NotFoundError(f"no memory at coord {coord!r}")
+        return purged
 
     def drain_outbox(self, grace_seconds: float, limit: int = 500) -> int:
         """Bring Milvus in line with PostgreSQL for outbox entries older than the grace
@@ -274,7 +259,8 @@ class MemoryService:
 
     # -- reads ------------------------------------------------------------------------------
     def get(self, tenant: Tenant, coord: str) -> Memory:
-        """The memory at ``coord``: from the cache when it has it, else from PostgreSQL."""
+        """The memory at ``coord`` (superseded ones too, marked): from the cache when it has
+        it, else from PostgreSQL."""
         canonical = canonical_coord(coord)
         cached = self.cache.get(tenant.id, canonical)
         if cached is not None:
@@ -286,10 +272,18 @@ class MemoryService:
         return memory
 
     def list_page(
-        self, tenant: Tenant, memory_type: MemoryType | None, limit: int, cursor: str | None
+        self,
+        tenant: Tenant,
+        memory_type: MemoryType | None,
+        limit: int,
+        cursor: str | None,
+        include_superseded: bool = False,
     ) -> tuple[list[Memory], str | None]:
-        """A page of memories in storage order, and the cursor for the next page."""
-        page = self.postgres.list_memories(tenant.id, memory_type, decode_cursor(cursor), limit)
+        """A page of memories in storage order (current ones unless ``include_superseded``),
+        and the cursor for the next page."""
+        page = self.postgres.list_memories(
+            tenant.id, memory_type, decode_cursor(cursor), limit, include_superseded
+        )
         next_cursor = encode_cursor(page[-1].id) if len(page) == limit else None
         return page, next_cursor
 
@@ -378,3 +372,43 @@ class MemoryService:
         by_type, links = self.postgres.count_by_type(tenant.id)
         vectors = self.milvus.count(tenant.id)
         return TenantStats(sum(by_type.values()), by_type, links, vectors)
+
+
+def _check_preconditions(
+    writes: Sequence[PreparedWrite], plan: DuplicatePlan, known: dict[str, int]
+) -> None:
+    """404 naming a superseded coordinate that holds no memory; 409 naming a create-only
+    coordinate that does."""
+    for index, write in enumerate(writes):
+        prefix = f"memories[{index}]." if len(writes) > 1 else ""
+        coord = write.memory.coord
+        if coord in plan.skipped:
+            continue
+        for target in plan.supersedes.get(coord, ()):
+            if target not in known:
+                raise NotFoundError(f"{prefix}supersedes: no memory at coord {target!r}")
+        if write.if_absent and coord in known:
+            raise ConflictError(f"{prefix}coord: a memory exists at coord {coord!r} (if_absent)")
+
+
+def _unchanged(current: tuple[Memory, list[float] | None] | None, new: NewMemory) -> bool:
+    """Whether writing ``new`` over ``current`` would change nothing (a current record, the
+    same value, type, importance, validity and own vector)."""
+    if current is None:
+        return False
+    memory, own_vector = current
+    same_vector = (new.vector is None and own_vector is None) or (
+        new.vector is not None
+        and own_vector is not None
+        and array("f", new.vector) == array("f", own_vector)
+    )
+    return (
+        same_vector
+        and memory.superseded_by is None
+        and memory.payload == new.payload
+        and memory.memory_type == new.memory_type
+        and memory.importance == new.importance
+        and memory.valid_from == new.valid_from
+        and memory.valid_to == new.valid_to
+        and (new.created_at is None or new.created_at == memory.created_at)
+    )

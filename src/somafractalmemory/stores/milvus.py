@@ -349,11 +349,21 @@ class MilvusStore:
         scope: SearchScope | None = None,
     ) -> list[VectorHit]:
         """The tenant's ``limit`` nearest entities to ``vector`` within ``scope``, best first."""
+        return self.search_many(tenant_id, [vector], limit, scope)[0]
+
+    def search_many(
+        self,
+        tenant_id: int,
+        vectors: list[list[float]],
+        limit: int,
+        scope: SearchScope | None = None,
+    ) -> list[list[VectorHit]]:
+        """:meth:`search` for several vectors in one request, one list of hits each."""
         expression = build_filter(tenant_id, scope)
         with self.translated("search"):
             result = self.client.search(
                 self.collection,
-                data=[vector],
+                data=vectors,
                 filter=expression,
                 limit=limit,
                 anns_field=VECTOR_FIELD,
@@ -361,7 +371,10 @@ class MilvusStore:
                 timeout=self.timeout,
                 consistency_level=self.consistency,
             )
-        return [VectorHit(id=int(hit["id"]), score=float(hit["distance"])) for hit in result[0]]
+        return [
+            [VectorHit(id=int(hit["id"]), score=float(hit["distance"])) for hit in hits]
+            for hits in result
+        ]
 
     def count(self, tenant_id: int, collection: str | None = None) -> int:
         """How many entities the tenant has in ``collection`` (the memories' when None), read

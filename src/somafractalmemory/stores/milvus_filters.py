@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from datetime import datetime
 from typing import Any
 
 from somafractalmemory.errors import InvalidInputError
@@ -31,6 +32,43 @@ def searchable_attrs(payload: dict[str, Any]) -> dict[str, FilterValue]:
         if isinstance(value, bool | int | float | str):
             attrs[key] = value
     return attrs
+
+
+# A record's state travels in ``attrs`` under keys no payload field can have (a payload key
+# must match FILTER_KEY; these contain "-"). A missing key reads as "not superseded" and "no
+# bound": entities written before history existed need no rewrite.
+SUPERSEDED = "sfm-superseded"
+VALID_FROM = "sfm-valid_from"
+VALID_TO = "sfm-valid_to"
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+def state_attrs(
+    superseded: bool, valid_from: datetime | None, valid_to: datetime | None
+) -> dict[str, FilterValue]:
+    """The state keys of a record's entity: only those that say something."""
+    attrs: dict[str, FilterValue] = {}
+    if superseded:
+        attrs[SUPERSEDED] = True
+    if valid_from is not None:
+        attrs[VALID_FROM] = _ms(valid_from)
+    if valid_to is not None:
+        attrs[VALID_TO] = _ms(valid_to)
+    return attrs
+
+
+def state_filter(include_superseded: bool, valid_at: datetime | None) -> list[str]:
+    """Clauses keeping current records (unless superseded ones are asked for) that are valid
+    at ``valid_at``. ``not (x == v)`` is true where the key is missing (Milvus 2.3 and up)."""
+    clauses = [] if include_superseded else [f'not (attrs["{SUPERSEDED}"] == true)']
+    if valid_at is not None:
+        at = _ms(valid_at)
+        clauses.append(f'not (attrs["{VALID_FROM}"] > {at})')
+        clauses.append(f'not (attrs["{VALID_TO}"] <= {at})')
+    return clauses
 
 
 def _literal(value: FilterValue, field: str) -> str:
@@ -56,7 +94,8 @@ def build_filter(tenant_id: int, scope: SearchScope | None = None) -> str:
     """
     clauses = [f"tenant_id == {int(tenant_id)}"]
     if scope is None:
-        return clauses[0]
+        return " and ".join([*clauses, *state_filter(False, None)])
+    clauses.extend(state_filter(scope.include_superseded, scope.valid_at))
     if scope.memory_type is not None:
         clauses.append(f"memory_type == {json.dumps(scope.memory_type.value)}")
     if scope.created_after is not None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -19,6 +20,7 @@ from somafractalmemory.models import (
 from somafractalmemory.stores import keyword
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
+    IS_CURRENT,
     IS_MEMORY,
     records,
 )
@@ -37,6 +39,18 @@ def memory_scope(tenant_id: int, scope: SearchScope) -> list[sa.ColumnElement[bo
         clauses.append(records.c.created_at < scope.created_before)
     if scope.filters:
         clauses.append(records.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB)))
+    return clauses + record_state(scope.include_superseded, scope.valid_at)
+
+
+def record_state(
+    include_superseded: bool, valid_at: datetime | None
+) -> list[sa.ColumnElement[bool]]:
+    """The clauses for a record's state: current only (unless superseded ones are asked for),
+    and valid at ``valid_at`` (no bound on either side means always)."""
+    clauses: list[sa.ColumnElement[bool]] = [] if include_superseded else [IS_CURRENT]
+    if valid_at is not None:
+        clauses.append(sa.or_(records.c.valid_from.is_(None), records.c.valid_from <= valid_at))
+        clauses.append(sa.or_(records.c.valid_to.is_(None), records.c.valid_to > valid_at))
     return clauses
 
 

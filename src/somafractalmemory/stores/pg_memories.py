@@ -13,6 +13,7 @@ from somafractalmemory.models import (
 )
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
+    IS_CURRENT,
     IS_MEMORY,
     links,
     outbox,
@@ -28,10 +29,17 @@ MEMORY_COLUMNS = (
     records.c.text,
     records.c.created_at,
     records.c.updated_at,
+    records.c.valid_from,
+    records.c.valid_to,
+    records.c.superseded_by,
+    records.c.superseded_at,
 )
 # The two reads of every search run as plain SQL on the pooled psycopg connection, without
 # SQLAlchemy's execution layer: on two cores that layer costs about 0.5 ms a statement, more
-MEMORY_SQL_COLUMNS = "id, key, payload, memory_type, importance, text, created_at, updated_at"
+MEMORY_SQL_COLUMNS = (
+    "id, key, payload, memory_type, importance, text, created_at, updated_at, "
+    "valid_from, valid_to, superseded_by, superseded_at"
+)
 _MEMORIES_BY_IDS_SQL = (
     f"SELECT {MEMORY_SQL_COLUMNS} FROM records "
     "WHERE tenant_id = %s AND id = ANY(%s) AND namespace_path = ''"
@@ -40,7 +48,8 @@ _MEMORIES_BY_IDS_SQL = (
 
 def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
     """A :class:`Memory` from a row of :data:`MEMORY_SQL_COLUMNS`, in that order."""
-    memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row
+    memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row[:8]
+    valid_from, valid_to, superseded_by, superseded_at = row[8:12]
     return Memory(
         id=memory_id,
         coord=coord,
@@ -50,6 +59,10 @@ def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
         text=text,
         created_at=created_at,
         updated_at=updated_at,
+        valid_from=valid_from,
+        valid_to=valid_to,
+        superseded_by=superseded_by,
+        superseded_at=superseded_at,
     )
 
 
@@ -63,6 +76,10 @@ def memory_from_row(row: Any) -> Memory:
         text=row.text,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+        superseded_by=row.superseded_by,
+        superseded_at=row.superseded_at,
     )
 
 
@@ -88,9 +105,15 @@ class MemoryReads(PostgresBase):
         return {row[0]: memory_from_tuple(row) for row in rows}
 
     def list_memories(
-        self, tenant_id: int, memory_type: MemoryType | None, after_id: int, limit: int
+        self,
+        tenant_id: int,
+        memory_type: MemoryType | None,
+        after_id: int,
+        limit: int,
+        include_superseded: bool = False,
     ) -> list[Memory]:
-        """Up to ``limit`` memories with id greater than ``after_id``, oldest first."""
+        """Up to ``limit`` memories with id greater than ``after_id``, oldest first (current
+        ones only unless ``include_superseded``)."""
         query = (
             sa.select(*MEMORY_COLUMNS)
             .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.id > after_id)
@@ -99,6 +122,8 @@ class MemoryReads(PostgresBase):
         )
         if memory_type is not None:
             query = query.where(records.c.memory_type == memory_type.value)
+        if not include_superseded:
+            query = query.where(IS_CURRENT)
         with self.reading("list_memories") as conn:
             return [memory_from_row(row) for row in conn.execute(query)]
 

@@ -26,6 +26,7 @@ from somafractalmemory.stores.tables import (
     links,
     outbox,
     reconcile_runs,
+    record_history,
     records,
     tenants,
 )
@@ -35,8 +36,9 @@ class UnitOfWork:
     """One PostgreSQL transaction. Rolled back on close unless :meth:`commit` was called;
     only the core services call ``commit``."""
 
-    def __init__(self, store: PostgresBase) -> None:
+    def __init__(self, store: PostgresBase, key_id: int | None = None) -> None:
         self._store = store
+        self._key_id = key_id
         self._conn: Connection | None = None
         self._committed = False
 
@@ -44,6 +46,12 @@ class UnitOfWork:
         with self._store.translated("begin"):
             self._conn = self._store.engine.connect()
             self._conn.begin()
+            if self._key_id is not None:
+                # Read by the history trigger: who made the changes of this transaction.
+                self._conn.execute(
+                    sa.text("SELECT set_config('sfm.api_key_id', :id, true)"),
+                    {"id": str(self._key_id)},
+                )
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -248,6 +256,8 @@ class UnitOfWork:
                 "text": item.text,
                 "importance": item.importance,
                 "client_vector": item.vector,
+                "valid_from": item.valid_from,
+                "valid_to": item.valid_to,
                 **({} if keep_created else {"created_at": item.created_at}),
             }
             for item in items
@@ -259,6 +269,11 @@ class UnitOfWork:
             "importance": insert.excluded.importance,
             "client_vector": insert.excluded.client_vector,
             "updated_at": insert.excluded.updated_at,
+            "valid_from": insert.excluded.valid_from,
+            "valid_to": insert.excluded.valid_to,
+            # A write at a key makes its record current again.
+            "superseded_by": None,
+            "superseded_at": None,
         }
         if not keep_created:
             replaced["created_at"] = insert.excluded.created_at
@@ -278,6 +293,47 @@ class UnitOfWork:
         with self._store.translated("delete_memory"):
             row = self.conn.execute(statement).first()
         return memory_from_row(row) if row else None
+
+    def supersede(
+        self, tenant_id: int, namespace_path: str, keys: Sequence[str], successor: str
+    ) -> None:
+        """Mark the records at ``keys`` superseded by ``successor`` (a key of the same
+        namespace): from now on they leave default search and listing; a fact without an end
+        of validity ends now."""
+        now = sa.func.clock_timestamp()
+        statement = (
+            sa.update(records)
+            .where(
+                records.c.tenant_id == tenant_id,
+                records.c.namespace_path == namespace_path,
+                records.c.key.in_(list(keys)),
+            )
+            .values(
+                superseded_by=successor,
+                superseded_at=now,
+                valid_to=sa.func.coalesce(
+                    records.c.valid_to,
+                    sa.func.greatest(
+                        now, records.c.valid_from + sa.text("interval '1 microsecond'")
+                    ),
+                ),
+            )
+        )
+        with self._store.translated("supersede"):
+            self.conn.execute(statement)
+
+    def purge_history(
+        self, tenant_id: int, namespace_path: str | None, keys: Sequence[str] | None
+    ) -> int:
+        """Delete the history of the records at ``keys`` (every record of the tenant when
+        ``namespace_path`` is None); returns how many versions went."""
+        statement = sa.delete(record_history).where(record_history.c.tenant_id == tenant_id)
+        if namespace_path is not None:
+            statement = statement.where(record_history.c.namespace_path == namespace_path)
+        if keys is not None:
+            statement = statement.where(record_history.c.key.in_(list(keys)))
+        with self._store.translated("purge_history"):
+            return int(self.conn.execute(statement).rowcount)
 
     def upsert_link(
         self,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from somafractalmemory.stores.pg_base import PostgresBase, create_postgres_engine
 from somafractalmemory.stores.pg_graph import GraphReads
+from somafractalmemory.stores.pg_history import HistoryReads
 from somafractalmemory.stores.pg_keyword import KeywordReads
 from somafractalmemory.stores.pg_memories import MemoryReads
 from somafractalmemory.stores.pg_tenants import TenantReads
@@ -18,9 +19,10 @@ from somafractalmemory.stores.pg_writes import UnitOfWork
 __all__ = ["PostgresBase", "PostgresStore", "UnitOfWork", "create_postgres_engine"]
 
 
-class PostgresStore(MemoryReads, KeywordReads, TenantReads, GraphReads):
+class PostgresStore(MemoryReads, KeywordReads, TenantReads, GraphReads, HistoryReads):
     """Typed access to the SFM tables; see the module docstring for error semantics."""
 
-    def unit_of_work(self) -> UnitOfWork:
-        """Begin a write transaction; the caller must ``commit()`` or it is rolled back."""
-        return UnitOfWork(self)
+    def unit_of_work(self, key_id: int | None = None) -> UnitOfWork:
+        """Begin a write transaction; the caller must ``commit()`` or it is rolled back.
+        ``key_id`` names the API key making the change (kept in the history)."""
+        return UnitOfWork(self, key_id)

@@ -67,8 +67,20 @@ def _encode(memory: Memory) -> str:
             "text": memory.text,
             "created_at": memory.created_at.isoformat(),
             "updated_at": memory.updated_at.isoformat(),
+            "valid_from": _iso(memory.valid_from),
+            "valid_to": _iso(memory.valid_to),
+            "superseded_by": memory.superseded_by,
+            "superseded_at": _iso(memory.superseded_at),
         }
     )
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
 
 
 def _encode_item(item: Item) -> str:
@@ -111,6 +123,11 @@ def _decode(raw: bytes) -> Memory:
         text=data["text"],
         created_at=datetime.fromisoformat(data["created_at"]),
         updated_at=datetime.fromisoformat(data["updated_at"]),
+        # Entries cached before history existed have none of these.
+        valid_from=_time(data.get("valid_from")),
+        valid_to=_time(data.get("valid_to")),
+        superseded_by=data.get("superseded_by"),
+        superseded_at=_time(data.get("superseded_at")),
     )
 
 

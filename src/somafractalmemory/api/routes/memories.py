@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from datetime import datetime
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
-from somafractalmemory.core.service import MemoryInput
-from somafractalmemory.models import Memory, MemoryType, SearchQuery, SearchScope
+from somafractalmemory.api.routes.history import version_public
+from somafractalmemory.core.coords import canonical_coord
+from somafractalmemory.core.memory_input import MemoryInput
+from somafractalmemory.models import Memory, MemoryType, SearchQuery, SearchScope, WriteResult
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
 from somafractalmemory.schemas import (
     COORD_DESCRIPTION,
@@ -22,10 +25,12 @@ from somafractalmemory.schemas import (
     MemoryCreate,
     MemoryList,
     MemoryPublic,
+    MemoryWritten,
     SearchRequest,
     SearchResponse,
     SearchResult,
     SearchSignals,
+    SimilarMemory,
 )
 
 ERRORS: dict[int | str, dict[str, object]] = {
@@ -44,27 +49,58 @@ def to_public(memory: Memory) -> MemoryPublic:
         importance=memory.importance,
         created_at=memory.created_at,
         updated_at=memory.updated_at,
+        valid_from=memory.valid_from,
+        valid_to=memory.valid_to,
+        superseded_by=memory.superseded_by,
+        superseded_at=memory.superseded_at,
     )
 
 
+def _outcome(result: WriteResult) -> dict[str, Any]:
+    return {
+        "status": result.status,
+        "duplicate_of": list(result.duplicate_of),
+        "similar": [SimilarMemory(coord=c, score=s) for c, s in result.similar],
+    }
+
+
 def _input(body: MemoryCreate) -> MemoryInput:
-    return MemoryInput(body.coord, body.payload, body.memory_type, body.importance, body.vector)
+    return MemoryInput(
+        body.coord,
+        body.payload,
+        body.memory_type,
+        body.importance,
+        body.vector,
+        valid_from=body.valid_from,
+        valid_to=body.valid_to,
+        supersedes=tuple(body.supersedes),
+        if_absent=body.if_absent,
+        on_duplicate=body.on_duplicate,
+    )
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    response_model=MemoryPublic,
-    responses={200: {"model": MemoryPublic, "description": "Replaced the memory at coord"}},
+    response_model=MemoryWritten,
+    responses={
+        200: {
+            "model": MemoryWritten,
+            "description": "Replaced the memory at coord, or nothing to write (unchanged, skipped)",
+        },
+        409: {"model": ErrorResponse, "description": "if_absent and a memory is there"},
+    },
 )
 def store_memory(body: MemoryCreate, caller: CallerDep) -> Response:
-    """Store a memory (201), or replace the one at the same coordinate (200)."""
+    """Store a memory (201), or replace the one at the same coordinate (200). The answer
+    says what happened (``status``) and names exact and near duplicates."""
     tenant = caller.tenant()
     with collect_timings() as timings:
         result = caller.stack.memories.store(tenant, _input(body))
+    written = MemoryWritten(**to_public(result.memory).model_dump(), **_outcome(result))
     return json_response(
-        to_public(result.memory),
-        status.HTTP_200_OK if result.replaced else status.HTTP_201_CREATED,
+        written,
+        status.HTTP_201_CREATED if result.status == "created" else status.HTTP_200_OK,
         {"Server-Timing": server_timing_header(timings)},
     )
 
@@ -77,8 +113,8 @@ def store_batch(body: BatchCreate, caller: CallerDep) -> Response:
         results = caller.stack.memories.store_batch(tenant, [_input(m) for m in body.memories])
     batch = BatchResponse(
         results=[
-            BatchItemResult(coord=r.memory.coord, status="replaced" if r.replaced else "created")
-            for r in results
+            BatchItemResult(coord=w.coord, **_outcome(r))
+            for w, r in zip(body.memories, results, strict=True)
         ]
     )
     return json_response(
@@ -100,6 +136,8 @@ def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
             filters=body.filters or {},
             created_after=body.created_after,
             created_before=body.created_before,
+            include_superseded=body.include_superseded,
+            valid_at=body.valid_at,
         ),
         expand_links=body.expand_links,
         importance_boost=body.importance_boost,
@@ -119,6 +157,7 @@ def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
                 signals=SearchSignals(
                     vector=h.signals.vector, keyword=h.signals.keyword, link=h.signals.link
                 ),
+                superseded_by=h.memory.superseded_by,
             )
             for h in hits
         ]
@@ -132,21 +171,44 @@ def list_memories(
     memory_type: MemoryType | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
+    include_superseded: bool = False,
 ) -> Response:
-    """List the tenant's memories in storage order, a page at a time."""
+    """List the tenant's memories in storage order, a page at a time (current ones, unless
+    ``include_superseded``)."""
     tenant = caller.tenant()
-    page, next_cursor = caller.stack.memories.list_page(tenant, memory_type, limit, cursor)
+    page, next_cursor = caller.stack.memories.list_page(
+        tenant, memory_type, limit, cursor, include_superseded
+    )
     return json_response(MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor))
 
 
 @router.get("/{coord}", response_model=MemoryPublic)
-def get_memory(coord: Annotated[str, Path(**COORD_PATH)], caller: CallerDep) -> Response:
-    """Read the memory at a coordinate."""
-    return json_response(to_public(caller.stack.memories.get(caller.tenant(), coord)))
+def get_memory(
+    coord: Annotated[str, Path(**COORD_PATH)],
+    caller: CallerDep,
+    as_of: Annotated[
+        datetime | None,
+        Query(description="The version current at this time (RFC 3339), from the history"),
+    ] = None,
+) -> Response:
+    """Read the memory at a coordinate (a superseded one too, marked with its successor),
+    or the version it had at ``as_of`` (404 when there was none then)."""
+    tenant = caller.tenant()
+    if as_of is None:
+        return json_response(to_public(caller.stack.memories.get(tenant, coord)))
+    version, created_at = caller.stack.history.version_at(tenant, "", canonical_coord(coord), as_of)
+    return json_response(version_public(version, created_at))
 
 
 @router.delete("/{coord}", response_model=DeleteResponse)
-def delete_memory(coord: Annotated[str, Path(**COORD_PATH)], caller: CallerDep) -> Response:
-    """Delete the memory at a coordinate from every store."""
-    caller.stack.memories.delete(caller.tenant(), coord)
-    return json_response(DeleteResponse(deleted=True))
+def delete_memory(
+    coord: Annotated[str, Path(**COORD_PATH)],
+    caller: CallerDep,
+    purge: Annotated[
+        bool, Query(description="Also erase every version of it from the history")
+    ] = False,
+) -> Response:
+    """Delete the memory at a coordinate from every store; its history keeps the deleted
+    version unless ``purge``."""
+    purged = caller.stack.memories.delete(caller.tenant(), coord, purge)
+    return json_response(DeleteResponse(deleted=True, purged_versions=purged))

@@ -13,9 +13,10 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.items import ItemService
+from somafractalmemory.core.memory_input import MemoryInput, text_to_embed
 from somafractalmemory.core.portability.export import FORMAT, VERSION
 from somafractalmemory.core.portability.items import ItemLine, SpaceLine, store_item
-from somafractalmemory.core.service import MemoryInput, MemoryService, text_to_embed
+from somafractalmemory.core.service import MemoryService
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import Link, Memory, Tenant
 from somafractalmemory.schemas import LinkCreate, MemoryCreate
