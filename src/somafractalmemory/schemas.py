@@ -191,10 +191,11 @@ class MemoryList(BaseModel):
 
 
 class DeleteResponse(BaseModel):
-    """A delete that reached every store; ``purged_versions``: history erased by a purge."""
+    """A delete that reached every store; ``purged_versions`` (with ``purge=true`` only):
+    how many versions of its history were erased."""
 
     deleted: bool
-    purged_versions: int = 0
+    purged_versions: int | None = None
 
 
 class SearchRequest(_Model):

@@ -191,7 +191,12 @@ def test_batch_is_all_or_nothing(client: TestClient, auth: Headers) -> None:
     ]
     response = client.post("/memories/batch", headers=auth, json={"memories": batch})
     assert response.status_code == 201
-    assert response.json()["results"][0] == {"coord": "0,1", "status": "replaced"}
+    assert response.json()["results"][0] == {
+        "coord": "0,1",
+        "status": "replaced",
+        "duplicate_of": [],
+        "similar": [],
+    }
     assert [r["status"] for r in response.json()["results"][1:]] == ["created"] * 4
 
     bad = [

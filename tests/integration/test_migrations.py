@@ -92,3 +92,49 @@ def test_the_identity_survives_pg_dump_and_restore(old_database: str) -> None:
     finally:
         drop_database(restored)
     assert after == before
+
+
+@pytest.fixture
+def release_06_database(settings: Settings) -> Iterator[str]:
+    """A database at 0.6.0's head (0007) with two memories and an item in ``records``."""
+    dsn = sibling_dsn(settings.postgres_dsn.get_secret_value(), "_m0007")
+    recreate_database(dsn)
+    command.upgrade(alembic_config(_url(dsn)), "0007")
+    scalar(dsn, "INSERT INTO tenants (name) VALUES ('old') RETURNING id")
+    scalar(
+        dsn,
+        "INSERT INTO records (tenant_id, key, memory_type, payload, text, importance, "
+        "updated_at) SELECT id, c, 'episodic', '{}'::jsonb, t, 0.5, "
+        "'2026-01-02T03:04:05Z' FROM tenants, unnest(ARRAY['1,2', '3,4'], "
+        "ARRAY['Maya  lives in PARIS ', 'maya lives in paris']) AS x(c, t) RETURNING id",
+    )
+    scalar(
+        dsn,
+        "INSERT INTO records (tenant_id, namespace, namespace_path, key, payload, text) "
+        "SELECT id, ARRAY['u', 'notes'], 'u.notes', 'k', '{\"text\": \"x\"}'::jsonb, 'x' "
+        "FROM tenants RETURNING id",
+    )
+    yield dsn
+    drop_database(dsn)
+
+
+def test_the_previous_release_gains_history_and_text_hashes(release_06_database: str) -> None:
+    dsn = release_06_database
+    config = alembic_config(_url(dsn))
+    command.upgrade(config, "head")
+    # Every existing record has a first version, recorded when it was last written.
+    assert scalar(dsn, "SELECT count(*) FROM record_history WHERE change = 'created'") == 3
+    recorded = scalar(dsn, "SELECT recorded_at FROM record_history WHERE key = '1,2'")
+    assert recorded.isoformat() == "2026-01-02T03:04:05+00:00"
+    # The same text once case and whitespace are normalised: one hash.
+    assert scalar(dsn, "SELECT count(DISTINCT text_hash) FROM records WHERE key <> 'k'") == 1
+    # The trigger writes the versions of new changes, and a refresh of the expiry writes none.
+    scalar(dsn, "UPDATE records SET payload = '{\"a\": 1}' WHERE key = '3,4' RETURNING id")
+    scalar(dsn, "UPDATE records SET expires_at = now() WHERE key = 'k' RETURNING id")
+    kinds = scalar(dsn, "SELECT string_agg(change, ',' ORDER BY id) FROM record_history")
+    assert kinds == "created,created,created,replaced"
+    command.downgrade(config, "0007")
+    assert scalar(dsn, "SELECT to_regclass('record_history')") is None
+    assert scalar(dsn, "SELECT count(*) FROM records") == 3
+    command.upgrade(config, "head")
+    assert scalar(dsn, "SELECT count(*) FROM record_history") == 3

@@ -9,7 +9,10 @@ from pydantic import BaseModel
 
 
 def json_response(
-    model: BaseModel, status_code: int = 200, headers: Mapping[str, str] | None = None
+    model: BaseModel,
+    status_code: int = 200,
+    headers: Mapping[str, str] | None = None,
+    exclude_none: bool = False,
 ) -> Response:
     """``model`` as a JSON response, dumped once by pydantic.
 
@@ -19,7 +22,7 @@ def json_response(
     declare ``response_model`` for the OpenAPI document only.
     """
     return Response(
-        model.model_dump_json(),
+        model.model_dump_json(exclude_none=exclude_none),
         status_code=status_code,
         media_type="application/json",
         headers=headers,

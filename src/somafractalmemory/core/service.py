@@ -112,6 +112,8 @@ class MemoryService:
         similar = self.duplicates.similar(tenant, vectors, plan)
         coords = [m.coord for m in to_write]
         targets = sorted({t for c in coords for t in plan.supersedes.get(c, ())})
+        if not coords:  # every write skipped: nothing to store
+            return [self.duplicates.result(w.memory.coord, plan, {}, {}, {}) for w in writes]
         known = self.postgres.memory_ids(tenant.id, [*coords, *targets])
         _check_preconditions(writes, plan, known)
 

@@ -17,7 +17,7 @@ from somafractalmemory.stores.tables import (
 
 # than the round trip itself (benchmarks/RESULTS.md). psycopg prepares them after five uses.
 _TENANT_FOR_KEY_SQL = (
-    "SELECT tenants.id, tenants.name FROM tenants JOIN api_keys "
+    "SELECT tenants.id, tenants.name, api_keys.id FROM tenants JOIN api_keys "
     "ON api_keys.tenant_id = tenants.id "
     "WHERE api_keys.key_hash = %s AND api_keys.revoked_at IS NULL"
 )
@@ -31,7 +31,7 @@ class TenantReads(PostgresBase):
         """The tenant owning an unrevoked key with this hash, or None."""
         with self.driver_reading("tenant_for_key") as conn:
             row = conn.execute(_TENANT_FOR_KEY_SQL, (key_hash,)).fetchone()
-        return Tenant(id=row[0], name=row[1]) if row else None
+        return Tenant(id=row[0], name=row[1], key_id=row[2]) if row else None
 
     def list_keys(self) -> list[ApiKeyInfo]:
         """Every key, newest first, without the key material."""

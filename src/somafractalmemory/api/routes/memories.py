@@ -211,4 +211,5 @@ def delete_memory(
     """Delete the memory at a coordinate from every store; its history keeps the deleted
     version unless ``purge``."""
     purged = caller.stack.memories.delete(caller.tenant(), coord, purge)
-    return json_response(DeleteResponse(deleted=True, purged_versions=purged))
+    answer = DeleteResponse(deleted=True, purged_versions=purged if purge else None)
+    return json_response(answer, exclude_none=True)
