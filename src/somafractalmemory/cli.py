@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from somafractalmemory import cli_history
 from somafractalmemory.cli_support import (
     found_or_exit,
     load_settings,
@@ -380,6 +381,9 @@ def embedder_build(
         f"(largest difference from the model on the check texts: "
         f"{info.meta['check_max_abs_diff']:.1e})"
     )
+
+
+cli_history.register(app)
 
 
 def main() -> None:

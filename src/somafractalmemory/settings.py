@@ -120,6 +120,11 @@ class Settings(TracingSettings, EmbeddingSettings):
     items_sweep_interval_seconds: float = Field(
         default=30.0, gt=0, validation_alias="SOMA_ITEMS_SWEEP_INTERVAL_SECONDS"
     )
+    # Versions no longer current for longer than this are swept (with the items' sweep);
+    # unset: history is kept forever.
+    history_retention_days: float | None = Field(
+        default=None, gt=0, validation_alias="SOMA_HISTORY_RETENTION_DAYS"
+    )
 
     @field_validator("milvus_uri")
     @classmethod

@@ -9,8 +9,11 @@ from datetime import UTC, datetime
 import pytest
 from fastapi.testclient import TestClient
 
+from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
-from testkit.stores import tenant_of, vector_ids
+from testkit.server import stack_env
+from testkit.stores import new_tenant, scalar, tenant_of, vector_ids
+from testkit.verdict import run_cli
 
 Headers = dict[str, str]
 MODES = ("vector", "keyword", "hybrid")
@@ -309,3 +312,76 @@ def test_tenants_never_see_each_other_s_history(client: TestClient, make_key) ->
     assert all(c["key"] != "11,1" for c in feed)
     as_of = client.get("/memories/11,1", headers=theirs, params={"as_of": now()})
     assert as_of.status_code == 404
+
+
+def test_purge_tenant_erases_every_record_everywhere(
+    client: TestClient, settings: Settings, stack: Stack
+) -> None:
+    tenant, auth = new_tenant(settings, "purged")
+    other, other_auth = new_tenant(settings, "kept")
+    write(client, auth, "12,1", "to be erased")
+    write(client, auth, "12,1", "to be erased, v2")
+    write(client, auth, "12,2", "also erased")
+    client.delete("/memories/12,2", headers=auth)  # only history is left of it
+    item = {"namespace": ["u"], "key": "k", "value": {"text": "an item to erase"}}
+    assert client.put("/items", headers=auth, json=item).is_success
+    write(client, other_auth, "12,1", "another tenant's memory")
+    memory_id = stack.postgres.memory_ids(tenant.id, ["12,1"])["12,1"]
+
+    refused = run_cli(stack_env(settings), "purge-tenant", "--tenant", tenant.name)
+    assert refused.returncode == 2
+    done = run_cli(stack_env(settings), "purge-tenant", "--tenant", tenant.name, "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "1 memories, 1 items, 7 versions" in done.stdout
+    assert stack.postgres.memory_ids(tenant.id, ["12,1", "12,2"]) == {}
+    assert stack.items.repo.count(tenant.id) == 0
+    assert stack.postgres.versions(tenant.id, "", "12,1", None, 10) == []
+    assert stack.postgres.changes(tenant.id, (0, 0), 10) == []
+    assert vector_ids(stack.milvus, tenant.id, [memory_id]) == set()
+    assert stack.milvus.count(tenant.id, stack.items.index.default_collection) == 0
+    assert client.get("/memories/12,1", headers=auth).status_code == 404  # not from the cache
+    # The other tenant keeps everything; the purged tenant's key still works.
+    assert client.get("/memories/12,1", headers=other_auth).status_code == 200
+    assert client.get("/memories", headers=auth).json()["memories"] == []
+    missing = run_cli(stack_env(settings), "purge-tenant", "--tenant", "nobody", "--yes")
+    assert missing.returncode == 1
+    assert "nobody" in missing.stderr
+    assert other.id != tenant.id
+
+
+def test_history_retention_keeps_current_versions(
+    client: TestClient, auth: Headers, stack: Stack
+) -> None:
+    tenant = tenant_of(stack, auth)
+    for text in ("v1", "v2", "v3"):
+        write(client, auth, "13,1", f"retained {text}")
+    write(client, auth, "13,2", "old and never replaced")
+    write(client, auth, "13,3", "deleted long ago")
+    client.delete("/memories/13,3", headers=auth)
+    scalar(
+        stack.settings.postgres_libpq_dsn,
+        "UPDATE record_history SET recorded_at = recorded_at - interval '10 days' "
+        "WHERE tenant_id = %s AND key IN ('13,2', '13,3') OR (tenant_id = %s AND key = '13,1' "
+        "AND change <> 'replaced') RETURNING 1",
+        tenant.id,
+        tenant.id,
+    )
+    # 13,1: v1 is 10 days old but v2 (its successor) is recent: v1 stays until v2 is old too.
+    assert stack.history.sweep(5) == 2  # 13,3's two versions
+    assert [v.change for v in stack.postgres.versions(tenant.id, "", "13,1", None, 9)] == [
+        "replaced",
+        "replaced",
+        "created",
+    ]
+    assert len(stack.postgres.versions(tenant.id, "", "13,2", None, 9)) == 1  # current: kept
+    assert stack.postgres.versions(tenant.id, "", "13,3", None, 9) == []
+    scalar(
+        stack.settings.postgres_libpq_dsn,
+        "UPDATE record_history SET recorded_at = recorded_at - interval '10 days' "
+        "WHERE tenant_id = %s AND key = '13,1' RETURNING 1",
+        tenant.id,
+    )
+    assert stack.history.sweep(5) == 2  # v1 and v2 of 13,1; v3 is current
+    assert [v.payload for v in stack.postgres.versions(tenant.id, "", "13,1", None, 9)] == [
+        {"text": "retained v3"}
+    ]

@@ -47,6 +47,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             resolved.outbox_interval_seconds,
             resolved.items_sweep_interval_seconds,
             resolved.outbox_grace_seconds,
+            stack.history,
+            resolved.history_retention_days,
         )
         maintainer.start()
         logger.info("SomaFractalMemory %s serving", __version__)

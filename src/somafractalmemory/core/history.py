@@ -77,3 +77,12 @@ class History:
             return [], after or _encode("c:0:0")
         txid, last = rows[-1]
         return [version for _txid, version in rows], _encode(f"c:{txid}:{last.id}")
+
+    def sweep(self, retention_days: float, limit: int = 5000) -> int:
+        """Delete up to ``limit`` versions that stopped being current more than
+        ``retention_days`` ago (a newer version, or the record's deletion, was recorded
+        before then); a record's current version is kept however old. Returns how many."""
+        with self.postgres.unit_of_work() as uow:
+            swept = uow.sweep_history(retention_days, limit)
+            uow.commit()
+        return swept

@@ -245,7 +245,7 @@ class ItemService:
         the item has vectors (then the outbox path runs)."""
         if write.vectors:
             return None
-        with self.postgres.unit_of_work() as uow:
+        with self.postgres.unit_of_work(tenant.key_id) as uow:
             existing = self.repo.lock(uow, tenant.id, write.namespace, write.key)
             if existing is not None and existing[1] is not None:
                 return None
@@ -268,7 +268,7 @@ class ItemService:
             collections = sorted({c for c in (old_collection, new_collection) if c})
             outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, collections)])
             intent.commit()
-        with self.postgres.unit_of_work() as uow:
+        with self.postgres.unit_of_work(tenant.key_id) as uow:
             locked = self.repo.lock(uow, tenant.id, write.namespace, write.key)
             if (locked[0] if locked else item_id) != item_id or (
                 locked is not None and self.collection_of(tenant.id, locked[1]) != old_collection
@@ -302,7 +302,7 @@ class ItemService:
         """Delete the item and its vectors; :class:`NotFoundError` if there is none."""
         check_namespace(namespace)
         check_key(key)
-        with self.postgres.unit_of_work() as intent:
+        with self.postgres.unit_of_work(tenant.key_id) as intent:
             existing = self.repo.lock(intent, tenant.id, namespace, key)
             if existing is None:
                 raise NotFoundError(f"no item {key!r} in namespace {list(namespace)!r}")
@@ -315,7 +315,7 @@ class ItemService:
                 return
             outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, [collection])])
             intent.commit()
-        with self.postgres.unit_of_work() as uow:
+        with self.postgres.unit_of_work(tenant.key_id) as uow:
             locked = self.repo.lock(uow, tenant.id, namespace, key)
             if locked is not None and locked[0] == item_id:
                 vector_ids = self.repo.delete(uow, tenant.id, [item_id])

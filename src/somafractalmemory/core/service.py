@@ -169,34 +169,33 @@ class MemoryService:
         keeps the deleted version unless ``purge``, which erases every version too (also of
         a memory deleted before). Returns how many versions a purge erased."""
         canonical = canonical_coord(coord)
-        memory_id = self.postgres.memory_ids(tenant.id, [canonical]).get(canonical)
-        if memory_id is None:
-            if purge:
-                return self._purge_history(tenant, canonical)
+        removed, purged = self.delete_many(tenant, [canonical], purge)
+        if not removed and not purged:
             raise NotFoundError(f"no memory at coord {canonical!r}")
-        with self.postgres.unit_of_work() as intent:
-            outbox = intent.add_outbox(tenant.id, [(canonical, memory_id)])
-            intent.commit()
-        with self.postgres.unit_of_work(tenant.key_id) as uow:
-            removed = uow.delete_memory(tenant.id, canonical)
-            if removed is not None:
-                self.milvus.delete([removed.id])
-            purged = uow.purge_history(tenant.id, "", [canonical]) if purge else 0
-            uow.commit()
-        self.cache.invalidate(tenant.id, [canonical])
-        self._settle(outbox)
-        if removed is None:
-            raise NotFoundError(f"no memory at coord {canonical!r}")
-        DELETE_SUCCESS.inc()
         return purged
 
-    def _purge_history(self, tenant: Tenant, coord: str) -> int:
+    def delete_many(
+        self, tenant: Tenant, coords: Sequence[str], purge: bool = False
+    ) -> tuple[list[str], int]:
+        """Delete the memories at ``coords`` (canonical) with the outbox protocol; with
+        ``purge`` their history goes too. Returns the coordinates deleted and how many
+        versions were purged."""
+        ids = self.postgres.memory_ids(tenant.id, coords)
+        outbox: list[int] = []
+        if ids:
+            with self.postgres.unit_of_work() as intent:
+                outbox = intent.add_outbox(tenant.id, list(ids.items()))
+                intent.commit()
         with self.postgres.unit_of_work(tenant.key_id) as uow:
-            purged = uow.purge_history(tenant.id, "", [coord])
+            removed = uow.delete_memories(tenant.id, list(ids))
+            self.milvus.delete([memory.id for memory in removed])
+            purged = uow.purge_history(tenant.id, "", coords) if purge else 0
             uow.commit()
-        if not purged:
-            raise NotFoundError(f"no memory at coord {coord!r}")
-        return purged
+        self.cache.invalidate(tenant.id, list(coords))
+        if outbox:
+            self._settle(outbox)
+        DELETE_SUCCESS.inc(len(removed))
+        return [memory.coord for memory in removed], purged
 
     def drain_outbox(self, grace_seconds: float, limit: int = 500) -> int:
         """Bring Milvus in line with PostgreSQL for outbox entries older than the grace

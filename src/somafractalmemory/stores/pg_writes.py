@@ -283,16 +283,18 @@ class UnitOfWork:
         with self._store.translated("upsert_memories"):
             return {row.coord: memory_from_row(row) for row in self.conn.execute(statement, rows)}
 
-    def delete_memory(self, tenant_id: int, coord: str) -> Memory | None:
-        """Delete the tenant's memory at ``coord`` (its links go with it); None if absent."""
+    def delete_memories(self, tenant_id: int, coords: Sequence[str]) -> list[Memory]:
+        """Delete the tenant's memories at ``coords`` (their links go with them); returns
+        those that were there."""
+        if not coords:
+            return []
         statement = (
             sa.delete(records)
-            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key == coord)
+            .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.key.in_(list(coords)))
             .returning(*MEMORY_COLUMNS)
         )
-        with self._store.translated("delete_memory"):
-            row = self.conn.execute(statement).first()
-        return memory_from_row(row) if row else None
+        with self._store.translated("delete_memories"):
+            return [memory_from_row(row) for row in self.conn.execute(statement)]
 
     def supersede(
         self, tenant_id: int, namespace_path: str, keys: Sequence[str], successor: str
@@ -334,6 +336,24 @@ class UnitOfWork:
             statement = statement.where(record_history.c.key.in_(list(keys)))
         with self._store.translated("purge_history"):
             return int(self.conn.execute(statement).rowcount)
+
+    def sweep_history(self, retention_days: float, limit: int) -> int:
+        """Delete up to ``limit`` versions no longer current since before the retention
+        cut-off: a newer version of the key was recorded before it, or the version is a
+        deletion recorded before it."""
+        statement = sa.text(
+            "DELETE FROM record_history WHERE id IN ("
+            "SELECT h.id FROM record_history h "
+            "WHERE h.recorded_at < now() - :keep * interval '1 day' "
+            "AND (h.change = 'deleted' OR EXISTS (SELECT 1 FROM record_history n "
+            "WHERE n.tenant_id = h.tenant_id AND n.namespace_path = h.namespace_path "
+            "AND n.key = h.key AND n.id > h.id "
+            "AND n.recorded_at < now() - :keep * interval '1 day')) "
+            "ORDER BY h.id LIMIT :limit)"
+        )
+        with self._store.translated("sweep_history"):
+            result = self.conn.execute(statement, {"keep": retention_days, "limit": limit})
+        return int(result.rowcount)
 
     def upsert_link(
         self,
