@@ -268,3 +268,51 @@ def test_browse_and_search_items(server: Server, stack: Stack, browser: BrowserC
     expect(rows.first).to_contain_text("prefs")
     shot(page, "8-items-search")
     assert not problems, problems
+
+
+def test_a_memory_shows_its_versions_and_successor(
+    server: Server, stack: Stack, browser: BrowserContext
+) -> None:
+    """A superseded memory's page names its successor (a link to it) and lists its versions,
+    newest first; the successor's page shows its validity."""
+    key, _info = stack.keys.create(f"ui-history-{uuid.uuid4().hex[:12]}")
+    base = random.randint(1, 10**6)
+    old, new = f"8,{base},1", f"8,{base},2"
+    with api(server, key) as sfm:
+        for body in (
+            {"coord": old, "payload": {"text": "Maya lives in Paris"}},
+            {"coord": old, "payload": {"text": "Maya lives in Paris, in Montmartre"}},
+            {
+                "coord": new,
+                "payload": {"text": "Maya moved to Berlin"},
+                "supersedes": [old],
+                "valid_from": "2024-03-01T00:00:00Z",
+            },
+        ):
+            stored = sfm.post("/memories", json=body)
+            assert stored.is_success, stored.text
+    problems: list[str] = []
+    page = browser.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(f"{server.url}/ui/signin")
+    page.fill("#api-key", key)
+    page.click("#signin-button")
+    page.wait_for_url("**/ui")
+    page.goto(f"{server.url}/ui/memory?coord={old}")
+    expect(page.locator("#superseded")).to_be_visible()
+    expect(page.locator("#successor")).to_have_text(new)
+    versions = page.locator("#versions tbody tr")
+    expect(versions).to_have_count(3)
+    expect(versions.nth(0)).to_contain_text("superseded")
+    expect(versions.nth(1)).to_contain_text("replaced")
+    expect(versions.nth(2)).to_contain_text("created")
+    expect(versions.nth(2)).to_contain_text("Maya lives in Paris")
+    expect(page.locator("#versions-status")).to_have_text("3 versions")
+    shot(page, "9-versions")
+    page.locator("#successor a").click()
+    page.wait_for_url(f"**/ui/memory?coord={new.replace(',', '%2C')}")
+    expect(page.locator("#memory-valid")).to_contain_text("→")
+    expect(page.locator("#superseded")).to_be_hidden()
+    expect(page.locator("#versions tbody tr")).to_have_count(1)
+    assert problems == []

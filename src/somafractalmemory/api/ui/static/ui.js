@@ -315,6 +315,46 @@
       : "No linked memories.";
   }
 
+  async function loadVersions(coord) {
+    const status = $("versions-status");
+    const table = $("versions");
+    let found;
+    try {
+      found = await api("GET", `/memories/${encodeURIComponent(coord)}/history`, {
+        params: { limit: 50 },
+      });
+    } catch (exc) {
+      if (exc instanceof ApiError && exc.status === 404) {
+        status.textContent = "No history.";
+        return;
+      }
+      throw exc;
+    }
+    const body = table.tBodies[0];
+    body.replaceChildren();
+    for (const version of found.versions) {
+      const row = el("tr");
+      row.dataset.change = version.change;
+      const successor = el("td");
+      if (version.superseded_by) successor.append(memoryLink(version.superseded_by));
+      const recorded = el("td");
+      recorded.append(when(version.recorded_at));
+      row.append(el("td", version.change), recorded, el("td", summary(version.payload)), successor);
+      body.append(row);
+    }
+    table.hidden = found.versions.length === 0;
+    const more = found.next_cursor ? " (the 50 newest)" : "";
+    status.textContent = `${found.versions.length} ${found.versions.length === 1 ? "version" : "versions"}${more}`;
+  }
+
+  function validity(memory) {
+    if (!memory.valid_from && !memory.valid_to) return el("span", "always", "muted");
+    const span = el("span");
+    span.append(memory.valid_from ? when(memory.valid_from) : el("span", "…"), " → ");
+    span.append(memory.valid_to ? when(memory.valid_to) : el("span", "…"));
+    return span;
+  }
+
   async function loadMemory(coord) {
     const status = $("memory-status");
     let memory;
@@ -324,6 +364,7 @@
       if (exc instanceof ApiError && exc.status === 404) {
         status.textContent = "There is no memory at this coordinate.";
         $("neighbors-card").hidden = true;
+        await loadVersions(coord);
         return;
       }
       throw exc;
@@ -334,11 +375,16 @@
     $("memory-importance").textContent = memory.importance.toFixed(2);
     $("memory-created").replaceChildren(when(memory.created_at));
     $("memory-updated").replaceChildren(when(memory.updated_at));
+    $("memory-valid").replaceChildren(validity(memory));
+    if (memory.superseded_by) {
+      $("successor").replaceChildren(memoryLink(memory.superseded_by));
+      $("superseded").hidden = false;
+    }
     $("payload").textContent = JSON.stringify(memory.payload, null, 2);
     status.textContent = "";
     status.hidden = true;
     $("memory-body").hidden = false;
-    await loadNeighbors(memory.coord);
+    await Promise.all([loadNeighbors(memory.coord), loadVersions(memory.coord)]);
   }
 
   function setupDelete(coord) {
