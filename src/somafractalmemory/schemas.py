@@ -195,7 +195,7 @@ class DeleteResponse(BaseModel):
     how many versions of its history were erased."""
 
     deleted: bool
-    purged_versions: int | None = None
+    purged_versions: int | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
 class SearchRequest(_Model):

@@ -12,7 +12,6 @@ def json_response(
     model: BaseModel,
     status_code: int = 200,
     headers: Mapping[str, str] | None = None,
-    exclude_none: bool = False,
 ) -> Response:
     """``model`` as a JSON response, dumped once by pydantic.
 
@@ -22,7 +21,7 @@ def json_response(
     declare ``response_model`` for the OpenAPI document only.
     """
     return Response(
-        model.model_dump_json(exclude_none=exclude_none),
+        model.model_dump_json(),
         status_code=status_code,
         media_type="application/json",
         headers=headers,

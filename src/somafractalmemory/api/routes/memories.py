@@ -212,4 +212,4 @@ def delete_memory(
     version unless ``purge``."""
     purged = caller.stack.memories.delete(caller.tenant(), coord, purge)
     answer = DeleteResponse(deleted=True, purged_versions=purged if purge else None)
-    return json_response(answer, exclude_none=True)
+    return json_response(answer)
