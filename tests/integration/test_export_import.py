@@ -118,8 +118,15 @@ def populate(client: TestClient, auth: Headers, dimension: int) -> None:
 
 
 def content(records: Records) -> tuple[dict[str, Any], list[str]]:
-    """The header and the lines, ignoring their order."""
-    return records[0], sorted(json.dumps(r, sort_keys=True) for r in records[1:])
+    """The header and the lines but the versions, ignoring their order."""
+    return records[0], sorted(
+        json.dumps(r, sort_keys=True) for r in records[1:] if r["kind"] != "version"
+    )
+
+
+def versions(records: Records) -> set[str]:
+    """The version lines (the history), as comparable text."""
+    return {json.dumps(r, sort_keys=True) for r in records[1:] if r["kind"] == "version"}
 
 
 def updated_ats(stack: Stack, tenant: Tenant) -> dict[str, datetime]:
@@ -154,12 +161,12 @@ def test_round_trip_and_second_import_changes_nothing(
     full = list(export_records(stack.memories, source, with_vectors=True))
     assert plain[0] == {
         "format": FORMAT,
-        "version": 2,
+        "version": 3,
         "embedding_model": stack.embedder.model_name,
         "dimension": stack.embedder.dimension,
         "with_vectors": False,
     }
-    assert [r["kind"] for r in plain[1:]] == ["memory"] * 9 + ["link"] * 4
+    assert [r["kind"] for r in plain[1:]] == ["memory"] * 9 + ["link"] * 4 + ["version"] * 9
     assert all("vector" not in r for r in plain[1:])
     assert all(len(r["vector"]) == stack.embedder.dimension for r in full[1:10])
     assert {r["coord"] for r in plain[1:10]} >= {"0,2.5,-1", "9,9", "7,7"}
@@ -173,10 +180,15 @@ def test_round_trip_and_second_import_changes_nothing(
 
         exported = list(export_records(stack.memories, target, with_vectors=with_vectors))
         assert content(exported) == content(records)  # payloads, created_at, vectors, links
+        # The source's history came along; the import's own writes added a version each.
+        assert report.versions_imported == 9
+        assert versions(records) < versions(exported)
+        assert len(versions(exported)) == 18
 
         before = updated_ats(stack, target)
         again = import_lines(stack.memories, target, lines_of(records))
         assert (again.created, again.replaced, again.unchanged) == (0, 0, 9)
+        assert (again.versions_imported, again.versions_unchanged) == (0, 9)
         assert (again.links_created, again.links_updated, again.links_unchanged) == (0, 0, 4)
         assert updated_ats(stack, target) == before
         assert content(list(export_records(stack.memories, target, with_vectors))) == content(
@@ -263,7 +275,7 @@ def test_a_wrong_header_is_refused(
     for header, expected in (
         ("not json", "not JSON"),
         (json.dumps({"hello": "world"}), "not a SomaFractalMemory export"),
-        (json.dumps({**ours, "version": 3}), "version 3 is not supported"),
+        (json.dumps({**ours, "version": 4}), "version 4 is not supported"),
         (json.dumps({**ours, "dimension": "384"}), re.escape("dimension (an integer)")),
         (json.dumps(other_model), "--reembed"),
     ):
@@ -368,7 +380,7 @@ def test_items_round_trip_with_memories_and_links(
         assert client.put("/items", headers=auth, json=body).status_code == 201, body
     records = list(export_records(stack.memories, source, True, items=stack.items))
     kinds = [r["kind"] for r in records[1:]]
-    assert kinds == ["memory"] * 9 + ["link"] * 4 + ["space"] + ["item"] * 6
+    assert kinds == ["memory"] * 9 + ["link"] * 4 + ["space"] + ["item"] * 6 + ["version"] * 15
 
     target, target_auth = new_tenant(make_key, stack)
     report = import_lines(stack.memories, target, lines_of(records), items=stack.items)

@@ -385,3 +385,33 @@ def test_history_retention_keeps_current_versions(
     assert [v.payload for v in stack.postgres.versions(tenant.id, "", "13,1", None, 9)] == [
         {"text": "retained v3"}
     ]
+
+
+def test_export_and_import_carry_history_and_supersession(
+    client: TestClient, settings: Settings, stack: Stack
+) -> None:
+    from somafractalmemory.core.portability import dump_line, export_records, import_lines
+
+    source, auth = new_tenant(settings, "history-source")
+    write(client, auth, "14,1", "Maya lives in Paris", valid_from="2019-01-01T00:00:00Z")
+    between = now()
+    write(client, auth, "14,2", "Maya moved to Berlin", supersedes=["14,1"])
+    records = list(export_records(stack.memories, source))
+    paris = next(r for r in records if r.get("coord") == "14,1")
+    assert paris["superseded_by"] == "14,2"
+    assert paris["valid_from"] == "2019-01-01T00:00:00+00:00"
+
+    target, target_auth = new_tenant(settings, "history-target")
+    report = import_lines(stack.memories, target, [dump_line(r) for r in records])
+    assert (report.created, report.versions_imported, report.error_count) == (2, 3, 0)
+    imported = client.get("/memories/14,1", headers=target_auth).json()
+    assert imported["superseded_by"] == "14,2"
+    assert imported["valid_from"] == "2019-01-01T00:00:00Z"
+    for mode in MODES:
+        found = search(client, target_auth, "Where does Maya live?", mode=mode)
+        assert [r["coord"] for r in found] == ["14,2"], mode
+    then = client.get("/memories/14,1", headers=target_auth, params={"as_of": between}).json()
+    assert then["payload"]["text"] == "Maya lives in Paris"
+    assert then["superseded_by"] is None
+    again = import_lines(stack.memories, target, [dump_line(r) for r in records])
+    assert (again.unchanged, again.versions_imported, again.versions_unchanged) == (2, 0, 3)

@@ -26,6 +26,7 @@ from collections.abc import Sequence
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.duplicates import DuplicatePlan, Duplicates
 from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.graph import Graph
 from somafractalmemory.core.memory_input import (
     MemoryInput,
     PreparedWrite,
@@ -54,8 +55,6 @@ from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 
 logger = logging.getLogger(__name__)
-
-MAX_GRAPH_NODES = 10_000
 
 
 def encode_cursor(last_id: int) -> str:
@@ -93,6 +92,7 @@ class MemoryService:
         self.embedder = embedder
         self.searcher = Searcher(postgres, milvus, embedder, cache)
         self.duplicates = Duplicates(postgres, milvus)
+        self.graph = Graph(postgres)
 
     # -- writes -----------------------------------------------------------------------------
     def store(self, tenant: Tenant, item: MemoryInput) -> WriteResult:
@@ -146,6 +146,25 @@ class MemoryService:
         return [
             self.duplicates.result(w.memory.coord, plan, similar, stored, current) for w in writes
         ]
+
+    def supersede(self, tenant: Tenant, successor: str, coords: Sequence[str]) -> None:
+        """Mark the memories at ``coords`` superseded by ``successor`` (import applies a
+        file's successors this way, after every memory is in): the outbox protocol, their
+        vectors rewritten with the new state."""
+        ids = self.postgres.memory_ids(tenant.id, coords)
+        if not ids:
+            return
+        with self.postgres.unit_of_work() as intent:
+            outbox = intent.add_outbox(tenant.id, list(ids.items()))
+            intent.commit()
+        with self.postgres.unit_of_work(tenant.key_id) as uow:
+            uow.supersede(tenant.id, "", list(ids), successor)
+            self.write_vectors(
+                tenant.id, list(uow.memories_for_sync(tenant.id, list(ids)).values())
+            )
+            uow.commit()
+        self.cache.invalidate(tenant.id, list(ids))
+        self._settle(outbox)
 
     def _settle(self, outbox_ids: list[int]) -> None:
         """Both stores agree: the outbox entries are done."""
@@ -302,28 +321,7 @@ class MemoryService:
         direction: str = "out",
     ) -> list[Neighbor]:
         """Memories reachable from ``coord`` in up to ``k_hop`` links, nearest first."""
-        start = self._memory_id(tenant, coord, "coord")
-        found: dict[int, tuple[int, str, float]] = {}
-        frontier = [start]
-        for depth in range(1, k_hop + 1):
-            next_frontier: list[int] = []
-            for _node, other, ltype, strength in self.postgres.edges_from(
-                tenant.id, frontier, link_type, direction
-            ):
-                if other == start or other in found:
-                    continue
-                found[other] = (depth, ltype, strength)
-                next_frontier.append(other)
-            frontier = next_frontier
-            if not frontier or len(found) >= MAX_GRAPH_NODES:
-                break
-        ordered = sorted(found.items(), key=lambda kv: (kv[1][0], -kv[1][2], kv[0]))[:limit]
-        coords = self.postgres.coords_for_ids(tenant.id, [node for node, _ in ordered])
-        return [
-            Neighbor(coords[node], ltype, strength, depth)
-            for node, (depth, ltype, strength) in ordered
-            if node in coords
-        ]
+        return self.graph.neighbors(tenant, coord, k_hop, limit, link_type, direction)
 
     def path(
         self,
@@ -335,38 +333,7 @@ class MemoryService:
         direction: str = "out",
     ) -> list[str]:
         """The coordinates of a shortest path of links, or :class:`NotFoundError`."""
-        start = self._memory_id(tenant, from_coord, "from_coord")
-        goal = self._memory_id(tenant, to_coord, "to_coord")
-        parents: dict[int, int] = {start: start}
-        frontier = [start]
-        for _ in range(max_length):
-            if goal in parents or not frontier:
-                break
-            next_frontier: list[int] = []
-            for node, other, _ltype, _strength in self.postgres.edges_from(
-                tenant.id, frontier, link_type, direction
-            ):
-                if other not in parents:
-                    parents[other] = node
-                    next_frontier.append(other)
-            frontier = next_frontier
-            if len(parents) >= MAX_GRAPH_NODES:
-                break
-        if goal not in parents:
-            raise NotFoundError(f"no path of at most {max_length} links")
-        chain = [goal]
-        while chain[-1] != start:
-            chain.append(parents[chain[-1]])
-        chain.reverse()
-        coords = self.postgres.coords_for_ids(tenant.id, chain)
-        return [coords[node] for node in chain]
-
-    def _memory_id(self, tenant: Tenant, coord: str, field: str) -> int:
-        canonical = canonical_coord(coord, field)
-        ids = self.postgres.memory_ids(tenant.id, [canonical])
-        if canonical not in ids:
-            raise NotFoundError(f"{field}: no memory at coord {canonical!r}")
-        return ids[canonical]
+        return self.graph.path(tenant, from_coord, to_coord, max_length, link_type, direction)
 
     def stats(self, tenant: Tenant) -> TenantStats:
         """Counts for the tenant; raises when Milvus cannot say how many vectors it holds."""

@@ -51,11 +51,16 @@ class HistoryReads(PostgresBase):
                 record_history.c.namespace_path == namespace_path,
                 record_history.c.key == key,
             )
-            .order_by(record_history.c.id.desc())
+            .order_by(record_history.c.recorded_at.desc(), record_history.c.id.desc())
             .limit(limit)
         )
         if before_id is not None:
-            query = query.where(record_history.c.id < before_id)
+            query = query.where(
+                sa.text(
+                    "(record_history.recorded_at, record_history.id) < "
+                    "(SELECT recorded_at, id FROM record_history WHERE id = :before)"
+                ).bindparams(before=before_id)
+            )
         with self.reading("versions") as conn:
             return [version_from_row(row) for row in conn.execute(query)]
 
@@ -73,7 +78,7 @@ class HistoryReads(PostgresBase):
                 record_history.c.key == key,
                 record_history.c.recorded_at <= as_of,
             )
-            .order_by(record_history.c.id.desc())
+            .order_by(record_history.c.recorded_at.desc(), record_history.c.id.desc())
             .limit(1)
         )
         with self.reading("version_at") as conn:
@@ -106,6 +111,18 @@ class HistoryReads(PostgresBase):
         )
         with self.reading("changes") as conn:
             return [(int(row.txid), version_from_row(row)) for row in conn.execute(query)]
+
+    def history_page(self, tenant_id: int, after_id: int, limit: int) -> list[RecordVersion]:
+        """Up to ``limit`` of the tenant's versions with id greater than ``after_id``, by id
+        (for export)."""
+        query = (
+            sa.select(record_history)
+            .where(record_history.c.tenant_id == tenant_id, record_history.c.id > after_id)
+            .order_by(record_history.c.id)
+            .limit(limit)
+        )
+        with self.reading("history_page") as conn:
+            return [version_from_row(row) for row in conn.execute(query)]
 
     def exact_duplicates(
         self, tenant_id: int, namespace_path: str, texts: Sequence[str]

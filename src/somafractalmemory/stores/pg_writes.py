@@ -3,6 +3,7 @@ and only the core services commit it."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -337,6 +338,33 @@ class UnitOfWork:
         with self._store.translated("purge_history"):
             return int(self.conn.execute(statement).rowcount)
 
+    def insert_versions(self, tenant_id: int, rows: Sequence[dict[str, Any]]) -> int:
+        """Add imported versions to the tenant's history, each unless a version of the same
+        key, change and recording time is there; returns how many were added."""
+        statement = sa.text(
+            "INSERT INTO record_history (tenant_id, record_id, namespace_path, key, change, "
+            "namespace, payload, memory_type, importance, text, valid_from, valid_to, "
+            "superseded_by, recorded_at) "
+            "SELECT :tenant, coalesce((SELECT id FROM records r WHERE r.tenant_id = :tenant "
+            "AND r.namespace_path = :path AND r.key = :key), 0), :path, :key, :change, "
+            "CAST(:namespace AS text[]), CAST(:payload AS jsonb), :memory_type, :importance, "
+            ":text, :valid_from, :valid_to, :superseded_by, :recorded_at "
+            "WHERE NOT EXISTS (SELECT 1 FROM record_history h WHERE h.tenant_id = :tenant "
+            "AND h.namespace_path = :path AND h.key = :key AND h.change = :change "
+            "AND h.recorded_at = :recorded_at)"
+        )
+        added = 0
+        with self._store.translated("insert_versions"):
+            for row in rows:
+                params = {
+                    **row,
+                    "tenant": tenant_id,
+                    "path": ".".join(row["namespace"]),
+                    "payload": json.dumps(row["payload"]),
+                }
+                added += int(self.conn.execute(statement, params).rowcount)
+        return added
+
     def sweep_history(self, retention_days: float, limit: int) -> int:
         """Delete up to ``limit`` versions no longer current since before the retention
         cut-off: a newer version of the key was recorded before it, or the version is a
@@ -347,7 +375,7 @@ class UnitOfWork:
             "WHERE h.recorded_at < now() - :keep * interval '1 day' "
             "AND (h.change = 'deleted' OR EXISTS (SELECT 1 FROM record_history n "
             "WHERE n.tenant_id = h.tenant_id AND n.namespace_path = h.namespace_path "
-            "AND n.key = h.key AND n.id > h.id "
+            "AND n.key = h.key AND (n.recorded_at, n.id) > (h.recorded_at, h.id) "
             "AND n.recorded_at < now() - :keep * interval '1 day')) "
             "ORDER BY h.id LIMIT :limit)"
         )

@@ -24,11 +24,10 @@ from somafractalmemory.core.portability.export import (
 from somafractalmemory.core.portability.importer import (
     IMPORT_BATCH,
     Importer,
-    ImportReport,
-    LineError,
     import_lines,
     tenant_for_import,
 )
+from somafractalmemory.core.portability.lines import ImportReport, LineError
 
 __all__ = [
     "FORMAT",

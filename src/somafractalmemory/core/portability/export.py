@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from somafractalmemory.core.items import ItemService
+from somafractalmemory.core.portability.history import version_records
 from somafractalmemory.core.portability.items import item_records
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.models import Memory, Tenant
@@ -17,7 +18,9 @@ from somafractalmemory.models import Memory, Tenant
 logger = logging.getLogger(__name__)
 
 FORMAT = "somafractalmemory-export"
-VERSION = 2  # 2: spaces and items after the links; version 1 files still import
+# 2: spaces and items after the links; 3: validity and successor on memory lines, then the
+# history's versions. Older files still import.
+VERSION = 3
 PAGE_SIZE = 500
 
 
@@ -84,6 +87,7 @@ def export_records(
         after = links[-1][0]
     if items is not None:
         yield from item_records(items, tenant, page_size)
+    yield from version_records(service.postgres, tenant, page_size)
 
 
 def _memory_record(memory: Memory) -> dict[str, Any]:
@@ -94,6 +98,12 @@ def _memory_record(memory: Memory) -> dict[str, Any]:
         "memory_type": memory.memory_type.value,
         "importance": memory.importance,
         "created_at": _timestamp(memory.created_at),
+        **{
+            name: _timestamp(value)
+            for name, value in (("valid_from", memory.valid_from), ("valid_to", memory.valid_to))
+            if value is not None
+        },
+        **({"superseded_by": memory.superseded_by} if memory.superseded_by else {}),
     }
 
 

@@ -5,101 +5,30 @@ from __future__ import annotations
 import json
 from array import array
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any, Literal
+from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import ValidationError
 
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.memory_input import MemoryInput, text_to_embed
 from somafractalmemory.core.portability.export import FORMAT, VERSION
+from somafractalmemory.core.portability.history import VersionImport, VersionLine
 from somafractalmemory.core.portability.items import ItemLine, SpaceLine, store_item
+from somafractalmemory.core.portability.lines import (
+    MAX_KEPT_ERRORS,
+    ImportReport,
+    LineError,
+    LinkLine,
+    MemoryLine,
+)
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import Link, Memory, Tenant
-from somafractalmemory.schemas import LinkCreate, MemoryCreate
 
 IMPORT_BATCH = 200
-READABLE_VERSIONS = (1, VERSION)
-MAX_KEPT_ERRORS = 1000
-
-
-class MemoryLine(MemoryCreate):
-    """A memory line: the fields of ``POST /memories`` plus ``kind`` and ``created_at``.
-    Unknown fields are ignored, so files from a newer version-1 writer still import."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    kind: Literal["memory"]
-    # Checked by canonical_coord, which accepts every spelling the service stores.
-    coord: str = Field(max_length=1024)
-    created_at: datetime | None = None
-
-    @field_validator("created_at")
-    @classmethod
-    def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("must carry a time zone, e.g. 2026-01-31T12:00:00+00:00")
-        return value
-
-
-class LinkLine(LinkCreate):
-    """A link line: the fields of ``POST /graph/link`` plus ``kind``."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    kind: Literal["link"]
-    from_coord: str = Field(max_length=1024)
-    to_coord: str = Field(max_length=1024)
-
-
-@dataclass(frozen=True)
-class LineError:
-    """A line of the file that was not imported, and why."""
-
-    line: int
-    message: str
-
-    def __str__(self) -> str:
-        return f"line {self.line}: {self.message}"
-
-
-@dataclass
-class ImportReport:
-    """What an import did. ``errors`` keeps the first :data:`MAX_KEPT_ERRORS` bad lines;
-    ``error_count`` counts them all."""
-
-    created: int = 0
-    replaced: int = 0
-    unchanged: int = 0
-    links_created: int = 0
-    links_updated: int = 0
-    links_unchanged: int = 0
-    items_created: int = 0
-    items_replaced: int = 0
-    items_unchanged: int = 0
-    spaces_created: int = 0
-    error_count: int = 0
-    errors: list[LineError] = field(default_factory=list)
-    vectors_used: bool = True
-
-    @property
-    def failed(self) -> bool:
-        """Whether any line was not imported."""
-        return self.error_count > 0
-
-    def summary(self) -> str:
-        """One line for people."""
-        return (
-            f"memories: {self.created} created, {self.replaced} replaced, "
-            f"{self.unchanged} unchanged; links: {self.links_created} created, "
-            f"{self.links_updated} updated, {self.links_unchanged} unchanged; "
-            f"items: {self.items_created} created, {self.items_replaced} replaced, "
-            f"{self.items_unchanged} unchanged; spaces: {self.spaces_created} created; "
-            f"errors: {self.error_count}"
-        )
+READABLE_VERSIONS = (1, 2, VERSION)
 
 
 @dataclass(frozen=True)
@@ -174,6 +103,8 @@ class Importer:
         self._use_vectors = not reembed
         self._memories: list[_Pending] = []
         self._links: list[tuple[int, Link]] = []
+        self._superseded: dict[str, list[str]] = {}
+        self._versions = VersionImport(service.postgres, tenant)
 
     def run(self, lines: Iterable[str | bytes]) -> ImportReport:
         """Import ``lines`` (the file's lines, header first) and return the report."""
@@ -186,6 +117,11 @@ class Importer:
             self._take(number, raw)
         self._flush_memories()
         self._flush_links()
+        for successor, coords in self._superseded.items():
+            self.service.supersede(self.tenant, successor, coords)
+        self._versions.flush()
+        self.report.versions_imported = self._versions.imported
+        self.report.versions_unchanged = self._versions.unchanged
         return self.report
 
     # -- lines ------------------------------------------------------------------------------
@@ -259,12 +195,18 @@ class Importer:
             self._take_memory(number, record)
         elif kind == "link":
             self._take_link(number, record)
+        elif kind == "version":
+            self._take_version(number, record)
         elif kind in ("item", "space") and self.items is not None:
             self._flush_memories()
             self._flush_links()
             self._take_item(number, record, self.items)
         else:
-            expected = "'memory', 'link', 'space' or 'item'" if self.items else "'memory' or 'link'"
+            expected = (
+                "'memory', 'link', 'space', 'item' or 'version'"
+                if self.items
+                else "'memory', 'link' or 'version'"
+            )
             self._error(number, f"unknown kind {kind!r} (expected {expected})")
 
     def _take_item(self, number: int, record: dict[str, Any], items: ItemService) -> None:
@@ -291,6 +233,14 @@ class Importer:
         else:
             self.report.items_unchanged += 1
 
+    def _take_version(self, number: int, record: dict[str, Any]) -> None:
+        try:
+            self._versions.add(VersionLine.model_validate(record))
+        except ValidationError as exc:
+            self._error(number, _validation_message(exc))
+        except InvalidInputError as exc:
+            self._error(number, exc.detail)
+
     def _take_memory(self, number: int, record: dict[str, Any]) -> None:
         try:
             line = MemoryLine.model_validate(record)
@@ -311,8 +261,22 @@ class Importer:
         if any(p.item.coord == coord for p in self._memories):
             self._flush_memories()  # the same coordinate again: the later line wins
         item = MemoryInput(
-            coord, line.payload, line.memory_type, line.importance, vector, line.created_at
+            coord,
+            line.payload,
+            line.memory_type,
+            line.importance,
+            vector,
+            line.created_at,
+            valid_from=line.valid_from,
+            valid_to=line.valid_to,
         )
+        if line.superseded_by is not None:
+            try:
+                successor = canonical_coord(line.superseded_by, "superseded_by")
+            except InvalidInputError as exc:
+                self._error(number, exc.detail)
+                return
+            self._superseded.setdefault(successor, []).append(coord)
         self._memories.append(_Pending(number, item))
         if len(self._memories) >= self.batch_size:
             self._flush_memories()
@@ -368,6 +332,7 @@ class Importer:
             memory.memory_type == item.memory_type
             and memory.importance == item.importance
             and (item.created_at is None or memory.created_at == item.created_at)
+            and (memory.valid_from, memory.valid_to) == (item.valid_from, item.valid_to)
             and _canonical_json(memory.payload) == _canonical_json(item.payload)
             and (
                 item.vector is None
