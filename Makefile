@@ -25,7 +25,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-langgraph lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-contract test-langgraph lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -104,6 +104,14 @@ test: services ## set up the test stack and run every test with coverage
 
 test-unit: install ## the unit tests only (tests/unit: no store needed, seconds)
 	$(PY) -m pytest -p no:cacheprovider -q tests/unit $(PYTEST_ARGS)
+
+# make test-contract: the OpenAPI contract tests with a random seed (printed, so a failure can
+# be replayed with SFM_CONTRACT_SEED=<seed>); make test runs them with fixed examples.
+test-contract: services ## the schemathesis contract tests, randomized (valid and invalid inputs)
+	$(TEST_ENV) $(PY) scripts/ensure_database.py
+	@seed=$${SFM_CONTRACT_SEED:-$$(od -An -N4 -tu4 /dev/urandom | tr -d ' ')}; \
+	echo "SFM_CONTRACT_SEED=$$seed"; \
+	$(TEST_ENV) SFM_CONTRACT_SEED=$$seed $(PY) -m pytest -p no:cacheprovider -q tests/contract $(PYTEST_ARGS)
 
 # make test-langgraph: LangGraph's own store tests, on a database, collection and Redis db of
 # their own (scripts/langgraph_tests.py fetches the pinned sdists into .cache/).

@@ -110,3 +110,14 @@ def test_deep_payload_is_refused(client: TestClient, auth: Headers) -> None:
     response = client.post("/memories", headers=auth, json={"coord": "1,2", "payload": payload})
     assert response.status_code == 422
     assert "nesting" in response.json()["detail"]
+
+
+def test_an_unknown_query_parameter_is_named(client: TestClient, auth: dict[str, str]) -> None:
+    """A misspelt option is refused, not silently ignored."""
+    for path in ("/memories?include_superseeded=true", "/changes?aftr=x", "/stats?x=1"):
+        response = client.get(path, headers=auth)
+        assert response.status_code == 422, path
+        name = path.split("?")[1].split("=")[0]
+        assert response.json()["detail"].startswith(f"{name}: unknown query parameter"), path
+    listed = client.get("/memories?include_superseded=true&limit=5", headers=auth)
+    assert listed.status_code == 200

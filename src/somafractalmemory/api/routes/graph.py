@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query, status
 
 from somafractalmemory.api.deps import ServiceDep, TenantDep
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.models import Link
 from somafractalmemory.schemas import (
     COORD_DESCRIPTION,
@@ -23,7 +24,7 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 503)
 }
 COORD_QUERY = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
-router = APIRouter(prefix="/graph", tags=["graph"], responses=ERRORS)
+router = APIRouter(prefix="/graph", tags=["graph"], responses=ERRORS, route_class=StrictQueryRoute)
 Direction = Literal["out", "in", "both"]
 
 

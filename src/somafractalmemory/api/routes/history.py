@@ -9,6 +9,7 @@ from fastapi import APIRouter, Path, Query, Response
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.item_paths import check_key, check_namespace
 from somafractalmemory.history_schemas import (
@@ -24,7 +25,7 @@ from somafractalmemory.stores.items_sql import namespace_path
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 503)
 }
-router = APIRouter(tags=["history"], responses=ERRORS)
+router = APIRouter(tags=["history"], responses=ERRORS, route_class=StrictQueryRoute)
 COORD_PATH = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
 CursorQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")]
 LimitQuery = Annotated[int, Query(ge=1, le=1000)]

@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Response, status
 
 from somafractalmemory.api.deps import StackDep, TenantDep
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.item_schemas import (
     MAX_ITEM_LIMIT,
@@ -29,7 +30,7 @@ from somafractalmemory.schemas import ErrorResponse
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)
 }
-router = APIRouter(tags=["items"], responses=ERRORS)
+router = APIRouter(tags=["items"], responses=ERRORS, route_class=StrictQueryRoute)
 
 LabelsQuery = Annotated[list[str], Query(max_length=10)]
 

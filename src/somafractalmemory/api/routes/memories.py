@@ -10,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Response, status
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
 from somafractalmemory.api.routes.history import version_public
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.memory_input import MemoryInput
 from somafractalmemory.models import Memory, MemoryType, SearchQuery, SearchScope, WriteResult
@@ -37,7 +38,9 @@ ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)
 }
 COORD_PATH = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
-router = APIRouter(prefix="/memories", tags=["memories"], responses=ERRORS)
+router = APIRouter(
+    prefix="/memories", tags=["memories"], responses=ERRORS, route_class=StrictQueryRoute
+)
 
 
 def to_public(memory: Memory) -> MemoryPublic:

@@ -10,12 +10,13 @@ from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from somafractalmemory.api.deps import StackDep, TenantDep
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.health import check_parts
 from somafractalmemory.observability.metrics import REGISTRY
 from somafractalmemory.schemas import ErrorResponse, HealthResponse, StatsResponse
 from somafractalmemory.stack import Stack
 
-router = APIRouter(tags=["operations"])
+router = APIRouter(tags=["operations"], route_class=StrictQueryRoute)
 
 
 @router.get("/stats", responses={401: {"model": ErrorResponse}, 503: {"model": ErrorResponse}})

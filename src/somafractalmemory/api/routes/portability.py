@@ -9,13 +9,14 @@ from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from somafractalmemory.api.deps import ServiceDep, StackDep, TenantDep
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.portability import export_lines
 from somafractalmemory.schemas import ErrorResponse
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (401, 422, 503)
 }
-router = APIRouter(tags=["portability"], responses=ERRORS)
+router = APIRouter(tags=["portability"], responses=ERRORS, route_class=StrictQueryRoute)
 NDJSON = "application/x-ndjson"
 
 
