@@ -1,9 +1,4 @@
-"""Namespaced items (LangGraph-style), their vectors, embedding spaces, the item outbox.
-
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-25
-"""
+"""Namespaced items (LangGraph-style), their vectors, embedding spaces, the item outbox."""
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +6,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

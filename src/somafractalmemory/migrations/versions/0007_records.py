@@ -14,10 +14,6 @@ old id: ``record_moves`` lists (old item id, record id) for every moved item, an
 ``record_vectors`` before the service starts; ``validate-infra`` refuses to serve while any
 move is pending. See docs/technical-manual/records.md. The downgrade splits the table again,
 the items keeping their record ids.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
@@ -26,8 +22,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:
