@@ -19,6 +19,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
+from somafractalmemory import schemas
 from somafractalmemory.client.errors import (
     ConnectionFailed,
     ServerError,
@@ -26,19 +27,6 @@ from somafractalmemory.client.errors import (
     error_for,
 )
 from somafractalmemory.models import MemoryType
-from somafractalmemory.schemas import (
-    BatchResponse,
-    DeleteResponse,
-    HealthResponse,
-    LinkPublic,
-    MemoryCreate,
-    MemoryList,
-    MemoryPublic,
-    NeighborsResponse,
-    PathResponse,
-    SearchResponse,
-    StatsResponse,
-)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -153,14 +141,14 @@ def _reader(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: parse(model, response)
 
 
-def _health(response: httpx.Response) -> HealthResponse:
+def _health(response: httpx.Response) -> schemas.HealthResponse:
     # 503 carries the same body naming each failed part: it is an answer, not an error.
     if response.status_code == 503:
         try:
-            return HealthResponse.model_validate_json(response.content)
+            return schemas.HealthResponse.model_validate_json(response.content)
         except ValidationError:
             pass  # not SFM's health body (a proxy's 503, say): report it as the error it is
-    return parse(HealthResponse, response)
+    return parse(schemas.HealthResponse, response)
 
 
 def _present(**values: Any) -> dict[str, Any]:
@@ -178,7 +166,7 @@ def store(
     memory_type: MemoryTypeArg = "episodic",
     importance: float = 0.5,
     **extra: Any,
-) -> Call[MemoryPublic]:
+) -> Call[schemas.MemoryPublic]:
     """Store a memory at ``coord``, replacing the one already there (``POST /memories``).
 
     The text embedded is ``payload["text"]``, else the payload as JSON. ``extra`` keys go
@@ -191,43 +179,53 @@ def store(
         "importance": importance,
         **extra,
     }
-    return Call("POST", "/memories", _reader(MemoryPublic), Retry.WRITE, body=body)
+    return Call("POST", "/memories", _reader(schemas.MemoryPublic), Retry.WRITE, body=body)
 
 
-def store_batch(memories: Sequence[MemoryCreate | Mapping[str, Any]]) -> Call[BatchResponse]:
+def store_batch(
+    memories: Sequence[schemas.MemoryCreate | Mapping[str, Any]],
+) -> Call[schemas.BatchResponse]:
     """Store up to 1,000 memories as one unit: all of them or none."""
     items = [m.model_dump(mode="json") if isinstance(m, BaseModel) else dict(m) for m in memories]
     return Call(
-        "POST", "/memories/batch", _reader(BatchResponse), Retry.WRITE, body={"memories": items}
+        "POST",
+        "/memories/batch",
+        _reader(schemas.BatchResponse),
+        Retry.WRITE,
+        body={"memories": items},
     )
 
 
-def get(coord: str) -> Call[MemoryPublic]:
+def get(coord: str) -> Call[schemas.MemoryPublic]:
     """The memory at ``coord``; :class:`NotFound` if there is none."""
-    return Call("GET", f"/memories/{coord_path(coord)}", _reader(MemoryPublic), Retry.READ)
+    return Call("GET", f"/memories/{coord_path(coord)}", _reader(schemas.MemoryPublic), Retry.READ)
 
 
-def delete(coord: str) -> Call[DeleteResponse]:
+def delete(coord: str) -> Call[schemas.DeleteResponse]:
     """Delete the memory at ``coord`` (and its links); :class:`NotFound` if there is none."""
-    return Call("DELETE", f"/memories/{coord_path(coord)}", _reader(DeleteResponse), Retry.WRITE)
+    return Call(
+        "DELETE", f"/memories/{coord_path(coord)}", _reader(schemas.DeleteResponse), Retry.WRITE
+    )
 
 
 def list_page(
     memory_type: MemoryTypeArg | None = None, limit: int = 100, cursor: str | None = None
-) -> Call[MemoryList]:
+) -> Call[schemas.MemoryList]:
     """One page of memories in storage order; pass ``next_cursor`` back for the next."""
     params = _present(memory_type=_enum_value(memory_type), limit=limit, cursor=cursor)
-    return Call("GET", "/memories", _reader(MemoryList), Retry.READ, params=params)
+    return Call("GET", "/memories", _reader(schemas.MemoryList), Retry.READ, params=params)
 
 
 def iter_memories(
     memory_type: MemoryTypeArg | None = None, page_size: int = 100
-) -> Call[MemoryList]:
+) -> Call[schemas.MemoryList]:
     """Every memory of the tenant, fetching pages of ``page_size`` as it goes."""
     return list_page(memory_type, page_size)
 
 
-def next_page(call: Call[MemoryList], page: MemoryList) -> Call[MemoryList] | None:
+def next_page(
+    call: Call[schemas.MemoryList], page: schemas.MemoryList
+) -> Call[schemas.MemoryList] | None:
     """The call for the page after ``page`` (answered to ``call``); None after the last."""
     if page.next_cursor is None:
         return None
@@ -240,7 +238,7 @@ def search(
     memory_type: MemoryTypeArg | None = None,
     filters: Mapping[str, Any] | None = None,
     **extra: Any,
-) -> Call[SearchResponse]:
+) -> Call[schemas.SearchResponse]:
     """Recall memories by meaning, best first.
 
     ``filters`` are top-level payload fields that must match. ``extra`` keys go into the
@@ -254,7 +252,7 @@ def search(
         filters=dict(filters) if filters is not None else None,
     )
     body.update(extra)
-    return Call("POST", "/memories/search", _reader(SearchResponse), Retry.READ, body=body)
+    return Call("POST", "/memories/search", _reader(schemas.SearchResponse), Retry.READ, body=body)
 
 
 def link(
@@ -263,7 +261,7 @@ def link(
     link_type: str = "related",
     strength: float = 1.0,
     metadata: Mapping[str, Any] | None = None,
-) -> Call[LinkPublic]:
+) -> Call[schemas.LinkPublic]:
     """Link two existing memories; linking again updates strength and metadata."""
     body = {
         "from_coord": from_coord,
@@ -272,7 +270,7 @@ def link(
         "strength": strength,
         "metadata": dict(metadata or {}),
     }
-    return Call("POST", "/graph/link", _reader(LinkPublic), Retry.WRITE, body=body)
+    return Call("POST", "/graph/link", _reader(schemas.LinkPublic), Retry.WRITE, body=body)
 
 
 def neighbors(
@@ -281,12 +279,14 @@ def neighbors(
     limit: int = 100,
     link_type: str | None = None,
     direction: Direction = "out",
-) -> Call[NeighborsResponse]:
+) -> Call[schemas.NeighborsResponse]:
     """Memories up to ``k_hop`` links away (``direction``: out, in or both), nearest first."""
     params = _present(
         coord=coord, k_hop=k_hop, limit=limit, link_type=link_type, direction=direction
     )
-    return Call("GET", "/graph/neighbors", _reader(NeighborsResponse), Retry.READ, params=params)
+    return Call(
+        "GET", "/graph/neighbors", _reader(schemas.NeighborsResponse), Retry.READ, params=params
+    )
 
 
 def path(
@@ -295,7 +295,7 @@ def path(
     max_length: int = 5,
     link_type: str | None = None,
     direction: Direction = "out",
-) -> Call[PathResponse]:
+) -> Call[schemas.PathResponse]:
     """A shortest path of links; :class:`NotFound` when there is none."""
     params = _present(
         from_coord=from_coord,
@@ -304,19 +304,19 @@ def path(
         link_type=link_type,
         direction=direction,
     )
-    return Call("GET", "/graph/path", _reader(PathResponse), Retry.READ, params=params)
+    return Call("GET", "/graph/path", _reader(schemas.PathResponse), Retry.READ, params=params)
 
 
-def stats() -> Call[StatsResponse]:
+def stats() -> Call[schemas.StatsResponse]:
     """Counts for the key's tenant."""
-    return Call("GET", "/stats", _reader(StatsResponse), Retry.READ)
+    return Call("GET", "/stats", _reader(schemas.StatsResponse), Retry.READ)
 
 
-def health() -> Call[HealthResponse]:
+def health() -> Call[schemas.HealthResponse]:
     """Each store's state; returned for 200 and 503 alike (check ``status``)."""
     return Call("GET", "/healthz", _health, Retry.PROBE)
 
 
-def ready() -> Call[HealthResponse]:
+def ready() -> Call[schemas.HealthResponse]:
     """Readiness (PostgreSQL and Milvus); returned for 200 and 503 alike."""
     return Call("GET", "/readyz", _health, Retry.PROBE)
