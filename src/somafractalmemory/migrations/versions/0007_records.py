@@ -16,12 +16,28 @@ move is pending. See docs/technical-manual/records.md. The downgrade splits the 
 the items keeping their record ids.
 """
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0007"
 down_revision = "0006"
+
+
+# This migration's own column helpers (a migration imports nothing that may change later).
+def _owned_by(table: str, column: str) -> sa.Column[int]:
+    """A NOT NULL reference to ``table``; the row goes when the row it references does."""
+    fk = sa.ForeignKey(f"{table}.id", ondelete="CASCADE")
+    return sa.Column(column, sa.BigInteger, fk, nullable=False)
+
+
+def _now(column: str) -> sa.Column[datetime]:
+    """A NOT NULL timestamp with time zone, the transaction's time by default."""
+    return sa.Column(
+        column, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
 
 
 def upgrade() -> None:
@@ -151,23 +167,14 @@ def downgrade() -> None:
     op.create_table(
         "items",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
         sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
         sa.Column("key", sa.Text, nullable=False),
         sa.Column("value", postgresql.JSONB, nullable=False),
         sa.Column("space", sa.Text, nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
+        _now("updated_at"),
         sa.Column("ttl_minutes", sa.Float, nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("tenant_id", "namespace_path", "key", name="uq_items_tenant_ns_key"),
@@ -197,17 +204,10 @@ def downgrade() -> None:
     op.create_table(
         "item_outbox",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("item_id", sa.BigInteger, nullable=False),
         sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
     )
     op.create_index("ix_item_outbox_created", "item_outbox", ["created_at"])
     op.execute(
