@@ -36,11 +36,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Generator, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 from langgraph.store.base import (
     BaseStore,
+    Embeddings,
     GetOp,
     IndexConfig,
     Item,
@@ -67,16 +69,59 @@ logger = logging.getLogger(__name__)
 DEFAULT_SPACE = "langgraph"
 _METRICS = {"cosine": "cosine", "inner_product": "ip", "l2": "l2"}
 MAX_CONCURRENCY = 8
+ClientT = TypeVar("ClientT", SFMClient, AsyncSFMClient)
 
 
-def _item(found: ItemPublic) -> Item:
-    return Item(
-        value=found.value,
-        key=found.key,
-        namespace=tuple(found.namespace),
-        created_at=found.created_at,
-        updated_at=found.updated_at,
-    )
+def _item_fields(found: ItemPublic) -> dict[str, Any]:
+    """What LangGraph's ``Item`` (and ``SearchItem``) takes of an item the server returned."""
+    return {
+        "namespace": tuple(found.namespace),
+        "key": found.key,
+        "value": found.value,
+        "created_at": found.created_at,
+        "updated_at": found.updated_at,
+    }
+
+
+@dataclass(frozen=True)
+class _ClientCall:
+    """One step of an op: a client method (named alike on both clients) and its arguments."""
+
+    method: str
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def run(self, client: SFMClient) -> Any:
+        return getattr(client, self.method)(*self.args, **self.kwargs)
+
+    async def run_async(self, client: AsyncSFMClient) -> Any:
+        return await getattr(client, self.method)(*self.args, **self.kwargs)
+
+
+@dataclass(frozen=True)
+class _Embed:
+    """One step of an op: texts for the store's own embedding function (``query``: one
+    search query, answered by one vector; else documents, one vector each)."""
+
+    embeddings: Embeddings
+    texts: list[str]
+    query: bool = False
+
+    def run(self) -> Any:
+        if self.query:
+            return self.embeddings.embed_query(self.texts[0])
+        return self.embeddings.embed_documents(self.texts)
+
+    async def run_async(self) -> Any:
+        if self.query:
+            return await self.embeddings.aembed_query(self.texts[0])
+        return await self.embeddings.aembed_documents(self.texts)
+
+
+# An op translated once for both stores: a generator that yields each step it needs done
+# (a client call, an embedding) and is sent the step's answer; it returns the op's result.
+# SFMStore runs the steps with blocking calls, AsyncSFMStore awaits them.
+_Steps = Generator[_ClientCall | _Embed, Any, Result]
 
 
 class _Plan:
@@ -139,6 +184,46 @@ class _Plan:
             kwargs.update(query=op.query, space="default")
         return kwargs
 
+    def space_to_register(self) -> tuple[str, int, str] | None:
+        """``create_space`` arguments for the space this store's own vectors go to, if any."""
+        if self.embeddings is None or self.space is None:
+            return None
+        dims = int(self.index_config["dims"]) if self.index_config else 0
+        return self.space, dims, self.metric
+
+    def steps(self, op: Op, include_expired: bool) -> _Steps:
+        """``op`` as the steps a store runs (see ``_Steps``)."""
+        if isinstance(op, GetOp):
+            found = yield _ClientCall(
+                "get_item",
+                (op.namespace, op.key),
+                {"refresh_ttl": op.refresh_ttl, "include_expired": include_expired},
+            )
+            return Item(**_item_fields(found)) if found is not None else None
+        if isinstance(op, PutOp):
+            if op.value is None:
+                yield _ClientCall("delete_item", (op.namespace, op.key))
+                return None
+            vectors = None
+            if self.embeddings is not None and op.index is not False:
+                texts = [t for _, t in self.texts(op)]
+                vectors = (yield _Embed(self.embeddings, texts)) if texts else []
+            kwargs = self.put_kwargs(op, vectors)
+            yield _ClientCall("put_item", (op.namespace, op.key, op.value), kwargs)
+            return None
+        if isinstance(op, SearchOp):
+            kwargs = self.search_kwargs(op, include_expired)
+            if op.query and self.embeddings is not None:
+                vector = yield _Embed(self.embeddings, [op.query], query=True)
+                kwargs.update(vector=vector, space=self.space)
+            found = yield _ClientCall("search_items", (op.namespace_prefix,), kwargs)
+            return [SearchItem(**_item_fields(f), score=f.score) for f in found.items]
+        if isinstance(op, ListNamespacesOp):
+            kwargs = {**_namespace_args(op), "include_expired": include_expired}
+            found = yield _ClientCall("list_namespaces", (), kwargs)
+            return [tuple(ns) for ns in found.namespaces]
+        raise ValueError(f"unknown op {type(op).__name__}")
+
 
 def _namespace_args(op: ListNamespacesOp) -> dict[str, Any]:
     prefix: tuple[str, ...] = ()
@@ -166,14 +251,15 @@ def _validated(ops: Iterable[Op]) -> list[Op]:
     return checked
 
 
-class SFMStore(BaseStore):
-    """A LangGraph store on an SFM server, through the blocking client (see the module)."""
+class _Store(Generic[ClientT]):
+    """What both stores share: the constructor and the reading of their configuration."""
 
-    supports_ttl: bool = True
+    _client_type: type[ClientT]
+    _sweeper: Any
 
     def __init__(
         self,
-        client: SFMClient | None = None,
+        client: ClientT | None = None,
         *,
         base_url: str | None = None,
         api_key: str | None = None,
@@ -181,23 +267,39 @@ class SFMStore(BaseStore):
         ttl: TTLConfig | None = None,
         space: str = DEFAULT_SPACE,
     ) -> None:
+        super().__init__()
         if client is None:
             if base_url is None:
-                raise ValueError("give an SFMClient or a base_url")
-            client = SFMClient(base_url, api_key)
-        self.client = client
+                raise ValueError(f"give an {self._client_type.__name__} or a base_url")
+            client = self._client_type(base_url, api_key)
+        self.client: ClientT = client
         self._plan = _Plan(index, space)
         self.index_config = self._plan.index_config
         self.embeddings = self._plan.embeddings
         self.ttl_config = ttl
-        self._sweeper: threading.Thread | None = None
-        self._sweep_stop = threading.Event()
+        self._sweeper = None
+
+    def _include_expired(self) -> bool:
+        return not (self.ttl_config or {}).get("omit_expired", False)
+
+    def _sweep_interval(self, sweep_interval_minutes: float | None) -> float:
+        """Seconds between sweeps: the given minutes, else the TTL config's, else 5."""
+        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
+        return float(minutes or 5) * 60
+
+
+class SFMStore(_Store[SFMClient], BaseStore):
+    """A LangGraph store on an SFM server, through the blocking client (see the module)."""
+
+    supports_ttl: bool = True
+    _client_type = SFMClient
+    _sweeper: threading.Thread | None
+    _sweep_stop: threading.Event
 
     def setup(self) -> None:
         """Register the embedding space this store's ``index`` needs (idempotent)."""
-        if self.embeddings is not None and self._plan.space is not None:
-            dims = int(self._plan.index_config["dims"]) if self._plan.index_config else 0
-            self.client.create_space(self._plan.space, dims, self._plan.metric)
+        if (space := self._plan.space_to_register()) is not None:
+            self.client.create_space(*space)
 
     def close(self) -> None:
         """Close the client."""
@@ -212,8 +314,7 @@ class SFMStore(BaseStore):
         daemon thread until :meth:`stop_ttl_sweeper`; returns the thread's stop event."""
         if self._sweeper is not None and self._sweeper.is_alive():
             return self._sweep_stop
-        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
-        interval = float(minutes or 5) * 60
+        interval = self._sweep_interval(sweep_interval_minutes)
         self._sweep_stop = threading.Event()
         stop = self._sweep_stop
 
@@ -239,9 +340,6 @@ class SFMStore(BaseStore):
             self._sweeper = None
         return stopped
 
-    def _include_expired(self) -> bool:
-        return not (self.ttl_config or {}).get("omit_expired", False)
-
     def batch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops in order; every namespace is validated before any is sent."""
         return [self._run(op) for op in _validated(ops)]
@@ -252,85 +350,31 @@ class SFMStore(BaseStore):
         return await asyncio.get_running_loop().run_in_executor(None, self.batch, checked)
 
     def _run(self, op: Op) -> Result:
-        client = self.client
-        if isinstance(op, GetOp):
-            found = client.get_item(
-                op.namespace,
-                op.key,
-                refresh_ttl=op.refresh_ttl,
-                include_expired=self._include_expired(),
-            )
-            return _item(found) if found is not None else None
-        if isinstance(op, PutOp):
-            if op.value is None:
-                client.delete_item(op.namespace, op.key)
-                return None
-            vectors = None
-            if self.embeddings is not None and op.index is not False:
-                texts = [t for _, t in self._plan.texts(op)]
-                vectors = self.embeddings.embed_documents(texts) if texts else []
-            client.put_item(op.namespace, op.key, op.value, **self._plan.put_kwargs(op, vectors))
-            return None
-        if isinstance(op, SearchOp):
-            kwargs = self._plan.search_kwargs(op, self._include_expired())
-            if op.query and self.embeddings is not None:
-                kwargs.update(vector=self.embeddings.embed_query(op.query), space=self._plan.space)
-            found_items = client.search_items(op.namespace_prefix, **kwargs).items
-            return [
-                SearchItem(
-                    namespace=tuple(f.namespace),
-                    key=f.key,
-                    value=f.value,
-                    created_at=f.created_at,
-                    updated_at=f.updated_at,
-                    score=f.score,
-                )
-                for f in found_items
-            ]
-        if isinstance(op, ListNamespacesOp):
-            found_ns = client.list_namespaces(
-                **_namespace_args(op), include_expired=self._include_expired()
-            )
-            return [tuple(ns) for ns in found_ns.namespaces]
-        raise ValueError(f"unknown op {type(op).__name__}")
+        steps = self._plan.steps(op, self._include_expired())
+        try:
+            step = next(steps)
+            while True:
+                answer = step.run() if isinstance(step, _Embed) else step.run(self.client)
+                step = steps.send(answer)
+        except StopIteration as done:
+            result: Result = done.value
+            return result
 
 
-class AsyncSFMStore(AsyncBatchedBaseStore):
+class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
     """A LangGraph store on an SFM server through the async client. Concurrent calls are
     batched by LangGraph's ``AsyncBatchedBaseStore``; a batch runs ops on different keys
     concurrently (up to 8 requests in flight) and ops on the same key in order. Build it
     inside the event loop it will serve; its sync methods work from other threads only."""
 
     supports_ttl: bool = True
-    __slots__ = ("_plan", "_sweeper", "client", "embeddings", "index_config", "ttl_config")
-
-    def __init__(
-        self,
-        client: AsyncSFMClient | None = None,
-        *,
-        base_url: str | None = None,
-        api_key: str | None = None,
-        index: IndexConfig | None = None,
-        ttl: TTLConfig | None = None,
-        space: str = DEFAULT_SPACE,
-    ) -> None:
-        super().__init__()
-        if client is None:
-            if base_url is None:
-                raise ValueError("give an AsyncSFMClient or a base_url")
-            client = AsyncSFMClient(base_url, api_key)
-        self.client = client
-        self._plan = _Plan(index, space)
-        self.index_config = self._plan.index_config
-        self.embeddings = self._plan.embeddings
-        self.ttl_config = ttl
-        self._sweeper: asyncio.Task[None] | None = None
+    _client_type = AsyncSFMClient
+    _sweeper: asyncio.Task[None] | None
 
     async def setup(self) -> None:
         """Register the embedding space this store's ``index`` needs (idempotent)."""
-        if self.embeddings is not None and self._plan.space is not None:
-            dims = int(self._plan.index_config["dims"]) if self._plan.index_config else 0
-            await self.client.create_space(self._plan.space, dims, self._plan.metric)
+        if (space := self._plan.space_to_register()) is not None:
+            await self.client.create_space(*space)
 
     async def aclose(self) -> None:
         """Close the client."""
@@ -347,8 +391,7 @@ class AsyncSFMStore(AsyncBatchedBaseStore):
         until :meth:`stop_ttl_sweeper`; returns the task."""
         if self._sweeper is not None and not self._sweeper.done():
             return self._sweeper
-        minutes = sweep_interval_minutes or (self.ttl_config or {}).get("sweep_interval_minutes")
-        interval = float(minutes or 5) * 60
+        interval = self._sweep_interval(sweep_interval_minutes)
 
         async def run() -> None:
             while True:
@@ -370,9 +413,6 @@ class AsyncSFMStore(AsyncBatchedBaseStore):
         done, _pending = await asyncio.wait({task}, timeout=timeout)
         return bool(done)
 
-    def _include_expired(self) -> bool:
-        return not (self.ttl_config or {}).get("omit_expired", False)
-
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """Run the ops: same-key ops in order, others concurrently; namespaces are all
         validated before any op is sent."""
@@ -393,47 +433,14 @@ class AsyncSFMStore(AsyncBatchedBaseStore):
         return results
 
     async def _run(self, op: Op) -> Result:
-        client = self.client
-        if isinstance(op, GetOp):
-            found = await client.get_item(
-                op.namespace,
-                op.key,
-                refresh_ttl=op.refresh_ttl,
-                include_expired=self._include_expired(),
-            )
-            return _item(found) if found is not None else None
-        if isinstance(op, PutOp):
-            if op.value is None:
-                await client.delete_item(op.namespace, op.key)
-                return None
-            vectors = None
-            if self.embeddings is not None and op.index is not False:
-                texts = [t for _, t in self._plan.texts(op)]
-                vectors = await self.embeddings.aembed_documents(texts) if texts else []
-            await client.put_item(
-                op.namespace, op.key, op.value, **self._plan.put_kwargs(op, vectors)
-            )
-            return None
-        if isinstance(op, SearchOp):
-            kwargs = self._plan.search_kwargs(op, self._include_expired())
-            if op.query and self.embeddings is not None:
-                vector = await self.embeddings.aembed_query(op.query)
-                kwargs.update(vector=vector, space=self._plan.space)
-            found_items = (await client.search_items(op.namespace_prefix, **kwargs)).items
-            return [
-                SearchItem(
-                    namespace=tuple(f.namespace),
-                    key=f.key,
-                    value=f.value,
-                    created_at=f.created_at,
-                    updated_at=f.updated_at,
-                    score=f.score,
-                )
-                for f in found_items
-            ]
-        if isinstance(op, ListNamespacesOp):
-            found_ns = await client.list_namespaces(
-                **_namespace_args(op), include_expired=self._include_expired()
-            )
-            return [tuple(ns) for ns in found_ns.namespaces]
-        raise ValueError(f"unknown op {type(op).__name__}")
+        steps = self._plan.steps(op, self._include_expired())
+        try:
+            step = next(steps)
+            while True:
+                if isinstance(step, _Embed):
+                    step = steps.send(await step.run_async())
+                else:
+                    step = steps.send(await step.run_async(self.client))
+        except StopIteration as done:
+            result: Result = done.value
+            return result

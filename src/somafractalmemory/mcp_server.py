@@ -100,6 +100,13 @@ def new_coord() -> str:
     return f"{time.time():.6f},{secrets.randbelow(1_000_000_000)}"
 
 
+# What each tool does to the memories, as MCP tool annotations tell the model.
+READS = ToolAnnotations(read_only_hint=True)
+ADDS = ToolAnnotations(read_only_hint=False, destructive_hint=False)
+UPDATES = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True)
+DELETES = ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=True)
+
+
 @contextmanager
 def _as_tool_error() -> Iterator[None]:
     """Turn a client error into a ToolError, whose message the model gets to read."""
@@ -107,6 +114,11 @@ def _as_tool_error() -> Iterator[None]:
         yield
     except SFMClientError as exc:
         raise ToolError(str(exc)) from exc
+
+
+def _client(ctx: ToolContext) -> AsyncSFMClient:
+    """The HTTP client to SFM that the server's lifespan opened."""
+    return ctx.request_context.lifespan_context
 
 
 def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
@@ -126,9 +138,7 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         log_level="WARNING",
     )
 
-    @server.tool(
-        annotations=ToolAnnotations(read_only_hint=False, destructive_hint=False),
-    )
+    @server.tool(annotations=ADDS)
     async def remember(
         ctx: ToolContext,
         text: Annotated[
@@ -165,11 +175,9 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         """Store a memory in long-term memory and return it with its coordinate."""
         payload = {**(fields or {}), "text": text}
         with _as_tool_error():
-            return await ctx.request_context.lifespan_context.store(
-                coord or new_coord(), payload, memory_type, importance
-            )
+            return await _client(ctx).store(coord or new_coord(), payload, memory_type, importance)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @server.tool(annotations=READS)
     async def recall(
         ctx: ToolContext,
         query: Annotated[
@@ -188,31 +196,21 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
     ) -> SearchResponse:
         """Find the memories closest in meaning to a query, best first (higher score: closer)."""
         with _as_tool_error():
-            return await ctx.request_context.lifespan_context.search(
-                query, top_k, memory_type, filters
-            )
+            return await _client(ctx).search(query, top_k, memory_type, filters)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @server.tool(annotations=READS)
     async def get_memory(ctx: ToolContext, coord: Coord) -> MemoryPublic:
         """Read the memory stored at a coordinate (an error if there is none)."""
         with _as_tool_error():
-            return await ctx.request_context.lifespan_context.get(coord)
+            return await _client(ctx).get(coord)
 
-    @server.tool(
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=True, idempotent_hint=True
-        )
-    )
+    @server.tool(annotations=DELETES)
     async def forget(ctx: ToolContext, coord: Coord) -> DeleteResponse:
         """Delete the memory at a coordinate, and its links, for good."""
         with _as_tool_error():
-            return await ctx.request_context.lifespan_context.delete(coord)
+            return await _client(ctx).delete(coord)
 
-    @server.tool(
-        annotations=ToolAnnotations(
-            read_only_hint=False, destructive_hint=False, idempotent_hint=True
-        )
-    )
+    @server.tool(annotations=UPDATES)
     async def link(
         ctx: ToolContext,
         from_coord: Annotated[str, Field(description="Coordinate of the memory linked from.")],
@@ -234,11 +232,9 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
     ) -> LinkPublic:
         """Link two existing memories with a directed, typed link (linking again updates it)."""
         with _as_tool_error():
-            return await ctx.request_context.lifespan_context.link(
-                from_coord, to_coord, link_type, strength, metadata
-            )
+            return await _client(ctx).link(from_coord, to_coord, link_type, strength, metadata)
 
-    @server.tool(annotations=ToolAnnotations(read_only_hint=True))
+    @server.tool(annotations=READS)
     async def neighbors(
         ctx: ToolContext,
         coord: Coord,
@@ -254,9 +250,7 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
     ) -> NeighborsResponse:
         """List the memories reachable from a memory through links, nearest first."""
         with _as_tool_error():
-            return await ctx.request_context.lifespan_context.neighbors(
-                coord, k_hop, limit, link_type, direction
-            )
+            return await _client(ctx).neighbors(coord, k_hop, limit, link_type, direction)
 
     return server
 

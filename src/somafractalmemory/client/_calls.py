@@ -1,22 +1,25 @@
 """What each endpoint call is, independent of sync or async: one place for both clients.
 
 A :class:`Call` names the method, path, query and body, how to read the answer, and its
-:class:`Retry` policy. The two clients differ only in how they send it.
+:class:`Retry` policy. Each function below declares one client method: its parameters,
+defaults and docstring are the method's own (see :mod:`._endpoint`), and it returns the
+:class:`Call` to send. The two clients differ only in how they send it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
+from somafractalmemory import schemas
 from somafractalmemory.client.errors import (
     ConnectionFailed,
     ServerError,
@@ -24,19 +27,6 @@ from somafractalmemory.client.errors import (
     error_for,
 )
 from somafractalmemory.models import MemoryType
-from somafractalmemory.schemas import (
-    BatchResponse,
-    DeleteResponse,
-    HealthResponse,
-    LinkPublic,
-    MemoryCreate,
-    MemoryList,
-    MemoryPublic,
-    NeighborsResponse,
-    PathResponse,
-    SearchResponse,
-    StatsResponse,
-)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -84,6 +74,24 @@ class Call(Generic[T]):
     def __post_init__(self) -> None:
         if self.body is not None:
             object.__setattr__(self, "body", to_jsonable_python(self.body))
+
+    def request(self) -> RequestOptions:
+        """Keyword arguments for ``httpx.Client.request`` / ``httpx.AsyncClient.request``."""
+        return {
+            "method": self.method,
+            "url": self.path,
+            "params": dict(self.params) or None,
+            "json": self.body,
+        }
+
+
+class RequestOptions(TypedDict):
+    """What :meth:`Call.request` gives httpx."""
+
+    method: str
+    url: str
+    params: dict[str, str | int | float | Sequence[str]] | None
+    json: Any
 
 
 def coord_path(coord: str) -> str:
@@ -133,17 +141,18 @@ def _reader(model: type[M]) -> Callable[[httpx.Response], M]:
     return lambda response: parse(model, response)
 
 
-def _health(response: httpx.Response) -> HealthResponse:
+def _health(response: httpx.Response) -> schemas.HealthResponse:
     # 503 carries the same body naming each failed part: it is an answer, not an error.
     if response.status_code == 503:
         try:
-            return HealthResponse.model_validate_json(response.content)
+            return schemas.HealthResponse.model_validate_json(response.content)
         except ValidationError:
             pass  # not SFM's health body (a proxy's 503, say): report it as the error it is
-    return parse(HealthResponse, response)
+    return parse(schemas.HealthResponse, response)
 
 
-def _without_none(values: Mapping[str, Any]) -> dict[str, Any]:
+def _present(**values: Any) -> dict[str, Any]:
+    """The named values that are not None (an omitted option is not sent)."""
     return {k: v for k, v in values.items() if v is not None}
 
 
@@ -151,96 +160,109 @@ def _enum_value(value: MemoryTypeArg | None) -> str | None:
     return value.value if isinstance(value, MemoryType) else value
 
 
-def memory_body(
+def store(
     coord: str,
     payload: Mapping[str, Any],
-    memory_type: MemoryTypeArg,
-    importance: float,
-    extra: Mapping[str, Any],
-) -> dict[str, Any]:
-    """The JSON of one memory to store."""
-    return {
+    memory_type: MemoryTypeArg = "episodic",
+    importance: float = 0.5,
+    **extra: Any,
+) -> Call[schemas.MemoryPublic]:
+    """Store a memory at ``coord``, replacing the one already there (``POST /memories``).
+
+    The text embedded is ``payload["text"]``, else the payload as JSON. ``extra`` keys go
+    into the request body as they are (for options newer servers accept).
+    """
+    body = {
         "coord": coord,
         "payload": dict(payload),
         "memory_type": _enum_value(memory_type),
         "importance": importance,
         **extra,
     }
+    return Call("POST", "/memories", _reader(schemas.MemoryPublic), Retry.WRITE, body=body)
 
 
-def store(
-    coord: str,
-    payload: Mapping[str, Any],
-    memory_type: MemoryTypeArg,
-    importance: float,
-    extra: Mapping[str, Any],
-) -> Call[MemoryPublic]:
-    """POST /memories."""
-    return Call(
-        "POST",
-        "/memories",
-        _reader(MemoryPublic),
-        Retry.WRITE,
-        body=memory_body(coord, payload, memory_type, importance, extra),
-    )
-
-
-def store_batch(memories: Sequence[MemoryCreate | Mapping[str, Any]]) -> Call[BatchResponse]:
-    """POST /memories/batch."""
+def store_batch(
+    memories: Sequence[schemas.MemoryCreate | Mapping[str, Any]],
+) -> Call[schemas.BatchResponse]:
+    """Store up to 1,000 memories as one unit: all of them or none."""
     items = [m.model_dump(mode="json") if isinstance(m, BaseModel) else dict(m) for m in memories]
     return Call(
-        "POST", "/memories/batch", _reader(BatchResponse), Retry.WRITE, body={"memories": items}
+        "POST",
+        "/memories/batch",
+        _reader(schemas.BatchResponse),
+        Retry.WRITE,
+        body={"memories": items},
     )
 
 
-def get(coord: str) -> Call[MemoryPublic]:
-    """GET /memories/{coord}."""
-    return Call("GET", f"/memories/{coord_path(coord)}", _reader(MemoryPublic), Retry.READ)
+def get(coord: str) -> Call[schemas.MemoryPublic]:
+    """The memory at ``coord``; :class:`NotFound` if there is none."""
+    return Call("GET", f"/memories/{coord_path(coord)}", _reader(schemas.MemoryPublic), Retry.READ)
 
 
-def delete(coord: str) -> Call[DeleteResponse]:
-    """DELETE /memories/{coord}."""
-    return Call("DELETE", f"/memories/{coord_path(coord)}", _reader(DeleteResponse), Retry.WRITE)
+def delete(coord: str) -> Call[schemas.DeleteResponse]:
+    """Delete the memory at ``coord`` (and its links); :class:`NotFound` if there is none."""
+    return Call(
+        "DELETE", f"/memories/{coord_path(coord)}", _reader(schemas.DeleteResponse), Retry.WRITE
+    )
 
 
 def list_page(
-    memory_type: MemoryTypeArg | None, limit: int, cursor: str | None
-) -> Call[MemoryList]:
-    """GET /memories."""
-    params = _without_none(
-        {"memory_type": _enum_value(memory_type), "limit": limit, "cursor": cursor}
-    )
-    return Call("GET", "/memories", _reader(MemoryList), Retry.READ, params=params)
+    memory_type: MemoryTypeArg | None = None, limit: int = 100, cursor: str | None = None
+) -> Call[schemas.MemoryList]:
+    """One page of memories in storage order; pass ``next_cursor`` back for the next."""
+    params = _present(memory_type=_enum_value(memory_type), limit=limit, cursor=cursor)
+    return Call("GET", "/memories", _reader(schemas.MemoryList), Retry.READ, params=params)
+
+
+def iter_memories(
+    memory_type: MemoryTypeArg | None = None, page_size: int = 100
+) -> Call[schemas.MemoryList]:
+    """Every memory of the tenant, fetching pages of ``page_size`` as it goes."""
+    return list_page(memory_type, page_size)
+
+
+def next_page(
+    call: Call[schemas.MemoryList], page: schemas.MemoryList
+) -> Call[schemas.MemoryList] | None:
+    """The call for the page after ``page`` (answered to ``call``); None after the last."""
+    if page.next_cursor is None:
+        return None
+    return replace(call, params={**call.params, "cursor": page.next_cursor})
 
 
 def search(
     query: str | None,
-    top_k: int,
-    memory_type: MemoryTypeArg | None,
-    filters: Mapping[str, Any] | None,
-    extra: Mapping[str, Any],
-) -> Call[SearchResponse]:
-    """POST /memories/search; ``extra`` keys (``mode``, ``vector``, ...) go into the body."""
-    body = _without_none(
-        {
-            "query": query,
-            "top_k": top_k,
-            "memory_type": _enum_value(memory_type),
-            "filters": dict(filters) if filters is not None else None,
-        }
+    top_k: int = 10,
+    memory_type: MemoryTypeArg | None = None,
+    filters: Mapping[str, Any] | None = None,
+    **extra: Any,
+) -> Call[schemas.SearchResponse]:
+    """Recall memories by meaning, best first.
+
+    ``filters`` are top-level payload fields that must match. ``extra`` keys go into the
+    request body as they are, e.g. ``mode="hybrid"`` or ``vector=[...]`` (then pass
+    ``query=None``) on servers that support them.
+    """
+    body = _present(
+        query=query,
+        top_k=top_k,
+        memory_type=_enum_value(memory_type),
+        filters=dict(filters) if filters is not None else None,
     )
     body.update(extra)
-    return Call("POST", "/memories/search", _reader(SearchResponse), Retry.READ, body=body)
+    return Call("POST", "/memories/search", _reader(schemas.SearchResponse), Retry.READ, body=body)
 
 
 def link(
     from_coord: str,
     to_coord: str,
-    link_type: str,
-    strength: float,
-    metadata: Mapping[str, Any] | None,
-) -> Call[LinkPublic]:
-    """POST /graph/link (linking again updates the link: idempotent)."""
+    link_type: str = "related",
+    strength: float = 1.0,
+    metadata: Mapping[str, Any] | None = None,
+) -> Call[schemas.LinkPublic]:
+    """Link two existing memories; linking again updates strength and metadata."""
     body = {
         "from_coord": from_coord,
         "to_coord": to_coord,
@@ -248,51 +270,53 @@ def link(
         "strength": strength,
         "metadata": dict(metadata or {}),
     }
-    return Call("POST", "/graph/link", _reader(LinkPublic), Retry.WRITE, body=body)
+    return Call("POST", "/graph/link", _reader(schemas.LinkPublic), Retry.WRITE, body=body)
 
 
 def neighbors(
-    coord: str, k_hop: int, limit: int, link_type: str | None, direction: Direction
-) -> Call[NeighborsResponse]:
-    """GET /graph/neighbors."""
-    params = _without_none(
-        {
-            "coord": coord,
-            "k_hop": k_hop,
-            "limit": limit,
-            "link_type": link_type,
-            "direction": direction,
-        }
+    coord: str,
+    k_hop: int = 1,
+    limit: int = 100,
+    link_type: str | None = None,
+    direction: Direction = "out",
+) -> Call[schemas.NeighborsResponse]:
+    """Memories up to ``k_hop`` links away (``direction``: out, in or both), nearest first."""
+    params = _present(
+        coord=coord, k_hop=k_hop, limit=limit, link_type=link_type, direction=direction
     )
-    return Call("GET", "/graph/neighbors", _reader(NeighborsResponse), Retry.READ, params=params)
+    return Call(
+        "GET", "/graph/neighbors", _reader(schemas.NeighborsResponse), Retry.READ, params=params
+    )
 
 
 def path(
-    from_coord: str, to_coord: str, max_length: int, link_type: str | None, direction: Direction
-) -> Call[PathResponse]:
-    """GET /graph/path."""
-    params = _without_none(
-        {
-            "from_coord": from_coord,
-            "to_coord": to_coord,
-            "max_length": max_length,
-            "link_type": link_type,
-            "direction": direction,
-        }
+    from_coord: str,
+    to_coord: str,
+    max_length: int = 5,
+    link_type: str | None = None,
+    direction: Direction = "out",
+) -> Call[schemas.PathResponse]:
+    """A shortest path of links; :class:`NotFound` when there is none."""
+    params = _present(
+        from_coord=from_coord,
+        to_coord=to_coord,
+        max_length=max_length,
+        link_type=link_type,
+        direction=direction,
     )
-    return Call("GET", "/graph/path", _reader(PathResponse), Retry.READ, params=params)
+    return Call("GET", "/graph/path", _reader(schemas.PathResponse), Retry.READ, params=params)
 
 
-def stats() -> Call[StatsResponse]:
-    """GET /stats."""
-    return Call("GET", "/stats", _reader(StatsResponse), Retry.READ)
+def stats() -> Call[schemas.StatsResponse]:
+    """Counts for the key's tenant."""
+    return Call("GET", "/stats", _reader(schemas.StatsResponse), Retry.READ)
 
 
-def health() -> Call[HealthResponse]:
-    """GET /healthz: the body for 200 and 503 alike."""
+def health() -> Call[schemas.HealthResponse]:
+    """Each store's state; returned for 200 and 503 alike (check ``status``)."""
     return Call("GET", "/healthz", _health, Retry.PROBE)
 
 
-def ready() -> Call[HealthResponse]:
-    """GET /readyz: the body for 200 and 503 alike."""
+def ready() -> Call[schemas.HealthResponse]:
+    """Readiness (PostgreSQL and Milvus); returned for 200 and 503 alike."""
     return Call("GET", "/readyz", _health, Retry.PROBE)

@@ -1,5 +1,4 @@
-"""Item, namespace and space calls, and the client methods for them (mixed into
-:class:`~somafractalmemory.client.SFMClient` and :class:`~somafractalmemory.client.AsyncSFMClient`).
+"""Item, namespace and space calls: one function per client method, as in :mod:`._calls`.
 
 ``get_item`` answers None for an absent (or expired) item and ``delete_item`` False, rather
 than raising :class:`NotFound`: "is it there?" is the question those calls ask.
@@ -8,7 +7,7 @@ than raising :class:`NotFound`: "is it there?" is the question those calls ask.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 import httpx
 
@@ -24,7 +23,6 @@ from somafractalmemory.item_schemas import (
     SpacesResponse,
 )
 
-T = TypeVar("T")
 IndexArg = Sequence[str] | Literal[False] | None
 VectorArg = Mapping[str, Any]  # {"path": str, "vector": [float, ...]}
 
@@ -42,309 +40,137 @@ def _read_deleted(response: httpx.Response) -> bool:
     return parse(ItemDeleted, response).deleted
 
 
+def _given(body: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """``body`` with the options that were given (not None) added: an omitted option is not
+    sent, so the server's default holds."""
+    body.update({k: v for k, v in options.items() if v is not None})
+    return body
+
+
+def _query_value(value: Any) -> Any:
+    """A query-string value: bools as the server reads them ("true", "false")."""
+    return str(value).lower() if isinstance(value, bool) else value
+
+
 def put_item(
     namespace: Sequence[str],
     key: str,
     value: Mapping[str, Any],
-    index: IndexArg,
-    ttl_minutes: float | None,
-    space: str | None,
-    vectors: Sequence[VectorArg] | None,
+    *,
+    index: IndexArg = None,
+    ttl_minutes: float | None = None,
+    space: str | None = None,
+    vectors: Sequence[VectorArg] | None = None,
 ) -> Call[ItemPublic]:
-    """PUT /items."""
-    body: dict[str, Any] = {"namespace": list(namespace), "key": key, "value": dict(value)}
-    if index is not None:
-        body["index"] = index if index is False else list(index)
-    if ttl_minutes is not None:
-        body["ttl_minutes"] = ttl_minutes
-    if space is not None:
-        body["space"] = space
-    if vectors is not None:
-        body["vectors"] = [dict(v) for v in vectors]
+    """Store an item at ``namespace`` + ``key``, replacing the one there. ``index``: JSON
+    paths to embed, or False; ``space`` + ``vectors``: your own vectors."""
+    body = _given(
+        {"namespace": list(namespace), "key": key, "value": dict(value)},
+        index=index if index is None or index is False else list(index),
+        ttl_minutes=ttl_minutes,
+        space=space,
+        vectors=None if vectors is None else [dict(v) for v in vectors],
+    )
     return Call("PUT", "/items", lambda r: parse(ItemPublic, r), Retry.WRITE, body=body)
 
 
 def _item_params(namespace: Sequence[str], key: str, **extra: Any) -> dict[str, Any]:
     params: dict[str, Any] = {"namespace": list(namespace), "key": key}
-    params.update({k: str(v).lower() if isinstance(v, bool) else v for k, v in extra.items()})
+    params.update({k: _query_value(v) for k, v in extra.items()})
     return params
 
 
 def get_item(
-    namespace: Sequence[str], key: str, refresh_ttl: bool, include_expired: bool
+    namespace: Sequence[str],
+    key: str,
+    *,
+    refresh_ttl: bool = True,
+    include_expired: bool = False,
 ) -> Call[ItemPublic | None]:
-    """GET /items."""
+    """The item, or None when there is none (or it expired)."""
     params = _item_params(namespace, key, refresh_ttl=refresh_ttl, include_expired=include_expired)
     return Call("GET", "/items", _read_item_or_none, Retry.READ, params=params)
 
 
 def delete_item(namespace: Sequence[str], key: str) -> Call[bool]:
-    """DELETE /items."""
+    """Delete the item; False when there was none."""
     return Call("DELETE", "/items", _read_deleted, Retry.WRITE, params=_item_params(namespace, key))
 
 
 def search_items(
-    namespace_prefix: Sequence[str],
-    query: str | None,
-    vector: Sequence[float] | None,
-    space: str | None,
-    filter: Mapping[str, Any] | None,
-    limit: int,
-    offset: int,
-    refresh_ttl: bool,
-    include_expired: bool,
+    namespace_prefix: Sequence[str] = (),
+    *,
+    query: str | None = None,
+    vector: Sequence[float] | None = None,
+    space: str | None = None,
+    filter: Mapping[str, Any] | None = None,
+    limit: int = 10,
+    offset: int = 0,
+    refresh_ttl: bool = True,
+    include_expired: bool = False,
 ) -> Call[ItemSearchResponse]:
-    """POST /items/search."""
-    body: dict[str, Any] = {
-        "namespace_prefix": list(namespace_prefix),
-        "limit": limit,
-        "offset": offset,
-        "refresh_ttl": refresh_ttl,
-        "include_expired": include_expired,
-    }
-    for name, given in (("query", query), ("space", space)):
-        if given is not None:
-            body[name] = given
-    if vector is not None:
-        body["vector"] = list(vector)
-    if filter:
-        body["filter"] = dict(filter)
+    """Items under the prefix that pass ``filter``: by meaning with ``query`` (default
+    space) or ``vector`` (a registered space), else newest first."""
+    body = _given(
+        {
+            "namespace_prefix": list(namespace_prefix),
+            "limit": limit,
+            "offset": offset,
+            "refresh_ttl": refresh_ttl,
+            "include_expired": include_expired,
+        },
+        query=query,
+        space=space,
+        vector=None if vector is None else list(vector),
+        filter=dict(filter) if filter else None,
+    )
     return Call(
         "POST", "/items/search", lambda r: parse(ItemSearchResponse, r), Retry.READ, body=body
     )
 
 
 def list_namespaces(
-    prefix: Sequence[str],
-    suffix: Sequence[str],
-    max_depth: int | None,
-    limit: int,
-    offset: int,
-    include_expired: bool,
+    *,
+    prefix: Sequence[str] = (),
+    suffix: Sequence[str] = (),
+    max_depth: int | None = None,
+    limit: int = 100,
+    offset: int = 0,
+    include_expired: bool = False,
 ) -> Call[NamespacesResponse]:
-    """GET /namespaces."""
-    params: dict[str, Any] = {
-        "prefix": list(prefix),
-        "suffix": list(suffix),
-        "limit": limit,
-        "offset": offset,
-        "include_expired": str(include_expired).lower(),
-    }
-    if max_depth is not None:
-        params["max_depth"] = max_depth
+    """Namespaces matching the prefix and suffix (``*`` = any one label)."""
+    params = _given(
+        {
+            "prefix": list(prefix),
+            "suffix": list(suffix),
+            "limit": limit,
+            "offset": offset,
+            "include_expired": _query_value(include_expired),
+        },
+        max_depth=max_depth,
+    )
     return Call(
         "GET", "/namespaces", lambda r: parse(NamespacesResponse, r), Retry.READ, params=params
     )
 
 
-def sweep_items() -> Call[ItemsSwept]:
-    """POST /items/sweep."""
-    return Call("POST", "/items/sweep", lambda r: parse(ItemsSwept, r), Retry.WRITE)
+def sweep_items() -> Call[int]:
+    """Delete your expired items now; returns how many went."""
+    return Call("POST", "/items/sweep", lambda r: parse(ItemsSwept, r).deleted, Retry.WRITE)
 
 
-def create_space(name: str, dimension: int, metric: str) -> Call[SpacePublic]:
-    """POST /spaces (idempotent for the same name, dimension and metric)."""
+def create_space(name: str, dimension: int, metric: str = "cosine") -> Call[SpacePublic]:
+    """Register an embedding space (its own Milvus collection) for your own vectors
+    (idempotent for the same name, dimension and metric)."""
     body = {"name": name, "dimension": dimension, "metric": metric}
     return Call("POST", "/spaces", lambda r: parse(SpacePublic, r), Retry.WRITE, body=body)
 
 
 def list_spaces() -> Call[SpacesResponse]:
-    """GET /spaces."""
+    """The default space and your registered ones."""
     return Call("GET", "/spaces", lambda r: parse(SpacesResponse, r), Retry.READ)
 
 
 def delete_space(name: str) -> Call[SpaceDeleted]:
-    """DELETE /spaces/{name}."""
+    """Drop a space and the items that had vectors in it."""
     return Call("DELETE", f"/spaces/{name}", lambda r: parse(SpaceDeleted, r), Retry.WRITE)
-
-
-class ItemMethods:
-    """The item methods of the blocking client."""
-
-    def _send(self, call: Call[T]) -> T:  # pragma: no cover - provided by SFMClient
-        raise NotImplementedError
-
-    def put_item(
-        self,
-        namespace: Sequence[str],
-        key: str,
-        value: Mapping[str, Any],
-        *,
-        index: IndexArg = None,
-        ttl_minutes: float | None = None,
-        space: str | None = None,
-        vectors: Sequence[VectorArg] | None = None,
-    ) -> ItemPublic:
-        """Store an item at ``namespace`` + ``key``, replacing the one there. ``index``: JSON
-        paths to embed, or False; ``space`` + ``vectors``: your own vectors."""
-        return self._send(put_item(namespace, key, value, index, ttl_minutes, space, vectors))
-
-    def get_item(
-        self,
-        namespace: Sequence[str],
-        key: str,
-        *,
-        refresh_ttl: bool = True,
-        include_expired: bool = False,
-    ) -> ItemPublic | None:
-        """The item, or None when there is none (or it expired)."""
-        return self._send(get_item(namespace, key, refresh_ttl, include_expired))
-
-    def delete_item(self, namespace: Sequence[str], key: str) -> bool:
-        """Delete the item; False when there was none."""
-        return self._send(delete_item(namespace, key))
-
-    def search_items(
-        self,
-        namespace_prefix: Sequence[str] = (),
-        *,
-        query: str | None = None,
-        vector: Sequence[float] | None = None,
-        space: str | None = None,
-        filter: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        refresh_ttl: bool = True,
-        include_expired: bool = False,
-    ) -> ItemSearchResponse:
-        """Items under the prefix that pass ``filter``: by meaning with ``query`` (default
-        space) or ``vector`` (a registered space), else newest first."""
-        return self._send(
-            search_items(
-                namespace_prefix,
-                query,
-                vector,
-                space,
-                filter,
-                limit,
-                offset,
-                refresh_ttl,
-                include_expired,
-            )
-        )
-
-    def list_namespaces(
-        self,
-        *,
-        prefix: Sequence[str] = (),
-        suffix: Sequence[str] = (),
-        max_depth: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        include_expired: bool = False,
-    ) -> NamespacesResponse:
-        """Namespaces matching the prefix and suffix (``*`` = any one label)."""
-        return self._send(
-            list_namespaces(prefix, suffix, max_depth, limit, offset, include_expired)
-        )
-
-    def sweep_items(self) -> int:
-        """Delete your expired items now; returns how many went."""
-        return self._send(sweep_items()).deleted
-
-    def create_space(self, name: str, dimension: int, metric: str = "cosine") -> SpacePublic:
-        """Register an embedding space (its own Milvus collection) for your own vectors."""
-        return self._send(create_space(name, dimension, metric))
-
-    def list_spaces(self) -> SpacesResponse:
-        """The default space and your registered ones."""
-        return self._send(list_spaces())
-
-    def delete_space(self, name: str) -> SpaceDeleted:
-        """Drop a space and the items that had vectors in it."""
-        return self._send(delete_space(name))
-
-
-class AsyncItemMethods:
-    """The item methods of the async client."""
-
-    async def _send(self, call: Call[T]) -> T:  # pragma: no cover - provided by the client
-        raise NotImplementedError
-
-    async def put_item(
-        self,
-        namespace: Sequence[str],
-        key: str,
-        value: Mapping[str, Any],
-        *,
-        index: IndexArg = None,
-        ttl_minutes: float | None = None,
-        space: str | None = None,
-        vectors: Sequence[VectorArg] | None = None,
-    ) -> ItemPublic:
-        """See :meth:`ItemMethods.put_item`."""
-        return await self._send(put_item(namespace, key, value, index, ttl_minutes, space, vectors))
-
-    async def get_item(
-        self,
-        namespace: Sequence[str],
-        key: str,
-        *,
-        refresh_ttl: bool = True,
-        include_expired: bool = False,
-    ) -> ItemPublic | None:
-        """See :meth:`ItemMethods.get_item`."""
-        return await self._send(get_item(namespace, key, refresh_ttl, include_expired))
-
-    async def delete_item(self, namespace: Sequence[str], key: str) -> bool:
-        """See :meth:`ItemMethods.delete_item`."""
-        return await self._send(delete_item(namespace, key))
-
-    async def search_items(
-        self,
-        namespace_prefix: Sequence[str] = (),
-        *,
-        query: str | None = None,
-        vector: Sequence[float] | None = None,
-        space: str | None = None,
-        filter: Mapping[str, Any] | None = None,
-        limit: int = 10,
-        offset: int = 0,
-        refresh_ttl: bool = True,
-        include_expired: bool = False,
-    ) -> ItemSearchResponse:
-        """See :meth:`ItemMethods.search_items`."""
-        return await self._send(
-            search_items(
-                namespace_prefix,
-                query,
-                vector,
-                space,
-                filter,
-                limit,
-                offset,
-                refresh_ttl,
-                include_expired,
-            )
-        )
-
-    async def list_namespaces(
-        self,
-        *,
-        prefix: Sequence[str] = (),
-        suffix: Sequence[str] = (),
-        max_depth: int | None = None,
-        limit: int = 100,
-        offset: int = 0,
-        include_expired: bool = False,
-    ) -> NamespacesResponse:
-        """See :meth:`ItemMethods.list_namespaces`."""
-        return await self._send(
-            list_namespaces(prefix, suffix, max_depth, limit, offset, include_expired)
-        )
-
-    async def sweep_items(self) -> int:
-        """See :meth:`ItemMethods.sweep_items`."""
-        return (await self._send(sweep_items())).deleted
-
-    async def create_space(self, name: str, dimension: int, metric: str = "cosine") -> SpacePublic:
-        """See :meth:`ItemMethods.create_space`."""
-        return await self._send(create_space(name, dimension, metric))
-
-    async def list_spaces(self) -> SpacesResponse:
-        """See :meth:`ItemMethods.list_spaces`."""
-        return await self._send(list_spaces())
-
-    async def delete_space(self, name: str) -> SpaceDeleted:
-        """See :meth:`ItemMethods.delete_space`."""
-        return await self._send(delete_space(name))

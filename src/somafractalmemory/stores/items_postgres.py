@@ -33,7 +33,7 @@ _ITEM_COLUMNS = (
     records.c.id,
     records.c.namespace,
     records.c.key,
-    records.c.payload,
+    records.c.payload.label("value"),
     records.c.space,
     records.c.created_at,
     records.c.updated_at,
@@ -44,17 +44,8 @@ _TEXT_ARRAY = postgresql.ARRAY(sa.Text)
 
 
 def _item(row: Any) -> Item:
-    return Item(
-        id=int(row.id),
-        namespace=tuple(row.namespace),
-        key=row.key,
-        value=row.payload,
-        space=row.space,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        ttl_minutes=row.ttl_minutes,
-        expires_at=row.expires_at,
-    )
+    """A row of ``_ITEM_COLUMNS``, whose names are Item's fields (the namespace a tuple)."""
+    return Item(**{**row._mapping, "namespace": tuple(row.namespace)})
 
 
 class ItemsRepository(SpaceQueries, ItemUpkeep):

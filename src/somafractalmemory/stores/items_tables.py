@@ -6,18 +6,23 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.stores.tables import metadata
+from somafractalmemory.stores.tables import (
+    created_at_column,
+    id_column,
+    metadata,
+    tenant_column,
+)
 
 embedding_spaces = sa.Table(
     "embedding_spaces",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    id_column(),
+    tenant_column(),
     sa.Column("name", sa.Text, nullable=False),
     sa.Column("dimension", sa.Integer, nullable=False),
     sa.Column("metric", sa.Text, nullable=False),
     sa.Column("collection", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
 )
 
 # One row per vector of an item (several with `x[*]` paths). The id, from its own sequence,
@@ -26,7 +31,7 @@ embedding_spaces = sa.Table(
 record_vectors = sa.Table(
     "record_vectors",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
+    id_column(),
     sa.Column("record_id", sa.BigInteger, sa.ForeignKey("records.id"), nullable=False),
     sa.Column("path", sa.Text, nullable=False),
     sa.Column("vector", postgresql.ARRAY(sa.REAL), nullable=False),

@@ -32,24 +32,18 @@ class GraphReads(PostgresBase):
             return []
         ids = list(node_ids)
         parts = []
-        if direction in ("out", "both"):
-            parts.append(
-                sa.select(
-                    links.c.from_id.label("node"),
-                    links.c.to_id.label("other"),
-                    links.c.link_type,
-                    links.c.strength,
-                ).where(links.c.tenant_id == tenant_id, links.c.from_id.in_(ids))
-            )
-        if direction in ("in", "both"):
-            parts.append(
-                sa.select(
-                    links.c.to_id.label("node"),
-                    links.c.from_id.label("other"),
-                    links.c.link_type,
-                    links.c.strength,
-                ).where(links.c.tenant_id == tenant_id, links.c.to_id.in_(ids))
-            )
+        # (the end we start from, the other end) for each way a link can be followed
+        ways = {"out": (links.c.from_id, links.c.to_id), "in": (links.c.to_id, links.c.from_id)}
+        for way, (node, other) in ways.items():
+            if direction in (way, "both"):
+                parts.append(
+                    sa.select(
+                        node.label("node"),
+                        other.label("other"),
+                        links.c.link_type,
+                        links.c.strength,
+                    ).where(links.c.tenant_id == tenant_id, node.in_(ids))
+                )
         if link_type is not None:
             parts = [p.where(links.c.link_type == link_type) for p in parts]
         query = parts[0] if len(parts) == 1 else sa.union_all(*parts)

@@ -6,6 +6,8 @@ These never create anything: the schema is made by the Alembic migrations alone,
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -23,22 +25,40 @@ def text_hash_sql(column: str) -> str:
 
 TEXT_HASH_SQL = text_hash_sql("text")
 
+
+# The columns every table of ours has alike (each call makes a new Column: a Column belongs
+# to one table).
+def id_column() -> sa.Column[int]:
+    """The BIGINT primary key ``id``."""
+    return sa.Column("id", sa.BigInteger, primary_key=True)
+
+
+def tenant_column() -> sa.Column[int]:
+    """The owning tenant: ``tenant_id``, a foreign key to ``tenants.id``."""
+    return sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False)
+
+
+def created_at_column() -> sa.Column[datetime]:
+    """When the row was made: ``created_at``, with time zone."""
+    return sa.Column("created_at", sa.DateTime(timezone=True), nullable=False)
+
+
 tenants = sa.Table(
     "tenants",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
+    id_column(),
     sa.Column("name", sa.Text, nullable=False, unique=True),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
 )
 
 api_keys = sa.Table(
     "api_keys",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    id_column(),
+    tenant_column(),
     sa.Column("key_hash", sa.LargeBinary(32), nullable=False, unique=True),
     sa.Column("prefix", sa.Text, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
     sa.Column("revoked_at", sa.DateTime(timezone=True)),
 )
 
@@ -47,8 +67,8 @@ api_keys = sa.Table(
 records = sa.Table(
     "records",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    id_column(),
+    tenant_column(),
     sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
     sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
     sa.Column("key", sa.Text, nullable=False),
@@ -56,7 +76,7 @@ records = sa.Table(
     sa.Column("payload", postgresql.JSONB, nullable=False),
     sa.Column("text", sa.Text, nullable=False),
     sa.Column("importance", sa.Float),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("text_tsv", postgresql.TSVECTOR),
     sa.Column("client_vector", postgresql.ARRAY(sa.REAL)),
@@ -79,14 +99,14 @@ IS_ITEM = records.c.namespace_path != ""
 links = sa.Table(
     "links",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    id_column(),
+    tenant_column(),
     sa.Column("from_id", sa.BigInteger, sa.ForeignKey("records.id"), nullable=False),
     sa.Column("to_id", sa.BigInteger, sa.ForeignKey("records.id"), nullable=False),
     sa.Column("link_type", sa.Text, nullable=False),
     sa.Column("strength", sa.Float, nullable=False),
     sa.Column("metadata", postgresql.JSONB, nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
 )
 
 # One outbox: an entry names a record whose Milvus side is about to change; ``coord`` and no
@@ -94,20 +114,20 @@ links = sa.Table(
 outbox = sa.Table(
     "outbox",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    id_column(),
+    tenant_column(),
     sa.Column("coord", sa.Text),
     sa.Column("record_id", sa.BigInteger, nullable=False),
     sa.Column("collections", postgresql.ARRAY(sa.Text)),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
 )
 
 # Every version of every record, written by a trigger on ``records`` (migration 0008).
 record_history = sa.Table(
     "record_history",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
-    sa.Column("tenant_id", sa.BigInteger, sa.ForeignKey("tenants.id"), nullable=False),
+    id_column(),
+    tenant_column(),
     sa.Column("record_id", sa.BigInteger, nullable=False),
     sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
     sa.Column("key", sa.Text, nullable=False),
@@ -128,7 +148,7 @@ record_history = sa.Table(
 reconcile_runs = sa.Table(
     "reconcile_runs",
     metadata,
-    sa.Column("id", sa.BigInteger, primary_key=True),
+    id_column(),
     sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("tenants", sa.Integer, nullable=False),
     sa.Column("missing", sa.Integer, nullable=False),
@@ -142,5 +162,5 @@ database_identity = sa.Table(
     metadata,
     sa.Column("one_row", sa.Boolean, primary_key=True),
     sa.Column("uuid", postgresql.UUID(as_uuid=False), nullable=False),
-    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    created_at_column(),
 )

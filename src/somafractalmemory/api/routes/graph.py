@@ -34,13 +34,7 @@ def create_link(body: LinkCreate, tenant: TenantDep, service: ServiceDep) -> Lin
     link = service.link(
         tenant, Link(body.from_coord, body.to_coord, body.link_type, body.strength, body.metadata)
     )
-    return LinkPublic(
-        from_coord=link.from_coord,
-        to_coord=link.to_coord,
-        link_type=link.link_type,
-        strength=link.strength,
-        metadata=link.metadata,
-    )
+    return LinkPublic.model_validate(link, from_attributes=True)
 
 
 @router.get("/neighbors")

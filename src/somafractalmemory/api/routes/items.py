@@ -44,23 +44,12 @@ ItemsDep = Annotated[ItemService, Depends(get_item_service)]
 
 
 def to_public(item: Item) -> ItemPublic:
-    """The API view of a stored item."""
-    return ItemPublic(
-        namespace=list(item.namespace),
-        key=item.key,
-        value=item.value,
-        created_at=item.created_at,
-        updated_at=item.updated_at,
-        space=item.space,
-        ttl_minutes=item.ttl_minutes,
-        expires_at=item.expires_at,
-    )
+    """The API view of a stored item (its fields by name; the row id stays inside)."""
+    return ItemPublic.model_validate(item, from_attributes=True)
 
 
 def _space_public(space: Space) -> SpacePublic:
-    return SpacePublic(
-        name=space.name, dimension=space.dimension, metric=space.metric, collection=space.collection
-    )
+    return SpacePublic.model_validate(space, from_attributes=True)
 
 
 @router.put(
@@ -115,21 +104,13 @@ def delete_item(
 @router.post("/items/search")
 def search_items(body: ItemSearchRequest, tenant: TenantDep, items: ItemsDep) -> ItemSearchResponse:
     """Search items by namespace prefix, filter, and optionally meaning."""
-    hits = items.search(
-        tenant,
-        ItemSearch(
-            namespace_prefix=tuple(body.namespace_prefix),
-            filter=body.filter or {},
-            limit=body.limit,
-            offset=body.offset,
-            space=body.space,
-            query=body.query,
-            vector=body.vector,
-            mode=body.mode,
-            refresh_ttl=body.refresh_ttl,
-            include_expired=body.include_expired,
-        ),
+    # the request's other fields are the search's, by name
+    search = ItemSearch(
+        namespace_prefix=tuple(body.namespace_prefix),
+        filter=body.filter or {},
+        **body.model_dump(exclude={"namespace_prefix", "filter"}),
     )
+    hits = items.search(tenant, search)
     return ItemSearchResponse(
         items=[ItemSearchResult(**to_public(h.item).model_dump(), score=h.score) for h in hits]
     )

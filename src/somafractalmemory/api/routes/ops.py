@@ -5,6 +5,8 @@ and differ only in which failed parts make them answer 503."""
 
 from __future__ import annotations
 
+from dataclasses import asdict
+
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -24,14 +26,7 @@ def stats(tenant: TenantDep, stack: StackDep) -> StatsResponse:
     """Counts for the caller's tenant; 503 when Milvus cannot count its vectors."""
     found = stack.memories.stats(tenant)
     items, item_vectors = stack.items.stats(tenant)
-    return StatsResponse(
-        memories=found.memories,
-        by_type=found.by_type,
-        links=found.links,
-        vectors=found.vectors,
-        items=items,
-        item_vectors=item_vectors,
-    )
+    return StatsResponse(**asdict(found), items=items, item_vectors=item_vectors)
 
 
 def _health(stack: Stack, parts: tuple[str, ...], required: tuple[str, ...]) -> JSONResponse:

@@ -53,28 +53,26 @@ def _page(request: Request, template: str, title: str) -> HTMLResponse:
     )
 
 
-@router.get("", response_class=HTMLResponse)
-def overview(request: Request) -> HTMLResponse:
-    """The overview: the tenant's stats, the stack's health and the search box."""
-    return _page(request, "overview.html", "Memories")
+# The browser's pages: path under /ui -> (template, title). Each is the same static page; the
+# browser fetches the data with the key it holds.
+PAGES = {
+    "": ("overview.html", "Memories"),  # the tenant's stats, the stack's health, search
+    "/signin": ("signin.html", "Sign in"),  # the API key is kept in sessionStorage only
+    "/items": ("items.html", "Items"),  # namespaces, and search under a prefix
+    "/memory": ("memory.html", "Memory"),  # one memory (?coord=): payload, links, delete
+}
 
 
-@router.get("/signin", response_class=HTMLResponse)
-def signin(request: Request) -> HTMLResponse:
-    """Sign in with an API key (kept in the browser's sessionStorage only)."""
-    return _page(request, "signin.html", "Sign in")
+def _add_page(path: str, template: str, title: str) -> None:
+    def page(request: Request) -> HTMLResponse:
+        return _page(request, template, title)
+
+    name = template.removesuffix(".html")
+    router.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse, name=name)
 
 
-@router.get("/items", response_class=HTMLResponse)
-def items(request: Request) -> HTMLResponse:
-    """The items: namespaces, and search under a prefix (vector, keyword, hybrid)."""
-    return _page(request, "items.html", "Items")
-
-
-@router.get("/memory", response_class=HTMLResponse)
-def memory(request: Request) -> HTMLResponse:
-    """One memory (``?coord=``): payload, metadata, neighbours, delete."""
-    return _page(request, "memory.html", "Memory")
+for _path, (_template, _title) in PAGES.items():
+    _add_page(_path, _template, _title)
 
 
 class SecurityHeadersMiddleware:

@@ -1,9 +1,6 @@
-"""Initial schema: tenants, API keys, memories (with full-text column), links.
+"""Initial schema: tenants, API keys, memories (with full-text column), links."""
 
-Revision ID: 0001
-Revises:
-Create Date: 2026-11-25
-"""
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +8,20 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0001"
 down_revision = None
-branch_labels = None
-depends_on = None
+
+
+# This migration's own column helpers (a migration imports nothing that may change later).
+def _owned_by(table: str, column: str) -> sa.Column[int]:
+    """A NOT NULL reference to ``table``; the row goes when the row it references does."""
+    fk = sa.ForeignKey(f"{table}.id", ondelete="CASCADE")
+    return sa.Column(column, sa.BigInteger, fk, nullable=False)
+
+
+def _now(column: str) -> sa.Column[datetime]:
+    """A NOT NULL timestamp with time zone, the transaction's time by default."""
+    return sa.Column(
+        column, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
 
 
 def upgrade() -> None:
@@ -20,46 +29,28 @@ def upgrade() -> None:
         "tenants",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column("name", sa.Text, nullable=False, unique=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
     )
     op.create_table(
         "api_keys",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("key_hash", sa.LargeBinary(32), nullable=False, unique=True),
         sa.Column("prefix", sa.Text, nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_table(
         "memories",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("coord", sa.Text, nullable=False),
         sa.Column("memory_type", sa.Text, nullable=False),
         sa.Column("payload", postgresql.JSONB, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("importance", sa.Float, nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
+        _now("updated_at"),
         # Keyword recall: a stored tsvector kept by PostgreSQL itself, indexed with GIN.
         sa.Column(
             "text_tsv",
@@ -75,30 +66,13 @@ def upgrade() -> None:
     op.create_table(
         "links",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
-        sa.Column(
-            "from_id",
-            sa.BigInteger,
-            sa.ForeignKey("memories.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
-        sa.Column(
-            "to_id",
-            sa.BigInteger,
-            sa.ForeignKey("memories.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
+        _owned_by("memories", "from_id"),
+        _owned_by("memories", "to_id"),
         sa.Column("link_type", sa.Text, nullable=False),
         sa.Column("strength", sa.Float, nullable=False),
         sa.Column("metadata", postgresql.JSONB, nullable=False, server_default="{}"),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
         sa.UniqueConstraint("tenant_id", "from_id", "to_id", "link_type", name="uq_links_edge"),
     )
     op.create_index("ix_links_from", "links", ["tenant_id", "from_id"])

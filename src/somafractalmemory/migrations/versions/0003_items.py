@@ -1,9 +1,6 @@
-"""Namespaced items (LangGraph-style), their vectors, embedding spaces, the item outbox.
+"""Namespaced items (LangGraph-style), their vectors, embedding spaces, the item outbox."""
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-25
-"""
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -11,8 +8,20 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0003"
 down_revision = "0002"
-branch_labels = None
-depends_on = None
+
+
+# This migration's own column helpers (a migration imports nothing that may change later).
+def _owned_by(table: str, column: str) -> sa.Column[int]:
+    """A NOT NULL reference to ``table``; the row goes when the row it references does."""
+    fk = sa.ForeignKey(f"{table}.id", ondelete="CASCADE")
+    return sa.Column(column, sa.BigInteger, fk, nullable=False)
+
+
+def _now(column: str) -> sa.Column[datetime]:
+    """A NOT NULL timestamp with time zone, the transaction's time by default."""
+    return sa.Column(
+        column, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
 
 
 def upgrade() -> None:
@@ -21,19 +30,12 @@ def upgrade() -> None:
     op.create_table(
         "embedding_spaces",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("dimension", sa.Integer, nullable=False),
         sa.Column("metric", sa.Text, nullable=False),
         sa.Column("collection", sa.Text, nullable=False, unique=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
         sa.UniqueConstraint("tenant_id", "name", name="uq_embedding_spaces_tenant_name"),
         sa.CheckConstraint("metric IN ('cosine', 'ip', 'l2')", name="ck_embedding_spaces_metric"),
         sa.CheckConstraint(
@@ -43,12 +45,7 @@ def upgrade() -> None:
     op.create_table(
         "items",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
         # The labels joined by "." (labels never contain one): the btree below serves
         # prefix queries with `LIKE 'a.b.%'` thanks to the C collation.
@@ -57,12 +54,8 @@ def upgrade() -> None:
         sa.Column("value", postgresql.JSONB, nullable=False),
         # The space the item's vectors live in; NULL when it has none (index false).
         sa.Column("space", sa.Text, nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
+        _now("updated_at"),
         sa.Column("ttl_minutes", sa.Float, nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("tenant_id", "namespace_path", "key", name="uq_items_tenant_ns_key"),
@@ -91,12 +84,7 @@ def upgrade() -> None:
             primary_key=True,
             server_default=sa.text("nextval('item_vectors_id_seq')"),
         ),
-        sa.Column(
-            "item_id",
-            sa.BigInteger,
-            sa.ForeignKey("items.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("items", "item_id"),
         sa.Column("path", sa.Text, nullable=False),
         sa.Column("vector", postgresql.ARRAY(sa.REAL), nullable=False),
     )
@@ -107,17 +95,10 @@ def upgrade() -> None:
     op.create_table(
         "item_outbox",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("item_id", sa.BigInteger, nullable=False),
         sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
     )
     op.create_index("ix_item_outbox_created", "item_outbox", ["created_at"])
 

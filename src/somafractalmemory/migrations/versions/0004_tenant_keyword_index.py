@@ -6,18 +6,12 @@ small tenant paid for the big ones. The composite index intersects a word with t
 the index. It replaces ``ix_memories_text_tsv``, which no query needs any more.
 ``btree_gin`` ships with PostgreSQL (contrib) and is a trusted extension: the database owner
 may create it.
-
-Revision ID: 0004
-Revises: 0003
-Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0004"
 down_revision = "0003"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

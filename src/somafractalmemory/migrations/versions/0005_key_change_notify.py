@@ -4,18 +4,12 @@ A statement that updates, deletes or truncates ``api_keys`` or ``tenants`` (a re
 ``DELETE``, a tenant removed with its keys, an operator's own SQL) sends ``NOTIFY
 sfm_api_keys`` when it commits. Each server listens on that channel and forgets every cached
 key lookup (``core.keys.TenantCache``), so a revocation takes effect at once everywhere.
-
-Revision ID: 0005
-Revises: 0004
-Create Date: 2026-11-30
 """
 
 from alembic import op
 
 revision = "0005"
 down_revision = "0004"
-branch_labels = None
-depends_on = None
 
 _TABLES = ("api_keys", "tenants")
 

@@ -3,10 +3,6 @@
 Milvus collections are stamped with it (``stores/ownership.py``), so that two SFM databases
 pointed at one collection are refused at start-up instead of answering each other's vectors.
 It is a row, not a server setting, so it travels with ``pg_dump`` and ``pg_restore``.
-
-Revision ID: 0006
-Revises: 0005
-Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
@@ -15,8 +11,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0006"
 down_revision = "0005"
-branch_labels = None
-depends_on = None
 
 
 def upgrade() -> None:

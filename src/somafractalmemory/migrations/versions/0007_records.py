@@ -14,11 +14,9 @@ old id: ``record_moves`` lists (old item id, record id) for every moved item, an
 ``record_vectors`` before the service starts; ``validate-infra`` refuses to serve while any
 move is pending. See docs/technical-manual/records.md. The downgrade splits the table again,
 the items keeping their record ids.
-
-Revision ID: 0007
-Revises: 0006
-Create Date: 2026-12-02
 """
+
+from datetime import datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -26,8 +24,20 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0007"
 down_revision = "0006"
-branch_labels = None
-depends_on = None
+
+
+# This migration's own column helpers (a migration imports nothing that may change later).
+def _owned_by(table: str, column: str) -> sa.Column[int]:
+    """A NOT NULL reference to ``table``; the row goes when the row it references does."""
+    fk = sa.ForeignKey(f"{table}.id", ondelete="CASCADE")
+    return sa.Column(column, sa.BigInteger, fk, nullable=False)
+
+
+def _now(column: str) -> sa.Column[datetime]:
+    """A NOT NULL timestamp with time zone, the transaction's time by default."""
+    return sa.Column(
+        column, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
 
 
 def upgrade() -> None:
@@ -157,23 +167,14 @@ def downgrade() -> None:
     op.create_table(
         "items",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
         sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
         sa.Column("key", sa.Text, nullable=False),
         sa.Column("value", postgresql.JSONB, nullable=False),
         sa.Column("space", sa.Text, nullable=True),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
-        sa.Column(
-            "updated_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
+        _now("updated_at"),
         sa.Column("ttl_minutes", sa.Float, nullable=True),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
         sa.UniqueConstraint("tenant_id", "namespace_path", "key", name="uq_items_tenant_ns_key"),
@@ -203,17 +204,10 @@ def downgrade() -> None:
     op.create_table(
         "item_outbox",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("item_id", sa.BigInteger, nullable=False),
         sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        _now("created_at"),
     )
     op.create_index("ix_item_outbox_created", "item_outbox", ["created_at"])
     op.execute(

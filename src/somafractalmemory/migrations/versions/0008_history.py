@@ -12,10 +12,6 @@ that changes none of a version's fields (a TTL refresh) writes no row.
 namespace) and ``text_hash`` (md5 of the indexed text, lower-cased, whitespace collapsed:
 exact duplicates). Every existing record gets a ``created`` version recorded at its
 ``updated_at``, so ``as_of`` reads work for what was stored before this release.
-
-Revision ID: 0008
-Revises: 0007
-Create Date: 2026-12-02
 """
 
 import sqlalchemy as sa
@@ -24,8 +20,6 @@ from sqlalchemy.dialects import postgresql
 
 revision = "0008"
 down_revision = "0007"
-branch_labels = None
-depends_on = None
 
 # The fields of a version: a change to any of them is a new version.
 VERSION_FIELDS = (
