@@ -1,5 +1,5 @@
 """MCP tools over a running SomaFractalMemory: remember, recall, get_memory, forget, link,
-neighbors.
+neighbors, history.
 
 ``somafractalmemory mcp`` serves them over stdio (an MCP client such as Claude Desktop launches
 the command) or streamable HTTP (``--transport http``, endpoint ``/mcp``). The tools hold no
@@ -19,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -28,11 +29,13 @@ from pydantic import Field
 
 from somafractalmemory import __version__
 from somafractalmemory.client import AsyncSFMClient, SFMClientError
+from somafractalmemory.history_schemas import HistoryResponse
 from somafractalmemory.schemas import (
     MAX_TOP_K,
     DeleteResponse,
     LinkPublic,
     MemoryPublic,
+    MemoryWritten,
     NeighborsResponse,
     SearchResponse,
 )
@@ -59,7 +62,9 @@ INSTRUCTIONS = """\
 Long-term memory. Use `remember` to store something worth keeping (a fact about the user, a
 decision, an event) as text, optionally with extra fields; use `recall` to find memories by
 meaning before answering; `get_memory` reads one by coordinate, `forget` deletes one, `link`
-connects two related memories and `neighbors` follows those links."""
+connects two related memories and `neighbors` follows those links. When a new fact replaces an
+old one (the user moved, changed their mind), `remember` it with `supersedes` naming the old
+memory's coordinate: recall then returns only the new one, and `history` shows both."""
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,7 @@ def _client(ctx: ToolContext) -> AsyncSFMClient:
 
 
 def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
-    """The MCP server with the six tools; its lifespan owns the HTTP client to SFM."""
+    """The MCP server with the seven tools; its lifespan owns the HTTP client to SFM."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AsyncSFMClient]) -> AsyncIterator[AsyncSFMClient]:
@@ -171,11 +176,22 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
                 "recall can filter on string, number and boolean fields."
             ),
         ] = None,
-    ) -> MemoryPublic:
-        """Store a memory in long-term memory and return it with its coordinate."""
+        supersedes: Annotated[
+            list[str] | None,
+            Field(
+                description="Coordinates of memories this one replaces (e.g. the old address "
+                "when the user moved): they stop being recalled but keep their history.",
+                max_length=100,
+            ),
+        ] = None,
+    ) -> MemoryWritten:
+        """Store a memory in long-term memory and return it with its coordinate, what the
+        write did (status) and any memories with the same or nearly the same text."""
         payload = {**(fields or {}), "text": text}
         with _as_tool_error():
-            return await _client(ctx).store(coord or new_coord(), payload, memory_type, importance)
+            return await _client(ctx).store(
+                coord or new_coord(), payload, memory_type, importance, supersedes=supersedes
+            )
 
     @server.tool(annotations=READS)
     async def recall(
@@ -193,10 +209,36 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
             dict[str, FilterValue] | None,
             Field(description="Top-level payload fields that must equal these values."),
         ] = None,
+        include_superseded: Annotated[
+            bool,
+            Field(description="Also return memories that were replaced (marked superseded_by)."),
+        ] = False,
+        valid_at: Annotated[
+            datetime | None,
+            Field(description="Only facts valid at this time (RFC 3339, with a time zone)."),
+        ] = None,
     ) -> SearchResponse:
         """Find the memories closest in meaning to a query, best first (higher score: closer)."""
         with _as_tool_error():
-            return await _client(ctx).search(query, top_k, memory_type, filters)
+            return await _client(ctx).search(
+                query,
+                top_k,
+                memory_type,
+                filters,
+                include_superseded=include_superseded or None,
+                valid_at=valid_at,
+            )
+
+    @server.tool(annotations=READS)
+    async def history(
+        ctx: ToolContext,
+        coord: Coord,
+        limit: Annotated[int, Field(ge=1, le=100, description="How many versions.")] = 20,
+    ) -> HistoryResponse:
+        """The versions of the memory at a coordinate, newest first: what it said before,
+        when it changed, and what superseded it (also after it was forgotten)."""
+        with _as_tool_error():
+            return await _client(ctx).history(coord, limit)
 
     @server.tool(annotations=READS)
     async def get_memory(ctx: ToolContext, coord: Coord) -> MemoryPublic:

@@ -128,6 +128,7 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory.errors",
         "somafractalmemory.schemas",
         "somafractalmemory.item_schemas",
+        "somafractalmemory.history_schemas",
         "somafractalmemory.core",
         "somafractalmemory.models",
     }

@@ -28,7 +28,7 @@ from testkit.server import ServerProcess, free_port
 
 SERVER_START_TIMEOUT = 180.0
 SESSION_TIMEOUT = 90.0
-TOOLS = {"remember", "recall", "get_memory", "forget", "link", "neighbors"}
+TOOLS = {"remember", "recall", "get_memory", "forget", "link", "neighbors", "history"}
 MCP_COMMAND = [sys.executable, "-m", "somafractalmemory.cli", "mcp"]
 
 
@@ -193,6 +193,27 @@ async def test_remember_recall_link_neighbors_forget(soma_env: dict[str, str]) -
         assert gone.is_error
         assert "NotFound" in text_of(gone)
         assert "3,1,4" in text_of(gone)
+
+
+@pytest.mark.anyio
+async def test_remember_with_supersedes_then_recall_and_history(soma_env: dict[str, str]) -> None:
+    async with stdio_session(soma_env) as session:
+        paris = await call(session, "remember", text="The user lives in Paris")
+        assert paris["status"] == "created"
+        berlin = await call(
+            session, "remember", text="The user moved to Berlin", supersedes=[paris["coord"]]
+        )
+        found = await call(session, "recall", query="where does the user live?")
+        assert [r["coord"] for r in found["results"]] == [berlin["coord"]]
+        both = await call(
+            session, "recall", query="where does the user live?", include_superseded=True
+        )
+        marked = {r["coord"]: r["superseded_by"] for r in both["results"]}
+        assert marked == {paris["coord"]: berlin["coord"], berlin["coord"]: None}
+        versions = await call(session, "history", coord=paris["coord"])
+        assert [v["change"] for v in versions["versions"]] == ["superseded", "created"]
+        again = await call(session, "remember", text="The user moved to Berlin")
+        assert again["duplicate_of"] == [berlin["coord"]]
 
 
 @pytest.mark.anyio

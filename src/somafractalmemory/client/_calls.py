@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from enum import Enum
 from typing import Any, Generic, TypedDict, TypeVar
 from urllib.parse import quote
@@ -19,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from somafractalmemory import schemas
+from somafractalmemory import history_schemas, schemas
 from somafractalmemory.client.errors import (
     ConnectionFailed,
     ServerError,
@@ -165,21 +166,38 @@ def store(
     payload: Mapping[str, Any],
     memory_type: MemoryTypeArg = "episodic",
     importance: float = 0.5,
+    *,
+    supersedes: Sequence[str] | None = None,
+    valid_from: datetime | None = None,
+    valid_to: datetime | None = None,
+    if_absent: bool | None = None,
+    on_duplicate: str | None = None,
     **extra: Any,
-) -> Call[schemas.MemoryPublic]:
+) -> Call[schemas.MemoryWritten]:
     """Store a memory at ``coord``, replacing the one already there (``POST /memories``).
 
-    The text embedded is ``payload["text"]``, else the payload as JSON. ``extra`` keys go
-    into the request body as they are (for options newer servers accept).
+    The text embedded is ``payload["text"]``, else the payload as JSON. ``supersedes`` names
+    memories this one replaces; ``valid_from``/``valid_to`` when the fact holds;
+    ``if_absent`` makes it create-only (:class:`Conflict` when a memory is there);
+    ``on_duplicate`` is ``store``, ``skip`` or ``supersede`` (see docs/history.md). The
+    answer says what happened (``status``) and names duplicates. ``extra`` keys go into the
+    request body as they are (for options newer servers accept).
     """
     body = {
         "coord": coord,
         "payload": dict(payload),
         "memory_type": _enum_value(memory_type),
         "importance": importance,
+        **_present(
+            supersedes=list(supersedes) if supersedes is not None else None,
+            valid_from=valid_from,
+            valid_to=valid_to,
+            if_absent=if_absent,
+            on_duplicate=on_duplicate,
+        ),
         **extra,
     }
-    return Call("POST", "/memories", _reader(schemas.MemoryPublic), Retry.WRITE, body=body)
+    return Call("POST", "/memories", _reader(schemas.MemoryWritten), Retry.WRITE, body=body)
 
 
 def store_batch(
@@ -196,31 +214,55 @@ def store_batch(
     )
 
 
-def get(coord: str) -> Call[schemas.MemoryPublic]:
-    """The memory at ``coord``; :class:`NotFound` if there is none."""
-    return Call("GET", f"/memories/{coord_path(coord)}", _reader(schemas.MemoryPublic), Retry.READ)
-
-
-def delete(coord: str) -> Call[schemas.DeleteResponse]:
-    """Delete the memory at ``coord`` (and its links); :class:`NotFound` if there is none."""
+def get(coord: str, as_of: datetime | None = None) -> Call[schemas.MemoryPublic]:
+    """The memory at ``coord`` (a superseded one too, marked), or the version current at
+    ``as_of``; :class:`NotFound` if there is none (then)."""
+    params = _present(as_of=as_of.isoformat() if as_of is not None else None)
     return Call(
-        "DELETE", f"/memories/{coord_path(coord)}", _reader(schemas.DeleteResponse), Retry.WRITE
+        "GET",
+        f"/memories/{coord_path(coord)}",
+        _reader(schemas.MemoryPublic),
+        Retry.READ,
+        params=params,
+    )
+
+
+def delete(coord: str, purge: bool = False) -> Call[schemas.DeleteResponse]:
+    """Delete the memory at ``coord`` (and its links); with ``purge`` its history too;
+    :class:`NotFound` if there is none."""
+    return Call(
+        "DELETE",
+        f"/memories/{coord_path(coord)}",
+        _reader(schemas.DeleteResponse),
+        Retry.WRITE,
+        params={"purge": "true"} if purge else {},
     )
 
 
 def list_page(
-    memory_type: MemoryTypeArg | None = None, limit: int = 100, cursor: str | None = None
+    memory_type: MemoryTypeArg | None = None,
+    limit: int = 100,
+    cursor: str | None = None,
+    include_superseded: bool = False,
 ) -> Call[schemas.MemoryList]:
-    """One page of memories in storage order; pass ``next_cursor`` back for the next."""
-    params = _present(memory_type=_enum_value(memory_type), limit=limit, cursor=cursor)
+    """One page of memories in storage order (current ones unless ``include_superseded``);
+    pass ``next_cursor`` back for the next."""
+    params = _present(
+        memory_type=_enum_value(memory_type),
+        limit=limit,
+        cursor=cursor,
+        include_superseded="true" if include_superseded else None,
+    )
     return Call("GET", "/memories", _reader(schemas.MemoryList), Retry.READ, params=params)
 
 
 def iter_memories(
-    memory_type: MemoryTypeArg | None = None, page_size: int = 100
+    memory_type: MemoryTypeArg | None = None,
+    page_size: int = 100,
+    include_superseded: bool = False,
 ) -> Call[schemas.MemoryList]:
     """Every memory of the tenant, fetching pages of ``page_size`` as it goes."""
-    return list_page(memory_type, page_size)
+    return list_page(memory_type, page_size, include_superseded=include_superseded)
 
 
 def next_page(
@@ -237,19 +279,25 @@ def search(
     top_k: int = 10,
     memory_type: MemoryTypeArg | None = None,
     filters: Mapping[str, Any] | None = None,
+    *,
+    include_superseded: bool | None = None,
+    valid_at: datetime | None = None,
     **extra: Any,
 ) -> Call[schemas.SearchResponse]:
     """Recall memories by meaning, best first.
 
-    ``filters`` are top-level payload fields that must match. ``extra`` keys go into the
-    request body as they are, e.g. ``mode="hybrid"`` or ``vector=[...]`` (then pass
-    ``query=None``) on servers that support them.
+    ``filters`` are top-level payload fields that must match; ``include_superseded`` brings
+    back memories another one superseded (marked); ``valid_at`` keeps the facts valid then.
+    ``extra`` keys go into the request body as they are, e.g. ``mode="hybrid"`` or
+    ``vector=[...]`` (then pass ``query=None``) on servers that support them.
     """
     body = _present(
         query=query,
         top_k=top_k,
         memory_type=_enum_value(memory_type),
         filters=dict(filters) if filters is not None else None,
+        include_superseded=include_superseded,
+        valid_at=valid_at,
     )
     body.update(extra)
     return Call("POST", "/memories/search", _reader(schemas.SearchResponse), Retry.READ, body=body)
@@ -305,6 +353,32 @@ def path(
         direction=direction,
     )
     return Call("GET", "/graph/path", _reader(schemas.PathResponse), Retry.READ, params=params)
+
+
+def history(
+    coord: str, limit: int = 50, cursor: str | None = None
+) -> Call[history_schemas.HistoryResponse]:
+    """The versions of the memory at ``coord``, newest first (also after a delete, until a
+    purge); pass ``next_cursor`` back as ``cursor`` for older ones."""
+    return Call(
+        "GET",
+        f"/memories/{coord_path(coord)}/history",
+        _reader(history_schemas.HistoryResponse),
+        Retry.READ,
+        params=_present(limit=limit, cursor=cursor),
+    )
+
+
+def changes(after: str | None = None, limit: int = 100) -> Call[history_schemas.ChangesResponse]:
+    """The tenant's next changes in transaction order after the cursor ``after`` (from the
+    start without one); resume with the answer's ``next_cursor``."""
+    return Call(
+        "GET",
+        "/changes",
+        _reader(history_schemas.ChangesResponse),
+        Retry.READ,
+        params=_present(after=after, limit=limit),
+    )
 
 
 def stats() -> Call[schemas.StatsResponse]:

@@ -173,6 +173,8 @@ class Endpoints:
     list = endpoint(_calls.list_page)
     iter_memories = pages(_calls.iter_memories)
     search = endpoint(_calls.search)
+    history = endpoint(_calls.history)
+    changes = endpoint(_calls.changes)
     # -- graph ------------------------------------------------------------------------------
     link = endpoint(_calls.link)
     neighbors = endpoint(_calls.neighbors)
