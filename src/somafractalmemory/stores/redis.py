@@ -165,7 +165,7 @@ class MemoryCache:
                 raise RedisUnavailableError(str(exc), self.address) from exc
         mark_store("redis", True)
 
-    def _key(self, tenant_id: int, coord: str) -> str:
+    def memory_key(self, tenant_id: int, coord: str) -> str:
         return f"{self.prefix}:mem:{tenant_id}:{coord}"
 
     def _best_effort(self, operation: str, call: Callable[[], T], default: T) -> T:
@@ -201,7 +201,7 @@ class MemoryCache:
 
     def get(self, tenant_id: int, coord: str) -> Memory | None:
         """The cached memory, or None on a miss or a Redis failure."""
-        return self._cached("get", self._key(tenant_id, coord), _decode)
+        return self._cached("get", self.memory_key(tenant_id, coord), _decode)
 
     def _cached(self, operation: str, name: str, decode: Callable[[bytes], T]) -> T | None:
         """A cached record, counted as a hit or a miss; None on a miss or a Redis failure."""
@@ -214,23 +214,23 @@ class MemoryCache:
 
     def put(self, tenant_id: int, memory: Memory) -> None:
         """Cache ``memory`` for the TTL."""
-        key = self._key(tenant_id, memory.coord)
+        key = self.memory_key(tenant_id, memory.coord)
         self._best_effort("set", lambda: self.client.set(key, _encode(memory), ex=self.ttl), None)
 
-    def _item_key(self, tenant_id: int, namespace: Sequence[str], key: str) -> str:
+    def item_key(self, tenant_id: int, namespace: Sequence[str], key: str) -> str:
         # Labels never contain "." and a key never a NUL: the pair is unambiguous.
         return f"{self.prefix}:item:{tenant_id}:{'.'.join(namespace)}\x00{key}"
 
     def get_item(self, tenant_id: int, namespace: Sequence[str], key: str) -> Item | None:
         """The cached item, or None on a miss or a Redis failure."""
-        return self._cached("get_item", self._item_key(tenant_id, namespace, key), _decode_item)
+        return self._cached("get_item", self.item_key(tenant_id, namespace, key), _decode_item)
 
     def put_item(self, tenant_id: int, item: Item) -> None:
         """Cache an item without a TTL (one with a TTL is never cached: its reads extend it,
         and it may expire at any moment)."""
         if item.ttl_minutes is not None:
             return
-        name = self._item_key(tenant_id, item.namespace, item.key)
+        name = self.item_key(tenant_id, item.namespace, item.key)
         data = _encode_item(item)
         self._best_effort("set_item", lambda: self.client.set(name, data, ex=self.ttl), None)
 
@@ -238,7 +238,7 @@ class MemoryCache:
         """Drop cached copies of items after a write or delete."""
         if not keys:
             return
-        names = [self._item_key(tenant_id, namespace, key) for namespace, key in keys]
+        names = [self.item_key(tenant_id, namespace, key) for namespace, key in keys]
         self._best_effort("delete_items", lambda: self.client.delete(*names), None)
 
     def _query_key(self, model: str, text: str) -> str:
@@ -298,7 +298,7 @@ class MemoryCache:
         """Drop cached copies after a replace or delete."""
         if not coords:
             return
-        keys = [self._key(tenant_id, c) for c in coords]
+        keys = [self.memory_key(tenant_id, c) for c in coords]
         self._best_effort("delete", lambda: self.client.delete(*keys), None)
 
 
