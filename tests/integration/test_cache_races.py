@@ -270,7 +270,6 @@ def _target(kind: str, name: str, i: int) -> Target:
 def _check(rounds: list[Round]) -> None:
     violations = [f"round {i}: {v}" for i, r in enumerate(rounds) for v in r.violations]
     reads = sum(r.reads for r in rounds)
-    print("READS", reads, "failing rounds", sum(1 for r in rounds if r.violations))
     assert not violations, f"{len(violations)} stale reads in {reads}:\n" + "\n".join(
         violations[:20]
     )

@@ -224,12 +224,15 @@ class ItemService:
     def put(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool]:
         """Store the item, replacing the one at the same namespace and key; returns it and
         whether it replaced one. Its old vectors are gone when this returns."""
-        for _attempt in range(3):
-            done = self._put_plain(tenant, write) or self._put_with_vectors(tenant, write)
-            if done is not None:
-                self.cache.invalidate_items(tenant.id, [(write.namespace, write.key)])
-                return done
-        raise ConflictError("the item kept changing under concurrent writes; try again")
+        try:
+            for _attempt in range(3):
+                done = self._put_plain(tenant, write) or self._put_with_vectors(tenant, write)
+                if done is not None:
+                    return done
+            raise ConflictError("the item kept changing under concurrent writes; try again")
+        finally:
+            # Whatever happened after a commit (settling failed, a retry): no old copy stays.
+            self.cache.invalidate_items(tenant.id, [(write.namespace, write.key)])
 
     def collection_of(self, tenant_id: int, space_name: str | None) -> str | None:
         """The collection an item of the tenant with vectors in ``space_name`` has them in
@@ -321,8 +324,8 @@ class ItemService:
                 vector_ids = self.repo.delete(uow, tenant.id, [item_id])
                 self.index.delete(collection, vector_ids)
             uow.commit()
+        self.cache.invalidate_items(tenant.id, [(namespace, key)])  # before settling
         self._settle(outbox)
-        self.cache.invalidate_items(tenant.id, [(namespace, key)])
 
     # -- reads ----------------------------------------------------------------------------
     def get(
@@ -340,9 +343,10 @@ class ItemService:
         cached = self.cache.get_item(tenant.id, namespace, key)
         if cached is not None:
             return cached  # cached only without a TTL: nothing to refresh or expire
+        lease = self.cache.lease_item(tenant.id, namespace, key)  # before the read, as for memories
         item = self.repo.get(tenant.id, namespace, key, include_expired)
         if item is not None and item.ttl_minutes is None:
-            self.cache.put_item(tenant.id, item)
+            self.cache.put_item(tenant.id, item, lease)
         elif refresh_ttl and item is not None:
             # The only write a read makes: one statement, for an item that has a TTL.
             item = self.repo.refresh_one(item) or item

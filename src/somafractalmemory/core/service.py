@@ -233,6 +233,9 @@ class MemoryService:
                 self.write_vectors(tenant_id, list(rows.values()))
             uow.remove_outbox([e.id for e in entries])
             uow.commit()
+        # A write that died between its commit and its invalidation left a stale copy.
+        for tenant_id, group in by_tenant.items():
+            self.cache.invalidate(tenant_id, sorted({e.coord for e in group}))
         OUTBOX_DRAINED.inc(len(entries))
         return len(entries)
 
@@ -285,10 +288,13 @@ class MemoryService:
         cached = self.cache.get(tenant.id, canonical)
         if cached is not None:
             return cached
+        # The lease before the read: a write committing meanwhile revokes it, and the
+        # row read here is then not cached (see stores/redis.py).
+        lease = self.cache.lease(tenant.id, canonical)
         memory = self.postgres.get_memory(tenant.id, canonical)
         if memory is None:
             raise NotFoundError(f"no memory at coord {canonical!r}")
-        self.cache.put(tenant.id, memory)
+        self.cache.put(tenant.id, memory, lease)
         return memory
 
     def list_page(
