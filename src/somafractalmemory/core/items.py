@@ -280,6 +280,12 @@ class ItemService:
                 self._settle(outbox)
                 return None
             item = self.repo.upsert(uow, tenant.id, write, item_id)
+            if item.id != item_id:
+                # A concurrent write created the item after our lock found none (the lock
+                # cannot see an uncommitted insert); the upsert waited for it and updated its
+                # row. Nothing reached Milvus: settle, roll back, retry as a replace of it.
+                self._settle(outbox)
+                return None
             pairs = list(zip(vector_ids, write.vectors, strict=True))
             old_ids = self.repo.replace_vectors(uow, item_id, pairs)
             if old_collection is not None:
