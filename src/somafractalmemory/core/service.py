@@ -143,8 +143,12 @@ class MemoryService:
             raise
         self.cache.invalidate(tenant.id, [*coords, *targets])
         self._settle(outbox)
+        # A new coordinate a concurrent write created first (invisible to the read above until
+        # it committed; the upsert waited and kept its id) was replaced, not created.
+        raced = {c: (m, None) for c, m in stored.items() if c not in current and m.id != ids[c]}
+        before = {**current, **raced}
         return [
-            self.duplicates.result(w.memory.coord, plan, similar, stored, current) for w in writes
+            self.duplicates.result(w.memory.coord, plan, similar, stored, before) for w in writes
         ]
 
     def supersede(self, tenant: Tenant, successor: str, coords: Sequence[str]) -> None:
