@@ -91,7 +91,7 @@ def _rows(dsn: str, tenant_id: int) -> dict[str, tuple[int, str, list[float] | N
     return {coord: (int(id_), text, vector) for coord, id_, text, vector in found}
 
 
-def _milvus_ids(uri: str, collection: str, tenant_id: int) -> Counter[int]:
+def milvus_ids(uri: str, collection: str, tenant_id: int) -> Counter[int]:
     # Milvus 2.3.5 has no MVCC timestamp for iterators; pymilvus logs a warning and then
     # reads at the client's time, which Strong consistency makes current anyway.
     logging.getLogger("pymilvus").setLevel(logging.ERROR)
@@ -116,7 +116,7 @@ def _milvus_ids(uri: str, collection: str, tenant_id: int) -> Counter[int]:
     return found
 
 
-def _milvus_vectors(uri: str, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+def milvus_vectors(uri: str, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
     client = milvus_client(uri, timeout=30)
     found: dict[int, np.ndarray] = {}
     try:
@@ -154,7 +154,7 @@ def verify(
     verdict = Verdict()
     problems = verdict.problems
     rows = _rows(dsn, tenant_id)
-    in_milvus = _milvus_ids(milvus_uri, collection, tenant_id)
+    in_milvus = milvus_ids(milvus_uri, collection, tenant_id)
     verdict.rows, verdict.vectors = len(rows), sum(in_milvus.values())
     sent_vectors: dict[str, list[float]] = {}
     uncertain_coords: set[str] = set()
@@ -203,7 +203,7 @@ def verify(
     chosen = [x for x in embedded if x[0] in uncertain_coords]
     rest = [x for x in embedded if x[0] not in uncertain_coords]
     chosen += rng.sample(rest, min(len(rest), max(0, embedded_sample - len(chosen))))
-    vectors = _milvus_vectors(milvus_uri, collection, [r[0] for _c, r in own + chosen])
+    vectors = milvus_vectors(milvus_uri, collection, [r[0] for _c, r in own + chosen])
     for coord, (id_, text, client_vector) in own:
         sent = np.asarray(sent_vectors[text], dtype=np.float64)
         if client_vector is None or not np.allclose(client_vector, sent, rtol=1e-5, atol=1e-6):

@@ -20,7 +20,8 @@ from somafractalmemory.settings import Settings
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.postgres import PostgresStore, create_postgres_engine
-from somafractalmemory.stores.redis import MemoryCache, RateLimiter, create_redis_client
+from somafractalmemory.stores.rate_limit import RateLimiter
+from somafractalmemory.stores.redis import MemoryCache, create_redis_client
 
 
 @dataclass

@@ -456,7 +456,7 @@ def test_item_reads_are_cached_until_a_write(
     from it; a replace or delete drops the copy; an item with a TTL is never cached."""
     tenant = tenant_of(stack, auth)
     redis = stack.cache.client
-    name = stack.cache._item_key(tenant.id, ["c"], "k")
+    name = stack.cache.item_key(tenant.id, ["c"], "k")
     put(client, auth, ["c"], "k", {"text": "first"})
     assert redis.get(name) is None
     assert get(client, auth, ["c"], "k").json()["value"] == {"text": "first"}
@@ -477,4 +477,4 @@ def test_item_reads_are_cached_until_a_write(
     assert get(client, auth, ["c"], "k").status_code == 404
     put(client, auth, ["c"], "leased", {"text": "x"}, ttl_minutes=5)
     assert get(client, auth, ["c"], "leased").status_code == 200
-    assert redis.get(stack.cache._item_key(tenant.id, ["c"], "leased")) is None
+    assert redis.get(stack.cache.item_key(tenant.id, ["c"], "leased")) is None

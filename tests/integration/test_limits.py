@@ -13,7 +13,7 @@ from pydantic import SecretStr
 from somafractalmemory.api.app import create_app
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
-from somafractalmemory.stores.redis import RateLimiter
+from somafractalmemory.stores.rate_limit import RateLimiter
 
 
 def _closed_port() -> int:

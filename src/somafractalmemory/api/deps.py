@@ -48,7 +48,7 @@ def authorize(stack: Stack, key: str) -> Tenant:
     PostgreSQL round trip unless the process has the key's tenant cached (a cache that
     PostgreSQL empties on every key change, so a revocation takes effect at once:
     ``core.keys.TenantCache``); the rate limit is counted in the process
-    (``stores.redis.RateLimiter``)."""
+    (``stores.rate_limit.RateLimiter``)."""
     return _within_rate(stack, key, stack.keys.authenticate(key))
 
 

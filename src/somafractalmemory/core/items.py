@@ -224,12 +224,15 @@ class ItemService:
     def put(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool]:
         """Store the item, replacing the one at the same namespace and key; returns it and
         whether it replaced one. Its old vectors are gone when this returns."""
-        for _attempt in range(3):
-            done = self._put_plain(tenant, write) or self._put_with_vectors(tenant, write)
-            if done is not None:
-                self.cache.invalidate_items(tenant.id, [(write.namespace, write.key)])
-                return done
-        raise ConflictError("the item kept changing under concurrent writes; try again")
+        try:
+            for _attempt in range(3):
+                done = self._put_plain(tenant, write) or self._put_with_vectors(tenant, write)
+                if done is not None:
+                    return done
+            raise ConflictError("the item kept changing under concurrent writes; try again")
+        finally:
+            # Whatever happened after a commit (settling failed, a retry): no old copy stays.
+            self.cache.invalidate_items(tenant.id, [(write.namespace, write.key)])
 
     def collection_of(self, tenant_id: int, space_name: str | None) -> str | None:
         """The collection an item of the tenant with vectors in ``space_name`` has them in
@@ -277,6 +280,12 @@ class ItemService:
                 self._settle(outbox)
                 return None
             item = self.repo.upsert(uow, tenant.id, write, item_id)
+            if item.id != item_id:
+                # A concurrent write created the item after our lock found none (the lock
+                # cannot see an uncommitted insert); the upsert waited for it and updated its
+                # row. Nothing reached Milvus: settle, roll back, retry as a replace of it.
+                self._settle(outbox)
+                return None
             pairs = list(zip(vector_ids, write.vectors, strict=True))
             old_ids = self.repo.replace_vectors(uow, item_id, pairs)
             if old_collection is not None:
@@ -321,8 +330,8 @@ class ItemService:
                 vector_ids = self.repo.delete(uow, tenant.id, [item_id])
                 self.index.delete(collection, vector_ids)
             uow.commit()
+        self.cache.invalidate_items(tenant.id, [(namespace, key)])  # before settling
         self._settle(outbox)
-        self.cache.invalidate_items(tenant.id, [(namespace, key)])
 
     # -- reads ----------------------------------------------------------------------------
     def get(
@@ -340,9 +349,10 @@ class ItemService:
         cached = self.cache.get_item(tenant.id, namespace, key)
         if cached is not None:
             return cached  # cached only without a TTL: nothing to refresh or expire
+        lease = self.cache.lease_item(tenant.id, namespace, key)  # before the read, as for memories
         item = self.repo.get(tenant.id, namespace, key, include_expired)
         if item is not None and item.ttl_minutes is None:
-            self.cache.put_item(tenant.id, item)
+            self.cache.put_item(tenant.id, item, lease)
         elif refresh_ttl and item is not None:
             # The only write a read makes: one statement, for an item that has a TTL.
             item = self.repo.refresh_one(item) or item

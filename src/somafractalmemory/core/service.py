@@ -143,8 +143,12 @@ class MemoryService:
             raise
         self.cache.invalidate(tenant.id, [*coords, *targets])
         self._settle(outbox)
+        # A new coordinate a concurrent write created first (invisible to the read above until
+        # it committed; the upsert waited and kept its id) was replaced, not created.
+        raced = {c: (m, None) for c, m in stored.items() if c not in current and m.id != ids[c]}
+        before = {**current, **raced}
         return [
-            self.duplicates.result(w.memory.coord, plan, similar, stored, current) for w in writes
+            self.duplicates.result(w.memory.coord, plan, similar, stored, before) for w in writes
         ]
 
     def supersede(self, tenant: Tenant, successor: str, coords: Sequence[str]) -> None:
@@ -233,6 +237,9 @@ class MemoryService:
                 self.write_vectors(tenant_id, list(rows.values()))
             uow.remove_outbox([e.id for e in entries])
             uow.commit()
+        # A write that died between its commit and its invalidation left a stale copy.
+        for tenant_id, group in by_tenant.items():
+            self.cache.invalidate(tenant_id, sorted({e.coord for e in group}))
         OUTBOX_DRAINED.inc(len(entries))
         return len(entries)
 
@@ -285,10 +292,13 @@ class MemoryService:
         cached = self.cache.get(tenant.id, canonical)
         if cached is not None:
             return cached
+        # The lease before the read: a write committing meanwhile revokes it, and the
+        # row read here is then not cached (see stores/redis.py).
+        lease = self.cache.lease(tenant.id, canonical)
         memory = self.postgres.get_memory(tenant.id, canonical)
         if memory is None:
             raise NotFoundError(f"no memory at coord {canonical!r}")
-        self.cache.put(tenant.id, memory)
+        self.cache.put(tenant.id, memory, lease)
         return memory
 
     def list_page(

@@ -1,10 +1,19 @@
 """Redis adapter: a cache and nothing more.
 
-:class:`MemoryCache` is cache-aside for single memories. Its one broad ``except`` is the
-project's only one: a Redis failure sets ``api_redis_up`` to 0, counts the error, logs a
-warning, and the request goes on against PostgreSQL. After a failure the cache does not trust
-what it holds: the next time Redis answers, it first drops every entry under its prefix,
-because an invalidation may have been lost while Redis was away.
+:class:`MemoryCache` is cache-aside for single memories and items. Its one broad ``except``
+is the project's only one: a Redis failure sets ``api_redis_up`` to 0, counts the error, logs
+a warning, and the request goes on against PostgreSQL. After a failure the cache does not
+trust what it holds: the next time Redis answers, it first drops every entry (and fill lease)
+under its prefix, because an invalidation may have been lost while Redis was away.
+
+Fills are leased, so that a read cannot put back what a write has just invalidated. A read
+that misses takes a lease on the key *before* it reads PostgreSQL (``SET lease token NX``),
+and fills the entry only if its lease is still there (a Lua script: compare, set, drop the
+lease). An invalidation deletes the entry and the lease in one ``DEL``, after the write's
+commit. So a read that saw the row before the commit has lost its lease by the time it would
+fill, and a read that takes its lease after the invalidation reads PostgreSQL after the
+commit. Tokens are random, so an expired lease is never mistaken for a later one. Cost: a
+hit is the same single ``GET``; a miss takes one round trip more (the lease).
 """
 
 from __future__ import annotations
@@ -13,6 +22,7 @@ import contextvars
 import hashlib
 import json
 import logging
+import secrets
 import threading
 from array import array
 from collections.abc import Callable, Sequence
@@ -42,8 +52,18 @@ MAX_PENDING_WRITES = 64
 # most this many wait or run at once, the rest are not made (a miss, as when Redis is away).
 QUERY_LOOKUP_THREADS = 4
 MAX_PENDING_LOOKUPS = 64
-# How often a process sends its rate-limit counts to Redis and reads the shared totals back.
-RATE_SYNC_SECONDS = 0.05
+# A miss's lease on filling its key, in milliseconds: longer than any read of PostgreSQL
+# (bounded by SOMA_STORE_TIMEOUT); a read slower than this does not fill, which is safe.
+FILL_LEASE_MS = 10_000
+# KEYS: the entry, its lease. ARGV: the lease token, the value, the TTL in seconds.
+FILL_SCRIPT = """
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0
+"""
 
 
 def create_redis_client(settings: Settings) -> redis.Redis[bytes]:
@@ -131,8 +151,15 @@ def _decode(raw: bytes) -> Memory:
     )
 
 
+def lease_key(name: str) -> str:
+    """The fill lease of the entry ``name`` (under the same prefix, so flushed with it;
+    entry names never hold a NUL: coordinates are numbers, item keys exclude it)."""
+    return f"{name}\x00lease"
+
+
 class MemoryCache:
-    """Best-effort cache of single memories keyed by tenant and coordinate."""
+    """Best-effort cache of single memories and items, keyed by tenant and coordinate or
+    namespace and key, filled under leases (see the module docstring)."""
 
     def __init__(self, client: redis.Redis[bytes], settings: Settings) -> None:
         self.client = client
@@ -147,6 +174,7 @@ class MemoryCache:
             max_workers=QUERY_LOOKUP_THREADS, thread_name_prefix="sfm-cache-lookup"
         )
         self._lookup_slots = threading.BoundedSemaphore(MAX_PENDING_LOOKUPS)
+        self._fill = client.register_script(FILL_SCRIPT)
 
     def close(self) -> None:
         """Finish the pending background reads and writes, then close the client."""
@@ -165,7 +193,7 @@ class MemoryCache:
                 raise RedisUnavailableError(str(exc), self.address) from exc
         mark_store("redis", True)
 
-    def _key(self, tenant_id: int, coord: str) -> str:
+    def memory_key(self, tenant_id: int, coord: str) -> str:
         return f"{self.prefix}:mem:{tenant_id}:{coord}"
 
     def _best_effort(self, operation: str, call: Callable[[], T], default: T) -> T:
@@ -185,23 +213,25 @@ class MemoryCache:
         return result
 
     def _drop_all(self) -> None:
-        """Forget every cached memory: invalidations may have been lost during an outage."""
+        """Forget every cached memory and item, and every fill lease: invalidations may have
+        been lost during an outage."""
         with self._lock:
             if not self._suspect:
                 return
-            batch: list[Any] = []
-            for key in self.client.scan_iter(match=f"{self.prefix}:mem:*", count=500):
-                batch.append(key)
-                if len(batch) >= 500:
+            for kind in ("mem", "item"):
+                batch: list[Any] = []
+                for key in self.client.scan_iter(match=f"{self.prefix}:{kind}:*", count=500):
+                    batch.append(key)
+                    if len(batch) >= 500:
+                        self.client.delete(*batch)
+                        batch = []
+                if batch:
                     self.client.delete(*batch)
-                    batch = []
-            if batch:
-                self.client.delete(*batch)
             self._suspect = False
 
     def get(self, tenant_id: int, coord: str) -> Memory | None:
         """The cached memory, or None on a miss or a Redis failure."""
-        return self._cached("get", self._key(tenant_id, coord), _decode)
+        return self._cached("get", self.memory_key(tenant_id, coord), _decode)
 
     def _cached(self, operation: str, name: str, decode: Callable[[bytes], T]) -> T | None:
         """A cached record, counted as a hit or a miss; None on a miss or a Redis failure."""
@@ -212,34 +242,69 @@ class MemoryCache:
         CACHE_HITS.inc()
         return decode(raw)
 
-    def put(self, tenant_id: int, memory: Memory) -> None:
-        """Cache ``memory`` for the TTL."""
-        key = self._key(tenant_id, memory.coord)
-        self._best_effort("set", lambda: self.client.set(key, _encode(memory), ex=self.ttl), None)
+    def _lease(self, operation: str, name: str) -> str | None:
+        """A lease on filling ``name``, taken after a miss and before reading PostgreSQL;
+        None when another read holds one or Redis failed (then the read does not fill)."""
+        token = secrets.token_hex(8)
+        taken = self._best_effort(
+            operation,
+            lambda: self.client.set(lease_key(name), token, nx=True, px=FILL_LEASE_MS),
+            None,
+        )
+        return token if taken else None
 
-    def _item_key(self, tenant_id: int, namespace: Sequence[str], key: str) -> str:
+    def _fill_leased(self, operation: str, name: str, lease: str | None, data: str) -> None:
+        """Write ``data`` at ``name`` if the lease is still there (no invalidation since)."""
+        if lease is None:
+            return
+        self._best_effort(
+            operation,
+            lambda: self._fill(keys=[name, lease_key(name)], args=[lease, data, self.ttl]),
+            None,
+        )
+
+    def lease(self, tenant_id: int, coord: str) -> str | None:
+        """A lease on filling the memory at ``coord`` (see :meth:`_lease`)."""
+        return self._lease("lease", self.memory_key(tenant_id, coord))
+
+    def put(self, tenant_id: int, memory: Memory, lease: str | None) -> None:
+        """Cache ``memory`` for the TTL, if ``lease`` (from :meth:`lease`, taken before the
+        memory was read) still holds: no write invalidated it since."""
+        name = self.memory_key(tenant_id, memory.coord)
+        self._fill_leased("set", name, lease, _encode(memory))
+
+    def item_key(self, tenant_id: int, namespace: Sequence[str], key: str) -> str:
         # Labels never contain "." and a key never a NUL: the pair is unambiguous.
         return f"{self.prefix}:item:{tenant_id}:{'.'.join(namespace)}\x00{key}"
 
     def get_item(self, tenant_id: int, namespace: Sequence[str], key: str) -> Item | None:
         """The cached item, or None on a miss or a Redis failure."""
-        return self._cached("get_item", self._item_key(tenant_id, namespace, key), _decode_item)
+        return self._cached("get_item", self.item_key(tenant_id, namespace, key), _decode_item)
 
-    def put_item(self, tenant_id: int, item: Item) -> None:
-        """Cache an item without a TTL (one with a TTL is never cached: its reads extend it,
-        and it may expire at any moment)."""
+    def lease_item(self, tenant_id: int, namespace: Sequence[str], key: str) -> str | None:
+        """A lease on filling the item (see :meth:`_lease`)."""
+        return self._lease("lease_item", self.item_key(tenant_id, namespace, key))
+
+    def put_item(self, tenant_id: int, item: Item, lease: str | None) -> None:
+        """Cache an item without a TTL, if ``lease`` still holds (one with a TTL is never
+        cached: its reads extend it, and it may expire at any moment)."""
         if item.ttl_minutes is not None:
             return
-        name = self._item_key(tenant_id, item.namespace, item.key)
-        data = _encode_item(item)
-        self._best_effort("set_item", lambda: self.client.set(name, data, ex=self.ttl), None)
+        name = self.item_key(tenant_id, item.namespace, item.key)
+        self._fill_leased("set_item", name, lease, _encode_item(item))
 
     def invalidate_items(self, tenant_id: int, keys: Sequence[tuple[Sequence[str], str]]) -> None:
-        """Drop cached copies of items after a write or delete."""
+        """Drop cached copies of items, and the leases of reads in flight, after a write or
+        delete has committed."""
         if not keys:
             return
-        names = [self._item_key(tenant_id, namespace, key) for namespace, key in keys]
-        self._best_effort("delete_items", lambda: self.client.delete(*names), None)
+        names = [self.item_key(tenant_id, namespace, key) for namespace, key in keys]
+        self._drop("delete_items", names)
+
+    def _drop(self, operation: str, names: list[str]) -> None:
+        """Delete entries and their leases in one command."""
+        doomed = [*names, *map(lease_key, names)]
+        self._best_effort(operation, lambda: self.client.delete(*doomed), None)
 
     def _query_key(self, model: str, text: str) -> str:
         digest = hashlib.sha256(f"{model}\x00{text}".encode()).hexdigest()
@@ -295,127 +360,8 @@ class MemoryCache:
         self._writer.submit(write)
 
     def invalidate(self, tenant_id: int, coords: list[str]) -> None:
-        """Drop cached copies after a replace or delete."""
+        """Drop cached copies, and the leases of reads in flight, after a replace or delete
+        has committed."""
         if not coords:
             return
-        keys = [self._key(tenant_id, c) for c in coords]
-        self._best_effort("delete", lambda: self.client.delete(*keys), None)
-
-
-class RateLimiter:
-    """Per-key request budget over fixed one-minute windows, shared through Redis by every
-    server process, without a Redis round trip in any request.
-
-    A request is counted in the process at once and decided on the process's view of its
-    key's count: the total Redis last returned, plus the requests on their way to Redis, plus
-    those not sent yet. A background thread sends the new requests of every key at most every
-    :data:`RATE_SYNC_SECONDS` (one pipeline of ``INCRBY``) and keeps the totals Redis returns,
-    which include the other processes' requests. So a key can go over its budget by what the
-    *other* processes let through before their next sync; one process alone never lets it.
-
-    When Redis fails, the requests stay counted in the process and are sent once Redis answers
-    again: the limit keeps holding (per process) instead of failing requests or letting
-    everything through.
-    """
-
-    def __init__(
-        self,
-        client: redis.Redis[bytes],
-        settings: Settings,
-        sync_seconds: float = RATE_SYNC_SECONDS,
-    ) -> None:
-        self.client = client
-        self.limit = settings.rate_limit_per_minute
-        self.prefix = settings.redis_key_prefix
-        self.address = settings.redis_address
-        self.sync_seconds = sync_seconds
-        # (key id, window) -> requests: the totals Redis returned, those in the pipeline being
-        # sent, and those not sent yet.
-        self._synced: dict[tuple[str, int], int] = {}
-        self._sending: dict[tuple[str, int], int] = {}
-        self._unsent: dict[tuple[str, int], int] = {}
-        self._window = 0
-        self._lock = threading.Lock()
-        self._sync_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def hit(self, key_id: str, now: float) -> tuple[bool, int]:
-        """Count one request for ``key_id``; returns (allowed, seconds until the window ends)."""
-        if self.limit <= 0:
-            return True, 0
-        window = int(now // 60)
-        retry_after = max(1, 60 - int(now % 60))
-        slot = (key_id, window)
-        with self._lock:
-            if window > self._window:
-                self._forget_before(window)
-            unsent = self._unsent.get(slot, 0) + 1
-            self._unsent[slot] = unsent
-            count = self._synced.get(slot, 0) + self._sending.get(slot, 0) + unsent
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="sfm-rate-sync", daemon=True)
-                self._thread.start()
-        self._wake.set()
-        return count <= self.limit, retry_after
-
-    def sync(self) -> bool:
-        """Send the counts not sent yet and keep Redis's totals; False when Redis failed (the
-        counts then wait for the next sync). The background thread calls this."""
-        with self._sync_lock:
-            with self._lock:
-                self._sending, self._unsent = self._unsent, {}
-                sending = self._sending
-            if not sending:
-                return True
-            try:
-                with store_span("redis", "rate_limit"):
-                    pipe = self.client.pipeline(transaction=False)
-                    for key_id, window in sending:
-                        redis_key = f"{self.prefix}:rl:{key_id}:{window}"
-                        pipe.incrby(redis_key, sending[key_id, window])
-                        pipe.expire(redis_key, 120)
-                    totals = pipe.execute()[::2]
-            except Exception as exc:  # noqa: BLE001 - Redis never fails a request
-                mark_store("redis", False)
-                CACHE_ERRORS.inc()
-                logger.warning("redis rate_limit failed at %s: %s", self.address, exc)
-                with self._lock:
-                    for slot, count in sending.items():
-                        if slot[1] >= self._window:
-                            self._unsent[slot] = self._unsent.get(slot, 0) + count
-                    self._sending = {}
-                return False
-            mark_store("redis", True)
-            with self._lock:
-                for slot, total in zip(sending, totals, strict=True):
-                    if slot[1] >= self._window:
-                        self._synced[slot] = int(total)
-                self._sending = {}
-            return True
-
-    def close(self) -> None:
-        """Stop the sync thread after a last sync."""
-        self._stop.set()
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self.sync()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._wake.wait()
-            self._wake.clear()
-            if self._stop.is_set():
-                return
-            self.sync()
-            self._stop.wait(self.sync_seconds)
-
-    def _forget_before(self, window: int) -> None:
-        """Drop the counts of past windows (called with the lock held). New dicts, not
-        deletions: :meth:`sync` may be iterating the one it is sending."""
-        self._window = window
-        self._synced = {slot: n for slot, n in self._synced.items() if slot[1] >= window}
-        self._sending = {slot: n for slot, n in self._sending.items() if slot[1] >= window}
-        self._unsent = {slot: n for slot, n in self._unsent.items() if slot[1] >= window}
+        self._drop("delete", [self.memory_key(tenant_id, c) for c in coords])
