@@ -36,7 +36,12 @@ from typing import TYPE_CHECKING, Literal
 
 from somafractalmemory.errors import SchemaError
 from somafractalmemory.models import DatabaseIdentity, Space
-from somafractalmemory.stores.item_collections import count_all, entity_batches, rename
+from somafractalmemory.stores.item_collections import (
+    count_all,
+    entity_batches,
+    forget_schema,
+    rename,
+)
 from somafractalmemory.stores.items_milvus import MIGRATION_SUFFIX, ItemVectorRecord
 from somafractalmemory.stores.ownership import OWNER, log_adoption, read_identity
 
@@ -99,6 +104,7 @@ def migrate_collection(
     if staged is not None:
         index.drop_collection(copy)  # a stopped run's copy, perhaps partial
     index.create(copy, space, owner)
+    forget_schema(index, copy)  # this process may have known a copy dropped above
     index.load(copy)
     copied = 0
     for rows in entity_batches(index, name, batch):

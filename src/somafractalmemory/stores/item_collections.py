@@ -54,3 +54,14 @@ def rename(index: ItemVectorIndex, old: str, new: str) -> None:
     and load state go with it (checked on Milvus 2.3.5)."""
     with index.translated("rename_item_collection", old):
         index.milvus.client.rename_collection(old, new, timeout=index.timeout)
+    forget_schema(index, new)
+
+
+def forget_schema(index: ItemVectorIndex, name: str) -> None:
+    """Make this client read ``name``'s schema again. pymilvus keeps a collection's schema by
+    name and checks inserted rows against it on the client (2.5: ``insert`` of a v2 row into
+    a name it knew as v1 fails before reaching the server, and neither a drop nor a rename
+    clears it); its handler's ``update_schema`` is the one call that refreshes it."""
+    handler = index.milvus.client._get_connection()
+    with index.translated("describe_item_collection", name):
+        handler.update_schema(name, timeout=index.timeout)
