@@ -1,4 +1,4 @@
-"""Item collections as releases before 0.9.0 made them (schema v1: ``id``, ``item_id``,
+"""Item collections as releases up to 0.7 made them (schema v1: ``id``, ``item_id``,
 ``tenant_id``, ``vector``), for the tests of their v2 migration."""
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ registered space ``name`` in ``<MILVUS_COLLECTION>_space_<tenant id>_<name>``. E
 (partition key), ``namespace_path`` (the record's, so a prefix is filtered inside Milvus:
 :mod:`somafractalmemory.stores.item_vector_filters`), ``attrs`` (JSON: the record's state
 flags, for filters inside Milvus) and ``vector``. A collection of schema v1 (no
-``namespace_path`` nor ``attrs``, made before 0.9.0) is copied into v2 by
+``namespace_path`` nor ``attrs``, made by 0.7 and earlier) is copied into v2 by
 :mod:`somafractalmemory.core.item_collections`; until then every check names it.
 
 Collections are created only by :meth:`ItemVectorIndex.ensure_collection` (from bootstrap,
