@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import psycopg
@@ -154,8 +155,12 @@ def test_prefix_applies_before_the_limit_and_expiry_too(
     them, in order; expired matches ranked above them never come back."""
     tenant, _ = new_space(stack, make_key, "many")
     noise = [("many", "x_y"), ("many", "xzy"), ("many", "x%yz"), ("manyx",), ("many",)]
-    for i in range(980):
-        put(stack, tenant, noise[i % len(noise)], f"n{i}", [at_angle(i / 100)], "many", n=i)
+
+    def put_noise(i: int) -> int:
+        return put(stack, tenant, noise[i % len(noise)], f"n{i}", [at_angle(i / 100)], "many", n=i)
+
+    with ThreadPoolExecutor(max_workers=4) as pool:  # the server's write path, concurrently
+        assert len(list(pool.map(put_noise, range(980)))) == 980
     matches = []
     for j in range(10):
         namespace = ("many", "x%y") if j % 2 else ("many", "x%y", "deep")
