@@ -39,7 +39,8 @@ def prepare_stores(cfg: BenchConfig) -> None:
     cache.flushdb()
     cache.close()
     client = MilvusClient(uri=cfg.milvus_uri)
-    for collection in (cfg.collection, cfg.scratch_collection):
+    # The items' default collection too: its ids (restarted above) would name other items.
+    for collection in (cfg.collection, f"{cfg.collection}_items", cfg.scratch_collection):
         if client.has_collection(collection):
             client.drop_collection(collection)
     client.close()

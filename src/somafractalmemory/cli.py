@@ -135,13 +135,32 @@ def reconcile(
         raise typer.Exit(1)
 
 
+@app.command("migrate-item-collections")
+def migrate_item_collections() -> None:
+    """Copy v1 item collections (no namespace_path, no attrs) into the v2 schema, vectors
+    read back from Milvus (nothing re-embedded), then swap them in. Bootstrap does this
+    itself; idempotent; run it with no server writing."""
+    from somafractalmemory.core.item_collections import migrate_item_collections as migrate
+
+    with open_stack() as stack:
+        done = migrate(stack.items)
+    for report in done:
+        extra = f", {report.collapsed} duplicate(s) collapsed" if report.collapsed else ""
+        typer.echo(f"{report.collection}: {report.outcome} ({report.copied} copied{extra})")
+    migrated = sum(1 for r in done if r.outcome in ("migrated", "finished"))
+    typer.echo(f"migrated {migrated} item collection(s) to v2")
+
+
 @app.command("move-items")
 def move_items() -> None:
     """Finish migration 0007 in Milvus: give the moved items' vectors their new record ids
-    (from PostgreSQL, nothing re-embedded). Bootstrap does this itself; idempotent."""
+    (from PostgreSQL, nothing re-embedded), once the item collections are v2 (migrated first
+    when they are not). Bootstrap does this itself; idempotent."""
+    from somafractalmemory.core.item_collections import migrate_item_collections as migrate
     from somafractalmemory.core.record_moves import finish_moves
 
     with open_stack() as stack:
+        migrate(stack.items)  # the moves write v2 entities
         moved = finish_moves(stack.items)
     typer.echo(f"moved {moved} item(s) to their record ids in milvus")
 

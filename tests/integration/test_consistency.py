@@ -192,7 +192,9 @@ def test_reconcile_covers_item_collections(
     index.delete(default, [lost])
     own = stack.items.space(tenant, "own")
     index.delete(own.collection, list(stack.items.repo.vector_ids(tenant.id, "own")))
-    orphan = ItemVectorRecord(8_000_000_000 + tenant.id, 7_000_000_000, tenant.id, [0.1] * 384)
+    orphan = ItemVectorRecord(
+        8_000_000_000 + tenant.id, 7_000_000_000, tenant.id, [0.1] * 384, "docs"
+    )
     index.write(default, [orphan])
 
     reports = {r.collection: r for r in reconcile(stack.memories, stack.items, tenant.name)}

@@ -385,7 +385,11 @@ def test_outbox_drain_repairs_a_write_that_died_after_milvus(
         items.index.delete(collection, old)
         items.index.write(
             collection,
-            [ItemVectorRecord(vector_ids[0], existing[0], tenant.id, write.vectors[0].vector)],
+            [
+                ItemVectorRecord(
+                    vector_ids[0], existing[0], tenant.id, write.vectors[0].vector, "crash"
+                )
+            ],
         )
         # no commit: the process "dies" here
     assert items.index.ids_of_items(collection, tenant.id, [existing[0]]) == vector_ids

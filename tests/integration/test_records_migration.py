@@ -34,8 +34,9 @@ from somafractalmemory.models import (
 )
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack, create_stack
-from somafractalmemory.stores.items_milvus import ItemVectorIndex, ItemVectorRecord
+from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.ownership import read_identity
+from testkit.item_collections_v1 import V1Row, create_v1_collection, insert_v1
 from testkit.server import python_module, stack_env
 from testkit.stores import (
     drop_collections,
@@ -95,9 +96,10 @@ def fill_previous_release(settings: Settings, stack: Stack) -> dict[str, list[fl
     index = ItemVectorIndex(stack.milvus)
     owner = read_identity(stack.postgres)
     stack.milvus.ensure_collection(stack.embedder.dimension, owner)
-    stack.items.ensure_collections()
+    # The item collections as that release made them: schema v1 (no namespace_path, attrs).
     own = Space("own", 3, "cosine", index.space_collection(1, "own"), 1)
-    index.ensure_collection(own, owner)
+    create_v1_collection(stack.milvus.client, stack.items.default_space, owner)
+    create_v1_collection(stack.milvus.client, own, owner)
     vectors: dict[str, list[float]] = {}
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute("INSERT INTO tenants (id, name) VALUES (1, 'acme')")
@@ -142,7 +144,7 @@ def fill_previous_release(settings: Settings, stack: Stack) -> dict[str, list[fl
             (2, "b"): "fears heights",
         }
         embedded = embed(list(texts.values()))
-        records = []
+        records: list[V1Row] = []
         for vector_id, ((item_id, path), vector) in enumerate(
             zip(texts, embedded, strict=True), start=1
         ):
@@ -150,7 +152,7 @@ def fill_previous_release(settings: Settings, stack: Stack) -> dict[str, list[fl
                 "INSERT INTO item_vectors (id, item_id, path, vector) VALUES (%s, %s, %s, %s)",
                 (vector_id, item_id, path, vector),
             )
-            records.append(ItemVectorRecord(vector_id, item_id, 1, vector))
+            records.append((vector_id, item_id, 1, vector))
             vectors[f"{item_id}:{path}"] = vector
         conn.execute("SELECT setval('item_vectors_id_seq', 10)")
         # A fifth item in the registered space, with the client's vector.
@@ -175,10 +177,12 @@ def fill_previous_release(settings: Settings, stack: Stack) -> dict[str, list[fl
             )
         ]
     )
-    index.write(index.default_collection, records)
-    index.write(own.collection, [ItemVectorRecord(11, 5, 1, [1.0, 0.0, 0.0])])
-    stale = ItemVectorRecord(12, DELETED_ITEM, 1, embed(["a deleted note"])[0])
-    index.write(index.default_collection, [stale])
+    client = stack.milvus.client
+    insert_v1(client, index.default_collection, records)
+    insert_v1(client, own.collection, [(11, 5, 1, [1.0, 0.0, 0.0])])
+    insert_v1(
+        client, index.default_collection, [(12, DELETED_ITEM, 1, embed(["a deleted note"])[0])]
+    )
     return vectors
 
 
@@ -190,15 +194,23 @@ def test_previous_release_database_migrates_without_reembedding(old_stack: Setti
         stack.close()
     migrate(old_stack.postgres_dsn.get_secret_value())
 
-    # Until the Milvus step has run, the service refuses to start, and says why.
-    with pytest.raises(InfrastructureError, match="move-items"):
+    # Until the Milvus steps have run, the service refuses to start, and says why: the moves
+    # pending, and each item collection still v1.
+    with pytest.raises(InfrastructureError, match="move-items") as refused:
         bootstrap(old_stack, dry_run=True).close()
-    # The documented command does the step (five moves: four items and the deleted one),
-    # and again does nothing; bootstrap then finds none pending and validates.
+    assert "migrate-item-collections" in str(refused.value)
+    # The documented commands do the steps: the two item collections to v2 (then nothing),
+    # the five moves (four items and the deleted one; then nothing); bootstrap then finds
+    # nothing pending and validates.
     env = stack_env(old_stack)
-    for expected in ("moved 5 item(s)", "moved 0 item(s)"):
+    for command_name, expected in (
+        ("migrate-item-collections", "migrated 2 item collection(s)"),
+        ("migrate-item-collections", "migrated 0 item collection(s)"),
+        ("move-items", "moved 5 item(s)"),
+        ("move-items", "moved 0 item(s)"),
+    ):
         done = subprocess.run(
-            python_module("somafractalmemory.cli", "move-items"),
+            python_module("somafractalmemory.cli", command_name),
             env=env,
             capture_output=True,
             text=True,

@@ -38,12 +38,17 @@ class ItemSearcher:
         self.queries = queries
         self.space = space
 
-    def search(self, tenant: Tenant, search: ItemSearch) -> list[ItemHit]:
+    def search(
+        self, tenant: Tenant, search: ItemSearch, vector_filter: str | None = None
+    ) -> list[ItemHit]:
         """Items under the prefix that pass the filter, filters and expiry applied before the
-        limit. ``vector`` mode: by vector similarity (best vector per item, each item once),
-        then, to fill the page, items without a vector in the space, newest first; without a
-        query or vector, newest first. ``keyword`` mode: by full-text rank of the query.
-        ``hybrid``: the two fused by reciprocal rank, as memories are."""
+        limit. ``vector_filter``: a Milvus expression (over the entities' ``attrs``) and-ed to
+        the vector search's, built by SFM's code (never a client's text); the keyword signal
+        and the listings do not see it. ``vector`` mode: by vector similarity (best vector
+        per item, each item once), then, to fill the page, items without a vector in the
+        space, newest first; without a query or vector, newest first. ``keyword`` mode: by
+        full-text rank of the query. ``hybrid``: the two fused by reciprocal rank, as memories
+        are."""
         check_labels(search.namespace_prefix, "namespace_prefix")
         check_filter(search.filter)
         if search.mode not in MODES:
@@ -56,7 +61,7 @@ class ItemSearcher:
         # Keyword mode ranks by text alone: nothing to embed.
         space, vector = (None, None) if search.mode == "keyword" else self._meaning(tenant, search)
         if keyword is not None:
-            hits = self._text_search(tenant, search, space, vector, keyword)
+            hits = self._text_search(tenant, search, space, vector, keyword, vector_filter)
         elif vector is None or space is None:
             page = self.repo.page(
                 tenant.id,
@@ -68,7 +73,7 @@ class ItemSearcher:
             )
             hits = [ItemHit(item, None) for item in page]
         else:
-            hits = self._vector_search(tenant, search, space, vector)
+            hits = self._vector_search(tenant, search, space, vector, vector_filter)
         if search.refresh_ttl:
             # Only items with a TTL are written, in one statement; a search of items without
             # one commits nothing.
@@ -94,7 +99,12 @@ class ItemSearcher:
         return space, self.queries.vector(search.query)
 
     def _vector_search(
-        self, tenant: Tenant, search: ItemSearch, space: Space, vector: list[float]
+        self,
+        tenant: Tenant,
+        search: ItemSearch,
+        space: Space,
+        vector: list[float],
+        vector_filter: str | None,
     ) -> list[ItemHit]:
         if len(vector) != space.dimension:
             raise InvalidInputError(
@@ -103,18 +113,28 @@ class ItemSearcher:
             )
         need = search.offset + search.limit
         args = (tenant.id, search.namespace_prefix, search.filter, search.include_expired)
-        # A scope narrower than the tenant (a prefix, a filter) names its items in the Milvus
-        # expression when they are few; the whole tenant needs no list, nor the query for it.
-        narrow = bool(search.namespace_prefix or search.filter)
-        candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1) if narrow else []
-        restricted = narrow and len(candidates) <= MAX_IN_LIST
+        # The prefix (and the caller's ``vector_filter``) are applied inside Milvus, before
+        # its limit: every hit is in scope but for expiry, checked in PostgreSQL below. A
+        # payload filter only PostgreSQL can apply: its items are named in the expression
+        # when they are few, else the search deepens until enough hits pass it.
+        candidates: list[int] | None = None
+        if search.filter:
+            candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1)
+        restricted = candidates is not None and len(candidates) <= MAX_IN_LIST
         ranked: list[ItemHit] = []
         exhausted = True
-        if candidates or not narrow:
-            k = min(MAX_TOPK, max(need * 4, 64) if narrow else candidates_for(need))
+        if candidates is None or candidates:
+            # Vectors per item can be many (one per path): ask for more hits than items.
+            k = min(MAX_TOPK, max(need * 4, 64) if search.filter else candidates_for(need))
             while True:
                 found = self.index.search(
-                    space, tenant.id, vector, k, candidates if restricted else None
+                    space,
+                    tenant.id,
+                    vector,
+                    k,
+                    search.namespace_prefix,
+                    candidates if restricted else None,
+                    vector_filter,
                 )
                 best: dict[int, float] = {}
                 for hit in found:
@@ -162,6 +182,7 @@ class ItemSearcher:
         space: Space | None,
         vector: list[float] | None,
         keyword: Future[list[tuple[int, float]]],
+        vector_filter: str | None,
     ) -> list[ItemHit]:
         """Keyword or hybrid: rank by full-text match (and, hybrid, by vector too), fuse."""
         need = search.offset + search.limit
@@ -170,7 +191,7 @@ class ItemSearcher:
         ranked: list[ItemHit] = []
         if search.mode == "hybrid" and space is not None and vector is not None:
             ranked = self._vector_search(
-                tenant, replace(search, offset=0, limit=pool), space, vector
+                tenant, replace(search, offset=0, limit=pool), space, vector, vector_filter
             )
         matches = keyword.result()
         for rank, (item_id, ts_rank) in enumerate(matches, start=1):

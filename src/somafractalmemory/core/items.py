@@ -21,10 +21,11 @@ deletes expired items with the same protocol. See ``docs/items-and-langgraph.md`
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from somafractalmemory.core.embedding import Embedder
+from somafractalmemory.core.item_collections import migrate_item_collections
 from somafractalmemory.core.item_paths import (
     MAX_VECTORS_PER_ITEM,
     check_key,
@@ -54,6 +55,7 @@ from somafractalmemory.stores.items_milvus import (
     ItemVectorRecord,
 )
 from somafractalmemory.stores.items_postgres import ItemsRepository
+from somafractalmemory.stores.items_sql import namespace_path
 from somafractalmemory.stores.ownership import read_identity
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 from somafractalmemory.stores.redis import MemoryCache
@@ -96,8 +98,10 @@ class ItemService:
         )
 
     def ensure_collections(self) -> None:
-        """Create the default space's collection if missing, and adopt the registered spaces'
-        collections made before collections had an owner (bootstrap, CLI)."""
+        """Migrate v1 item collections to v2 (:mod:`core.item_collections`), create the
+        default space's collection if missing, and adopt the registered spaces' collections
+        made before collections had an owner (bootstrap, CLI)."""
+        migrate_item_collections(self)
         owner = read_identity(self.postgres)
         self.index.ensure_collection(self.default_space, owner)
         for space in self.repo.spaces():
@@ -221,12 +225,19 @@ class ItemService:
         text = "\n".join(t for _, t in selected)
         return ItemWrite(tuple(namespace), key, value, space, chosen, ttl_minutes, text)
 
-    def put(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool]:
+    def put(
+        self, tenant: Tenant, write: ItemWrite, attrs: Mapping[str, Any] | None = None
+    ) -> tuple[Item, bool]:
         """Store the item, replacing the one at the same namespace and key; returns it and
-        whether it replaced one. Its old vectors are gone when this returns."""
+        whether it replaced one. Its old vectors are gone when this returns. ``attrs``: the
+        state flags its entities carry in Milvus (none: ``{}``); they must be what
+        :meth:`ItemsRepository.vector_meta` derives from the row written, which repairs and
+        migrations write."""
         try:
             for _attempt in range(3):
-                done = self._put_plain(tenant, write) or self._put_with_vectors(tenant, write)
+                done = self._put_plain(tenant, write) or self._put_with_vectors(
+                    tenant, write, attrs or {}
+                )
                 if done is not None:
                     return done
             raise ConflictError("the item kept changing under concurrent writes; try again")
@@ -259,7 +270,9 @@ class ItemService:
             uow.commit()
         return item, existing is not None or item.id != item_id
 
-    def _put_with_vectors(self, tenant: Tenant, write: ItemWrite) -> tuple[Item, bool] | None:
+    def _put_with_vectors(
+        self, tenant: Tenant, write: ItemWrite, attrs: Mapping[str, Any]
+    ) -> tuple[Item, bool] | None:
         new_collection = self.collection_of(
             tenant.id, write.space.name if write.space and write.vectors else None
         )
@@ -291,10 +304,11 @@ class ItemService:
             if old_collection is not None:
                 self.index.delete(old_collection, old_ids)
             if new_collection is not None:
+                path = namespace_path(write.namespace)
                 self.index.write(
                     new_collection,
                     [
-                        ItemVectorRecord(vid, item_id, tenant.id, v.vector)
+                        ItemVectorRecord(vid, item_id, tenant.id, v.vector, path, attrs)
                         for vid, v in zip(vector_ids, write.vectors, strict=True)
                     ],
                 )
@@ -366,9 +380,11 @@ class ItemService:
         check_labels(query.suffix, "suffix")
         return self.repo.namespaces(tenant.id, query)
 
-    def search(self, tenant: Tenant, search: ItemSearch) -> list[ItemHit]:
+    def search(
+        self, tenant: Tenant, search: ItemSearch, vector_filter: str | None = None
+    ) -> list[ItemHit]:
         """See :meth:`ItemSearcher.search`."""
-        return self.searcher.search(tenant, search)
+        return self.searcher.search(tenant, search, vector_filter)
 
     def stats(self, tenant: Tenant) -> tuple[int, int]:
         """The tenant's item count (expired items not yet swept included) and how many item
@@ -448,8 +464,10 @@ class ItemService:
                 self.index.delete(collection, stale)
             else:
                 self.index.delete(collection, [i for i in stale if i not in keep_ids])
-        if current is not None and row is not None:
+        if current is not None and row is not None and keep:
+            path, attrs = self.repo.vector_meta([item_id])[item_id]
             self.index.write(
-                current, [ItemVectorRecord(vid, item_id, row[0], v.vector) for vid, v in keep]
+                current,
+                [ItemVectorRecord(vid, item_id, row[0], v.vector, path, attrs) for vid, v in keep],
             )
         return row is not None

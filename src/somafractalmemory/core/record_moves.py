@@ -53,6 +53,7 @@ def _move(
         index.delete(collection, index.ids_of_items(collection, tenant_id, old_ids))
     found = moves.records_of([record_id for _, record_id in group])
     vectors = items.repo.vectors_of(list(found))
+    meta = items.repo.vector_meta(list(found))
     writes: dict[str, list[ItemVectorRecord]] = defaultdict(list)
     texts: dict[int, str] = {}
     for record_id, (value, space, paths) in found.items():
@@ -60,8 +61,11 @@ def _move(
         target = items.collection_of(tenant_id, space)
         if target is None:
             continue
+        path, attrs = meta[record_id]
         for vector_id, vector in vectors.get(record_id, []):
-            writes[target].append(ItemVectorRecord(vector_id, record_id, tenant_id, vector.vector))
+            writes[target].append(
+                ItemVectorRecord(vector_id, record_id, tenant_id, vector.vector, path, attrs)
+            )
     for collection, records in writes.items():
         index.write(collection, records)
     return texts

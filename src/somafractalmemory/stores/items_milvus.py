@@ -1,29 +1,42 @@
 """Milvus collections for item vectors: one per embedding space.
 
 The default space (the local model) lives in ``<MILVUS_COLLECTION>_items``; a tenant's
-registered space ``name`` in ``<MILVUS_COLLECTION>_space_<tenant id>_<name>``. Entities are
-``id`` (the ``item_vectors`` id, primary key), ``item_id``, ``tenant_id`` (partition key) and
-``vector``. Collections are created only by :meth:`ItemVectorIndex.ensure_collection` (from
-bootstrap, the CLI or the space-registration call), never by a write, and carry their
-database's identity like the memories' (:mod:`somafractalmemory.stores.ownership`).
+registered space ``name`` in ``<MILVUS_COLLECTION>_space_<tenant id>_<name>``. Entities
+(schema v2) are ``id`` (the ``record_vectors`` id, primary key), ``item_id``, ``tenant_id``
+(partition key), ``namespace_path`` (the record's, so a prefix is filtered inside Milvus:
+:mod:`somafractalmemory.stores.item_vector_filters`), ``attrs`` (JSON: the record's state
+flags, for filters inside Milvus) and ``vector``. A collection of schema v1 (no
+``namespace_path`` nor ``attrs``, made by 0.7 and earlier) is copied into v2 by
+:mod:`somafractalmemory.core.item_collections`; until then every check names it.
+
+Collections are created only by :meth:`ItemVectorIndex.ensure_collection` (from bootstrap,
+the CLI or the space-registration call) and the v2 migration, never by a write, and carry
+their database's identity like the memories' (:mod:`somafractalmemory.stores.ownership`).
 
 Milvus 2.3.5 constraints honoured here: writes are delete-by-id then insert (its upsert
 ignores the partition key), deletes name primary keys only, no filter templating (ids are
-rendered as integers). Scores are "higher is closer": cosine similarity, inner product, or
-the negative Euclidean distance (Milvus answers squared L2).
+rendered as integers, strings as escaped literals). Scores are "higher is closer": cosine
+similarity, inner product, or the negative Euclidean distance (Milvus answers squared L2).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from pymilvus import DataType, MilvusClient
 
 from somafractalmemory.errors import SchemaError
 from somafractalmemory.models import DatabaseIdentity, Space
+from somafractalmemory.stores.item_vector_filters import (
+    ATTRS_FIELD,
+    MAX_NAMESPACE_PATH_BYTES,
+    NAMESPACE_FIELD,
+    item_filter,
+)
 from somafractalmemory.stores.milvus import (
     HNSW_BUILD,
     INDEX_TYPE,
@@ -36,22 +49,29 @@ from somafractalmemory.stores.ownership import ownership_problem, properties_of,
 
 MILVUS_METRICS = {"cosine": "COSINE", "ip": "IP", "l2": "L2"}
 MAX_TOPK = 16_384
-# The most item ids a search of a narrow scope (a prefix, a filter) names in its Milvus
-# expression (a literal list: no templating on 2.3.5); above it the search is by tenant alone,
-# deepened until enough hits pass the scope. A search of the whole tenant names none. At
-# 10,000 items (benchmarks/RESULTS.md, "Items"): a 10,000-id list made a vector search 4.9x a
-# memory search; a prefix of 1,250 items answered in 39 ms with its list, 47 ms deepening.
+# The most item ids a search with a payload filter (which only PostgreSQL can apply) names in
+# its Milvus expression (a literal list: no templating on 2.3.5); above it the search is by
+# tenant and prefix alone, deepened until enough hits pass the filter. A prefix is never a
+# list: it is filtered inside Milvus. At 10,000 items (benchmarks/RESULTS.md, "Items"): a
+# 10,000-id list made a vector search 4.9x a memory search.
 MAX_IN_LIST = 2_000
+# Where the v2 migration builds a collection's copy before it takes the collection's name.
+# Upper case: no space name (lower case) nor the default collection's name ends so.
+MIGRATION_SUFFIX = "_V2COPY"
 
 
 @dataclass(frozen=True)
 class ItemVectorRecord:
-    """One entity of an item collection."""
+    """One entity of an item collection: the vector, its item's namespace path and the
+    item's state flags (``attrs``, written as given: derive them from the record's row,
+    :meth:`ItemUpkeep.vector_meta`, so repairs and the migration rebuild the same)."""
 
     id: int
     item_id: int
     tenant_id: int
     vector: list[float]
+    namespace_path: str
+    attrs: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -98,41 +118,69 @@ class ItemVectorIndex:
         """Create the space's collection (stamped with ``owner``), index and load it, if
         needed; idempotent. An unstamped collection is adopted once its shape checks out; one
         with another dimension, metric or owner is refused, never altered."""
-        client = self.milvus.client
         name = space.collection
         with self.translated("ensure_item_collection", name):
-            if not client.has_collection(name, timeout=self.timeout):
-                schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
-                schema.add_field("id", DataType.INT64, is_primary=True)
-                schema.add_field("item_id", DataType.INT64)
-                schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
-                schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=space.dimension)
-                index_params = MilvusClient.prepare_index_params()
-                index_params.add_index(
-                    field_name=VECTOR_FIELD,
-                    index_type=INDEX_TYPE,
-                    metric_type=MILVUS_METRICS[space.metric],
-                    params=HNSW_BUILD,
-                )
-                # Not ``create_collection(index_params=...)``: pymilvus would then load the
-                # collection within the per-call timeout, and a load takes seconds (more on
-                # a busy server), so the space would be refused half made.
-                client.create_collection(
-                    name,
-                    schema=schema,
-                    consistency_level="Session",
-                    properties=stamp(owner),
-                    timeout=self.timeout,
-                )
-                client.create_index(name, index_params, timeout=self.timeout)
+            exists = self.milvus.client.has_collection(name, timeout=self.timeout)
+        if not exists:
+            if self.schema_version(name + MIGRATION_SUFFIX) is not None:
+                # Its v2 migration dropped it and has the copy to rename: an empty one made
+                # now would take the name and strand the copy.
+                self.check_collection(space, None)  # raises, naming the migration
+            self.create(name, space, owner)
         self.milvus.refuse_foreign(name, owner)  # before loading it
-        with self.translated("ensure_item_collection", name):
-            state = client.get_load_state(name, timeout=self.timeout)
-            if "Loaded" not in str(state.get("state", "")):
-                client.load_collection(name, timeout=max(self.timeout, LOAD_TIMEOUT))
+        self.load(name)
         self.check_collection(space, None)
         self.milvus.claim(name, owner)
         self.check_collection(space, owner)
+
+    def create(self, name: str, space: Space, owner: DatabaseIdentity) -> None:
+        """Create collection ``name`` (schema v2, stamped with ``owner``) and its index for
+        ``space``; not loaded."""
+        client = self.milvus.client
+        schema = MilvusClient.create_schema(auto_id=False, enable_dynamic_field=False)
+        schema.add_field("id", DataType.INT64, is_primary=True)
+        schema.add_field("item_id", DataType.INT64)
+        schema.add_field("tenant_id", DataType.INT64, is_partition_key=True)
+        schema.add_field(NAMESPACE_FIELD, DataType.VARCHAR, max_length=MAX_NAMESPACE_PATH_BYTES)
+        schema.add_field(ATTRS_FIELD, DataType.JSON)
+        schema.add_field(VECTOR_FIELD, DataType.FLOAT_VECTOR, dim=space.dimension)
+        index_params = MilvusClient.prepare_index_params()
+        index_params.add_index(
+            field_name=VECTOR_FIELD,
+            index_type=INDEX_TYPE,
+            metric_type=MILVUS_METRICS[space.metric],
+            params=HNSW_BUILD,
+        )
+        with self.translated("create_item_collection", name):
+            # Not ``create_collection(index_params=...)``: pymilvus would then load the
+            # collection within the per-call timeout, and a load takes seconds (more on a
+            # busy server), so the space would be refused half made.
+            client.create_collection(
+                name,
+                schema=schema,
+                consistency_level="Session",
+                properties=stamp(owner),
+                timeout=self.timeout,
+            )
+            client.create_index(name, index_params, timeout=self.timeout)
+
+    def load(self, name: str) -> None:
+        """Load collection ``name`` unless it is loaded."""
+        client = self.milvus.client
+        with self.translated("load_item_collection", name):
+            state = client.get_load_state(name, timeout=self.timeout)
+            if "Loaded" not in str(state.get("state", "")):
+                client.load_collection(name, timeout=max(self.timeout, LOAD_TIMEOUT))
+
+    def schema_version(self, name: str) -> int | None:
+        """2 for a collection with ``namespace_path`` and ``attrs``, 1 for an item collection
+        without, None when ``name`` does not exist."""
+        with self.translated("describe_item_collection", name):
+            if not self.milvus.client.has_collection(name, timeout=self.timeout):
+                return None
+            description = self.milvus.client.describe_collection(name, timeout=self.timeout)
+        fields = {f["name"] for f in description["fields"]}
+        return 2 if {NAMESPACE_FIELD, ATTRS_FIELD} <= fields else 1
 
     def claim_existing(self, space: Space, owner: DatabaseIdentity) -> None:
         """Adopt the space's collection when it exists unstamped, refuse it when another
@@ -142,17 +190,29 @@ class ItemVectorIndex:
         if exists:
             self.milvus.claim(space.collection, owner)
 
-    def check_collection(self, space: Space, owner: DatabaseIdentity | None) -> None:
-        """Raise :class:`SchemaError` unless the space's collection exists, is loaded, has
-        its dimension and metric, and belongs to ``owner`` (None: the shape only, for when
-        PostgreSQL, which knows the owner, failed its own check)."""
+    def check_collection(
+        self, space: Space, owner: DatabaseIdentity | None, allow_v1: bool = False
+    ) -> None:
+        """Raise :class:`SchemaError` unless the space's collection exists, has schema v2
+        (``allow_v1``: or v1, for the migration), is loaded, has its dimension and metric,
+        and belongs to ``owner`` (None: the shape only, for when PostgreSQL, which knows the
+        owner, failed its own check)."""
         client = self.milvus.client
         name = space.collection
         with self.translated("check_item_collection", name):
             if not client.has_collection(name, timeout=self.timeout):
+                copy = name + MIGRATION_SUFFIX
+                interrupted = client.has_collection(copy, timeout=self.timeout)
                 raise SchemaError(
                     "milvus",
-                    f"collection {name!r} of space {space.name!r} does not exist",
+                    f"collection {name!r} of space {space.name!r} does not exist"
+                    + (
+                        f"; its v2 migration was interrupted after the copy {copy!r} was "
+                        "made (run `somafractalmemory migrate-item-collections`, or start "
+                        "through bootstrap)"
+                        if interrupted
+                        else ""
+                    ),
                     self.address,
                 )
             description = client.describe_collection(name, timeout=self.timeout)
@@ -166,6 +226,14 @@ class ItemVectorIndex:
         if vector is None or "item_id" not in fields:
             raise SchemaError(
                 "milvus", f"collection {name!r} is not an item collection", self.address
+            )
+        if not allow_v1 and (NAMESPACE_FIELD not in fields or ATTRS_FIELD not in fields):
+            raise SchemaError(
+                "milvus",
+                f"collection {name!r} of space {space.name!r} has the v1 item schema (no "
+                f"{NAMESPACE_FIELD}, {ATTRS_FIELD}) and waits for its migration (run "
+                "`somafractalmemory migrate-item-collections`, or start through bootstrap)",
+                self.address,
             )
         found_dim = int(vector.get("params", {}).get("dim", -1))
         if found_dim != space.dimension:
@@ -199,10 +267,23 @@ class ItemVectorIndex:
         if not records:
             return
         self.delete(collection, [r.id for r in records])
+        self.insert(collection, records)
+
+    def insert(self, collection: str, records: Sequence[ItemVectorRecord]) -> None:
+        """Insert entities as they are (no delete first: for a collection being filled)."""
         rows = [
-            {"id": r.id, "item_id": r.item_id, "tenant_id": r.tenant_id, VECTOR_FIELD: r.vector}
+            {
+                "id": r.id,
+                "item_id": r.item_id,
+                "tenant_id": r.tenant_id,
+                NAMESPACE_FIELD: r.namespace_path,
+                ATTRS_FIELD: dict(r.attrs),
+                VECTOR_FIELD: r.vector,
+            }
             for r in records
         ]
+        if not rows:
+            return
         with self.translated("insert_item_vectors", collection):
             self.milvus.client.insert(collection, rows, timeout=self.timeout)
 
@@ -247,13 +328,15 @@ class ItemVectorIndex:
         tenant_id: int,
         vector: list[float],
         limit: int,
-        item_ids: Sequence[int] | None,
+        prefix: Sequence[str] = (),
+        item_ids: Sequence[int] | None = None,
+        where: str | None = None,
     ) -> list[ItemVectorHit]:
-        """The tenant's ``limit`` nearest entities, best first, optionally only among the
-        vectors of ``item_ids``."""
-        expression = f"tenant_id == {int(tenant_id)}"
-        if item_ids is not None:
-            expression += f" and item_id in [{', '.join(str(int(i)) for i in item_ids)}]"
+        """The tenant's ``limit`` nearest entities under the namespace ``prefix``, best
+        first, the filtering done inside Milvus before the limit; optionally only among the
+        vectors of ``item_ids`` and those passing the expression ``where`` (over ``attrs``:
+        built by SFM's code, never taken from a client)."""
+        expression = item_filter(tenant_id, prefix, item_ids, where)
         metric = MILVUS_METRICS[space.metric]
         with self.translated("search_item_vectors", space.collection):
             result = self.milvus.client.search(

@@ -7,6 +7,7 @@ A base of :class:`~somafractalmemory.stores.items_postgres.ItemsRepository`; wri
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -14,6 +15,7 @@ from somafractalmemory.models import (
     ItemOutboxEntry,
 )
 from somafractalmemory.stores.items_tables import record_vectors
+from somafractalmemory.stores.milvus_filters import state_attrs
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 from somafractalmemory.stores.tables import outbox, records
 
@@ -48,6 +50,29 @@ class ItemUpkeep:
         )
         with self.store.reading("item_vector_ids") as conn:
             return {int(r.id): int(r.record_id) for r in conn.execute(query)}
+
+    def vector_meta(self, item_ids: Sequence[int]) -> dict[int, tuple[str, dict[str, Any]]]:
+        """(namespace path, attrs) of each existing record among ``item_ids``: what its
+        entities carry besides the vector. The attrs are the record's state keys (those of
+        the memories' entities, :func:`state_attrs`: none for a current record without a
+        validity bound); repairs, moves and the v2 migration take them from here."""
+        if not item_ids:
+            return {}
+        query = sa.select(
+            records.c.id,
+            records.c.namespace_path,
+            records.c.superseded_by,
+            records.c.valid_from,
+            records.c.valid_to,
+        ).where(records.c.id.in_(list(item_ids)))
+        with self.store.reading("item_vector_meta") as conn:
+            return {
+                int(r.id): (
+                    str(r.namespace_path),
+                    dict(state_attrs(r.superseded_by is not None, r.valid_from, r.valid_to)),
+                )
+                for r in conn.execute(query)
+            }
 
     def unclaimed(self, item_ids: Sequence[int]) -> list[int]:
         """Those of ``item_ids`` that no item row has and no outbox entry names: their
