@@ -77,6 +77,14 @@ def check_url(url: str, allow_http_loopback: bool) -> str:
     return url
 
 
+def retry_delay(attempts: int, base: float, cap: float) -> float:
+    """Seconds before the next attempt after ``attempts`` failed ones (1 or more): ``base``
+    doubled per failure after the first, at most ``cap``, less up to a fifth at random (so
+    endpoints that failed together are not retried together)."""
+    doubled = base * 2.0 ** min(attempts - 1, 60)  # the exponent capped: no overflow
+    return min(cap, doubled) * random.uniform(0.8, 1.0)
+
+
 @dataclass(frozen=True)
 class Outcome:
     """What one delivery attempt did."""
@@ -134,13 +142,6 @@ class WebhookService:
             uow.commit()
         return claimed
 
-    def backoff(self, attempts: int) -> float:
-        """Seconds before the next attempt after ``attempts`` failed ones (1 or more)."""
-        s = self.settings
-        doubled = s.webhook_backoff_seconds * 2.0 ** min(attempts - 1, 60)  # no overflow
-        delay = min(s.webhook_backoff_max_seconds, doubled)
-        return delay * random.uniform(0.8, 1.0)  # spread the endpoints' retries
-
     def deliver(self, webhook: Webhook, http: httpx.Client) -> Outcome:
         """POST the next changes after the claimed webhook's cursor, then record the outcome
         (cursor moved on 2xx; a failure counted and retried after a backoff)."""
@@ -171,7 +172,10 @@ class WebhookService:
             if error is None:
                 self.postgres.webhook_delivered(uow, webhook, end)
             else:
-                retry_in = self.backoff(webhook.attempts + 1)
+                s = self.settings
+                retry_in = retry_delay(
+                    webhook.attempts + 1, s.webhook_backoff_seconds, s.webhook_backoff_max_seconds
+                )
                 self.postgres.webhook_failed(uow, webhook, error, retry_in)
             uow.commit()
         WEBHOOK_DELIVERIES.labels("failed" if error else "delivered").inc()
