@@ -251,6 +251,28 @@ def test_a_server_killed_mid_stream_resumes_from_the_stored_cursor(
         assert len(delivered) - len(set(delivered)) <= 50
 
 
+def test_two_replicas_share_the_deliveries_without_doubling_them(
+    served: HookServer, receiver: Receiver, tmp_path: Path
+) -> None:
+    """Another server on the same database: each webhook is leased to one dispatcher at a
+    time (FOR UPDATE SKIP LOCKED), so no change arrives twice while both are healthy."""
+    replica = HookServer(served.settings, tmp_path / "replica.log")
+    replica.start()
+    try:
+        with tenant_http(served) as http:
+            start = http.get("/changes").json()["next_cursor"]
+            hooks = [register(http, receiver.url)["id"] for _ in range(3)]
+            for i in range(60):
+                store(http, f"{i},12", f"two replicas deliver this {i}")
+            expected = {c["version_id"] for c in feed(http, start)}
+            for hook in hooks:
+                wait_for_all(receiver, hook, expected, 60)
+                delivered = delivered_ids(receiver, hook)
+                assert len(delivered) == len(set(delivered)) == len(expected)
+    finally:
+        replica.stop()
+
+
 def test_tenants_see_and_get_only_their_own(served: HookServer, receiver: Receiver) -> None:
     with tenant_http(served) as mine, tenant_http(served) as theirs:
         hook = register(mine, receiver.url)
