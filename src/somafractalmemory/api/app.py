@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portability.router)
     app.include_router(items.router)
     app.include_router(webhooks.router)
+    webhooks.document_deliveries(app)
     install_ui(app)
     # Requests are traced only when traces go somewhere: the instrumentation's middleware
     # costs about 1.5 ms a request on two cores even when its spans are dropped.

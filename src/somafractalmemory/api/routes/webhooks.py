@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Response
+from fastapi import APIRouter, FastAPI, Header, Path, Response
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
@@ -14,6 +14,7 @@ from somafractalmemory.schemas import ErrorResponse
 from somafractalmemory.webhook_schemas import (
     WebhookCreate,
     WebhookDeleted,
+    WebhookDelivery,
     WebhookPublic,
     WebhooksResponse,
 )
@@ -61,3 +62,20 @@ def delete_webhook(
     tenant = caller.tenant()
     caller.stack.webhooks.delete(tenant, webhook_id)
     return json_response(WebhookDeleted(deleted=True))
+
+
+def document_deliveries(app: FastAPI) -> None:
+    """Describe what SFM POSTs to a webhook in the OpenAPI document's ``webhooks``."""
+
+    @app.webhooks.post("changes", status_code=204)
+    def changes(
+        body: WebhookDelivery,
+        sfm_signature: Annotated[
+            str, Header(description="sha256=<hex HMAC-SHA256 of the raw body with the secret>")
+        ],
+        sfm_delivery: Annotated[
+            str, Header(description="<webhook id>-<txid>-<history id>: the same changes")
+        ],
+    ) -> None:
+        """The next changes of the tenant's records; answer 2xx once they are stored (any
+        other answer is retried with backoff). Deduplicate on ``version_id``."""
