@@ -350,6 +350,9 @@ def test_limits_and_paths(served: HookServer) -> None:
         answer = http.post("/webhooks", json={"url": "https://example.com/x", "secret": SECRET})
         assert answer.status_code == 409, answer.text
         assert http.delete("/webhooks/not-a-number").status_code == 422
+        unknown = http.get("/webhooks", params={"limit": 5})
+        assert unknown.status_code == 422
+        assert unknown.json()["detail"].startswith("limit")
         assert (
             http.post(
                 "/webhooks", content=b"{", headers={"Content-Type": "application/json"}

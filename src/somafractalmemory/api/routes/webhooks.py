@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI, Header, Path, Response
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
+from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.history import feed_cursor
 from somafractalmemory.models import Webhook
 from somafractalmemory.schemas import ErrorResponse
@@ -22,7 +23,7 @@ from somafractalmemory.webhook_schemas import (
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 422, 503)
 }
-router = APIRouter(tags=["webhooks"], responses=ERRORS)
+router = APIRouter(tags=["webhooks"], responses=ERRORS, route_class=StrictQueryRoute)
 
 
 def webhook_public(webhook: Webhook) -> WebhookPublic:
