@@ -89,6 +89,8 @@ def server_env(settings: Settings, **overrides: str) -> dict[str, str]:
         # The background sweep deletes every tenant's expired items: a server of its own on
         # the test stack must sweep no sooner than the in-process app, or it races TTL tests.
         "SOMA_ITEMS_SWEEP_INTERVAL_SECONDS": str(settings.items_sweep_interval_seconds),
+        # Nor deliver webhooks sooner (the test settings deliver none on the shared stack).
+        "SOMA_WEBHOOK_CONCURRENCY": str(settings.webhook_concurrency),
         "PYTHONUNBUFFERED": "1",
     }
     if settings.milvus_token.get_secret_value():

@@ -45,8 +45,13 @@ def settings() -> Settings:
     """The test stack's settings, from the environment `make test` sets."""
     _require_test_stack()
     # Tests sweep expired items themselves (POST /items/sweep, a Maintainer of their own);
-    # the app's background sweep in the middle of a TTL test would race its counts.
-    return Settings(items_sweep_interval_seconds=3600)  # type: ignore[call-arg]
+    # the app's background sweep in the middle of a TTL test would race its counts. No
+    # webhook deliveries from the shared stack: the contract test registers webhooks to
+    # generated https:// URLs, which must not be called (tests/integration/test_webhooks.py
+    # delivers on a stack of its own).
+    return Settings(  # type: ignore[call-arg]
+        items_sweep_interval_seconds=3600, webhook_concurrency=0
+    )
 
 
 def drop_test_collections(settings: Settings) -> None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from somafractalmemory.models import MemoryType
+from somafractalmemory.models import MemoryType, RecordVersion
 
 
 class VersionPublic(BaseModel):
@@ -39,6 +39,32 @@ class ChangePublic(VersionPublic):
     kind: Literal["memory", "item"]
     namespace: list[str]
     key: str
+
+
+def version_entry(version: RecordVersion) -> VersionPublic:
+    """A version as the history endpoints show it."""
+    return VersionPublic(
+        version_id=version.id,
+        change=version.change,
+        recorded_at=version.recorded_at,
+        payload=version.payload,
+        memory_type=version.memory_type,
+        importance=version.importance,
+        valid_from=version.valid_from,
+        valid_to=version.valid_to,
+        superseded_by=version.superseded_by,
+        api_key_id=version.api_key_id,
+    )
+
+
+def change_public(version: RecordVersion) -> ChangePublic:
+    """A version as the change feed (and a webhook delivery) shows it."""
+    return ChangePublic(
+        **version_entry(version).model_dump(),
+        kind="item" if version.namespace else "memory",
+        namespace=list(version.namespace),
+        key=version.key,
+    )
 
 
 class ChangesResponse(BaseModel):

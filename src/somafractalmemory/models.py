@@ -118,6 +118,23 @@ class RecordVersion:
 
 
 @dataclass(frozen=True)
+class Webhook:
+    """A tenant's endpoint and how far its changes have been delivered: ``cursor`` is the
+    (txid, history id) position in the change feed up to which it answered 2xx."""
+
+    id: int
+    tenant_id: int
+    url: str
+    secret: str = field(repr=False)
+    created_at: datetime
+    cursor: tuple[int, int]
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    last_delivered_at: datetime | None
+
+
+@dataclass(frozen=True)
 class VectorRecord:
     """One entity of the Milvus collection."""
 

@@ -126,6 +126,30 @@ class Settings(TracingSettings, EmbeddingSettings):
         default=None, gt=0, validation_alias="SOMA_HISTORY_RETENTION_DAYS"
     )
 
+    # Webhooks (core.webhooks): how this process delivers the tenants' changes.
+    webhook_concurrency: int = Field(
+        default=4, ge=0, le=64, validation_alias="SOMA_WEBHOOK_CONCURRENCY"
+    )  # deliveries at once; 0: this process delivers none (another replica does)
+    webhook_interval_seconds: float = Field(
+        default=1.0, gt=0, validation_alias="SOMA_WEBHOOK_INTERVAL_SECONDS"
+    )
+    webhook_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, validation_alias="SOMA_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    webhook_batch_size: int = Field(
+        default=100, ge=1, le=1000, validation_alias="SOMA_WEBHOOK_BATCH_SIZE"
+    )
+    webhook_backoff_seconds: float = Field(
+        default=1.0, gt=0, validation_alias="SOMA_WEBHOOK_BACKOFF_SECONDS"
+    )
+    webhook_backoff_max_seconds: float = Field(
+        default=300.0, gt=0, validation_alias="SOMA_WEBHOOK_BACKOFF_MAX_SECONDS"
+    )
+    # Plain http:// to 127.0.0.0/8, ::1 or localhost (tests, local development).
+    webhook_allow_http_loopback: bool = Field(
+        default=False, validation_alias="SOMA_WEBHOOK_ALLOW_HTTP_LOOPBACK"
+    )
+
     @field_validator("milvus_uri")
     @classmethod
     def _milvus_uri_is_a_server(cls, value: str) -> str:

@@ -16,6 +16,7 @@ from somafractalmemory.core.history import History
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.core.service import MemoryService
+from somafractalmemory.core.webhooks import WebhookService
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import MilvusStore
@@ -38,6 +39,7 @@ class Stack:
     rate_limiter: RateLimiter
     items: ItemService
     history: History
+    webhooks: WebhookService
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
@@ -95,4 +97,5 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
             postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
         ),
         history=History(postgres),
+        webhooks=WebhookService(postgres, settings),
     )

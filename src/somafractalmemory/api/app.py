@@ -13,10 +13,19 @@ from starlette.concurrency import run_in_threadpool
 from somafractalmemory import __version__
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
-from somafractalmemory.api.routes import graph, history, items, memories, ops, portability
+from somafractalmemory.api.routes import (
+    graph,
+    history,
+    items,
+    memories,
+    ops,
+    portability,
+    webhooks,
+)
 from somafractalmemory.api.ui.routes import install_ui
 from somafractalmemory.bootstrap import validate_infrastructure
 from somafractalmemory.core.maintenance import Maintainer
+from somafractalmemory.core.webhook_dispatch import WebhookDispatcher
 from somafractalmemory.observability.tracing import configure_tracing, tracing_active
 from somafractalmemory.settings import Settings, TracingSettings, get_settings
 from somafractalmemory.stack import Stack, create_stack
@@ -51,12 +60,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             resolved.history_retention_days,
         )
         maintainer.start()
+        # Its own thread: a dead endpoint must not hold up the outbox (nor anything else).
+        dispatcher = WebhookDispatcher(stack.webhooks)
+        dispatcher.start()
         logger.info("SomaFractalMemory %s serving", __version__)
         try:
             # Lifespan state: each server running the app (uvicorn, a test client) gets the
             # stack of its own lifespan in its requests' ``request.state``, never another's.
             yield {"stack": stack}
         finally:
+            dispatcher.stop()
             maintainer.stop()
             stack.close()
 
@@ -75,6 +88,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(portability.router)
     app.include_router(items.router)
+    app.include_router(webhooks.router)
+    webhooks.document_deliveries(app)
     install_ui(app)
     # Requests are traced only when traces go somewhere: the instrumentation's middleware
     # costs about 1.5 ms a request on two cores even when its spans are dropped.

@@ -32,6 +32,21 @@ def _decode(cursor: str, kind: str, parts: int) -> list[int]:
         raise InvalidInputError("is not a cursor this service returned", "cursor") from None
 
 
+def feed_cursor(position: tuple[int, int]) -> str:
+    """The change feed's cursor for the (txid, history id) position."""
+    return _encode(f"c:{position[0]}:{position[1]}")
+
+
+def feed_position(cursor: str, field: str = "cursor") -> tuple[int, int]:
+    """The (txid, history id) position of a change feed cursor; 422 naming ``field`` when it
+    is not one this service returned."""
+    try:
+        txid, history_id = _decode(cursor, "c", 2)
+    except InvalidInputError:
+        raise InvalidInputError("is not a cursor this service returned", field) from None
+    return txid, history_id
+
+
 def _aware(moment: datetime, field: str) -> datetime:
     if moment.tzinfo is None:
         raise InvalidInputError("must carry a time zone (RFC 3339)", field)
@@ -71,12 +86,12 @@ class History:
     ) -> tuple[list[RecordVersion], str]:
         """The tenant's next changes after the cursor (from the start without one), and the
         cursor to resume from (the same one when nothing new is there yet)."""
-        position = (0, 0) if not after else tuple(_decode(after, "c", 2))
-        rows = self.postgres.changes(tenant.id, (position[0], position[1]), limit)
+        position = (0, 0) if not after else feed_position(after)
+        rows = self.postgres.changes(tenant.id, position, limit)
         if not rows:
-            return [], after or _encode("c:0:0")
+            return [], after or feed_cursor((0, 0))
         txid, last = rows[-1]
-        return [version for _txid, version in rows], _encode(f"c:{txid}:{last.id}")
+        return [version for _txid, version in rows], feed_cursor((txid, last.id))
 
     def sweep(self, retention_days: float, limit: int = 5000) -> int:
         """Delete up to ``limit`` versions that stopped being current more than

@@ -47,6 +47,18 @@ RECONCILE_DRIFT = Gauge(
     registry=REGISTRY,
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "api_webhook_deliveries",
+    "Webhook deliveries (one POST each) by outcome: delivered (2xx) or failed",
+    ["outcome"],
+    registry=REGISTRY,
+)
+WEBHOOK_CHANGES = Counter(
+    "api_webhook_changes_delivered",
+    "Changes delivered to webhooks (acknowledged with a 2xx)",
+    registry=REGISTRY,
+)
+
 STORE_GAUGES = {"postgres": POSTGRES_UP, "milvus": MILVUS_UP, "redis": REDIS_UP}
 
 

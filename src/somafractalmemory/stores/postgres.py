@@ -14,12 +14,13 @@ from somafractalmemory.stores.pg_history import HistoryReads
 from somafractalmemory.stores.pg_keyword import KeywordReads
 from somafractalmemory.stores.pg_memories import MemoryReads
 from somafractalmemory.stores.pg_tenants import TenantReads
+from somafractalmemory.stores.pg_webhooks import WebhookStore
 from somafractalmemory.stores.pg_writes import UnitOfWork
 
 __all__ = ["PostgresBase", "PostgresStore", "UnitOfWork", "create_postgres_engine"]
 
 
-class PostgresStore(MemoryReads, KeywordReads, TenantReads, GraphReads, HistoryReads):
+class PostgresStore(MemoryReads, KeywordReads, TenantReads, GraphReads, HistoryReads, WebhookStore):
     """Typed access to the SFM tables; see the module docstring for error semantics."""
 
     def unit_of_work(self, key_id: int | None = None) -> UnitOfWork:

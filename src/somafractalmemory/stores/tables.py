@@ -145,6 +145,23 @@ record_history = sa.Table(
     sa.Column("txid", sa.BigInteger, nullable=False),
 )
 
+# A tenant's webhook endpoints and the feed position each was delivered up to (migration 0009).
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    id_column(),
+    tenant_column(),
+    sa.Column("url", sa.Text, nullable=False),
+    sa.Column("secret", sa.Text, nullable=False),
+    created_at_column(),
+    sa.Column("cursor_txid", sa.BigInteger, nullable=False),
+    sa.Column("cursor_id", sa.BigInteger, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("next_attempt_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("last_error", sa.Text),
+    sa.Column("last_delivered_at", sa.DateTime(timezone=True)),
+)
+
 reconcile_runs = sa.Table(
     "reconcile_runs",
     metadata,

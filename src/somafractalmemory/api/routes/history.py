@@ -13,10 +13,10 @@ from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.item_paths import check_key, check_namespace
 from somafractalmemory.history_schemas import (
-    ChangePublic,
     ChangesResponse,
     HistoryResponse,
-    VersionPublic,
+    change_public,
+    version_entry,
 )
 from somafractalmemory.models import RecordVersion
 from somafractalmemory.schemas import COORD_DESCRIPTION, COORD_PATTERN, ErrorResponse, MemoryPublic
@@ -29,21 +29,6 @@ router = APIRouter(tags=["history"], responses=ERRORS, route_class=StrictQueryRo
 COORD_PATH = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
 CursorQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")]
 LimitQuery = Annotated[int, Query(ge=1, le=1000)]
-
-
-def _version(version: RecordVersion) -> VersionPublic:
-    return VersionPublic(
-        version_id=version.id,
-        change=version.change,
-        recorded_at=version.recorded_at,
-        payload=version.payload,
-        memory_type=version.memory_type,
-        importance=version.importance,
-        valid_from=version.valid_from,
-        valid_to=version.valid_to,
-        superseded_by=version.superseded_by,
-        api_key_id=version.api_key_id,
-    )
 
 
 def version_public(version: RecordVersion, created_at: datetime) -> MemoryPublic:
@@ -77,7 +62,7 @@ def memory_history(
         tenant, "", canonical_coord(coord), limit, cursor
     )
     return json_response(
-        HistoryResponse(versions=[_version(v) for v in page], next_cursor=next_cursor)
+        HistoryResponse(versions=[version_entry(v) for v in page], next_cursor=next_cursor)
     )
 
 
@@ -97,7 +82,7 @@ def item_history(
         tenant, namespace_path(namespace), key, limit, cursor
     )
     return json_response(
-        HistoryResponse(versions=[_version(v) for v in page], next_cursor=next_cursor)
+        HistoryResponse(versions=[version_entry(v) for v in page], next_cursor=next_cursor)
     )
 
 
@@ -113,15 +98,7 @@ def list_changes(
     changes, next_cursor = caller.stack.history.changes(tenant, after, limit)
     return json_response(
         ChangesResponse(
-            changes=[
-                ChangePublic(
-                    **_version(v).model_dump(),
-                    kind="item" if v.namespace else "memory",
-                    namespace=list(v.namespace),
-                    key=v.key,
-                )
-                for v in changes
-            ],
+            changes=[change_public(v) for v in changes],
             next_cursor=next_cursor,
         )
     )
