@@ -95,7 +95,8 @@ class HistoryWrites:
     def sweep_history(self, retention_days: float, limit: int) -> int:
         """Delete up to ``limit`` versions no longer current since before the retention
         cut-off: a newer version of the key was recorded before it, or the version is a
-        deletion recorded before it."""
+        deletion recorded before it; never one a webhook of the tenant has still to
+        deliver."""
         statement = sa.text(
             "DELETE FROM record_history WHERE id IN ("
             "SELECT h.id FROM record_history h "
@@ -104,6 +105,9 @@ class HistoryWrites:
             "WHERE n.tenant_id = h.tenant_id AND n.namespace_path = h.namespace_path "
             "AND n.key = h.key AND (n.recorded_at, n.id) > (h.recorded_at, h.id) "
             "AND n.recorded_at < now() - :keep * interval '1 day')) "
+            # A change a webhook has not received yet waits for it.
+            "AND NOT EXISTS (SELECT 1 FROM webhooks w WHERE w.tenant_id = h.tenant_id "
+            "AND (w.cursor_txid, w.cursor_id) < (h.txid, h.id)) "
             "ORDER BY h.id LIMIT :limit)"
         )
         with self._store.translated("sweep_history"):
