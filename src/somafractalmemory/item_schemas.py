@@ -8,9 +8,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-from somafractalmemory.schemas import _check_json_value, _check_vector
+from somafractalmemory.schemas import RequestModel, _check_json_value, _check_vector
 
 MAX_ITEM_LIMIT = 1000
 MAX_TTL_MINUTES = 10_000_000.0
@@ -19,8 +19,7 @@ Label = str
 Namespace = list[Label]
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+_Model = RequestModel
 
 
 class ItemVectorIn(_Model):

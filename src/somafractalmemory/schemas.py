@@ -8,9 +8,16 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from somafractalmemory.models import MemoryType
 
@@ -67,8 +74,31 @@ def _check_vector(value: list[float] | None) -> list[float] | None:
     return value
 
 
-class _Model(BaseModel):
+class RequestModel(BaseModel):
+    """A request body: unknown fields are refused, and so is a boolean where a number
+    belongs (pydantic would read ``false`` as 0)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_boolean_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and info.field_name is not None:
+            if not _takes_boolean(cls.model_fields[info.field_name].annotation):
+                raise ValueError("must not be a boolean")
+        return value
+
+
+def _takes_boolean(annotation: Any) -> bool:
+    """Whether a field's type admits ``true``/``false``."""
+    if annotation is bool or annotation is Any:
+        return True
+    if get_origin(annotation) is Literal:
+        return any(isinstance(option, bool) for option in get_args(annotation))
+    return any(_takes_boolean(part) for part in get_args(annotation))
+
+
+_Model = RequestModel
 
 
 class MemoryCreate(_Model):

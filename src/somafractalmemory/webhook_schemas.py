@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from somafractalmemory.history_schemas import ChangePublic
+from somafractalmemory.schemas import RequestModel
 
 
-class WebhookCreate(BaseModel):
+class WebhookCreate(RequestModel):
     """A new webhook: where to POST the tenant's changes, and the secret that signs them."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: str = Field(
         min_length=1,

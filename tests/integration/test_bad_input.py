@@ -121,3 +121,15 @@ def test_an_unknown_query_parameter_is_named(client: TestClient, auth: dict[str,
         assert response.json()["detail"].startswith(f"{name}: unknown query parameter"), path
     listed = client.get("/memories?include_superseded=true&limit=5", headers=auth)
     assert listed.status_code == 200
+
+
+def test_a_boolean_is_not_a_number(client: TestClient, auth: dict[str, str]) -> None:
+    """pydantic would read ``false`` as 0: found by the contract test's invalid inputs."""
+    for path, body, field in (
+        ("/items/search", {"offset": False}, "offset"),
+        ("/memories/search", {"query": "x", "top_k": True}, "top_k"),
+        ("/memories", {"coord": "1,2", "payload": {"t": 1}, "importance": True}, "importance"),
+    ):
+        response = client.post(path, headers=auth, json=body)
+        assert response.status_code == 422, (path, response.text)
+        assert field in response.json()["detail"], response.text
