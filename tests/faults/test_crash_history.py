@@ -6,7 +6,7 @@ Milvus (``attrs["sfm-superseded"]``), and ``reconcile`` finds no drift (issue 19
 
 The machinery of ``test_crash_under_load.py`` at a smaller size: a uvicorn subprocess on a
 database, a collection and a Redis key prefix of this module's own; two clients
-(:mod:`testkit.loadgen`) write 600 new coordinates each in small batches (some replacing),
+(:mod:`testkit.loadgen`) write 225 new coordinates each in small batches (some replacing),
 single stores, replaces, supersedes (a new memory superseding one of the client's current
 ones) and deletes, sending half of what was not acknowledged again; 3 kills (SIGKILL, no
 shutdown) at seeded moments, a restart after each. The outbox is then drained with
@@ -39,7 +39,8 @@ pytestmark = pytest.mark.slow
 
 SEED = int(os.environ.get("SFM_CRASH_SEED", "19"))
 CLIENTS = 2
-NEW_MEMORIES = 1200
+# A soak run sets more (SFM_CRASH_HISTORY_MEMORIES=5000) and other seeds.
+NEW_MEMORIES = int(os.environ.get("SFM_CRASH_HISTORY_MEMORIES", "450"))
 KILLS = 3
 MIX = Mix(
     batch=0.5,
@@ -165,7 +166,9 @@ def test_sigkill_during_replaces_supersessions_and_deletes_keeps_history_true(
     assert len(restarts) == KILLS
     assert unanswered, "no kill caught a request in flight"
     assert not errors, "\n".join(r.describe() for r in errors[:10])
-    assert history.by_change.get("superseded", 0) > 50
-    assert history.by_change.get("replaced", 0) > 50
-    assert history.by_change.get("deleted", 0) > 20
-    assert history.superseded_rows > 20
+    # Each kind of change happened often enough to count (at 450 new memories about 70
+    # supersessions, 180 replaces and 40 deletes).
+    assert history.by_change.get("superseded", 0) > NEW_MEMORIES * 0.05
+    assert history.by_change.get("replaced", 0) > NEW_MEMORIES * 0.1
+    assert history.by_change.get("deleted", 0) > NEW_MEMORIES * 0.03
+    assert history.superseded_rows > NEW_MEMORIES * 0.02
