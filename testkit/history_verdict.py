@@ -16,7 +16,9 @@ exactly one. :func:`verify_history` then requires, for every key:
 - the current row is its newest version, field by field, and that version is no deletion;
   a key with versions and no row ends with a deletion;
 - a superseded row's Milvus entity carries ``attrs["sfm-superseded"] == true``, and a
-  current row's does not.
+  current row's does not;
+- what the Redis cache holds for a key (read through :class:`MemoryCache`, as the server
+  does) is its row: a version served from the cache after the crash is a version come back.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from somafractalmemory.stores.milvus_filters import SUPERSEDED
+from somafractalmemory.stores.redis import MemoryCache
 from testkit.loadgen import Loader
 from testkit.stores import milvus_client
 
@@ -75,6 +78,7 @@ class HistoryVerdict:
     unacknowledged_dropped: int = 0
     superseded_rows: int = 0
     entities_checked: int = 0
+    cached: int = 0
     problems: list[str] = field(default_factory=list)
 
     def line(self) -> str:
@@ -84,7 +88,7 @@ class HistoryVerdict:
             f"{self.acknowledged_ops} acknowledged operations all recorded; unacknowledged: "
             f"{self.unacknowledged_kept} kept, {self.unacknowledged_dropped} not; "
             f"{self.superseded_rows} superseded rows; {self.entities_checked} Milvus "
-            "entities' state checked"
+            f"entities' state checked; {self.cached} cached memories checked"
         )
 
 
@@ -225,8 +229,36 @@ def _check_current(
         problems.append(f"{key}: the row differs from its newest version in {differ}")
 
 
+def _cache_problems(
+    cache: MemoryCache, tenant_id: int, keys: Sequence[str], rows: dict[str, Any]
+) -> tuple[int, list[str]]:
+    """How many keys the cache holds, and those it holds otherwise than their rows."""
+    held = 0
+    problems: list[str] = []
+    for key in keys:
+        cached = cache.get(tenant_id, key)
+        if cached is None:
+            continue
+        held += 1
+        row = rows.get(key)
+        if row is None:
+            problems.append(f"{key}: deleted, but the cache serves {cached.text!r}")
+        elif (cached.payload, cached.superseded_by) != (row["payload"], row["superseded_by"]):
+            problems.append(
+                f"{key}: the cache serves {cached.text!r} superseded_by "
+                f"{cached.superseded_by!r}; the row holds {row['text']!r} superseded_by "
+                f"{row['superseded_by']!r}"
+            )
+    return held, problems
+
+
 def verify_history(
-    loaders: Sequence[Loader], dsn: str, milvus_uri: str, collection: str, tenant_id: int
+    loaders: Sequence[Loader],
+    dsn: str,
+    milvus_uri: str,
+    collection: str,
+    tenant_id: int,
+    cache: MemoryCache,
 ) -> HistoryVerdict:
     """Check the tenant's history, rows and entities' state (see the module docstring)."""
     verdict = HistoryVerdict()
@@ -269,4 +301,6 @@ def verify_history(
                 f"{key}: row superseded_by {row['superseded_by']!r}, but its Milvus entity "
                 f"says superseded={marked[row['id']]}"
             )
+    verdict.cached, stale = _cache_problems(cache, tenant_id, sorted(operations), rows)
+    problems.extend(stale)
     return verdict

@@ -2,7 +2,8 @@
 deletes: afterwards no acknowledged version is missing from ``record_history``, no
 acknowledged delete came back, every unacknowledged request left its versions at all its
 keys or at none, the history and the current rows agree, superseded rows are marked so in
-Milvus (``attrs["sfm-superseded"]``), and ``reconcile`` finds no drift (issue 19).
+Milvus (``attrs["sfm-superseded"]``), the Redis cache serves no version but the current
+one, and ``reconcile`` finds no drift (issue 19).
 
 The machinery of ``test_crash_under_load.py`` at a smaller size: a uvicorn subprocess on a
 database, a collection and a Redis key prefix of this module's own; two clients
@@ -29,6 +30,7 @@ import pytest
 
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
+from somafractalmemory.stores.redis import MemoryCache, create_redis_client
 from testkit.history_verdict import verify_history
 from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
@@ -153,7 +155,11 @@ def test_sigkill_during_replaces_supersessions_and_deletes_keeps_history_true(
     drained, reconciled = drain_and_reconcile(env)
     uri, collection = settings.milvus_uri, settings.milvus_collection
     verdict = verify(loaders, dsn, uri, collection, tenant.id, stack.embedder.embed)
-    history = verify_history(loaders, dsn, uri, collection, tenant.id)
+    cache = MemoryCache(create_redis_client(settings), settings)
+    try:
+        history = verify_history(loaders, dsn, uri, collection, tenant.id, cache)
+    finally:
+        cache.close()
     print(
         f"\ncrash during history load (seed {SEED}): load {load_seconds:.0f} s, "
         f"{len(requests)} requests ({summary(requests)}); {len(restarts)} kills, restarts "
