@@ -8,7 +8,9 @@ wrote it keeps the set of states the stores may end in (a text, or :data:`ABSENT
 - an acknowledged store (2xx) leaves one state, its text; an acknowledged delete (or a 404
   to a delete) leaves one, absent;
 - a request without an acknowledgement (no answer, a 503) adds its own outcome to what was
-  possible before: it is wholly there or wholly absent.
+  possible before: it is wholly there or wholly absent;
+- a supersede (a new memory superseding one of the client's current ones) leaves the
+  target's text as it was; :mod:`testkit.history_verdict` checks the supersession.
 
 Each client writes only its own coordinates and waits for each answer, so nothing else
 reorders its history. A read checks the answer against the states as it goes (a memory
