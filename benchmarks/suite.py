@@ -37,7 +37,9 @@ def step(script: str, *args: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the 10k, quality and history (2k) parts only")
+    parser.add_argument(
+        "--quick", action="store_true", help="the 10k, quality and history (2k) parts only"
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     # Every marked section of RESULTS.md (these modules' and others', e.g. load.py's).
