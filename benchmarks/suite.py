@@ -6,7 +6,9 @@
 3. freshness.py (full run only): store-then-search misses, write-to-searchable lag under load;
 4. concurrency.py (full run only): 1, 4 and 16 clients of hybrid search over 10,000 memories;
 5. scale.py (full run only): search p50/p95 as the tenant grows;
-6. plot.py: benchmarks/results.png from the figures of the steps above.
+6. history.py: the history trigger's write cost, the supersession filter's search cost and
+   history's bytes per version (10,000 memories x 3 versions; 2,000 quick);
+7. plot.py: benchmarks/results.png from the figures of the steps above.
 
 run.py rewrites benchmarks/RESULTS.md; the sections of the other steps are then put back (each
 step writes its own; a step not run this time keeps its previous section, dated).
@@ -35,7 +37,9 @@ def step(script: str, *args: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="the 10k and quality parts only")
+    parser.add_argument(
+        "--quick", action="store_true", help="the 10k, quality and history (2k) parts only"
+    )
     args = parser.parse_args(argv)
     began = time.perf_counter()
     # Every marked section of RESULTS.md (these modules' and others', e.g. load.py's).
@@ -52,6 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         step("freshness.py")
         step("concurrency.py")
         step("scale.py")
+    step("history.py", *(["--quick"] if args.quick else []))
     step("plot.py")
     print(f"\nsuite: {time.perf_counter() - began:.0f} s")
     return 0

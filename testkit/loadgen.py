@@ -8,7 +8,9 @@ wrote it keeps the set of states the stores may end in (a text, or :data:`ABSENT
 - an acknowledged store (2xx) leaves one state, its text; an acknowledged delete (or a 404
   to a delete) leaves one, absent;
 - a request without an acknowledgement (no answer, a 503) adds its own outcome to what was
-  possible before: it is wholly there or wholly absent.
+  possible before: it is wholly there or wholly absent;
+- a supersede (a new memory superseding one of the client's current ones) leaves the
+  target's text as it was; :mod:`testkit.history_verdict` checks the supersession.
 
 Each client writes only its own coordinates and waits for each answer, so nothing else
 reorders its history. A read checks the answer against the states as it goes (a memory
@@ -61,9 +63,11 @@ class Request:
     """A request and what came back: ``status`` None means no answer (a killed server, a
     refused connection, a client timeout named in ``error``)."""
 
-    kind: str  # store | batch | delete | get | search | item_put | item_delete | item_get
+    kind: (
+        str  # store | batch | supersede | delete | get | search | item_put | item_delete | item_get
+    )
     writes: tuple[Write, ...] = ()
-    coord: str = ""
+    coord: str = ""  # a delete's or read's coordinate; the one a supersede supersedes
     query: str = ""
     status: int | None = None
     body: Any = None
@@ -77,7 +81,7 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.kind in ("store", "batch", "delete", "item_put", "item_delete")
+        return self.kind in ("store", "batch", "supersede", "delete", "item_put", "item_delete")
 
     def coords(self) -> list[str]:
         return [w.coord for w in self.writes] if self.writes else [self.coord]
@@ -104,6 +108,7 @@ class Mix:
     batch: float = 0.0  # POST /memories/batch of `batch_size`, `replaced_per_batch` at used coords
     single: float = 0.0  # POST /memories at a new coordinate
     replace: float = 0.0  # POST /memories at a coordinate holding an acknowledged memory
+    supersede: float = 0.0  # POST /memories at a new coordinate superseding a current memory
     delete: float = 0.0
     get: float = 0.0
     search: float = 0.0
@@ -154,6 +159,7 @@ class Loader(threading.Thread):
         self.requests: list[Request] = []
         self.states: dict[str, set[State]] = {}
         self.present: dict[str, None] = {}  # coordinates certainly holding a memory, in order
+        self.superseded: set[str] = set()  # coordinates a supersede may have marked
         self.namespace = ["load", f"c{index}"]  # the items' namespace; keys like coordinates
         self.item_states: dict[str, set[State]] = {}
         self.item_present: dict[str, None] = {}
@@ -168,6 +174,7 @@ class Loader(threading.Thread):
             "batch",
             "single",
             "replace",
+            "supersede",
             "delete",
             "get",
             "search",
@@ -209,6 +216,14 @@ class Loader(threading.Thread):
         kind = self.rng.choices(self._kinds, self._weights)[0]
         if kind in ("replace", "delete", "get") and not self.present:
             kind = "single"
+        if kind == "supersede":
+            current = [c for c in self.present if c not in self.superseded]
+            new = (self._write(self._new_coord()),)
+            return (
+                Request("supersede", new, self.rng.choice(current))
+                if current
+                else Request("store", new)
+            )
         if kind.startswith("item_"):
             return self._item_request(kind)
         if kind == "batch":
@@ -255,6 +270,9 @@ class Loader(threading.Thread):
                 )
             elif request.kind == "store":
                 response = http.post("/memories", json=request.writes[0].body())
+            elif request.kind == "supersede":
+                body = {**request.writes[0].body(), "supersedes": [request.coord]}
+                response = http.post("/memories", json=body)
             elif request.kind == "delete":
                 response = http.delete(f"/memories/{request.coord}")
             elif request.kind == "get":
@@ -285,10 +303,16 @@ class Loader(threading.Thread):
             self._retry = request  # as a client would: the same request once more
         if request.kind.startswith("item_"):
             self._apply_item(request, settled)
-        elif request.kind in ("store", "batch"):
+        elif request.kind in ("store", "batch", "supersede"):
+            # A supersede leaves its target's text as it was; until an acknowledged write
+            # there, the target is (maybe) superseded and not superseded again.
+            if request.kind == "supersede":
+                self.superseded.add(request.coord)
             for write in request.writes:
                 before = self.states.get(write.coord, {ABSENT})
                 self._set(write.coord, {write.text} if settled else before | {write.text})
+                if settled:
+                    self.superseded.discard(write.coord)
         elif request.kind == "delete":
             before = self.states.get(request.coord, {ABSENT})
             if request.status == 404 and ABSENT not in before:

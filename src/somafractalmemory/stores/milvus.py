@@ -22,6 +22,7 @@ from typing import Any
 
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
+from pymilvus.client.utils import SciPyHelper
 
 from somafractalmemory.errors import MilvusUnavailableError, SchemaError
 from somafractalmemory.models import DatabaseIdentity, SearchScope, VectorHit, VectorRecord
@@ -95,6 +96,17 @@ def search_ef(limit: int) -> int:
     return max(HNSW_SEARCH_EF, 2 * limit)
 
 
+def prepare_pymilvus() -> None:
+    """Run pymilvus's one-time check for scipy now, in one thread.
+
+    pymilvus 2.5 runs it lazily on the first insert or search (``SciPyHelper._init``:
+    ``scipy.sparse`` executed afresh, not through ``import``), unguarded: two requests
+    making a fresh server's first Milvus calls at once can both import scipy's modules
+    and one fails with ``partially initialized module 'scipy.sparse._bsr'``, a 503 (seen
+    in tests/faults/test_crash_history.py right after a restart)."""
+    SciPyHelper.is_scipy_sparse(None)
+
+
 class MilvusStore:
     """The SFM collection in Milvus; see the module docstring for semantics."""
 
@@ -102,6 +114,7 @@ class MilvusStore:
         # pymilvus logs every failed call at ERROR before raising; this adapter translates
         # and reports those errors itself, so the library's copies are only noise.
         quiet_pymilvus()
+        prepare_pymilvus()
         self._settings = settings
         self._client: MilvusClient | None = None
         self._client_lock = threading.Lock()
