@@ -426,3 +426,15 @@ def test_export_and_import_carry_history_and_supersession(
     assert then["superseded_by"] is None
     again = import_lines(stack.memories, target, [dump_line(r) for r in records])
     assert (again.unchanged, again.versions_imported, again.versions_unchanged) == (2, 0, 3)
+
+
+def test_a_second_successor_is_a_supersession_too(client: TestClient, auth: Headers) -> None:
+    write(client, auth, "15,1", "the office is in Leeds")
+    write(client, auth, "15,2", "the office moved to York", supersedes=["15,1"])
+    write(client, auth, "15,3", "the office moved again, to Hull", supersedes=["15,1", "15,2"])
+    versions = client.get("/memories/15,1/history", headers=auth).json()["versions"]
+    assert [(v["change"], v["superseded_by"]) for v in versions] == [
+        ("superseded", "15,3"),
+        ("superseded", "15,2"),
+        ("created", None),
+    ]

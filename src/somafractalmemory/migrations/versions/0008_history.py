@@ -49,7 +49,8 @@ BEGIN
         kind := 'created';
     ELSIF NOT ({_CHANGED}) THEN
         RETURN NULL;
-    ELSIF NEW.superseded_by IS NOT NULL AND OLD.superseded_by IS NULL THEN
+    ELSIF NEW.superseded_by IS NOT NULL
+        AND OLD.superseded_by IS DISTINCT FROM NEW.superseded_by THEN
         version := NEW;
         kind := 'superseded';
     ELSE
