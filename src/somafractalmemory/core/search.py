@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import InvalidInputError
-from somafractalmemory.models import Memory, SearchHit, SearchQuery, Signals, Tenant
+from somafractalmemory.models import Memory, SearchHit, SearchQuery, SearchScope, Signals, Tenant
 from somafractalmemory.observability.timing import stage
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.milvus_filters import FILTER_KEY, MAX_ATTR_STRING
@@ -105,7 +105,7 @@ class Searcher:
             if vector is None:
                 assert query.text is not None
                 vector = self.query_vector(query.text)
-            hits = self.milvus.search(tenant.id, vector, limit, query.scope)
+            hits = self.milvus.search(tenant.id, vector, limit, self._vector_scope(tenant, query))
             for rank, hit in enumerate(hits, start=1):
                 score = hit.score if query.mode == "vector" else 1.0 / (RRF_K + rank)
                 found[hit.id] = _Candidate(score=score, vector_rank=rank)
@@ -145,6 +145,16 @@ class Searcher:
                 )
                 for memory_id, candidate in ordered
             ]
+
+    def _vector_scope(self, tenant: Tenant, query: SearchQuery) -> SearchScope:
+        """The scope Milvus filters by. The supersession clause reads a JSON field of every
+        entity of the tenant (about 4 ms per 15,000 here, benchmarks/RESULTS.md "history"),
+        so it is left out for a tenant with no superseded memory (an index probe in
+        PostgreSQL says so): it could remove nothing there."""
+        scope = query.scope
+        if scope.include_superseded or self.postgres.has_superseded(tenant.id):
+            return scope
+        return replace(scope, include_superseded=True)
 
     @staticmethod
     def _boosted(score: float, memory: Memory, query: SearchQuery) -> float:

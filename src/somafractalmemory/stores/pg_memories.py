@@ -46,6 +46,12 @@ _MEMORIES_BY_IDS_SQL = (
 )
 
 
+_HAS_SUPERSEDED_SQL = (
+    "SELECT EXISTS (SELECT 1 FROM records WHERE tenant_id = %s AND namespace_path = '' "
+    "AND superseded_by IS NOT NULL)"
+)
+
+
 def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
     """A :class:`Memory` from a row of :data:`MEMORY_SQL_COLUMNS`, in that order."""
     memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row[:8]
@@ -103,6 +109,12 @@ class MemoryReads(PostgresBase):
         with self.driver_reading("get_memories_by_ids") as conn:
             rows = conn.execute(_MEMORIES_BY_IDS_SQL, (tenant_id, list(ids))).fetchall()
         return {row[0]: memory_from_tuple(row) for row in rows}
+
+    def has_superseded(self, tenant_id: int) -> bool:
+        """Whether any of the tenant's memories is superseded (a partial-index probe)."""
+        with self.driver_reading("has_superseded") as conn:
+            row = conn.execute(_HAS_SUPERSEDED_SQL, (tenant_id,)).fetchone()
+        return bool(row and row[0])
 
     def list_memories(
         self,

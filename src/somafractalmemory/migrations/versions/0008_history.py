@@ -100,6 +100,14 @@ def upgrade() -> None:
         postgresql_where=sa.text("text_hash IS NOT NULL AND superseded_by IS NULL"),
     )
 
+    # Search asks whether a tenant has superseded records at all (a probe of this index).
+    op.create_index(
+        "ix_records_superseded",
+        "records",
+        ["tenant_id", "namespace_path"],
+        postgresql_where=sa.text("superseded_by IS NOT NULL"),
+    )
+
     op.create_table(
         "record_history",
         sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
@@ -163,6 +171,7 @@ def downgrade() -> None:
     op.execute("DROP TRIGGER records_history ON records")
     op.execute("DROP FUNCTION sfm_record_history()")
     op.drop_table("record_history")
+    op.drop_index("ix_records_superseded", table_name="records")
     op.drop_index("ix_records_text_hash", table_name="records")
     op.drop_column("records", "text_hash")
     op.drop_constraint("ck_records_validity", "records", type_="check")
