@@ -230,7 +230,7 @@ def test_previous_release_database_migrates_without_reembedding(old_stack: Setti
             tenant, SearchQuery("what drink do I like?", None, "hybrid", 3, SearchScope())
         )
         assert hits[0].memory.coord == "1,1"
-        assert [n.coord for n in stack.memories.neighbors(tenant, "1,1", 2, 10, None)] == [
+        assert [n.coord for n in stack.memories.graph.neighbors(tenant, "1,1", 2, 10, None)] == [
             "2,2",
             "3,3",
         ]

@@ -38,7 +38,6 @@ from somafractalmemory.models import (
     Link,
     Memory,
     MemoryType,
-    Neighbor,
     NewMemory,
     OutboxEntry,
     SearchHit,
@@ -320,30 +319,6 @@ class MemoryService:
     def search(self, tenant: Tenant, query: SearchQuery) -> list[SearchHit]:
         """Recall the tenant's best memories for ``query``; see :mod:`core.search`."""
         return self.searcher.search(tenant, query)
-
-    def neighbors(
-        self,
-        tenant: Tenant,
-        coord: str,
-        k_hop: int,
-        limit: int,
-        link_type: str | None,
-        direction: str = "out",
-    ) -> list[Neighbor]:
-        """Memories reachable from ``coord`` in up to ``k_hop`` links, nearest first."""
-        return self.graph.neighbors(tenant, coord, k_hop, limit, link_type, direction)
-
-    def path(
-        self,
-        tenant: Tenant,
-        from_coord: str,
-        to_coord: str,
-        max_length: int,
-        link_type: str | None,
-        direction: str = "out",
-    ) -> list[str]:
-        """The coordinates of a shortest path of links, or :class:`NotFoundError`."""
-        return self.graph.path(tenant, from_coord, to_coord, max_length, link_type, direction)
 
     def stats(self, tenant: Tenant) -> TenantStats:
         """Counts for the tenant; raises when Milvus cannot say how many vectors it holds."""

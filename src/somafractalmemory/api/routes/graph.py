@@ -48,7 +48,7 @@ def neighbors(
     direction: Direction = "out",
 ) -> NeighborsResponse:
     """Memories reachable in up to ``k_hop`` links (``direction``: out, in or both)."""
-    found = service.neighbors(tenant, coord, k_hop, limit, link_type, direction)
+    found = service.graph.neighbors(tenant, coord, k_hop, limit, link_type, direction)
     return NeighborsResponse(
         neighbors=[
             NeighborPublic(coord=n.coord, link_type=n.link_type, strength=n.strength, depth=n.depth)
@@ -69,5 +69,5 @@ def path(
 ) -> PathResponse:
     """A shortest path of links between two memories; 404 when there is none."""
     return PathResponse(
-        path=service.path(tenant, from_coord, to_coord, max_length, link_type, direction)
+        path=service.graph.path(tenant, from_coord, to_coord, max_length, link_type, direction)
     )
