@@ -17,17 +17,47 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import redis
 from psycopg import sql
 
-from testkit.server import ROOT, VENV_BIN, answering, free_port, wait_until
-from testkit.stores import milvus_client
+from somafractalmemory.settings import Settings
+from testkit.server import ROOT, VENV_BIN, ApiServer, answering, free_port, wait_until
+from testkit.stores import milvus_client, private_stack
 
 REDIS_SERVER = "/usr/bin/redis-server"
 MILVUS_SERVER = VENV_BIN / "milvus-server"
+
+
+# The server a SIGKILL-under-load test kills and restarts: no rate limit, a frequent drainer
+# whose grace is older than any request can be (the store timeout bounds each store call), so
+# it never races a request still in flight and settles the killed servers' entries.
+CRASH_SERVER_ENV = {
+    "SOMA_RATE_LIMIT_PER_MINUTE": "0",
+    "SOMA_OUTBOX_INTERVAL_SECONDS": "2",
+    "SOMA_OUTBOX_GRACE_SECONDS": "30",
+}
+
+
+@contextlib.contextmanager
+def crash_server(
+    test_settings: Settings, tmp_path_factory: Any, name: str
+) -> Iterator[tuple[ApiServer, Settings]]:
+    """A migrated database and ensured collections of their own (suffix ``_<name>``), and the
+    server on them (not started); killed at the end."""
+    with private_stack(test_settings, f"_{name}") as settings:
+        log = Path(tmp_path_factory.mktemp(name)) / "server.log"
+        server = ApiServer(
+            settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix, **CRASH_SERVER_ENV
+        )
+        try:
+            yield server, settings
+        finally:
+            server.kill()
 
 
 def metric(text: str, name: str) -> float:

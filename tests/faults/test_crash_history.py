@@ -23,7 +23,6 @@ import random
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,8 +33,9 @@ from somafractalmemory.stores.redis import MemoryCache, create_redis_client
 from testkit.history_verdict import verify_history
 from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
-from testkit.stores import new_tenant, private_stack, scalar
+from testkit.stores import new_tenant, scalar
 from testkit.verdict import drain_and_reconcile, verify
+from tests.faults.support import crash_server
 
 pytestmark = pytest.mark.slow
 
@@ -56,25 +56,14 @@ MIX = Mix(
     retry=0.5,
 )
 LOAD_TIMEOUT = 240.0  # seconds for the whole load, restarts included
-SERVER_ENV = {
-    "SOMA_RATE_LIMIT_PER_MINUTE": "0",
-    "SOMA_OUTBOX_INTERVAL_SECONDS": "2",
-    # Older than any request can be, so the drainer never races a request in flight.
-    "SOMA_OUTBOX_GRACE_SECONDS": "30",
-}
 
 
 @pytest.fixture(scope="module")
 def served(test_settings: Settings, tmp_path_factory: Any) -> Iterator[tuple[ApiServer, Settings]]:
     """A migrated database and ensured collections of this module's own; the server on them
     (not started)."""
-    with private_stack(test_settings, "_crashhist") as settings:
-        log = Path(tmp_path_factory.mktemp("crash-history")) / "server.log"
-        server = ApiServer(settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix, **SERVER_ENV)
-        try:
-            yield server, settings
-        finally:
-            server.kill()
+    with crash_server(test_settings, tmp_path_factory, "crashhist") as served:
+        yield served
 
 
 def kill_points(rng: random.Random) -> list[tuple[int, float]]:

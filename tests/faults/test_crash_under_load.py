@@ -21,7 +21,6 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -30,8 +29,9 @@ from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
 from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
-from testkit.stores import new_tenant, private_stack, scalar
+from testkit.stores import new_tenant, scalar
 from testkit.verdict import drain_and_reconcile, verify, verify_items
+from tests.faults.support import crash_server
 
 pytestmark = pytest.mark.slow
 
@@ -52,26 +52,14 @@ MIX = Mix(
     item_get=0.5,
 )
 LOAD_TIMEOUT = 420.0  # seconds for the whole load, restarts included
-SERVER_ENV = {
-    "SOMA_RATE_LIMIT_PER_MINUTE": "0",
-    "SOMA_OUTBOX_INTERVAL_SECONDS": "2",
-    # Older than any request can be (the store timeout bounds each store call), so the
-    # drainer never races a request still in flight; it settles the killed servers' entries.
-    "SOMA_OUTBOX_GRACE_SECONDS": "30",
-}
 
 
 @pytest.fixture(scope="module")
 def served(test_settings: Settings, tmp_path_factory: Any) -> Iterator[tuple[ApiServer, Settings]]:
     """A migrated database and ensured collections of this module's own; the server on them
     (not started)."""
-    with private_stack(test_settings, "_crashload") as settings:
-        log = Path(tmp_path_factory.mktemp("crash-load")) / "server.log"
-        server = ApiServer(settings, log, SOMA_REDIS_PREFIX=settings.redis_key_prefix, **SERVER_ENV)
-        try:
-            yield server, settings
-        finally:
-            server.kill()
+    with crash_server(test_settings, tmp_path_factory, "crashload") as served:
+        yield served
 
 
 def kill_points(rng: random.Random) -> list[tuple[int, float]]:
