@@ -28,6 +28,10 @@ from somafractalmemory.stores.ownership import read_identity
 from testkit.server import ServerProcess, running_server, server_env
 from testkit.stores import migrate, recreate_database
 
+# tests/onnx_build need torch, which the server's environment has not: `make test` runs them
+# in the export's build environment (`make test-onnx-build`), not here.
+collect_ignore = ["onnx_build"]
+
 
 def _require_test_stack() -> None:
     dsn = os.environ.get("POSTGRES_DSN", "")
