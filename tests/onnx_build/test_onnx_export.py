@@ -39,12 +39,20 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def fresh_build(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> onnx_model.ExportInfo:
     """One export built by this test module, in a directory of its own, where an export of
-    an older format lay: ``build`` must replace it, not reuse it."""
+    an older format lay (``build`` must replace it, not reuse it) beside an export of an
+    earlier version of the model's files (``build`` must remove it: where the model's files
+    are not at hand, the one export of the model's name is the one that runs)."""
     onnx_dir = tmp_path_factory.mktemp("onnx")
     stale = onnx_model.export_path(onnx_dir, DEFAULT_EMBEDDING_MODEL, model_dir)
     stale.mkdir()
-    (stale / onnx_model.META_FILE).write_text('{"format": 2}')
+    old_format = {"format": 2, "model": DEFAULT_EMBEDDING_MODEL}
+    (stale / onnx_model.META_FILE).write_text(json.dumps(old_format))
     (stale / onnx_model.ONNX_FILE).write_bytes(b"an old graph")
+    earlier = onnx_dir / f"{onnx_model.model_slug(DEFAULT_EMBEDDING_MODEL)}-0000000000000000"
+    earlier.mkdir()
+    meta = {"format": onnx_model.FORMAT_VERSION, "model": DEFAULT_EMBEDDING_MODEL}
+    (earlier / onnx_model.META_FILE).write_text(json.dumps(meta))
+    assert len(onnx_model.exports_of(DEFAULT_EMBEDDING_MODEL, onnx_dir)) == 2
     return onnx_export.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
 
 
@@ -97,26 +105,11 @@ def test_build_exports_checks_and_is_idempotent(
     assert fresh_build.path.stat().st_mode & 0o777 == 0o755  # readable by the server's user
     again = onnx_export.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
     assert (again.path, again.built) == (fresh_build.path, False)
-    assert [p.name for p in onnx_dir.iterdir()] == [fresh_build.path.name]  # no build dir left
+    # No build directory left, and neither the stale nor the earlier export.
+    assert [p.name for p in onnx_dir.iterdir()] == [fresh_build.path.name]
+    assert onnx_model.find_export(DEFAULT_EMBEDDING_MODEL, None, onnx_dir) == fresh_build.path
     loaded = onnx_model.load(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir, threads=1)
     assert loaded.encode(["I like green tea"]).shape == (1, 384)
-
-
-def test_a_build_of_a_changed_model_replaces_its_old_export(
-    model_dir: Path, tmp_path: Path
-) -> None:
-    """Where the model files are not at hand the one export of the name runs: a new build
-    must leave no older one beside it."""
-    onnx_dir = tmp_path / "onnx"
-    onnx_dir.mkdir()
-    old = onnx_dir / f"{onnx_model.model_slug(DEFAULT_EMBEDDING_MODEL)}-0000000000000000"
-    old.mkdir()
-    meta = {"format": onnx_model.FORMAT_VERSION, "model": DEFAULT_EMBEDDING_MODEL}
-    (old / onnx_model.META_FILE).write_text(json.dumps(meta))
-    assert onnx_model.exports_of(DEFAULT_EMBEDDING_MODEL, onnx_dir) == [old]
-    built = onnx_export.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
-    assert onnx_model.exports_of(DEFAULT_EMBEDDING_MODEL, onnx_dir) == [built.path]
-    assert onnx_model.find_export(DEFAULT_EMBEDDING_MODEL, None, onnx_dir) == built.path
 
 
 def test_a_changed_model_never_runs_on_an_old_export(
