@@ -1,0 +1,101 @@
+/**
+ * Operations calls: tenant counts, health and readiness probes, liveness, metrics, export.
+ * One function per client method (see client.ts); each returns the `Call` to send.
+ */
+
+import { type Call, raiseForError, readBody, readJson } from "./http.js";
+import type { ExportRecord, HealthResponse, StatsResponse } from "./types.js";
+
+export interface ExportOptions {
+  /** Also export each record's vectors. */
+  with_vectors?: boolean;
+}
+
+export function stats(): Call<StatsResponse> {
+  return { method: "GET", path: "/stats", retry: "read", read: readJson };
+}
+
+function isHealth(body: unknown): body is HealthResponse {
+  return (
+    typeof body === "object" &&
+    body !== null &&
+    typeof (body as { status?: unknown }).status === "string" &&
+    typeof (body as { postgres?: unknown }).postgres === "string"
+  );
+}
+
+/** A probe's answer: 503 carries the same body naming each failed part, an answer too. */
+async function readHealth(response: Response): Promise<HealthResponse> {
+  if (response.status === 503) {
+    const text = await response.clone().text();
+    let body: unknown = null;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = null; // not SFM's health body (a proxy's 503, say): the error it is, below
+    }
+    if (isHealth(body)) {
+      return body;
+    }
+  }
+  return readJson<HealthResponse>(response);
+}
+
+export function health(): Call<HealthResponse> {
+  return { method: "GET", path: "/healthz", retry: "probe", read: readHealth };
+}
+
+export function ready(): Call<HealthResponse> {
+  return { method: "GET", path: "/readyz", retry: "probe", read: readHealth };
+}
+
+export function live(): Call<{ status: string }> {
+  return { method: "GET", path: "/livez", retry: "probe", read: readBody };
+}
+
+export function metrics(): Call<string> {
+  return {
+    method: "GET",
+    path: "/metrics",
+    retry: "probe",
+    read: async (response) => {
+      await raiseForError(response);
+      return response.text();
+    },
+  };
+}
+
+/** The lines of a JSON Lines body, parsed one by one as they arrive. */
+async function* jsonLines(response: Response): AsyncGenerator<ExportRecord> {
+  if (response.body === null) return;
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let pending = "";
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (value !== undefined) pending += value;
+      const lines = pending.split("\n");
+      pending = done ? "" : (lines.pop() ?? "");
+      for (const line of lines) {
+        if (line.trim()) yield JSON.parse(line) as ExportRecord;
+      }
+      if (done) return;
+    }
+  } finally {
+    reader.releaseLock();
+  }
+}
+
+export function exportData(options: ExportOptions = {}): Call<AsyncGenerator<ExportRecord>> {
+  return {
+    method: "GET",
+    path: "/export",
+    retry: "read",
+    query: { with_vectors: options.with_vectors ? "true" : undefined },
+    stream: true,
+    read: async (response) => {
+      await raiseForError(response);
+      return jsonLines(response);
+    },
+  };
+}
