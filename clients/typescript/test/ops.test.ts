@@ -24,3 +24,10 @@ test("a wrong key is Unauthorized (401), sent once", async () => {
   });
   assert.ok(SFM_URL.startsWith("http://"));
 });
+
+test("ready, live and metrics answer", async () => {
+  const sfm = client({ apiKey: null });
+  assert.equal((await sfm.ready()).status, "ok");
+  assert.deepEqual(await sfm.live(), { status: "alive" });
+  assert.match(await sfm.metrics(), /^api_requests_total\{/m);
+});
