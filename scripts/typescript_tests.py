@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Run the TypeScript client's tests against a real SFM server (``make test-typescript``).
 
+0. check that clients/typescript/package.json has pyproject.toml's version;
 1. in clients/typescript, ``npm ci`` (when node_modules does not match package-lock.json),
    then the strict type check of the sources and tests (``npm run lint``), the build of
    ``dist/`` and of the tests: in a subprocess, while the stack is prepared;
@@ -18,11 +19,13 @@ Exit status: node's (0 when every test passed), or 1 when a step before it faile
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
+import tomllib
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -43,13 +46,23 @@ from testkit.stores import (  # noqa: E402
 )
 
 CLIENT = ROOT / "clients" / "typescript"
-# npm ci only when the installed tree is not the locked one (npm writes this file on install).
+# npm ci only when node_modules was not installed from this very package-lock.json (the hash
+# of the lock it came from is kept beside it); npm's cache is preferred to the registry.
 PREPARE = (
-    "set -e; "
-    "if ! cmp -s package-lock.json node_modules/.package-lock.json 2>/dev/null; then "
-    "npm ci --no-audit --no-fund; fi; "
-    "npm run --silent lint; npm run --silent build; npm run --silent build:test"
+    "set -e; lock=$(sha256sum package-lock.json | cut -d' ' -f1); "
+    'if [ "$(cat node_modules/.sfm-lock-sha256 2>/dev/null)" != "$lock" ]; then '
+    "npm ci --no-audit --no-fund --prefer-offline; "
+    'echo "$lock" > node_modules/.sfm-lock-sha256; fi; '
+    "npm run --silent lint; npm run --silent build:test"
 )
+
+
+def version_mismatch() -> str | None:
+    """The package.json version when it is not pyproject.toml's (they are released together)."""
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        python = tomllib.load(handle)["project"]["version"]
+    npm = json.loads((CLIENT / "package.json").read_text())["version"]
+    return None if npm == python else f"package.json has {npm}, pyproject.toml {python}"
 
 
 def log(message: str) -> None:
@@ -58,13 +71,15 @@ def log(message: str) -> None:
 
 def main() -> int:
     # No background sweep or webhook deliveries racing the tests' own counts.
-    settings = Settings(  # type: ignore[call-arg]
-        items_sweep_interval_seconds=3600, webhook_concurrency=0
-    )
+    settings = Settings(items_sweep_interval_seconds=3600, webhook_concurrency=0)
     dsn = settings.postgres_dsn.get_secret_value()
     if "test" not in urlsplit(dsn).path or "test" not in settings.milvus_collection:
         log("refusing to run: POSTGRES_DSN and MILVUS_COLLECTION must name test stores")
         return 2
+    mismatch = version_mismatch()
+    if mismatch:
+        log(f"FAILED: the client's version must be the package's: {mismatch}")
+        return 1
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sfm-ts-") as tmp:
         prepare_log = Path(tmp) / "prepare.log"

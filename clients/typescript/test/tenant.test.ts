@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { NotFound, type ExportRecord } from "somafractalmemory";
+import { NotFound, type ChangesResponse, type ExportRecord } from "somafractalmemory";
 
 import { SFM_API_KEY_2, client, uniqueCoord } from "./support.js";
 
@@ -48,8 +48,21 @@ test("list pages through the memories; iterMemories yields them all", async () =
   );
 });
 
+/**
+ * The feed shows a change once every older transaction of the database has ended, and the
+ * other test files write at the same time: poll until `count` changes are there.
+ */
+async function changesAfter(after: string | undefined, count: number): Promise<ChangesResponse> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const feed = await sfm.changes({ after, limit: 10 });
+    if (feed.changes.length >= count || Date.now() > deadline) return feed;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
 test("changes lists the tenant's writes in commit order and resumes after a cursor", async () => {
-  const feed = await sfm.changes();
+  const feed = await changesAfter(undefined, 3);
   assert.deepEqual(
     feed.changes.map((c) => [c.kind, c.key, c.change]),
     coords.map((coord) => ["memory", coord, "created"]),
@@ -57,7 +70,7 @@ test("changes lists the tenant's writes in commit order and resumes after a curs
   const empty = await sfm.changes({ after: feed.next_cursor });
   assert.deepEqual(empty.changes, []);
   await sfm.delete(coords[2] ?? "");
-  const next = await sfm.changes({ after: feed.next_cursor, limit: 10 });
+  const next = await changesAfter(feed.next_cursor, 1);
   assert.deepEqual(
     next.changes.map((c) => [c.key, c.change]),
     [[coords[2], "deleted"]],
