@@ -133,6 +133,8 @@ TYPESCRIPT_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_
 test-typescript: services ## the TypeScript client: strict type check, build, node --test against SFM
 	@command -v node >/dev/null && command -v npm >/dev/null || \
 		{ echo "FAILED: node and npm are needed (Node.js 20 or newer)" >&2; exit 1; }
+	# test/browser.test.ts runs the package in Debian's Chromium (headless), as tests/browser do.
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(TYPESCRIPT_ENV) $(PY) scripts/typescript_tests.py
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation

@@ -193,7 +193,9 @@ export class Transport {
     if (typeof given !== "function") {
       throw new TypeError("no fetch: pass options.fetch on a runtime without a global fetch");
     }
-    this.#fetch = given;
+    // called as a plain function: a browser's fetch throws "Illegal invocation" when called
+    // as a method of another object
+    this.#fetch = (input, init) => given(input, init);
     this.#token = options.consistencyToken ?? null;
   }
 

@@ -3,6 +3,7 @@
  * One function per client method (see client.ts); each returns the `Call` to send.
  */
 
+import { ServerError, transportError } from "./errors.js";
 import { type Call, raiseForError, readBody, readJson } from "./http.js";
 import type { ExportRecord, HealthResponse, StatsResponse } from "./types.js";
 
@@ -72,17 +73,34 @@ async function* jsonLines(response: Response): AsyncGenerator<ExportRecord> {
   let pending = "";
   try {
     for (;;) {
-      const { done, value } = await reader.read();
-      if (value !== undefined) pending += value;
-      const lines = pending.split("\n");
-      pending = done ? "" : (lines.pop() ?? "");
-      for (const line of lines) {
-        if (line.trim()) yield JSON.parse(line) as ExportRecord;
+      let chunk: ReadableStreamReadResult<string>;
+      try {
+        chunk = await reader.read();
+      } catch (error) {
+        // the connection broke off in the middle of the stream
+        throw transportError(error, `GET ${response.url}`, false);
       }
-      if (done) return;
+      if (chunk.value !== undefined) pending += chunk.value;
+      const lines = pending.split("\n");
+      pending = chunk.done ? "" : (lines.pop() ?? "");
+      for (const line of lines) {
+        if (line.trim()) yield parseLine(line, response.status);
+      }
+      if (chunk.done) return;
     }
   } finally {
     reader.releaseLock();
+  }
+}
+
+function parseLine(line: string, status: number): ExportRecord {
+  try {
+    return JSON.parse(line) as ExportRecord;
+  } catch {
+    throw new ServerError(`an export line is not JSON: ${line.slice(0, 200)}`, {
+      statusCode: status,
+      error: "UnexpectedResponse",
+    });
   }
 }
 
