@@ -28,8 +28,9 @@ import { SFMClient, NotFound } from "/dist/index.js";
 const out = document.getElementById("out");
 try {
   const sfm = new SFMClient(location.origin + "/sfm", { apiKey: ${JSON.stringify(SFM_API_KEY)} });
-  const stored = await sfm.store(${JSON.stringify(coord)}, { text: "stored from a browser" });
-  const found = await sfm.search("stored from a browser", { top_k: 1 });
+  const run = ${JSON.stringify(coord)};
+  const stored = await sfm.store(run, { text: "stored from a browser", run });
+  const found = await sfm.search("stored from a browser", { top_k: 1, filters: { run } });
   let missing = "no error";
   try { await sfm.get("0,0,0,0,1"); } catch (error) { missing = error instanceof NotFound ? "NotFound" : String(error); }
   out.textContent = JSON.stringify({ status: stored.status, top: found.results[0]?.coord, missing, token: sfm.consistencyToken });
