@@ -25,7 +25,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-contract test-langgraph coverage lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-contract test-langgraph test-typescript coverage lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -149,6 +149,20 @@ coverage: ## combine make test's and make test-langgraph's coverage, gate the wh
 	$(PY) -m coverage combine --append --keep .coverage-langgraph
 	$(PY) -m coverage report --skip-covered --skip-empty --sort=cover | tail -25
 	$(PY) -m coverage report --fail-under=$(COVERAGE_FLOOR) --format=total
+
+# make test-typescript: the TypeScript client (clients/typescript) type-checked strictly
+# (`tsc --noEmit`), built, and tested with Node's own runner against a real SFM server on a
+# database, collection and Redis db of its own (scripts/typescript_tests.py; about a minute).
+TYPESCRIPT_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_typescript \
+	MILVUS_COLLECTION=soma_test_typescript_memories REDIS_URL=redis://127.0.0.1:6379/12 \
+	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
+
+test-typescript: services ## the TypeScript client: strict type check, build, node --test against SFM
+	@command -v node >/dev/null && command -v npm >/dev/null || \
+		{ echo "FAILED: node and npm are needed (Node.js 20 or newer)" >&2; exit 1; }
+	# test/browser.test.ts runs the package in Debian's Chromium (headless), as tests/browser do.
+	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+	$(TYPESCRIPT_ENV) $(PY) scripts/typescript_tests.py
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(BIN)/ruff check src tests testkit benchmarks scripts
