@@ -25,7 +25,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-contract test-langgraph lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-contract test-langgraph test-langchain lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -122,6 +122,17 @@ LANGGRAPH_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_l
 test-langgraph: services ## LangGraph's store test suites against SFM (SFMStore, AsyncSFMStore)
 	$(LANGGRAPH_ENV) $(PY) scripts/ensure_database.py
 	$(LANGGRAPH_ENV) $(PY) scripts/langgraph_tests.py $(PYTEST_ARGS)
+
+# make test-langchain: LangChain's standard vector-store suite (the pinned langchain-tests
+# wheel, fetched and hash-checked into .cache/ by scripts/langchain_tests.py) and our own
+# SFMVectorStore tests, on a database, collection and Redis db of their own.
+LANGCHAIN_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_langchain \
+	MILVUS_COLLECTION=soma_test_langchain_memories REDIS_URL=redis://127.0.0.1:6379/11 \
+	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
+
+test-langchain: services ## LangChain's standard VectorStore tests against SFM (SFMVectorStore)
+	$(LANGCHAIN_ENV) $(PY) scripts/ensure_database.py
+	$(LANGCHAIN_ENV) $(PY) scripts/langchain_tests.py $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(BIN)/ruff check src tests testkit benchmarks scripts
