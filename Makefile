@@ -25,7 +25,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-contract test-langgraph test-langchain lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-contract test-langgraph test-langchain test-milvus-lite lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -133,6 +133,16 @@ LANGCHAIN_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_l
 test-langchain: services ## LangChain's standard VectorStore tests against SFM (SFMVectorStore)
 	$(LANGCHAIN_ENV) $(PY) scripts/ensure_database.py
 	$(LANGCHAIN_ENV) $(PY) scripts/langchain_tests.py $(PYTEST_ARGS)
+
+# make test-milvus-lite: the Milvus-facing integration tests with the newest pymilvus against
+# milvus-lite, a protocol emulator (client-library and query-syntax compatibility, not server
+# behaviour); scripts/milvus_lite_tests.py builds .cache/milvus-lite-venv and starts it.
+MILVUS_LITE_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_milvus_lite \
+	MILVUS_COLLECTION=soma_test_milvus_lite_memories REDIS_URL=redis://127.0.0.1:6379/10
+
+test-milvus-lite: install ## integration tests with pymilvus 3 on milvus-lite (compatibility; not in CI yet)
+	$(MILVUS_LITE_ENV) $(PY) scripts/ensure_database.py
+	$(MILVUS_LITE_ENV) $(PY) scripts/milvus_lite_tests.py $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(BIN)/ruff check src tests testkit benchmarks scripts
