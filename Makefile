@@ -25,7 +25,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-contract test-langgraph test-typescript coverage lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-contract test-langgraph test-langchain test-milvus-lite test-typescript coverage lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -163,6 +163,27 @@ test-typescript: services ## the TypeScript client: strict type check, build, no
 	# test/browser.test.ts runs the package in Debian's Chromium (headless), as tests/browser do.
 	test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 	$(TYPESCRIPT_ENV) $(PY) scripts/typescript_tests.py
+
+# make test-langchain: LangChain's standard vector-store suite (the pinned langchain-tests
+# wheel, fetched and hash-checked into .cache/ by scripts/langchain_tests.py) and our own
+# SFMVectorStore tests, on a database, collection and Redis db of their own.
+LANGCHAIN_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_langchain \
+	MILVUS_COLLECTION=soma_test_langchain_memories REDIS_URL=redis://127.0.0.1:6379/11 \
+	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
+
+test-langchain: services ## LangChain's standard VectorStore tests against SFM (SFMVectorStore)
+	$(LANGCHAIN_ENV) $(PY) scripts/ensure_database.py
+	$(LANGCHAIN_ENV) $(PY) scripts/langchain_tests.py $(PYTEST_ARGS)
+
+# make test-milvus-lite: the Milvus-facing integration tests with the newest pymilvus against
+# milvus-lite, a protocol emulator (client-library and query-syntax compatibility, not server
+# behaviour); scripts/milvus_lite_tests.py builds .cache/milvus-lite-venv and starts it.
+MILVUS_LITE_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_milvus_lite \
+	MILVUS_COLLECTION=soma_test_milvus_lite_memories REDIS_URL=redis://127.0.0.1:6379/10
+
+test-milvus-lite: install ## integration tests with pymilvus 3 on milvus-lite (compatibility; not in CI yet)
+	$(MILVUS_LITE_ENV) $(PY) scripts/ensure_database.py
+	$(MILVUS_LITE_ENV) $(PY) scripts/milvus_lite_tests.py $(PYTEST_ARGS)
 
 lint: install ## ruff, mypy --strict, hadolint, compose validation
 	$(BIN)/ruff check src tests testkit benchmarks scripts
