@@ -31,7 +31,9 @@ if TYPE_CHECKING:
     from somafractalmemory.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
-VENV_BIN = ROOT / ".venv" / "bin"
+# The venv running this process (the repository's .venv; `make test-milvus-lite` runs the
+# tests from a venv of its own, whose servers and CLI must use its pymilvus too).
+VENV_BIN = Path(sys.prefix) / "bin"
 PYTHON = VENV_BIN / "python"
 T = TypeVar("T")
 

@@ -5,6 +5,10 @@
 recreating the database, dropping the collection and flushing the Redis db, so every run
 begins empty; every test then works in tenants of its own. Tests that need the server over real
 HTTP share one uvicorn process for the session (``sfm_server``).
+
+Under pytest-xdist (``make test`` runs two workers, ``-n 2``) each worker gets a stack of its
+own, derived from those names (:func:`_isolate_xdist_worker`): the workers never share a
+database, a collection prefix or a Redis db, so one's fresh start cannot wipe the other's.
 """
 
 from __future__ import annotations
@@ -31,6 +35,49 @@ from testkit.stores import migrate, recreate_database
 # tests/onnx_build need torch, which the server's environment has not: `make test` runs them
 # in the export's build environment (`make test-onnx-build`), not here.
 collect_ignore = ["onnx_build"]
+
+
+def _worker_names(worker: str, dsn: str, collection: str, redis_url: str) -> dict[str, str]:
+    """The stack names of xdist worker ``worker`` (``gw0``, ``gw1``, ...).
+
+    The collection becomes ``<stem>_<worker>_memories`` rather than gaining a suffix: the
+    session drops every collection *starting with* its own name, so no worker's name may be a
+    prefix of another's. Redis dbs count down from the configured one, skipping the next one
+    down (`make test` uses 15, 13, 12, ...; 14 is `make test-langgraph`'s)."""
+    index = int(worker.removeprefix("gw"))
+    parts = urlsplit(dsn)
+    stem = collection.removesuffix("_memories")
+    redis_parts = urlsplit(redis_url)
+    base_db = int(redis_parts.path.strip("/") or 0)
+    db = base_db if index == 0 else base_db - 1 - index
+    if db < 0:
+        raise pytest.UsageError(f"xdist worker {worker}: no Redis db left below {base_db}")
+    return {
+        "POSTGRES_DSN": parts._replace(path=f"{parts.path}_{worker}").geturl(),
+        "MILVUS_COLLECTION": f"{stem}_{worker}_memories",
+        "REDIS_URL": redis_parts._replace(path=f"/{db}").geturl(),
+    }
+
+
+def _isolate_xdist_worker() -> None:
+    """Point this xdist worker at a stack of its own (a no-op outside xdist).
+
+    Done at import, before any fixture reads the environment: the settings, every server
+    subprocess and every test building a stack of its own read these same variables."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return
+    os.environ.update(
+        _worker_names(
+            worker,
+            os.environ.get("POSTGRES_DSN", ""),
+            os.environ.get("MILVUS_COLLECTION", ""),
+            os.environ.get("REDIS_URL", ""),
+        )
+    )
+
+
+_isolate_xdist_worker()
 
 
 def _require_test_stack() -> None:

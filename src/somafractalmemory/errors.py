@@ -12,6 +12,7 @@ Driver errors are translated into this tree once, at the edge of each store adap
     ├── ConflictError (409)
     ├── PayloadTooLargeError (413)
     ├── RateLimitedError (429)         a key over its per-minute budget; ``retry_after`` s
+    ├── StatementRejectedError (500)   a store refused a statement SFM built: a bug, not an outage
     └── StoreUnavailableError (503)    a store did not answer; ``store`` and ``address`` name it
         ├── PostgresUnavailableError
         ├── MilvusUnavailableError
@@ -95,6 +96,17 @@ class EmbeddingModelError(SFMError):
     def __init__(self, detail: str, location: str = "") -> None:
         super().__init__(detail)
         self.location = location
+
+
+class StatementRejectedError(SFMError):
+    """A store answered and refused a statement SFM itself built (a syntax error, a wrong
+    type, a missing privilege): a defect in SFM, answered as a 500. The store is *not* marked
+    down and no 503 is given: a client retrying a 503 would only repeat the defect, and a
+    test that allows 503 during outages would hide it."""
+
+    def __init__(self, store: str, detail: str) -> None:
+        super().__init__(f"{store} refused a statement: {detail}")
+        self.store = store
 
 
 class StoreUnavailableError(SFMError):

@@ -48,7 +48,9 @@ def _message(error: Any) -> str:
 
 async def _sfm_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, SFMError)
-    if exc.status_code >= 500:
+    if exc.status_code == 500:  # a defect of SFM's own (StatementRejectedError): the trace too
+        logger.error("%s: %s", type(exc).__name__, exc.detail, exc_info=exc)
+    elif exc.status_code > 500:
         logger.warning("%s: %s", type(exc).__name__, exc.detail)
     response = _error(exc.status_code, type(exc).__name__, exc.detail)
     if isinstance(exc, RateLimitedError):

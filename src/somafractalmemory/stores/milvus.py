@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import math
+import re
 import threading
 import uuid
 from collections.abc import Iterator, Sequence
@@ -23,6 +24,7 @@ from typing import Any
 import grpc
 from pymilvus import DataType, MilvusClient, MilvusException
 from pymilvus.client.utils import SciPyHelper
+from pymilvus.exceptions import ErrorCode
 
 from somafractalmemory.errors import MilvusUnavailableError, SchemaError
 from somafractalmemory.models import DatabaseIdentity, SearchScope, VectorHit, VectorRecord
@@ -51,6 +53,23 @@ HNSW_BUILD = {"M": 16, "efConstruction": 200}
 HNSW_SEARCH_EF = 128
 # Seconds a collection load may take (the per-call store timeout is far shorter than a load).
 LOAD_TIMEOUT = 60
+
+
+# How servers say that a collection does not exist. Milvus 2.3 to 2.6: "collection not
+# found[database=default][collection=x]", wrapped by pymilvus as "can't find collection ...";
+# milvus-lite 3.x: "collection 'x' does not exist". Each sends code 100 as well
+# (ErrorCode.COLLECTION_NOT_FOUND), the first thing looked at.
+_MISSING_COLLECTION = re.compile(
+    r"collection not found|can't find collection|collection\s+\S+\s+does not exist", re.IGNORECASE
+)
+
+
+def is_missing_collection(exc: MilvusException) -> bool:
+    """Whether a driver error says the collection does not exist (rather than that Milvus is
+    unavailable), in any server's wording."""
+    if exc.code == ErrorCode.COLLECTION_NOT_FOUND:
+        return True
+    return bool(_MISSING_COLLECTION.search(str(exc.message) or repr(exc)))
 
 
 def create_milvus_client(settings: Settings) -> MilvusClient:
@@ -147,13 +166,11 @@ class MilvusStore:
             try:
                 yield
             except MilvusException as exc:
-                message = str(exc.message) or repr(exc)
-                lowered = message.lower()
-                if "collection not found" in lowered or "can't find collection" in lowered:
+                if is_missing_collection(exc):
                     mark_store("milvus", True)
                     raise self._missing_collection(collection) from exc
                 mark_store("milvus", False)
-                raise MilvusUnavailableError(message, self.address) from exc
+                raise MilvusUnavailableError(str(exc.message) or repr(exc), self.address) from exc
             except grpc.RpcError as exc:
                 # pymilvus re-raises some gRPC failures (a deadline exceeded) unwrapped.
                 mark_store("milvus", False)

@@ -23,6 +23,7 @@ from somafractalmemory.errors import (
     InvalidInputError,
     PostgresUnavailableError,
     SchemaError,
+    StatementRejectedError,
 )
 from somafractalmemory.observability.metrics import mark_store
 from somafractalmemory.observability.timing import stage
@@ -43,6 +44,12 @@ _SCHEMA_ERRORS = (
     psycopg.errors.UndefinedColumn,
     psycopg.errors.UndefinedFunction,
     psycopg.errors.UndefinedObject,
+)
+# PostgreSQL answered and refused what SFM sent (checked after the schema errors above, which
+# are ProgrammingErrors too): a bug in SFM, never a reason to call PostgreSQL down.
+_STATEMENT_ERRORS = (
+    psycopg.errors.ProgrammingError,
+    psycopg.errors.NotSupportedError,
 )
 
 
@@ -120,6 +127,9 @@ class PostgresBase:
             return InvalidInputError(f"PostgreSQL refused a value: {message}")
         if isinstance(orig, psycopg.errors.IntegrityError):
             return ConflictError(message)
+        if isinstance(orig, _STATEMENT_ERRORS):
+            mark_store("postgres", True)
+            return StatementRejectedError("postgres", message)
         mark_store("postgres", False)
         return PostgresUnavailableError(message, self.address)
 

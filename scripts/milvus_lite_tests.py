@@ -1,0 +1,159 @@
+#!/usr/bin/env python3
+"""The integration suite with the newest pymilvus, against milvus-lite (``make test-milvus-lite``).
+
+What this checks, and what it does not: **client-library and query-syntax compatibility**.
+milvus-lite (PyPI ``milvus-lite``) is a protocol emulator: it serves the Milvus gRPC protocol
+on TCP from an embedded engine, so SFM's calls (collection and index set-up, partition keys,
+filter expressions, insert, delete, query, search), as pymilvus of the newest line sends them,
+run for real end to end. It is not a Milvus server: it ignores consistency levels, is not safe
+for concurrent writes, and has no segments, index builds or load states of Milvus's own.
+Server behaviour is what ``make test`` checks, against a real Milvus 2.3.5.
+
+1. a venv of its own, ``.cache/milvus-lite-venv`` (git-ignored, rebuilt when the versions
+   below change): the pinned ``pymilvus`` and ``milvus-lite`` in its own site-packages, the
+   project installed editable (its console script, for the CLI tests), and every other
+   dependency taken from the repository's ``.venv`` through a ``.pth`` file (so no torch is
+   installed twice; ``pip check`` must pass on the combination);
+2. a milvus-lite server on a free port, data in a temporary directory;
+3. ``pytest`` of :data:`SELECTION` in that venv with ``MILVUS_URI`` pointing at it (the
+   database, collection and Redis db are the Make target's); servers and CLI processes the
+   tests start run in the same venv (``testkit.server.VENV_BIN`` is the running venv's);
+4. milvus-lite stopped, its data removed. Exit status: pytest's.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from testkit.server import answering, free_port, wait_until  # noqa: E402
+
+PYMILVUS = "3.0.2"  # the newest pymilvus on PyPI when pinned (pyproject still says <2.6)
+MILVUS_LITE = "3.2.2"
+VENV = ROOT / ".cache" / "milvus-lite-venv"
+PYTHON = VENV / "bin" / "python"
+BUILT = VENV / "sfm-built.txt"
+START_TIMEOUT = 60.0
+# The whole integration suite but what only a real server can answer: see the README's
+# "Supported versions" for the list and the reasons.
+SELECTION = [
+    "tests/integration",
+    # Eight writers at once on one tenant; milvus-lite is not safe for concurrent writes.
+    "--deselect=tests/integration/test_concurrent_writers.py",
+]
+LABEL = (
+    f"milvus-lite {MILVUS_LITE} + pymilvus {PYMILVUS}: client-library and query-syntax "
+    "compatibility (a protocol emulator, not Milvus server behaviour)"
+)
+
+
+def pip(*args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", str(PYTHON), *args, "--quiet"], check=True
+    )
+
+
+def build_venv() -> None:
+    """The venv of step 1, unless it is there for these versions already."""
+    wanted = f"pymilvus=={PYMILVUS} milvus-lite=={MILVUS_LITE}\n"
+    if PYTHON.exists() and BUILT.exists() and BUILT.read_text() == wanted:
+        return
+    shutil.rmtree(VENV, ignore_errors=True)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(VENV)], check=True)
+    own = subprocess.run(
+        [str(PYTHON), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    main_site = sysconfig.get_paths()["purelib"]  # the repository's .venv, running this
+    # addsitedir, not a plain path: main's own .pth files (its editable installs) apply too.
+    (Path(own) / "_sfm_main_venv.pth").write_text(f"import site; site.addsitedir({main_site!r})\n")
+    # pip sees main's pymilvus through the .pth and leaves it alone ("outside environment"):
+    # the new one goes into this venv's site-packages, which come first on sys.path.
+    pip("install", f"pymilvus=={PYMILVUS}")
+    pip("install", "--no-deps", "--ignore-installed", f"milvus-lite=={MILVUS_LITE}")
+    pip("install", "--no-deps", "--no-build-isolation", "-e", str(ROOT))
+    pip("check")
+    BUILT.write_text(wanted)
+
+
+def start_milvus_lite(data: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    log = (data / "milvus-lite.log").open("wb")
+    command = [str(VENV / "bin" / "milvus-lite"), "server", "--data-dir", str(data / "db")]
+    server = subprocess.Popen(
+        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    wait_until(
+        f"milvus-lite on port {port}",
+        lambda: server.poll() is None and answering(port),
+        START_TIMEOUT,
+        interval=0.1,
+    )
+    return server, f"http://127.0.0.1:{port}"
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is None:
+        os.killpg(server.pid, signal.SIGTERM)
+        try:
+            server.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(server.pid, signal.SIGKILL)
+            server.wait()
+
+
+def main() -> int:
+    started = time.monotonic()
+    build_venv()
+    data = Path(tempfile.mkdtemp(prefix="sfm-milvus-lite-"))
+    server, uri = start_milvus_lite(data)
+    try:
+        env = {**os.environ, "MILVUS_URI": uri, "PYTHONPATH": os.pathsep.join(["src", "."])}
+        versions = subprocess.run(
+            [
+                str(PYTHON),
+                "-c",
+                "import pymilvus; from pymilvus import MilvusClient; "
+                f"print('pymilvus', pymilvus.__version__, 'server', "
+                f"MilvusClient(uri={uri!r}).get_server_version())",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        print(f"== {LABEL}\n== {versions}, at {uri}", flush=True)
+        pytest = [str(PYTHON), "-m", "pytest", "-p", "no:cacheprovider", "-q", "-ra"]
+        status = subprocess.run(
+            [*pytest, *SELECTION, *sys.argv[1:]],
+            cwd=ROOT,
+            env=env,
+            check=False,
+        ).returncode
+    finally:
+        stop(server)
+        if server.returncode not in (0, -signal.SIGTERM):
+            sys.stdout.write((data / "milvus-lite.log").read_text(errors="replace")[-4000:])
+        shutil.rmtree(data, ignore_errors=True)
+    verdict = "passed" if status == 0 else f"FAILED (exit {status})"
+    print(f"== {LABEL}: {verdict} in {time.monotonic() - started:.0f} s")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())
