@@ -39,13 +39,14 @@ def model_dir() -> Path:
 @pytest.fixture(scope="module")
 def fresh_build(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> onnx_model.ExportInfo:
     """One export built by this test module, in a directory of its own, where an export of
-    an older format lay (``build`` must replace it, not reuse it) beside an export of an
+    an older version lay, of the same format but without check vectors (``build`` must replace
+    it, not reuse it), beside an export of an
     earlier version of the model's files (``build`` must remove it: where the model's files
     are not at hand, the one export of the model's name is the one that runs)."""
     onnx_dir = tmp_path_factory.mktemp("onnx")
     stale = onnx_model.export_path(onnx_dir, DEFAULT_EMBEDDING_MODEL, model_dir)
     stale.mkdir()
-    old_format = {"format": 2, "model": DEFAULT_EMBEDDING_MODEL}
+    old_format = {"format": onnx_model.FORMAT_VERSION, "model": DEFAULT_EMBEDDING_MODEL}
     (stale / onnx_model.META_FILE).write_text(json.dumps(old_format))
     (stale / onnx_model.ONNX_FILE).write_bytes(b"an old graph")
     earlier = onnx_dir / f"{onnx_model.model_slug(DEFAULT_EMBEDDING_MODEL)}-0000000000000000"

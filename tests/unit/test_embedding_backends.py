@@ -78,6 +78,18 @@ def test_an_export_that_no_longer_gives_the_models_vectors_is_refused(
     assert raised.value.location == str(tmp_path)
 
 
+def test_an_export_without_the_models_check_vectors_is_refused(
+    installed_export: Path, tmp_path: Path
+) -> None:
+    """An export made by an older version has no check vectors: it is not run unchecked."""
+    copy = tmp_path / installed_export.name
+    shutil.copytree(installed_export, copy)
+    (copy / onnx_model.CHECK_VECTORS_FILE).unlink()
+    with pytest.raises(EmbeddingModelError, match="embedder build --force") as raised:
+        onnx_model.load(DEFAULT_EMBEDDING_MODEL, None, tmp_path, threads=1)
+    assert onnx_model.CHECK_VECTORS_FILE in raised.value.detail
+
+
 def test_two_exports_of_one_model_without_its_files_are_refused(
     installed_export: Path, tmp_path: Path
 ) -> None:

@@ -37,9 +37,10 @@ ONNX_FILE = "model.onnx"
 META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
 CHECK_VECTORS_FILE = "check_vectors.npy"
-# 3: the model's own check vectors ship with the export (2: TorchScript export with BERT
-# fusions; 1: dynamo export).
-FORMAT_VERSION = 3
+# 2: TorchScript export with BERT fusions (1: dynamo export). The check vectors came later
+# without a new format, so that an older version still reads a newer export; an export without
+# them is refused by :func:`load` and made again by ``embedder build``.
+FORMAT_VERSION = 2
 MAX_ABS_DIFF = 1e-4
 BATCH_SIZE = 64
 # How to get what the export and the torch backend need (torch's CPU build first: a plain
@@ -155,6 +156,12 @@ def load(model_name: str, model_dir: Path | None, onnx_dir: Path, threads: int) 
 def check(encoder: OnnxEncoder, target: Path) -> float:
     """Largest absolute difference between the export's vectors for :data:`CHECK_TEXTS`
     and the source model's, recorded in ``target`` by the build."""
+    if not (target / CHECK_VECTORS_FILE).is_file():
+        raise EmbeddingModelError(
+            f"the ONNX export {target.name} has no {CHECK_VECTORS_FILE} (an older version "
+            "made it); run `somafractalmemory embedder build --force`",
+            str(target.parent),
+        )
     expected = np.load(target / CHECK_VECTORS_FILE, allow_pickle=False)
     got = encoder.encode(list(CHECK_TEXTS))
     if expected.shape != got.shape:
