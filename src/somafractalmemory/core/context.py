@@ -34,6 +34,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from somafractalmemory.context_schemas import MAX_BUDGET_TOKENS, MIN_BUDGET_TOKENS
 from somafractalmemory.core.context_render import (
     CUT_MARK,
     Line,
@@ -48,13 +49,17 @@ from somafractalmemory.core.tokens import TokenCounter
 from somafractalmemory.errors import InvalidInputError
 
 Kind = Literal["memory", "message"]
-__all__ = ["Candidate", "Packed", "Source", "Turn", "check_budget", "pack"]
+__all__ = [
+    "MAX_BUDGET_TOKENS",
+    "MIN_BUDGET_TOKENS",
+    "Candidate",
+    "Packed",
+    "Source",
+    "Turn",
+    "check_budget",
+    "pack",
+]
 Format = Literal["text", "messages"]
-# The smallest budget: room for a group header and one dated, attributed line of a few words.
-MIN_BUDGET_TOKENS = 32
-# The largest budget: beyond a prompt's share of today's context windows, and beyond what the
-# candidates of one request (at most 100 hits and their windows) usually fill.
-MAX_BUDGET_TOKENS = 32_000
 
 
 @dataclass(frozen=True)
