@@ -179,16 +179,15 @@ class _Packer:
     def add(self, rank: int, candidate: Candidate) -> bool:
         """Add a hit and its neighbours; False when packing is over (the top hit was cut)."""
         lid = _line_id(candidate.kind, candidate.turn)
-        if lid not in self.lines:
-            line = Line.of(candidate.kind, candidate.turn, rank, len(self.lines))
-            if self.lines and not self.try_add(line):
+        line = Line.of(candidate.kind, candidate.turn, rank, len(self.lines))
+        if lid not in self.lines and not self.try_add(line):
+            if self.lines:  # a later hit: left out, a shorter one may still fit
                 self.truncated = True
                 return True
-            if not self.lines and not self.try_add(line):
-                self.lines[lid] = line
-                self.sources.append((lid, candidate))
-                self.cut = self._cut_block()
-                return False
+            self.lines[lid] = line  # the top hit: cut to fit
+            self.sources.append((lid, candidate))
+            self.cut = self._cut_block()
+            return False
         self.sources.append((lid, candidate))
         for turn in _nearest_first(candidate):
             nid = _line_id("message", turn)
