@@ -24,7 +24,7 @@ from somafractalmemory.core.context import (
     pack,
 )
 from somafractalmemory.core.tokens import TokenCounter, Tokenizers, create_tokenizers
-from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.errors import EmbeddingModelError, InvalidInputError
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL
 
 BASE = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)
@@ -224,3 +224,11 @@ def test_tokenizer_names(tmp_path: Path, wordpiece: TokenCounter) -> None:
     assert caught.value.field == "tokenizer"
     assert DEFAULT_EMBEDDING_MODEL in str(caught.value)
     assert isinstance(Tokenizers(wordpiece).get(), TokenCounter)
+
+
+def test_a_configured_tokenizer_that_is_missing_stops_the_start(tmp_path: Path) -> None:
+    with pytest.raises(
+        EmbeddingModelError, match="no tokenizer file for tokenizer 'gone'"
+    ) as caught:
+        create_tokenizers(DEFAULT_EMBEDDING_MODEL, {"gone": tmp_path / "nothing"})
+    assert caught.value.location == str(tmp_path / "nothing")
