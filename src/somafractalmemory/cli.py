@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from somafractalmemory import cli_history
+from somafractalmemory import cli_chat, cli_history
 from somafractalmemory.cli_support import (
     found_or_exit,
     load_settings,
@@ -403,6 +403,7 @@ def embedder_build(
 
 
 cli_history.register(app)
+cli_chat.register(app)
 
 
 def main() -> None:
