@@ -32,7 +32,7 @@ from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
 from testkit.stores import new_tenant
 from testkit.verdict import drain_and_reconcile
-from tests.faults.support import crash_server
+from tests.faults.support import crash_server, kill_and_restart
 
 pytestmark = pytest.mark.slow
 
@@ -43,7 +43,7 @@ MIX = Mix(
     item_put=4, item_delete=1, item_get=1, item_forms=(1, 1, 1, 1), item_space=SPACE, retry=0.5
 )
 KILLS = 2
-AFTER = 40  # acknowledged item writes after the last restart
+AFTER = 20  # acknowledged item writes after the last restart
 STEP_TIMEOUT = 180.0  # seconds for any phase, a restart included
 
 
@@ -84,19 +84,14 @@ def test_sigkill_during_item_writes_loses_nothing_acknowledged(
     try:
         for _ in range(KILLS):
             # some acknowledged writes since the (re)start, then a kill at a random moment
-            since, count = time.monotonic(), rng.randint(20, 60)
+            since, count = time.monotonic(), rng.randint(15, 40)
 
             def enough(since: float = since, count: int = count) -> bool:
                 return acknowledged(loaders, since) >= count
 
             wait_until(f"{count} item writes", enough, STEP_TIMEOUT)
             time.sleep(rng.uniform(0.0, 0.3))
-            up.clear()
-            killed_at = time.monotonic()
-            server.kill()
-            server.start()
-            restarts.append(time.monotonic() - killed_at)
-            up.set()
+            restarts.append(kill_and_restart(server, up))
         since = time.monotonic()
         wait_until("writes after the kills", lambda: acknowledged(loaders, since) >= AFTER, 120)
     finally:

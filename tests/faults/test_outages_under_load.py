@@ -65,6 +65,14 @@ class Rig:
     milvus: PrivateMilvus
     redis: PrivateRedis
 
+    def freeze_milvus(self) -> None:
+        """Freeze Milvus (SIGSTOP) for 5 s, then thaw it."""
+        self.milvus.freeze()
+        try:
+            time.sleep(5)
+        finally:
+            self.milvus.thaw()
+
 
 class Judged(Protocol):
     """A verdict on the stores after a load (memories' or items')."""
@@ -275,14 +283,7 @@ def test_milvus_frozen_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
     ``grpc.RpcError`` (DEADLINE_EXCEEDED is not retried nor wrapped in a MilvusException),
     which must still become a 503 naming milvus, not a 500 or a dropped connection."""
 
-    def fault() -> None:
-        rig.milvus.freeze()
-        try:
-            time.sleep(5)
-        finally:
-            rig.milvus.thaw()
-
-    run = load_through(rig, "milvus-frozen", dimension, stack.embedder.embed, fault)
+    run = load_through(rig, "milvus-frozen", dimension, stack.embedder.embed, rig.freeze_milvus)
     check(run, "milvus")
 
 
@@ -368,11 +369,7 @@ def test_items_through_milvus_frozen_and_postgres_stopped(
         return verdicts[0]
 
     def fault() -> None:
-        rig.milvus.freeze()
-        try:
-            time.sleep(5)
-        finally:
-            rig.milvus.thaw()
+        rig.freeze_milvus()
         wait_until("ready after milvus thawed", lambda: ready(rig.server), STEP_TIMEOUT, 0.5)
         time.sleep(2)
         rig.postgres.stop("fast")
