@@ -353,7 +353,9 @@ def test_items_through_milvus_frozen_and_postgres_stopped(
 
     def register_space(headers: dict[str, str]) -> None:
         body = {"name": ITEM_SPACE, "dimension": ITEM_MIX.item_space_dimension}
-        answer = httpx.post(f"{url}/spaces", headers=headers, json={**body, "metric": "cosine"})
+        answer = httpx.post(
+            f"{url}/spaces", headers=headers, json={**body, "metric": "cosine"}, timeout=60
+        )
         assert answer.status_code == 201, answer.text
 
     verdicts: list[ItemVerdict] = []

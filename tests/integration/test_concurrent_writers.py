@@ -128,7 +128,8 @@ def test_concurrent_writers_on_one_item_leave_one_write_in_both_stores(
     tenant = tenant_of(stack, auth)
     if space != "default":
         body = {"name": space, "dimension": SPACE_DIMENSION, "metric": "cosine"}
-        assert httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body).status_code == 201
+        created = httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body, timeout=60)
+        assert created.status_code == 201, created.text  # a collection made, indexed, loaded
     statuses: dict[str, list[int]] = {}
     for round_ in range(ROUNDS):
         key = f"key-{round_}"
@@ -220,7 +221,8 @@ def test_concurrent_writers_of_every_shape_and_deleters_on_one_item(
     tenant = tenant_of(stack, auth)
     space = "shapes"
     body = {"name": space, "dimension": SPACE_DIMENSION, "metric": "cosine"}
-    assert httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body).status_code == 201
+    created = httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body, timeout=60)
+    assert created.status_code == 201, created.text  # a collection made, indexed, loaded
     written = Written(["load", "shapes"])
     answers: dict[str, list[list[int]]] = {}
     conflicts: list[str] = []  # the error class of each 409
