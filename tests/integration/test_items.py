@@ -85,24 +85,34 @@ def test_put_get_replace_delete(client: TestClient, auth: Headers, stack: Stack)
     )
 
 
+def _item(**fields: object) -> dict:
+    return {"namespace": ["a"], "key": "k", "value": {"a": 1}, **fields}
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("body", "status", "field"),
     [
-        {"namespace": [], "key": "k", "value": {"a": 1}},
-        {"namespace": ["a.b"], "key": "k", "value": {"a": 1}},
-        {"namespace": ["a", ""], "key": "k", "value": {"a": 1}},
-        {"namespace": [str(i) for i in range(11)], "key": "k", "value": {"a": 1}},
-        {"namespace": ["a"], "key": "k" * 513, "value": {"a": 1}},
-        {"namespace": ["a"], "key": "", "value": {"a": 1}},
-        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "ttl_minutes": 0},
-        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "space": "nope"},
-        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "vectors": [{"vector": [1.0]}]},
+        (_item(namespace=[]), 422, "namespace"),
+        (_item(namespace=["a.b"]), 422, "namespace"),
+        (_item(namespace=["a", ""]), 422, "namespace"),
+        (_item(namespace=[str(i) for i in range(11)]), 422, "namespace"),
+        (_item(key="k" * 513), 422, "key"),
+        (_item(key=""), 422, "key"),
+        (_item(ttl_minutes=0), 422, "ttl_minutes"),
+        # A space that does not exist is a reference to a missing resource, as a link to a
+        # missing memory is (POST /graph/link: 404); the detail names it.
+        (_item(space="nope"), 404, "'nope'"),
+        (_item(vectors=[{"vector": [1.0]}]), 422, "vectors"),
     ],
 )
-def test_bad_items_are_refused(client: TestClient, auth: Headers, body: dict) -> None:
+def test_bad_items_are_refused(
+    client: TestClient, auth: Headers, body: dict, status: int, field: str
+) -> None:
     response = client.put("/items", headers=auth, json=body)
-    assert response.status_code in (404, 422), response.text
-    assert response.json()["error"] in ("InvalidInputError", "NotFoundError")
+    assert response.status_code == status, response.text
+    error = "NotFoundError" if status == 404 else "InvalidInputError"
+    assert response.json()["error"] == error
+    assert field in response.json()["detail"]
 
 
 def test_prefix_matches_whole_labels_and_query_less_search_is_newest_first(
