@@ -345,6 +345,42 @@ def test_ttl_expiry_refresh_and_sweep(client: TestClient, auth: Headers, stack: 
     )
 
 
+def test_a_tenants_sweep_deletes_only_that_tenants_expired_items(
+    client: TestClient, make_key: Callable[[], Headers], stack: Stack
+) -> None:
+    """Two tenants with expired items (with and without vectors) under the same namespace and
+    keys: ``POST /items/sweep`` of one deletes its own expired items, rows and vectors, and
+    nothing of the other's, which its own sweep then deletes."""
+    ttl = 0.01  # minutes: 0.6 s
+    tenants = {name: make_key() for name in ("a", "b")}
+    ids: dict[str, list[int]] = {}
+    for name, auth in tenants.items():
+        put(client, auth, ["ttl"], "plain", {"n": 1}, index=False, ttl_minutes=ttl)
+        put(
+            client, auth, ["ttl"], "vec", {"text": f"a short lived note of {name}"}, ttl_minutes=ttl
+        )
+        put(client, auth, ["ttl"], "kept", {"n": 2}, index=False)
+        tenant = tenant_of(stack, auth)
+        ids[name] = [i.id for i in stack.items.repo.page(tenant.id, ("ttl",), {}, True, 10, 0)]
+    time.sleep(ttl * 60 + 0.3)
+
+    def left(name: str) -> tuple[list[str], int]:
+        """The tenant's item keys (expired ones included) and its vectors in Milvus."""
+        auth = tenants[name]
+        keys = sorted(i["key"] for i in search(client, auth, include_expired=True))
+        tenant = tenant_of(stack, auth)
+        collection = stack.items.index.default_collection
+        return keys, len(stack.items.index.ids_of_items(collection, tenant.id, ids[name]))
+
+    assert left("a") == left("b") == (["kept", "plain", "vec"], 1)
+    assert client.post("/items/sweep", headers=tenants["a"]).json() == {"deleted": 2}
+    assert left("a") == (["kept"], 0)
+    assert left("b") == (["kept", "plain", "vec"], 1)
+    assert get(client, tenants["b"], ["ttl"], "vec", include_expired="true").status_code == 200
+    assert client.post("/items/sweep", headers=tenants["b"]).json() == {"deleted": 2}
+    assert left("b") == (["kept"], 0)
+
+
 def test_background_sweeper_deletes_expired_items(
     client: TestClient, auth: Headers, stack: Stack
 ) -> None:
