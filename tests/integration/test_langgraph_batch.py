@@ -51,9 +51,13 @@ async def _rounds(url: str, key: str) -> None:
             seed = results[5]
             assert isinstance(seed, Item)
             assert seed.value == ({"data": "v"} if n == 0 else {"data": "v", "n": n - 1}), n
-            landed = await store.aget(namespace, "k")
-            assert landed is not None
-            assert landed.value == {"data": "v", "n": n}
+        # Every put landed, after the reads of its batch.
+        found = await store.asearch(("test",), filter={"data": "v"}, limit=1000)
+        assert len(found) == ROUNDS + 1
+        assert {i.namespace: i.value for i in found}[("test", f"r{ROUNDS - 1}")] == {
+            "data": "v",
+            "n": ROUNDS - 1,
+        }
     finally:
         await store.aclose()
 
