@@ -414,14 +414,20 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
         return bool(done)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Run the ops: same-key ops in order, others concurrently; namespaces are all
-        validated before any op is sent."""
+        """Run the ops as LangGraph's ``PostgresStore`` does: every read (get, search, list
+        namespaces) first, then the puts, so no read of a batch sees, or races, a put of the
+        same batch whatever their order in it. Reads run concurrently; puts on different keys
+        concurrently and same-key puts in order (the last one wins). Up to 8 requests are in
+        flight; namespaces are all validated before any op is sent."""
         checked = _validated(ops)
         results: list[Result] = [None] * len(checked)
-        chains: dict[object, list[int]] = {}
+        reads: list[list[int]] = []
+        writes: dict[tuple[tuple[str, ...], str], list[int]] = {}
         for i, op in enumerate(checked):
-            chain = (op.namespace, op.key) if isinstance(op, GetOp | PutOp) else ("op", i)
-            chains.setdefault(chain, []).append(i)
+            if isinstance(op, PutOp):
+                writes.setdefault((op.namespace, op.key), []).append(i)
+            else:
+                reads.append([i])
         gate = asyncio.Semaphore(MAX_CONCURRENCY)
 
         async def run_chain(indexes: Sequence[int]) -> None:
@@ -429,7 +435,8 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
                 for i in indexes:
                     results[i] = await self._run(checked[i])
 
-        await asyncio.gather(*(run_chain(ix) for ix in chains.values()))
+        await asyncio.gather(*(run_chain(ix) for ix in reads))
+        await asyncio.gather(*(run_chain(ix) for ix in writes.values()))
         return results
 
     async def _run(self, op: Op) -> Result:
