@@ -341,8 +341,17 @@ class SFMStore(_Store[SFMClient], BaseStore):
         return stopped
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        """Run the ops in order; every namespace is validated before any is sent."""
-        return [self._run(op) for op in _validated(ops)]
+        """Run the reads (get, search, list namespaces) first, then the puts, each in their
+        order, as LangGraph's ``PostgresStore`` does (and :meth:`AsyncSFMStore.abatch`): no
+        read of a batch sees a put of the same batch. Every namespace is validated before
+        any op is sent."""
+        checked = _validated(ops)
+        results: list[Result] = [None] * len(checked)
+        for writes in (False, True):
+            for i, op in enumerate(checked):
+                if isinstance(op, PutOp) is writes:
+                    results[i] = self._run(op)
+        return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """:meth:`batch` in a worker thread."""
@@ -364,7 +373,7 @@ class SFMStore(_Store[SFMClient], BaseStore):
 class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
     """A LangGraph store on an SFM server through the async client. Concurrent calls are
     batched by LangGraph's ``AsyncBatchedBaseStore``; a batch runs ops on different keys
-    concurrently (up to 8 requests in flight) and ops on the same key in order. Build it
+    concurrently (up to 8 requests in flight) and ops on the same key in order, every read before the puts. Build it
     inside the event loop it will serve; its sync methods work from other threads only."""
 
     supports_ttl: bool = True
