@@ -1,4 +1,4 @@
-"""``AsyncSFMStore.abatch`` (and ``SFMStore.batch``) orders a batch as LangGraph's ``PostgresStore`` does: reads first.
+"""LangGraph store batches are ordered as ``PostgresStore`` orders them: reads first.
 
 Upstream's ``test_abatch_order`` puts an item and searches its namespace in one batch and
 expects the search not to see it; when a batch's ops ran concurrently that passed on timing
