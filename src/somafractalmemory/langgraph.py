@@ -373,8 +373,9 @@ class SFMStore(_Store[SFMClient], BaseStore):
 class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
     """A LangGraph store on an SFM server through the async client. Concurrent calls are
     batched by LangGraph's ``AsyncBatchedBaseStore``; a batch runs ops on different keys
-    concurrently (up to 8 requests in flight) and ops on the same key in order, every read before the puts. Build it
-    inside the event loop it will serve; its sync methods work from other threads only."""
+    concurrently (up to 8 requests in flight) and ops on the same key in order, every read
+    before the puts. Build it inside the event loop it will serve; its sync methods work from
+    other threads only."""
 
     supports_ttl: bool = True
     _client_type = AsyncSFMClient
