@@ -12,7 +12,12 @@
    package, one pytest process (with its own SFM server) per module, all three at once,
    deselecting what ``tests/langgraph/deselect.txt`` lists (and failing if an entry there names
    no test that exists; an entry may be a pattern, ``*`` matching any characters);
-4. print each module's output, then per module: run, passed, failed, skipped, deselected.
+4. print each module's output, then per module: run, passed, failed, skipped, deselected, and
+   how many of the tests run reached SFM (built an SFM store and sent it an op; the rest test
+   upstream's own helpers, e.g. the in-memory store's filter functions).
+
+Upstream's pytest options (``[tool.pytest.ini_options]`` of each sdist's ``pyproject.toml``:
+``--strict-markers --strict-config``, ``asyncio_mode``, ...) are kept; ours are added to them.
 
 The stack comes from POSTGRES_DSN, MILVUS_URI, MILVUS_COLLECTION and REDIS_URL (the Make target
 sets a database and collection of their own); each module's process gets the database and
@@ -23,6 +28,7 @@ key prefix of its own. Exit status: 0 when every kept test passed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -30,6 +36,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import tomllib
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,12 +60,28 @@ PACKAGES = {
         ["tests/test_store.py", "tests/test_async_store.py"],
     ),
 }
-PYTEST_INI = """[pytest]
-asyncio_mode = auto
-asyncio_default_fixture_loop_scope = function
-asyncio_default_test_loop_scope = function
-addopts = -p no:cacheprovider
-"""
+# Ours, added to upstream's options: no cache directory in the extracted tree, and
+# pytest-asyncio's loop scopes spelled out (upstream leaves them to a deprecated default).
+OUR_ADDOPTS = "-p no:cacheprovider"
+OUR_INI = {
+    "asyncio_default_fixture_loop_scope": "function",
+    "asyncio_default_test_loop_scope": "function",
+}
+# Written by tests/langgraph/upstream_conftest.py: the ids of the tests that reached SFM.
+REACH_ENV = "SFM_REACHED_FILE"
+
+
+def pytest_ini(pyproject: str) -> str:
+    """pytest.ini holding upstream's ``[tool.pytest.ini_options]`` plus ours."""
+    options = dict(tomllib.loads(pyproject)["tool"]["pytest"]["ini_options"])
+    options["addopts"] = f"{options.get('addopts', '')} {OUR_ADDOPTS}".strip()
+    for key, value in OUR_INI.items():
+        options.setdefault(key, value)
+    lines = ["[pytest]"]
+    for key, value in options.items():
+        rendered = " ".join(value) if isinstance(value, list) else str(value)
+        lines.append(f"{key} = {rendered}")
+    return "\n".join(lines) + "\n"
 
 
 def sha256(path: Path) -> str:
@@ -106,6 +129,9 @@ def extract_tests(name: str, sdist: Path) -> Path:
     with tarfile.open(sdist) as archive:
         top = archive.getnames()[0].split("/")[0]
         members = [m for m in archive.getmembers() if m.name.startswith(f"{top}/tests/")]
+        pyproject = archive.extractfile(f"{top}/pyproject.toml")
+        assert pyproject is not None
+        ini = pytest_ini(pyproject.read().decode())
         for member in members:
             member.name = member.name[len(top) + 1 :]
         archive.extractall(workdir, members=members, filter="data")
@@ -114,7 +140,7 @@ def extract_tests(name: str, sdist: Path) -> Path:
     shutil.copytree(
         ROOT / "testkit", workdir / "testkit", ignore=shutil.ignore_patterns("__pycache__")
     )
-    (workdir / "pytest.ini").write_text(PYTEST_INI)
+    (workdir / "pytest.ini").write_text(ini)
     return workdir
 
 
@@ -149,7 +175,7 @@ class Deselected:
 
 def collected(workdir: Path, modules: list[str]) -> set[str]:
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "--collect-only", "-q", *modules],
+        [sys.executable, "-m", "pytest", "--collect-only", "--verbosity=-1", *modules],
         cwd=workdir,
         capture_output=True,
         text=True,
@@ -172,7 +198,28 @@ def expand(entries: list[tuple[str, str]], known: set[str]) -> tuple[list[Desele
     return expanded, stale
 
 
-def summarise(report: Path, deselected: list[Deselected], modules: list[str]) -> list[str]:
+def missing_twins(deselected: list[Deselected], known: set[str]) -> list[str]:
+    """The ``twin:`` reasons naming a test that is not collected, or deselected too."""
+    gone = {test for d in deselected for test in d.tests}
+    missing = []
+    for d in deselected:
+        if not d.reason.startswith("twin:"):
+            continue
+        module = d.entry.partition("::")[0]
+        twin = f"{module}::{d.reason.removeprefix('twin:').strip()}"
+        if twin not in known or twin in gone:
+            missing.append(f"{d.entry} (twin {twin})")
+    return missing
+
+
+def reached(path: Path) -> set[str]:
+    """The ids of the tests that reached SFM, as the conftest recorded them."""
+    return set(json.loads(path.read_text())) if path.exists() else set()
+
+
+def summarise(
+    report: Path, deselected: list[Deselected], modules: list[str], hits: set[str]
+) -> list[str]:
     lines = []
     tree = ET.parse(report)
     cases = list(tree.iter("testcase"))
@@ -182,10 +229,12 @@ def summarise(report: Path, deselected: list[Deselected], modules: list[str]) ->
         failed = [c for c in mine if c.find("failure") is not None or c.find("error") is not None]
         skipped = [c for c in mine if c.find("skipped") is not None]
         gone = [d for d in deselected if d.entry.startswith(f"{module}::")]
+        sfm = len({t for t in hits if t.startswith(f"{module}::")})
         lines.append(
             f"{module}: run {len(mine)}, passed {len(mine) - len(failed) - len(skipped)}, "
             f"failed {len(failed)}, skipped {len(skipped)}, "
-            f"deselected {sum(len(d.tests) for d in gone)}"
+            f"deselected {sum(len(d.tests) for d in gone)}; "
+            f"reached SFM {sfm} of the {len(mine)} run"
         )
         lines.extend(f"    {d.describe()}" for d in gone)
         lines.extend(f"    FAILED {c.get('name')}" for c in failed)
@@ -210,12 +259,16 @@ class Job:
         return self.workdir / f"report-{self.tag}.xml"
 
     @property
+    def reached_file(self) -> Path:
+        return self.workdir / f"reached-{self.tag}.json"
+
+    @property
     def log(self) -> Path:
         return self.workdir / f"output-{self.tag}.log"
 
     def start(self, extra: list[str]) -> None:
         args = [sys.executable, "-m", "pytest", self.module, f"--junitxml={self.report}"]
-        args += ["-q", "-ra"]
+        args += ["-ra"]  # upstream's addopts set the verbosity
         args += [
             f"--deselect={test}"
             for d in self.deselected
@@ -223,11 +276,12 @@ class Job:
             for test in d.tests
         ]
         self.report.unlink(missing_ok=True)
+        self.reached_file.unlink(missing_ok=True)
         with self.log.open("wb") as out:
             self.process = subprocess.Popen(
                 [*args, *extra],
                 cwd=self.workdir,
-                env=job_env(self.tag),
+                env={**job_env(self.tag), REACH_ENV: str(self.reached_file)},
                 stdout=out,
                 stderr=subprocess.STDOUT,
             )
@@ -265,9 +319,13 @@ def main() -> int:
     for name, (version, filename, expected, modules) in PACKAGES.items():
         sdist = fetch(name, version, filename, expected)
         workdir = extract_tests(name, sdist)
-        deselected, stale = expand(deselections(name), collected(workdir, modules))
+        known = collected(workdir, modules)
+        deselected, stale = expand(deselections(name), known)
         if stale:
             print(f"deselect.txt names tests {name} does not have: {stale}", file=sys.stderr)
+            return 2
+        if twinless := missing_twins(deselected, known):
+            print(f"deselect.txt names twins that do not run: {twinless}", file=sys.stderr)
             return 2
         for module in modules:
             tag = f"{name.rsplit('-', 1)[-1]}_{Path(module).stem}".replace("-", "_")
@@ -277,6 +335,7 @@ def main() -> int:
     # as the longest alone.
     status = 0
     summary: list[str] = []
+    ran = sfm = 0
     try:
         for job in jobs:
             job.start(only)
@@ -287,13 +346,16 @@ def main() -> int:
             sys.stdout.write(job.log.read_text(errors="replace"))
             if job.report.exists():
                 summary.append(f"{job.name} {job.version} (sha256 {job.expected[:12]}...)")
-                summary.extend(
-                    f"  {line}" for line in summarise(job.report, job.deselected, [job.module])
-                )
+                hits = reached(job.reached_file)
+                lines = summarise(job.report, job.deselected, [job.module], hits)
+                summary.extend(f"  {line}" for line in lines)
+                ran += sum(1 for _ in ET.parse(job.report).iter("testcase"))
+                sfm += len(hits)
     finally:
         for job in jobs:
             job.interrupt()
-    print("\n".join(["", "LangGraph store tests against SomaFractalMemory:", *summary]))
+    total = f"In all: {ran} upstream tests run, {sfm} reached SFM (built a store, sent it an op)"
+    print("\n".join(["", "LangGraph store tests against SomaFractalMemory:", *summary, total]))
     return status
 
 

@@ -53,9 +53,46 @@ class Write:
             item["vector"] = self.vector
         return item
 
+
+# The shapes an item write takes (:attr:`Mix.item_forms`): its ``index`` and where its vectors
+# live. ``text``: the default (``value.text`` embedded in the default space); ``plain``: index
+# false (no vector, no Milvus); ``paths``: ``text`` and every tag (``tags[*]``), one vector
+# each; ``space``: the client's own vectors for ``text`` and each tag in a registered space.
+ITEM_FORMS = ("text", "plain", "paths", "space")
+TAGS = ("harbour", "attic", "market", "bridge", "river", "orchard")
+
+
+@dataclass(frozen=True)
+class ItemWrite(Write):
+    """One item as ``PUT /items`` sends it: ``coord`` is its key, ``form`` one of
+    :data:`ITEM_FORMS`; ``vectors`` the client's (path, vector) pairs of a ``space`` write."""
+
+    form: str = "text"
+    tags: tuple[str, ...] = ()
+    space: str | None = None
+    vectors: tuple[tuple[str, tuple[float, ...]], ...] = ()
+
     def item_body(self, namespace: list[str]) -> dict[str, Any]:
-        """The same write as an item: ``PUT /items`` at ``namespace`` and key ``coord``."""
-        return {"namespace": namespace, "key": self.coord, "value": {"text": self.text}}
+        """``PUT /items`` at ``namespace`` and key ``coord``."""
+        body: dict[str, Any] = {"namespace": namespace, "key": self.coord}
+        body["value"] = {"text": self.text, **({"tags": list(self.tags)} if self.tags else {})}
+        if self.form == "plain":
+            body["index"] = False
+        elif self.form in ("paths", "space"):
+            body["index"] = ["text", "tags[*]"]
+        if self.form == "space":
+            body["space"] = self.space
+            body["vectors"] = [{"path": p, "vector": list(v)} for p, v in self.vectors]
+        return body
+
+    def expected_vectors(self) -> Sequence[tuple[str, str | tuple[float, ...]]]:
+        """What the stores must hold for it: (path, the text embedded or the client's
+        vector) per vector, in the order sent; none for ``plain``."""
+        if self.form == "plain":
+            return []
+        if self.form == "space":
+            return list(self.vectors)
+        return [("text", self.text), *[("tags[*]", t) for t in self.tags]]
 
 
 @dataclass
@@ -119,6 +156,9 @@ class Mix:
     replaced_per_batch: int = 5
     own_vectors: float = 0.5  # share of writes carrying the client's own vector
     retry: float = 0.0  # chance that a write without an acknowledgement is sent again next
+    item_forms: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0)  # weights of ITEM_FORMS
+    item_space: str = ""  # the registered space of the "space" form (the test registers it)
+    item_space_dimension: int = 8
 
 
 class Loader(threading.Thread):
@@ -164,6 +204,7 @@ class Loader(threading.Thread):
         self.item_states: dict[str, set[State]] = {}
         self.item_present: dict[str, None] = {}
         self.new_items = 0
+        self.item_writes: dict[str, ItemWrite] = {}  # text -> the item write that sent it
         self.sent_vectors: dict[str, list[float]] = {}  # text -> the vector sent with it
         self.new_sent = 0
         self.violations: list[str] = []
@@ -186,13 +227,17 @@ class Loader(threading.Thread):
         self._weights = [float(getattr(mix, k)) for k in self._kinds]
 
     # -- the plan ---------------------------------------------------------------------------
-    def _write(self, coord: str) -> Write:
+    def _text(self) -> str:
         self._serial += 1
         rng = self.rng
-        text = (
+        return (
             f"{rng.choice(WHO)} {rng.choice(DID)} {rng.choice(WHAT)} {rng.choice(WHERE)} "
             f"(client {self.index}, write {self._serial})"
         )
+
+    def _write(self, coord: str) -> Write:
+        rng = self.rng
+        text = self._text()
         vector = None
         if rng.random() < self.mix.own_vectors:
             vector = [round(rng.gauss(0.0, 1.0), 4) for _ in range(self.dimension)]
@@ -256,8 +301,30 @@ class Loader(threading.Thread):
             else:
                 self.new_items += 1
                 key = f"{self.index}-{self.new_items}"
-            return Request("item_put", (self._write(key),))
+            return Request("item_put", (self._item_write(key),))
         return Request(kind, coord=self.rng.choice(list(self.item_present)))
+
+    def _item_write(self, key: str) -> ItemWrite:
+        rng = self.rng
+        text = self._text()
+        form = "text"
+        if self.mix.item_forms[1:] != (0.0, 0.0, 0.0):  # the default mix draws nothing more
+            form = rng.choices(ITEM_FORMS, self.mix.item_forms)[0]
+        tags = tuple(rng.sample(TAGS, rng.randint(1, 2))) if form in ("paths", "space") else ()
+        vectors: tuple[tuple[str, tuple[float, ...]], ...] = ()
+        if form == "space":
+            vectors = tuple(
+                (
+                    path,
+                    tuple(
+                        round(rng.gauss(0.0, 1.0), 4) for _ in range(self.mix.item_space_dimension)
+                    ),
+                )
+                for path in ("text", *["tags[*]"] * len(tags))
+            )
+        write = ItemWrite(key, text, None, form, tags, self.mix.item_space or None, vectors)
+        self.item_writes[text] = write
+        return write
 
     # -- sending ----------------------------------------------------------------------------
     def send(self, http: httpx.Client, request: Request) -> None:
@@ -278,7 +345,9 @@ class Loader(threading.Thread):
             elif request.kind == "get":
                 response = http.get(f"/memories/{request.coord}")
             elif request.kind == "item_put":
-                response = http.put("/items", json=request.writes[0].item_body(self.namespace))
+                write = request.writes[0]
+                assert isinstance(write, ItemWrite)
+                response = http.put("/items", json=write.item_body(self.namespace))
             elif request.kind in ("item_delete", "item_get"):
                 params = {"namespace": self.namespace, "key": request.coord}
                 method = http.delete if request.kind == "item_delete" else http.get

@@ -226,36 +226,6 @@ def verify(
     return verdict
 
 
-def verify_items(loaders: Sequence[Loader], dsn: str, tenant_id: int) -> tuple[int, list[str]]:
-    """Check the tenant's items against the loaders' records: every acknowledged put there
-    with its text, every acknowledged delete gone, every unacknowledged write wholly there or
-    wholly absent, no item nobody wrote. (Their vectors are checked by ``reconcile``, which
-    :func:`drain_and_reconcile` requires to find no drift in any collection.) Returns how many
-    item keys were acknowledged present, and the problems."""
-    with psycopg.connect(dsn) as conn:
-        rows = {
-            (ns, key): text
-            for ns, key, text in conn.execute(
-                "SELECT namespace_path, key, payload->>'text' FROM records "
-                "WHERE tenant_id = %s AND namespace_path LIKE 'load.%%'",
-                (tenant_id,),
-            )
-        }
-    problems: list[str] = []
-    present = 0
-    written: set[tuple[str, str]] = set()
-    for loader in loaders:
-        path = ".".join(loader.namespace)
-        for key, states in loader.item_states.items():
-            written.add((path, key))
-            final: State = rows.get((path, key), ABSENT)
-            present += len(states) == 1 and ABSENT not in states
-            if final not in states:
-                problems.append(f"item {path}/{key}: stored {final!r}, possible {states}")
-    problems.extend(f"an item nobody wrote: {k}" for k in sorted(set(rows) - written))
-    return present, problems
-
-
 def _batch_problems(
     loader: Loader, rows: dict[str, tuple[int, str, list[float] | None]]
 ) -> list[str]:

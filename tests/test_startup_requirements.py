@@ -19,6 +19,7 @@ import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -32,17 +33,21 @@ from typer.testing import CliRunner
 from somafractalmemory import bootstrap as bootstrap_module
 from somafractalmemory.api.app import create_app
 from somafractalmemory.bootstrap import (
+    alembic_head,
     bootstrap,
     main,
     validate_infrastructure,
     wait_for,
     wait_for_postgres,
 )
+from somafractalmemory.core.keys import KeyService
 from somafractalmemory.errors import (
     InfrastructureError,
+    MilvusUnavailableError,
     PostgresUnavailableError,
     RedisUnavailableError,
 )
+from somafractalmemory.health import check_parts
 from somafractalmemory.settings import Settings, get_settings
 from somafractalmemory.stack import Stack, create_cache, create_postgres_store, create_stack
 from somafractalmemory.stores.milvus import MilvusStore
@@ -204,17 +209,105 @@ def test_api_refuses_to_start_without_a_required_part(own: Settings, part: str) 
     assert SECRET not in repr(failures)
 
 
-def test_api_starts_when_a_down_redis_is_not_required(own: Settings) -> None:
+def serve(client: TestClient, auth: dict[str, str]) -> dict[str, tuple[int, dict]]:
+    """Status and body of each kind of request, on an app whose stores may be down."""
+    requests: dict[str, tuple[str, str, dict | None]] = {
+        "store": ("POST", "/memories", {"coord": "1,1", "payload": {"text": "hello world"}}),
+        "get": ("GET", "/memories/1,1", None),
+        "list": ("GET", "/memories", None),
+        "keyword": ("POST", "/memories/search", {"query": "hello", "mode": "keyword"}),
+        "vector": ("POST", "/memories/search", {"query": "hello", "mode": "vector"}),
+        "hybrid": ("POST", "/memories/search", {"query": "hello"}),
+        "put_item": (
+            "PUT",
+            "/items",
+            {"namespace": ["a"], "key": "k", "value": {"text": "x"}, "index": False},
+        ),
+        "get_item": ("GET", "/items?namespace=a&key=k", None),
+        "stats": ("GET", "/stats", None),
+        "delete": ("DELETE", "/memories/1,1", None),
+    }
+    answers = {}
+    for name, (method, path, body) in requests.items():
+        response = client.request(method, path, json=body, headers=auth)
+        answers[name] = (response.status_code, response.json())
+    return answers
+
+
+def test_api_starts_when_a_down_redis_is_not_required(own: Settings, stack: Stack) -> None:
+    """Redis is a cache: every request is served from PostgreSQL and Milvus, health says
+    which part is down, and the app is ready."""
     settings = with_updates(
         own, redis_url=f"redis://127.0.0.1:{free_port()}/0", require_redis=False
     )
+    key, _info = KeyService(stack.postgres).create(f"noredis-{uuid.uuid4().hex[:12]}")
     with TestClient(create_app(settings), raise_server_exceptions=False) as client:
         health = client.get("/healthz")
         ready = client.get("/readyz")
+        answers = serve(client, {"Authorization": f"Bearer {key}"})
     assert health.status_code == 200, health.text
+    assert health.json()["status"] == "degraded"
     assert health.json()["redis"] == "down"
     assert health.json()["postgres"] == health.json()["milvus"] == "up"
     assert ready.status_code == 200, ready.text
+    statuses = {name: status for name, (status, _body) in answers.items()}
+    assert statuses == {
+        "store": 201,
+        "get": 200,
+        "list": 200,
+        "keyword": 200,
+        "vector": 200,
+        "hybrid": 200,
+        "put_item": 201,
+        "get_item": 200,
+        "stats": 200,
+        "delete": 200,
+    }, answers
+    for mode in ("keyword", "vector", "hybrid"):
+        assert [r["coord"] for r in answers[mode][1]["results"]] == ["1,1"], mode
+    assert answers["stats"][1]["memories"] == 1
+
+
+def test_api_serves_postgres_alone_when_a_down_milvus_is_not_required(
+    own: Settings, stack: Stack
+) -> None:
+    """Without Milvus: what PostgreSQL alone answers is served (reads by key, listing,
+    keyword search, items without vectors); what needs Milvus is a 503 naming it and its
+    address, never a 500; health is degraded and the app is not ready."""
+    port = free_port()
+    settings = with_updates(
+        own, milvus_uri=f"http://127.0.0.1:{port}", require_milvus=False, store_timeout=1
+    )
+    key, _info = KeyService(stack.postgres).create(f"nomilvus-{uuid.uuid4().hex[:12]}")
+    with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+        health = client.get("/healthz")
+        ready = client.get("/readyz")
+        live = client.get("/livez")
+        answers = serve(client, {"Authorization": f"Bearer {key}"})
+    assert health.status_code == 200, health.text
+    assert (health.json()["status"], health.json()["milvus"]) == ("degraded", "down")
+    assert ready.status_code == 503, ready.text
+    assert f"127.0.0.1:{port}" in ready.json()["errors"]["milvus"]
+    assert live.status_code == 200
+    statuses = {name: status for name, (status, _body) in answers.items()}
+    assert statuses == {
+        "store": 503,
+        "get": 404,  # the refused store wrote nothing
+        "list": 200,
+        "keyword": 200,
+        "vector": 503,
+        "hybrid": 503,
+        "put_item": 201,
+        "get_item": 200,
+        "stats": 503,
+        "delete": 404,
+    }, answers
+    for name in ("store", "vector", "hybrid", "stats"):
+        body = answers[name][1]
+        assert body["error"] == "MilvusUnavailableError", (name, body)
+        assert f"127.0.0.1:{port}" in body["detail"], (name, body)
+    assert answers["list"][1]["memories"] == []
+    assert answers["get_item"][1]["value"] == {"text": "x"}
 
 
 # -- bootstrap() and main(), in-process ----------------------------------------------------------
@@ -429,30 +522,57 @@ def test_main_refuses_a_collection_of_another_dimension(
 
 
 def test_bootstrap_starts_without_a_broken_milvus_that_is_not_required(
-    wrong_dimension: Settings,
+    wrong_dimension: Settings, dimension: int
 ) -> None:
+    """The stack starts; its checks still find the broken collection (left as it is), and
+    PostgreSQL serves."""
     stack = bootstrap(with_updates(wrong_dimension, require_milvus=False), dry_run=False)
-    stack.close()
+    try:
+        stack.postgres.ping()
+        found = check_parts(stack, schema_head=alembic_head())
+    finally:
+        stack.close()
+    assert list(found) == ["milvus"]
+    assert f"dimension {dimension // 2}" in found["milvus"].reason
+    client = milvus_client(wrong_dimension.milvus_uri)
+    fields = client.describe_collection(wrong_dimension.milvus_collection)["fields"]
+    client.close()
+    vector = next(f for f in fields if f["name"] == "vector")
+    assert int(vector["params"]["dim"]) == dimension // 2
 
 
 def test_bootstrap_starts_without_a_down_milvus_that_is_not_required(own: Settings) -> None:
+    port = free_port()
     settings = with_updates(
-        own, milvus_uri=f"http://127.0.0.1:{free_port()}", require_milvus=False, store_timeout=1
+        own, milvus_uri=f"http://127.0.0.1:{port}", require_milvus=False, store_timeout=1
     )
     stack = bootstrap(settings, dry_run=False)
-    stack.close()
+    try:
+        stack.postgres.ping()
+        stack.cache.ping()
+        with pytest.raises(MilvusUnavailableError, match=f"127.0.0.1:{port}"):
+            stack.milvus.ping()
+    finally:
+        stack.close()
 
 
 def test_bootstrap_starts_without_a_down_redis_that_is_not_required(own: Settings) -> None:
-    settings = with_updates(
-        own, redis_url=f"redis://127.0.0.1:{free_port()}/0", require_redis=False
-    )
+    port = free_port()
+    settings = with_updates(own, redis_url=f"redis://127.0.0.1:{port}/0", require_redis=False)
     stack = bootstrap(settings, dry_run=True)
-    stack.close()
+    try:
+        stack.postgres.ping()
+        stack.milvus.ping()
+        with pytest.raises(RedisUnavailableError, match=f"127.0.0.1:{port}"):
+            stack.cache.ping()
+    finally:
+        stack.close()
 
 
 def test_wait_for_postgres_returns_when_it_answers(own: Settings) -> None:
-    wait_for_postgres(own)
+    started = time.monotonic()
+    assert wait_for_postgres(with_updates(own, bootstrap_timeout=30)) is None
+    assert time.monotonic() - started < 5  # answered at once, no backoff waited out
 
 
 def test_wait_for_postgres_gives_up_after_the_timeout(own: Settings) -> None:

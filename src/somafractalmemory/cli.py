@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from somafractalmemory import cli_history
+from somafractalmemory import cli_chat, cli_history
 from somafractalmemory.cli_support import (
     found_or_exit,
     load_settings,
@@ -444,6 +444,7 @@ def embedder_check() -> None:
 
 
 cli_history.register(app)
+cli_chat.register(app)
 
 
 def main() -> None:

@@ -362,8 +362,17 @@ class SFMStore(_Store[SFMClient], BaseStore):
         return stopped
 
     def batch(self, ops: Iterable[Op]) -> list[Result]:
-        """Run the ops in order; every namespace is validated before any is sent."""
-        return [self._run(op) for op in _validated(ops)]
+        """Run the reads (get, search, list namespaces) first, then the puts, each in their
+        order, as LangGraph's ``PostgresStore`` does (and :meth:`AsyncSFMStore.abatch`): no
+        read of a batch sees a put of the same batch. Every namespace is validated before
+        any op is sent."""
+        checked = _validated(ops)
+        results: list[Result] = [None] * len(checked)
+        for writes in (False, True):
+            for i, op in enumerate(checked):
+                if isinstance(op, PutOp) is writes:
+                    results[i] = self._run(op)
+        return results
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """:meth:`batch` in a worker thread."""
@@ -385,8 +394,9 @@ class SFMStore(_Store[SFMClient], BaseStore):
 class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
     """A LangGraph store on an SFM server through the async client. Concurrent calls are
     batched by LangGraph's ``AsyncBatchedBaseStore``; a batch runs ops on different keys
-    concurrently (up to 8 requests in flight) and ops on the same key in order. Build it
-    inside the event loop it will serve; its sync methods work from other threads only."""
+    concurrently (up to 8 requests in flight) and ops on the same key in order, every read
+    before the puts. Build it inside the event loop it will serve; its sync methods work from
+    other threads only."""
 
     supports_ttl: bool = True
     _client_type = AsyncSFMClient
@@ -450,14 +460,20 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
         return bool(done)
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
-        """Run the ops: same-key ops in order, others concurrently; namespaces are all
-        validated before any op is sent."""
+        """Run the ops as LangGraph's ``PostgresStore`` does: every read (get, search, list
+        namespaces) first, then the puts, so no read of a batch sees, or races, a put of the
+        same batch whatever their order in it. Reads run concurrently; puts on different keys
+        concurrently and same-key puts in order (the last one wins). Up to 8 requests are in
+        flight; namespaces are all validated before any op is sent."""
         checked = _validated(ops)
         results: list[Result] = [None] * len(checked)
-        chains: dict[object, list[int]] = {}
+        reads: list[list[int]] = []
+        writes: dict[tuple[tuple[str, ...], str], list[int]] = {}
         for i, op in enumerate(checked):
-            chain = (op.namespace, op.key) if isinstance(op, GetOp | PutOp) else ("op", i)
-            chains.setdefault(chain, []).append(i)
+            if isinstance(op, PutOp):
+                writes.setdefault((op.namespace, op.key), []).append(i)
+            else:
+                reads.append([i])
         gate = asyncio.Semaphore(MAX_CONCURRENCY)
 
         async def run_chain(indexes: Sequence[int]) -> None:
@@ -465,7 +481,8 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
                 for i in indexes:
                     results[i] = await self._run(checked[i])
 
-        await asyncio.gather(*(run_chain(ix) for ix in chains.values()))
+        await asyncio.gather(*(run_chain(ix) for ix in reads))
+        await asyncio.gather(*(run_chain(ix) for ix in writes.values()))
         return results
 
     async def _run(self, op: Op) -> Result:

@@ -1,5 +1,5 @@
-"""MCP tools over a running SomaFractalMemory: remember, recall, get_memory, forget, link,
-neighbors, history.
+"""MCP tools over a running SomaFractalMemory: remember, recall, get_context, get_memory,
+forget, link, neighbors, history.
 
 ``somafractalmemory mcp`` serves them over stdio (an MCP client such as Claude Desktop launches
 the command) or streamable HTTP (``--transport http``, endpoint ``/mcp``). The tools hold no
@@ -29,6 +29,11 @@ from pydantic import Field
 
 from somafractalmemory import __version__
 from somafractalmemory.client import AsyncSFMClient, SFMClientError
+from somafractalmemory.context_schemas import (
+    MAX_BUDGET_TOKENS,
+    MIN_BUDGET_TOKENS,
+    ContextResponse,
+)
 from somafractalmemory.history_schemas import HistoryResponse
 from somafractalmemory.schemas import (
     MAX_TOP_K,
@@ -61,8 +66,9 @@ FilterValue = str | int | float | bool
 INSTRUCTIONS = """\
 Long-term memory. Use `remember` to store something worth keeping (a fact about the user, a
 decision, an event) as text, optionally with extra fields; use `recall` to find memories by
-meaning before answering; `get_memory` reads one by coordinate, `forget` deletes one, `link`
-connects two related memories and `neighbors` follows those links. When a new fact replaces an
+meaning before answering, or `get_context` for a dated block of them that fits a token budget;
+`get_memory` reads one by coordinate, `forget` deletes one, `link` connects two related
+memories and `neighbors` follows those links. When a new fact replaces an
 old one (the user moved, changed their mind), `remember` it with `supersedes` naming the old
 memory's coordinate: recall then returns only the new one, and `history` shows both."""
 
@@ -127,7 +133,7 @@ def _client(ctx: ToolContext) -> AsyncSFMClient:
 
 
 def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
-    """The MCP server with the seven tools; its lifespan owns the HTTP client to SFM."""
+    """The MCP server with the eight tools; its lifespan owns the HTTP client to SFM."""
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AsyncSFMClient]) -> AsyncIterator[AsyncSFMClient]:
@@ -228,6 +234,30 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
                 include_superseded=include_superseded or None,
                 valid_at=valid_at,
             )
+
+    @server.tool(annotations=READS)
+    async def get_context(
+        ctx: ToolContext,
+        query: Annotated[
+            str, Field(min_length=1, description="What the answer needs, in natural language.")
+        ],
+        budget_tokens: Annotated[
+            int,
+            Field(
+                ge=MIN_BUDGET_TOKENS,
+                le=MAX_BUDGET_TOKENS,
+                description="The most tokens the context may take in the prompt.",
+            ),
+        ] = 1000,
+        filters: Annotated[
+            dict[str, FilterValue] | None,
+            Field(description="Top-level payload fields memories must equal."),
+        ] = None,
+    ) -> ContextResponse:
+        """A prompt-ready block of the most relevant current memories for a query, dated and
+        attributed, within a token budget (counted by the tokenizer it names)."""
+        with _as_tool_error():
+            return await _client(ctx).context(query, budget_tokens, filters=filters)
 
     @server.tool(annotations=READS)
     async def history(

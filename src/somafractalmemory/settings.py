@@ -149,6 +149,11 @@ class Settings(TracingSettings, EmbeddingSettings):
     webhook_allow_http_loopback: bool = Field(
         default=False, validation_alias="SOMA_WEBHOOK_ALLOW_HTTP_LOOPBACK"
     )
+    # Tokenizers POST /context may be asked to count with, beside the embedding model's own:
+    # a JSON object, name -> path of a tokenizer.json (or of a directory holding one).
+    context_tokenizers: dict[str, Path] = Field(
+        default_factory=dict, validation_alias="SOMA_CONTEXT_TOKENIZERS"
+    )
 
     @field_validator("milvus_uri")
     @classmethod

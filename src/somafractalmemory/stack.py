@@ -11,11 +11,13 @@ from dataclasses import dataclass
 
 import redis
 
+from somafractalmemory.core.context_sources import ContextBuilder, MemoryCandidates
 from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.core.history import History
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.core.service import MemoryService
+from somafractalmemory.core.tokens import create_tokenizers
 from somafractalmemory.core.webhooks import WebhookService
 from somafractalmemory.settings import Settings
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
@@ -40,6 +42,7 @@ class Stack:
     items: ItemService
     history: History
     webhooks: WebhookService
+    context: ContextBuilder
 
     def close(self) -> None:
         """Close the clients in the reverse order of creation."""
@@ -69,7 +72,8 @@ def create_cache(settings: Settings) -> MemoryCache:
 
 
 def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack:
-    """Build every client from the settings; the embedding model is loaded here, once."""
+    """Build every client from the settings; the embedding model and the tokenizers
+    ``POST /context`` counts with are loaded here, once."""
     postgres = create_postgres_store(settings)
     milvus = milvus or create_milvus_store(settings)
     cache = create_cache(settings)
@@ -98,4 +102,9 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         ),
         history=History(postgres),
         webhooks=WebhookService(postgres, settings),
+        # The candidate sources of POST /context, one per kind of record it may include.
+        context=ContextBuilder(
+            [MemoryCandidates(memories)],
+            create_tokenizers(settings.embedding_model, settings.context_tokenizers),
+        ),
     )

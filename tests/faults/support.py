@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,17 @@ def crash_server(
             yield server, settings
         finally:
             server.kill()
+
+
+def kill_and_restart(server: ApiServer, up: threading.Event) -> float:
+    """SIGKILL the server under load and start it again, the loaders held (``up`` clear)
+    meanwhile; the seconds it was away."""
+    up.clear()
+    killed_at = time.monotonic()
+    server.kill()
+    server.start()
+    up.set()
+    return time.monotonic() - killed_at
 
 
 def metric(text: str, name: str) -> float:

@@ -35,7 +35,7 @@ from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
 from testkit.stores import new_tenant, scalar
 from testkit.verdict import drain_and_reconcile, verify
-from tests.faults.support import crash_server
+from tests.faults.support import crash_server, kill_and_restart
 
 pytestmark = pytest.mark.slow
 
@@ -116,12 +116,7 @@ def test_sigkill_during_replaces_supersessions_and_deletes_keeps_history_true(
                 0.02,
             )
             time.sleep(delay)
-            up.clear()
-            killed_at = time.monotonic()
-            server.kill()
-            server.start()
-            restarts.append(time.monotonic() - killed_at)
-            up.set()
+            restarts.append(kill_and_restart(server, up))
         join_all(loaders, LOAD_TIMEOUT)
     finally:
         stop.set()

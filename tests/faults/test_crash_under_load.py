@@ -27,10 +27,11 @@ import pytest
 
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
+from testkit.item_verdict import spaces_of, verify_items
 from testkit.loadgen import Loader, Mix, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
 from testkit.stores import new_tenant, scalar
-from testkit.verdict import drain_and_reconcile, verify, verify_items
+from testkit.verdict import drain_and_reconcile, verify
 from tests.faults.support import crash_server
 
 pytestmark = pytest.mark.slow
@@ -90,6 +91,7 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(
     began = time.monotonic()
 
     server.start()
+    collections = spaces_of(server.url, headers)
     up, stop = threading.Event(), threading.Event()
     up.set()
     per_client = NEW_MEMORIES // CLIENTS
@@ -160,11 +162,13 @@ def test_sigkill_at_random_moments_loses_nothing_acknowledged(
         f"outbox pending before the drain: {pending}; {drained}; {reconciled.splitlines()[-1]}; "
         f"settle and verify {time.monotonic() - settle_began:.0f} s\n{verdict.line()}"
     )
-    items_present, item_problems = verify_items(loaders, dsn, tenant.id)
-    print(f"items: {items_present} acknowledged present, {len(item_problems)} problems")
+    items = verify_items(
+        loaders, dsn, settings.milvus_uri, collections, tenant.id, stack.embedder.embed
+    )
+    print(items.line())
     assert verdict.problems == [], "\n".join(verdict.problems[:30])
-    assert item_problems == [], "\n".join(item_problems[:30])
-    assert items_present > 0
+    assert items.problems == [], "\n".join(items.problems[:30])
+    assert items.acknowledged_present > 0
     assert sum(x.new_sent for x in loaders) == NEW_MEMORIES
     assert len(kills) == len(points) >= 3
     assert unanswered, "no kill caught a request in flight"

@@ -21,17 +21,19 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 import pytest
 
+from somafractalmemory.models import Tenant
 from somafractalmemory.settings import Settings
 from somafractalmemory.stack import Stack
+from testkit.item_verdict import ItemVerdict, spaces_of, verify_items
 from testkit.loadgen import Loader, Mix, Request, all_requests, join_all, summary
 from testkit.server import ApiServer, stack_env, wait_until
 from testkit.stores import drop_collections, ensure_collections, migrate, new_tenant, with_updates
-from testkit.verdict import Verdict, drain_and_reconcile, verify
+from testkit.verdict import drain_and_reconcile, verify
 from tests.faults.support import PrivateMilvus, PrivatePostgres, PrivateRedis
 
 pytestmark = pytest.mark.slow
@@ -63,13 +65,33 @@ class Rig:
     milvus: PrivateMilvus
     redis: PrivateRedis
 
+    def freeze_milvus(self) -> None:
+        """Freeze Milvus (SIGSTOP) for 5 s, then thaw it."""
+        self.milvus.freeze()
+        try:
+            time.sleep(5)
+        finally:
+            self.milvus.thaw()
+
+
+class Judged(Protocol):
+    """A verdict on the stores after a load (memories' or items')."""
+
+    problems: list[str]
+
+    def line(self) -> str: ...
+
+
+# The stores judged after a load: (loaders, their tenant, its Authorization header).
+Judge = Callable[[list[Loader], Tenant, dict[str, str]], Judged]
+
 
 @dataclass
 class Run:
     """One test's load around one fault: its timeline, the requests and the verdict."""
 
     requests: list[Request]
-    verdict: Verdict
+    verdict: Judged
     fault_at: float
     recovered_at: float
     notes: list[str] = field(default_factory=list)
@@ -77,16 +99,20 @@ class Run:
     def failed(self) -> list[Request]:
         return [r for r in self.requests if not r.acknowledged]
 
-    def unexpected(self, store: str) -> list[Request]:
+    def unexpected(self, *stores: str) -> list[Request]:
         """Requests without an answer, or answered with neither a 2xx, a 404 (the clients'
-        records check those) nor a 503 naming ``store``."""
-        error = f"{store.capitalize()}UnavailableError"
+        records check those) nor a 503 naming one of ``stores``."""
         return [
             r
             for r in self.failed()
             if not (
-                (r.status == 503 and r.error_class() == error and r.detail().startswith(store))
-                or (r.status == 404 and r.kind in ("delete", "get"))
+                any(
+                    r.status == 503
+                    and r.error_class() == f"{store.capitalize()}UnavailableError"
+                    and r.detail().startswith(store)
+                    for store in stores
+                )
+                or (r.status == 404 and r.kind in ("delete", "get", "item_delete", "item_get"))
             )
         ]
 
@@ -146,24 +172,42 @@ def acknowledged_writes(loaders: list[Loader], since: float) -> int:
     )
 
 
+def memories_verdict(rig: Rig, embed: Callable[[list[str]], list[list[float]]]) -> Judge:
+    """The memories' verdict (:func:`testkit.verdict.verify`) on the rig's stores."""
+
+    def judge(loaders: list[Loader], tenant: Tenant, _headers: dict[str, str]) -> Judged:
+        dsn = rig.settings.postgres_dsn.get_secret_value()
+        uri, collection = rig.settings.milvus_uri, rig.settings.milvus_collection
+        return verify(loaders, dsn, uri, collection, tenant.id, embed)
+
+    return judge
+
+
 def load_through(
     rig: Rig,
     name: str,
     dimension: int,
     embed: Callable[[list[str]], list[list[float]]],
     fault: Callable[[], None],
+    mix: Mix = MIX,
+    judge: Judge | None = None,
+    prepare: Callable[[dict[str, str]], None] | None = None,
 ) -> Run:
-    """Two clients on a new tenant; ``fault`` (which takes a store away and brings it back)
-    once they have written a little; more writes once the server is ready again; then drain,
-    reconcile and verify."""
+    """Two clients on a new tenant (``prepare``d with its header first); ``fault`` (which
+    takes stores away and brings them back) once they have written a little; more writes once
+    the server is ready again; then drain, reconcile and ``judge`` the stores (default: the
+    memories', :func:`memories_verdict`)."""
     tenant, headers = new_tenant(rig.settings, name)
+    if prepare is not None:
+        prepare(headers)
+    judge = judge or memories_verdict(rig, embed)
     stop = threading.Event()
     loaders = [
         Loader(
             i,
             rig.server.url,
             headers,
-            MIX,
+            mix,
             dimension=dimension,
             seed=sum(map(ord, name)),
             stop=stop,
@@ -195,14 +239,7 @@ def load_through(
         stop.set()
     join_all(loaders, CLIENT_TIMEOUT + 10)
     drained, reconciled = drain_and_reconcile(stack_env(rig.settings))
-    verdict = verify(
-        loaders,
-        rig.settings.postgres_dsn.get_secret_value(),
-        rig.settings.milvus_uri,
-        rig.settings.milvus_collection,
-        tenant.id,
-        embed,
-    )
+    verdict = judge(loaders, tenant, headers)
     run = Run(all_requests(loaders), verdict, fault_at, recovered_at)
     slowest = max(r.seconds for r in run.requests)
     print(
@@ -214,19 +251,19 @@ def load_through(
     return run
 
 
-def check(run: Run, store: str | None) -> None:
-    """What every outage test requires; ``store`` is the part taken away (None: nothing may
-    fail)."""
+def check(run: Run, *stores: str) -> None:
+    """What every outage test requires; ``stores`` are the parts taken away (none: nothing
+    may fail)."""
     assert run.verdict.problems == [], "\n".join(run.verdict.problems[:30])
-    wrong = run.unexpected(store) if store else run.failed()  # no answer counts as wrong
+    wrong = run.unexpected(*stores) if stores else run.failed()  # no answer counts as wrong
     slow = [r for r in run.requests if r.seconds >= ANSWER_WITHIN]
     assert not wrong + slow, f"{summary(run.requests)}\n" + "\n".join(
         r.describe() for r in (wrong + slow)[:15]
     )
     before = [r for r in run.requests if r.started + r.seconds < run.fault_at]
     assert all(r.acknowledged for r in before), summary(before)
-    if store is not None:
-        named = [r for r in run.failed() if r.status == 503]
+    for store in stores:
+        named = [r for r in run.failed() if r.status == 503 and r.detail().startswith(store)]
         assert named, f"no request met the {store} outage: {summary(run.requests)}"
 
 
@@ -246,14 +283,7 @@ def test_milvus_frozen_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
     ``grpc.RpcError`` (DEADLINE_EXCEEDED is not retried nor wrapped in a MilvusException),
     which must still become a 503 naming milvus, not a 500 or a dropped connection."""
 
-    def fault() -> None:
-        rig.milvus.freeze()
-        try:
-            time.sleep(5)
-        finally:
-            rig.milvus.thaw()
-
-    run = load_through(rig, "milvus-frozen", dimension, stack.embedder.embed, fault)
+    run = load_through(rig, "milvus-frozen", dimension, stack.embedder.embed, rig.freeze_milvus)
     check(run, "milvus")
 
 
@@ -295,4 +325,62 @@ def test_redis_stopped_mid_load(rig: Rig, stack: Stack, dimension: int) -> None:
         time.sleep(2)
 
     run = load_through(rig, "redis-outage", dimension, stack.embedder.embed, fault)
-    check(run, None)
+    check(run)
+
+
+# Items in all four shapes (default text, index false, several paths, a registered space's
+# client vectors), put, replaced, deleted and read by the same clients.
+ITEM_SPACE = "load8"
+ITEM_MIX = Mix(
+    item_put=4,
+    item_delete=1,
+    item_get=1,
+    item_forms=(1, 1, 1, 1),
+    item_space=ITEM_SPACE,
+    retry=0.5,
+)
+
+
+def test_items_through_milvus_frozen_and_postgres_stopped(
+    rig: Rig, stack: Stack, dimension: int
+) -> None:
+    """Item writes and deletes while Milvus freezes (calls in flight run into their deadline:
+    the items' own Milvus calls translated into a 503 naming milvus, the write rolled back and
+    its outbox entry left for the drainer) and then PostgreSQL stops (sessions cut mid-write:
+    503 naming postgres). Afterwards nothing acknowledged is lost, each row holds one vector per
+    indexed path in its space, Milvus exactly those, and no outbox entry is left."""
+    url = rig.server.url
+
+    def register_space(headers: dict[str, str]) -> None:
+        body = {"name": ITEM_SPACE, "dimension": ITEM_MIX.item_space_dimension}
+        answer = httpx.post(
+            f"{url}/spaces", headers=headers, json={**body, "metric": "cosine"}, timeout=60
+        )
+        assert answer.status_code == 201, answer.text
+
+    verdicts: list[ItemVerdict] = []
+
+    def judge(loaders: list[Loader], tenant: Tenant, headers: dict[str, str]) -> Judged:
+        dsn = rig.settings.postgres_dsn.get_secret_value()
+        collections = spaces_of(url, headers)
+        verdicts.append(
+            verify_items(
+                loaders, dsn, rig.settings.milvus_uri, collections, tenant.id, stack.embedder.embed
+            )
+        )
+        return verdicts[0]
+
+    def fault() -> None:
+        rig.freeze_milvus()
+        wait_until("ready after milvus thawed", lambda: ready(rig.server), STEP_TIMEOUT, 0.5)
+        time.sleep(2)
+        rig.postgres.stop("fast")
+        time.sleep(4)
+        rig.postgres.start()
+
+    run = load_through(
+        rig, "item-outages", dimension, stack.embedder.embed, fault, ITEM_MIX, judge, register_space
+    )
+    check(run, "milvus", "postgres")
+    forms = verdicts[0].forms
+    assert set(forms) == {"text", "plain", "paths", "space"}, forms

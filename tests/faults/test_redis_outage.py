@@ -179,3 +179,95 @@ def test_changes_made_during_the_outage_are_not_hidden_by_the_old_cache(
     replaced = served.get("/memories/4,4", headers=auth)
     assert replaced.status_code == 200, replaced.text
     assert replaced.json()["payload"]["text"] == "the final draft of the speech"
+
+
+# Each request of the mix while Redis hangs: each of its cache calls gives up at the client's
+# 0.5 s socket timeout. Measured here: reads by key and item writes about 1.0 s (two calls),
+# a delete about 1.5 s (three), searches, listing and the graph no wait at all (0.01-0.05 s).
+# The bound is three timeouts and a second for a loaded machine: a request that waited on
+# Redis more often, or without a timeout, fails it.
+FROZEN_BOUND_SECONDS = 3 * 0.5 + 1.0
+
+
+def test_every_kind_of_request_answers_in_bounded_time_while_redis_hangs(
+    served: TestClient, private_redis: PrivateRedis, make_key: Callable[[], Headers]
+) -> None:
+    """Redis frozen (SIGSTOP) under the whole request mix, each request timed and its answer
+    checked; after the thaw, what changed meanwhile is read as changed."""
+    auth = make_key()
+    store(served, auth, "1,1", "the lighthouse keeper counts ships at dawn")
+    store(served, auth, "2,2", "a violin left on the night train")
+    store(served, auth, "3,3", "a letter that will be burned")
+    item = {"namespace": ["notes"], "key": "k", "value": {"text": "an item about tea"}}
+    assert served.put("/items", headers=auth, json=item).status_code == 201
+    for coord in ("1,1", "2,2", "3,3"):
+        assert served.get(f"/memories/{coord}", headers=auth).status_code == 200  # cached
+    assert cached_keys(private_redis), "nothing was cached in the private Redis"
+    warm = served.post("/memories/search", json={"query": "warm-up"}, headers=auth)
+    assert warm.status_code == 200, warm.text
+
+    link = {"from_coord": "1,1", "to_coord": "2,2", "link_type": "next"}
+    item_params = {"namespace": ["notes"], "key": "k"}
+    mix: list[tuple[str, str, str, dict | None, dict | None, int]] = [
+        ("store", "POST", "/memories", {"coord": "4,4", "payload": {"text": "a kite"}}, None, 201),
+        (
+            "replace",
+            "POST",
+            "/memories",
+            {"coord": "2,2", "payload": {"text": "a cello"}},
+            None,
+            200,
+        ),
+        (
+            "batch",
+            "POST",
+            "/memories/batch",
+            {"memories": [{"coord": "5,5", "payload": {"text": "an oak"}}]},
+            None,
+            201,
+        ),
+        ("get cached", "GET", "/memories/1,1", None, None, 200),
+        ("get new", "GET", "/memories/4,4", None, None, 200),
+        ("get missing", "GET", "/memories/9,9", None, None, 404),
+        ("list", "GET", "/memories", None, {"limit": 10}, 200),
+        ("search", "POST", "/memories/search", {"query": "a violin on a train"}, None, 200),
+        ("keyword", "POST", "/memories/search", {"query": "kite", "mode": "keyword"}, None, 200),
+        ("delete", "DELETE", "/memories/3,3", None, None, 200),
+        ("link", "POST", "/graph/link", link, None, 201),
+        ("neighbors", "GET", "/graph/neighbors", None, {"coord": "1,1"}, 200),
+        ("path", "GET", "/graph/path", None, {"from_coord": "1,1", "to_coord": "2,2"}, 200),
+        ("history", "GET", "/memories/2,2/history", None, None, 200),
+        ("put item", "PUT", "/items", item | {"value": {"text": "tea, green"}}, None, 200),
+        ("get item", "GET", "/items", None, item_params, 200),
+        ("search items", "POST", "/items/search", {"query": "tea"}, None, 200),
+        ("stats", "GET", "/stats", None, None, 200),
+        ("delete item", "DELETE", "/items", None, item_params, 200),
+        ("healthz", "GET", "/healthz", None, None, 503),
+        ("readyz", "GET", "/readyz", None, None, 200),
+    ]
+    private_redis.pause()
+    answers: dict[str, tuple[int, float, dict]] = {}
+    try:
+        for name, method, path, body, params, _status in mix:
+            started = time.perf_counter()
+            response = served.request(method, path, json=body, params=params, headers=auth)
+            answers[name] = (response.status_code, time.perf_counter() - started, response.json())
+    finally:
+        private_redis.resume()
+    statuses = {name: answers[name][0] for name, *_ in mix}
+    assert statuses == {name: status for name, *_, status in mix}, answers
+    slow = {name: round(s, 2) for name, (_c, s, _b) in answers.items() if s > FROZEN_BOUND_SECONDS}
+    assert slow == {}, f"requests slower than {FROZEN_BOUND_SECONDS} s while Redis hung: {slow}"
+    assert answers["get cached"][2]["payload"]["text"].startswith("the lighthouse")
+    assert answers["search"][2]["results"][0]["coord"] == "2,2"
+    assert [r["coord"] for r in answers["keyword"][2]["results"]] == ["4,4"]
+    assert answers["path"][2]["path"] == ["1,1", "2,2"]
+    assert answers["get item"][2]["value"] == {"text": "tea, green"}
+    assert answers["stats"][2]["memories"] == 4
+    assert answers["healthz"][2]["redis"] == "down"
+
+    # Thawed, with what it cached before the freeze: the changes are read as changed.
+    assert served.get("/memories/3,3", headers=auth).status_code == 404
+    replaced = served.get("/memories/2,2", headers=auth)
+    assert replaced.json()["payload"]["text"] == "a cello", replaced.text
+    assert served.get("/items", headers=auth, params=item_params).status_code == 404

@@ -129,6 +129,7 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory.schemas",
         "somafractalmemory.item_schemas",
         "somafractalmemory.history_schemas",
+        "somafractalmemory.context_schemas",
         "somafractalmemory.core",
         "somafractalmemory.models",
     }

@@ -14,6 +14,8 @@ from __future__ import annotations
 import threading
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 import httpx
 import numpy as np
@@ -21,11 +23,14 @@ import psycopg
 import pytest
 
 from somafractalmemory.stack import Stack
+from testkit.item_verdict import spaces_of, verify_items
+from testkit.loadgen import ABSENT, ITEM_FORMS, ItemWrite, State
 from testkit.server import ServerProcess
 from testkit.stores import tenant_of
 from testkit.verdict import milvus_ids, milvus_vectors
 
 Headers = dict[str, str]
+T = TypeVar("T")
 WRITERS = 8
 ROUNDS = 5
 DIMENSION = 384
@@ -38,23 +43,27 @@ def _one_hot(index: int, dimension: int) -> list[float]:
     return vector
 
 
-def _together(url: str, auth: Headers, send: Callable[[httpx.Client, int], int]) -> list[int]:
-    """Run ``send(http, writer)`` for every writer at once; their status codes."""
-    start = threading.Barrier(WRITERS)
-    statuses = [0] * WRITERS
+def _together(
+    url: str, auth: Headers, send: Callable[[httpx.Client, int], T], writers: int = WRITERS
+) -> list[T]:
+    """Run ``send(http, writer)`` for every writer at once; what each returned (its status
+    codes)."""
+    start = threading.Barrier(writers)
+    results: list[T | None] = [None] * writers
 
     def run(writer: int) -> None:
         with httpx.Client(base_url=url, headers=auth, timeout=60) as http:
             http.get("/livez")  # connected before the barrier
             start.wait(timeout=30)
-            statuses[writer] = send(http, writer)
+            results[writer] = send(http, writer)
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(WRITERS)]
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(writers)]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join(timeout=120)
-    return statuses
+    assert all(r is not None for r in results), "a writer did not finish"
+    return [r for r in results if r is not None]
 
 
 def _rows(stack: Stack, tenant_id: int, namespace: str) -> dict[str, tuple[int, str, object]]:
@@ -119,7 +128,8 @@ def test_concurrent_writers_on_one_item_leave_one_write_in_both_stores(
     tenant = tenant_of(stack, auth)
     if space != "default":
         body = {"name": space, "dimension": SPACE_DIMENSION, "metric": "cosine"}
-        assert httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body).status_code == 201
+        created = httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body, timeout=60)
+        assert created.status_code == 201, created.text  # a collection made, indexed, loaded
     statuses: dict[str, list[int]] = {}
     for round_ in range(ROUNDS):
         key = f"key-{round_}"
@@ -163,3 +173,104 @@ def test_concurrent_writers_on_one_item_leave_one_write_in_both_stores(
             cosine = held[vector_id] @ embedded / np.linalg.norm(held[vector_id])
             assert cosine / np.linalg.norm(embedded) > 0.999, f"{key}: not the row's text"
     assert _no_outbox_of(stack, tenant.id)
+
+
+@dataclass
+class Written:
+    """The writes of one round set, as :func:`testkit.item_verdict.verify_items` reads them."""
+
+    namespace: list[str]
+    item_states: dict[str, set[State]] = field(default_factory=dict)
+    item_writes: dict[str, ItemWrite] = field(default_factory=dict)
+    violations: list[str] = field(default_factory=list)
+
+
+SHAPE_PUTS = 3  # puts each writer sends in a row, turning through the shapes
+DELETERS = 2  # writers that delete the item instead, SHAPE_PUTS times each
+
+
+def _shaped(writer: int, put: int, key: str, space: str) -> ItemWrite:
+    """Writer ``writer``'s ``put``-th item at ``key``: one of the four shapes
+    (:data:`ITEM_FORMS`) by turns, each with a text of its own."""
+    form = ITEM_FORMS[(writer + put) % len(ITEM_FORMS)]
+    tags = (f"tag {put} of writer {writer}",) if form in ("paths", "space") else ()
+    vectors = tuple(
+        (path, tuple(_one_hot(writer + put + i, SPACE_DIMENSION)))
+        for i, path in enumerate(["text", "tags[*]"])
+    )
+    return ItemWrite(
+        key,
+        f"writer {writer} wrote {key} ({put})",
+        None,
+        form,
+        tags,
+        space,
+        vectors if form == "space" else (),
+    )
+
+
+def test_concurrent_writers_of_every_shape_and_deleters_on_one_item(
+    sfm_server: ServerProcess, auth: Headers, stack: Stack
+) -> None:
+    """Writers on one key that change its shape under each other (no vector, the default
+    space's embeddings of one or two paths, a registered space's own vectors) while others
+    delete it. A write or delete that finds the item moved between its two transactions
+    retries (a write up to three times, then 409, having changed nothing). Afterwards the row
+    is an acknowledged write's (or none, when a delete may have come last), both collections
+    hold exactly its vectors, once each, and no outbox entry is left."""
+    tenant = tenant_of(stack, auth)
+    space = "shapes"
+    body = {"name": space, "dimension": SPACE_DIMENSION, "metric": "cosine"}
+    created = httpx.post(f"{sfm_server.url}/spaces", headers=auth, json=body, timeout=60)
+    assert created.status_code == 201, created.text  # a collection made, indexed, loaded
+    written = Written(["load", "shapes"])
+    answers: dict[str, list[list[int]]] = {}
+    conflicts: list[str] = []  # the error class of each 409
+    params = {"namespace": written.namespace}
+    for round_ in range(ROUNDS):
+        key = f"key-{round_}"
+        writes = [[_shaped(w, p, key, space) for p in range(SHAPE_PUTS)] for w in range(WRITERS)]
+        written.item_writes.update((w.text, w) for mine in writes for w in mine)
+
+        def send(
+            http: httpx.Client, writer: int, key: str = key, writes: list[list[ItemWrite]] = writes
+        ) -> list[int]:
+            codes = []
+            for put in range(SHAPE_PUTS):
+                if writer >= WRITERS:
+                    answer = http.delete("/items", params={**params, "key": key})
+                else:
+                    answer = http.put(
+                        "/items", json=writes[writer][put].item_body(params["namespace"])
+                    )
+                if answer.status_code == 409:
+                    conflicts.append(answer.json()["error"])
+                codes.append(answer.status_code)
+            return codes
+
+        codes = _together(sfm_server.url, auth, send, WRITERS + DELETERS)
+        answers[key] = codes
+        puts, deletes = (
+            [c for w in codes[:WRITERS] for c in w],
+            [c for w in codes[WRITERS:] for c in w],
+        )
+        assert set(puts) <= {200, 201, 409}, (key, codes)
+        assert set(deletes) <= {200, 404}, (key, codes)
+        states: set[State] = {
+            w.text
+            for mine, got in zip(writes, codes, strict=False)
+            for w, c in zip(mine, got, strict=True)
+            if c < 300
+        }
+        written.item_states[key] = states | ({ABSENT} if 200 in deletes else set())
+    verdict = verify_items(
+        [written],
+        stack.settings.postgres_libpq_dsn,
+        stack.settings.milvus_uri,
+        spaces_of(sfm_server.url, auth),
+        tenant.id,
+        stack.embedder.embed,
+    )
+    print(f"\n{answers}\n{verdict.line()}")
+    assert set(conflicts) <= {"ConflictError"}, conflicts
+    assert verdict.problems == [], "\n".join(verdict.problems[:30])

@@ -10,11 +10,13 @@ import subprocess
 import sys
 from collections.abc import Callable
 
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
 from somafractalmemory.core.reconcile import find_drift, reconcile
 from somafractalmemory.models import MemoryType, NewMemory, Tenant
 from somafractalmemory.stack import Stack
+from somafractalmemory.stores.tables import outbox
 from testkit.stores import tenant_of, vector_ids
 
 Headers = dict[str, str]
@@ -79,19 +81,38 @@ def test_crash_before_commit_of_a_replace_restores_the_old_vector(
     assert stack.postgres.outbox_size() == 0
 
 
+def outbox_of(stack: Stack, tenant: Tenant) -> list[tuple[str | None, int]]:
+    """The tenant's outbox entries, (coord, record id), read from the table itself."""
+    query = sa.select(outbox.c.coord, outbox.c.record_id).where(outbox.c.tenant_id == tenant.id)
+    with stack.postgres.engine.connect() as conn:
+        return [(row.coord, row.record_id) for row in conn.execute(query.order_by(outbox.c.id))]
+
+
 def test_acknowledged_writes_leave_no_outbox_entries(
     client: TestClient, auth: Headers, stack: Stack
 ) -> None:
+    tenant = tenant_of(stack, auth)
     batch = [{"coord": f"3,{i}", "payload": {"text": f"note {i}"}} for i in range(20)]
     assert client.post("/memories/batch", headers=auth, json={"memories": batch}).status_code == 201
+    replaced = {"coord": "3,1", "payload": {"text": "note one, replaced"}}
+    assert client.post("/memories", headers=auth, json=replaced).status_code == 200
     assert client.delete("/memories/3,0", headers=auth).status_code == 200
-    tenant = tenant_of(stack, auth)
+    item = {"namespace": ["notes"], "key": "k", "value": {"text": "an item"}}
+    assert client.put("/items", headers=auth, json=item).status_code == 201
+    params = {"namespace": ["notes"], "key": "k"}
+    assert client.delete("/items", headers=auth, params=params).status_code == 200
+    # Every write above was settled before it was acknowledged: nothing of ours waits.
+    assert outbox_of(stack, tenant) == []
     report = find_drift(stack.memories, tenant)
     assert (report.missing, report.orphans) == ([], [])
     assert client.get("/stats", headers=auth).json()["vectors"] == 19
-    # other tests' writes may still be settling, but none of ours is pending
-    entries = stack.postgres.memory_ids(tenant.id, [f"3,{i}" for i in range(20)])
-    assert len(entries) == 19
+
+    # The same read sees an entry a write left unsettled (a crash before its commit) ...
+    record_id = crash_after_milvus_write(stack, tenant, "3,99", "never committed")
+    assert outbox_of(stack, tenant) == [("3,99", record_id)]
+    # ... until the drain settles it.
+    stack.memories.drain_outbox(grace_seconds=0)
+    assert outbox_of(stack, tenant) == []
 
 
 def test_reconcile_finds_and_repairs_drift(

@@ -85,24 +85,34 @@ def test_put_get_replace_delete(client: TestClient, auth: Headers, stack: Stack)
     )
 
 
+def _item(**fields: object) -> dict:
+    return {"namespace": ["a"], "key": "k", "value": {"a": 1}, **fields}
+
+
 @pytest.mark.parametrize(
-    "body",
+    ("body", "status", "field"),
     [
-        {"namespace": [], "key": "k", "value": {"a": 1}},
-        {"namespace": ["a.b"], "key": "k", "value": {"a": 1}},
-        {"namespace": ["a", ""], "key": "k", "value": {"a": 1}},
-        {"namespace": [str(i) for i in range(11)], "key": "k", "value": {"a": 1}},
-        {"namespace": ["a"], "key": "k" * 513, "value": {"a": 1}},
-        {"namespace": ["a"], "key": "", "value": {"a": 1}},
-        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "ttl_minutes": 0},
-        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "space": "nope"},
-        {"namespace": ["a"], "key": "k", "value": {"a": 1}, "vectors": [{"vector": [1.0]}]},
+        (_item(namespace=[]), 422, "namespace"),
+        (_item(namespace=["a.b"]), 422, "namespace"),
+        (_item(namespace=["a", ""]), 422, "namespace"),
+        (_item(namespace=[str(i) for i in range(11)]), 422, "namespace"),
+        (_item(key="k" * 513), 422, "key"),
+        (_item(key=""), 422, "key"),
+        (_item(ttl_minutes=0), 422, "ttl_minutes"),
+        # A space that does not exist is a reference to a missing resource, as a link to a
+        # missing memory is (POST /graph/link: 404); the detail names it.
+        (_item(space="nope"), 404, "'nope'"),
+        (_item(vectors=[{"vector": [1.0]}]), 422, "vectors"),
     ],
 )
-def test_bad_items_are_refused(client: TestClient, auth: Headers, body: dict) -> None:
+def test_bad_items_are_refused(
+    client: TestClient, auth: Headers, body: dict, status: int, field: str
+) -> None:
     response = client.put("/items", headers=auth, json=body)
-    assert response.status_code in (404, 422), response.text
-    assert response.json()["error"] in ("InvalidInputError", "NotFoundError")
+    assert response.status_code == status, response.text
+    error = "NotFoundError" if status == 404 else "InvalidInputError"
+    assert response.json()["error"] == error
+    assert field in response.json()["detail"]
 
 
 def test_prefix_matches_whole_labels_and_query_less_search_is_newest_first(
@@ -333,6 +343,42 @@ def test_ttl_expiry_refresh_and_sweep(client: TestClient, auth: Headers, stack: 
     assert (
         stack.items.index.ids_of_items(stack.items.index.default_collection, tenant.id, ids) == []
     )
+
+
+def test_a_tenants_sweep_deletes_only_that_tenants_expired_items(
+    client: TestClient, make_key: Callable[[], Headers], stack: Stack
+) -> None:
+    """Two tenants with expired items (with and without vectors) under the same namespace and
+    keys: ``POST /items/sweep`` of one deletes its own expired items, rows and vectors, and
+    nothing of the other's, which its own sweep then deletes."""
+    ttl = 0.01  # minutes: 0.6 s
+    tenants = {name: make_key() for name in ("a", "b")}
+    ids: dict[str, list[int]] = {}
+    for name, auth in tenants.items():
+        put(client, auth, ["ttl"], "plain", {"n": 1}, index=False, ttl_minutes=ttl)
+        put(
+            client, auth, ["ttl"], "vec", {"text": f"a short lived note of {name}"}, ttl_minutes=ttl
+        )
+        put(client, auth, ["ttl"], "kept", {"n": 2}, index=False)
+        tenant = tenant_of(stack, auth)
+        ids[name] = [i.id for i in stack.items.repo.page(tenant.id, ("ttl",), {}, True, 10, 0)]
+    time.sleep(ttl * 60 + 0.3)
+
+    def left(name: str) -> tuple[list[str], int]:
+        """The tenant's item keys (expired ones included) and its vectors in Milvus."""
+        auth = tenants[name]
+        keys = sorted(i["key"] for i in search(client, auth, include_expired=True))
+        tenant = tenant_of(stack, auth)
+        collection = stack.items.index.default_collection
+        return keys, len(stack.items.index.ids_of_items(collection, tenant.id, ids[name]))
+
+    assert left("a") == left("b") == (["kept", "plain", "vec"], 1)
+    assert client.post("/items/sweep", headers=tenants["a"]).json() == {"deleted": 2}
+    assert left("a") == (["kept"], 0)
+    assert left("b") == (["kept", "plain", "vec"], 1)
+    assert get(client, tenants["b"], ["ttl"], "vec", include_expired="true").status_code == 200
+    assert client.post("/items/sweep", headers=tenants["b"]).json() == {"deleted": 2}
+    assert left("b") == (["kept"], 0)
 
 
 def test_background_sweeper_deletes_expired_items(

@@ -28,7 +28,16 @@ from testkit.server import ServerProcess, free_port
 
 SERVER_START_TIMEOUT = 180.0
 SESSION_TIMEOUT = 90.0
-TOOLS = {"remember", "recall", "get_memory", "forget", "link", "neighbors", "history"}
+TOOLS = {
+    "remember",
+    "recall",
+    "get_context",
+    "get_memory",
+    "forget",
+    "link",
+    "neighbors",
+    "history",
+}
 MCP_COMMAND = [sys.executable, "-m", "somafractalmemory.cli", "mcp"]
 
 
@@ -210,6 +219,11 @@ async def test_remember_with_supersedes_then_recall_and_history(soma_env: dict[s
         )
         marked = {r["coord"]: r["superseded_by"] for r in both["results"]}
         assert marked == {paris["coord"]: berlin["coord"], berlin["coord"]: None}
+        block = await call(session, "get_context", query="where does the user live?")
+        assert "The user moved to Berlin" in block["context"]
+        assert "Paris" not in block["context"]  # superseded: not a current fact
+        assert block["tokens"] <= block["budget_tokens"] == 1000
+        assert [s["key"] for s in block["sources"]] == [berlin["coord"]]
         versions = await call(session, "history", coord=paris["coord"])
         assert [v["change"] for v in versions["versions"]] == ["superseded", "created"]
         again = await call(session, "remember", text="The user moved to Berlin")

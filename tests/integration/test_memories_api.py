@@ -132,12 +132,20 @@ def test_search_ranks_the_exact_text_first_and_filters(client: TestClient, auth:
 def test_filter_values_cannot_break_out_of_the_expression(
     client: TestClient, auth: Headers, value: str
 ) -> None:
+    """A value that would widen an unescaped expression matches only itself, in each store."""
     store(client, auth, "9,9", "a memory that must not leak", {"topic": "family"})
-    response = client.post(
-        "/memories/search", headers=auth, json={"query": "memory", "filters": {"topic": value}}
-    )
-    assert response.status_code == 200
-    assert response.json()["results"] == []
+    store(client, auth, "9,8", "a memory whose topic is the odd value", {"topic": value})
+    for mode in ("vector", "keyword", "hybrid"):
+
+        def found(topic: str, mode: str = mode) -> list[str]:
+            body = {"query": "memory", "mode": mode, "filters": {"topic": topic}}
+            response = client.post("/memories/search", headers=auth, json=body)
+            assert response.status_code == 200, response.text
+            return [r["coord"] for r in response.json()["results"]]
+
+        assert found(value) == ["9,8"], mode
+        # The positive control: the same path finds the other memory when asked for it.
+        assert found("family") == ["9,9"], mode
 
 
 def test_filter_keys_are_checked(client: TestClient, auth: Headers) -> None:
@@ -215,13 +223,13 @@ def test_batch_is_all_or_nothing(client: TestClient, auth: Headers) -> None:
     assert refused.status_code == 422
     assert "memories[1].coord" in refused.json()["detail"]
 
+    # Too many memories is a field that is wrong (422 naming it), not a body over the byte
+    # limit (413): these 1,001 are about 50 kB.
     too_many = [{"coord": f"1,{i}", "payload": {"text": "x"}} for i in range(1001)]
-    assert client.post(
-        "/memories/batch", headers=auth, json={"memories": too_many}
-    ).status_code in (
-        413,
-        422,
-    )
+    refused = client.post("/memories/batch", headers=auth, json={"memories": too_many})
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"] == "InvalidInputError"
+    assert "memories" in refused.json()["detail"]
     stats = client.get("/stats", headers=auth).json()
     assert stats["memories"] == stats["vectors"] == 5
 

@@ -6,7 +6,6 @@ import math
 import random
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -74,26 +73,8 @@ def test_hybrid_fuses_both_signals(client: TestClient, seeded: Headers) -> None:
     assert scores == sorted(scores, reverse=True)
 
 
-def test_filters_apply_inside_each_store_before_the_limit(
-    client: TestClient, seeded: Headers
-) -> None:
-    # The only travel memory is far from the query in meaning, yet top_k=1 still finds it.
-    for mode in ("vector", "keyword", "hybrid"):
-        hits = search(
-            client, seeded, query="basil Frankfurt", mode=mode, top_k=1, filters={"kind": "travel"}
-        )
-        assert [h["coord"] for h in hits] == ["4,4"], mode
-        hits = search(client, seeded, query="user", mode=mode, memory_type="semantic", top_k=10)
-        assert {h["coord"] for h in hits} <= {"2,2", "5,5"}
-
-
-def test_time_filters(client: TestClient, seeded: Headers) -> None:
-    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
-    past = (datetime.now(UTC) - timedelta(hours=1)).isoformat()
-    for mode in ("vector", "keyword", "hybrid"):
-        assert search(client, seeded, query="flight", mode=mode, created_after=future) == []
-        assert search(client, seeded, query="flight", mode=mode, created_before=past) == []
-        assert search(client, seeded, query="flight", mode=mode, created_after=past)
+# Filters, time filters, link expansion under filters and recency on a corpus where a filter
+# applied after the limit would be caught: tests/integration/test_recall_scope.py.
 
 
 def test_importance_boost_reorders(client: TestClient, seeded: Headers) -> None:

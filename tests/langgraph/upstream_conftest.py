@@ -14,6 +14,9 @@ unchanged. What is swapped, and nothing else:
   **fresh tenant** each, with the same index and TTL configuration the upstream code asks for;
   their `vector`/`halfvec` column types have no SFM meaning and their `default`/`pipe`/`pool`
   connection modes collapse into one run;
+- nothing of the tests: the runner counts the tests that reach SFM (build one of these stores
+  and send it an op, through ``batch``/``abatch``), written at the session's end to the file
+  SFM_REACHED_FILE names;
 - `store._cursor()` (which their TTL tests use to back-date rows with SQL on their `store`
   table) opens a cursor on our database in which a view `store` shows the tenant's `items`
   rows under their column names (`prefix`, `key`, `expires_at`, `updated_at`).
@@ -21,6 +24,7 @@ unchanged. What is swapped, and nothing else:
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -73,6 +77,8 @@ class _Harness:
     keys: KeyService | None = None
     postgres: Any = None
     stores: list[Any] = []  # noqa: RUF012 - one list for the session
+    current = ""  # the running test's id
+    reached: set[str] = set()  # noqa: RUF012 - the ids of the tests that sent SFM an op
 
     @classmethod
     def new_tenant(cls) -> tuple[str, int]:
@@ -123,6 +129,10 @@ class FreshTenantStore(SFMStore):
         self.setup()
         _Harness.stores.append(self)
 
+    def batch(self, ops: Any) -> Any:
+        _Harness.reached.add(_Harness.current)
+        return super().batch(ops)
+
     def teardown(self) -> None:
         if self.embeddings is not None:
             self.client.delete_space("langgraph")
@@ -143,6 +153,10 @@ class FreshTenantAsyncStore(AsyncSFMStore):
         )
         self.tenant_id = tenant_id
         self._cursor = _acursor_for(tenant_id)
+
+    async def abatch(self, ops: Any) -> Any:
+        _Harness.reached.add(_Harness.current)
+        return await super().abatch(ops)
 
     async def ateardown(self) -> None:
         if self.embeddings is not None:
@@ -274,6 +288,21 @@ def pytest_pycollect_makemodule(module_path: Any, parent: Any) -> Any:
     if module_path.name in ("test_store.py", "test_async_store.py"):
         return SwappedModule.from_parent(parent, path=module_path)
     return None
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: Any, nextitem: Any) -> Iterator[None]:
+    """Note which test runs, for the ops its stores receive."""
+    _Harness.current = item.nodeid
+    yield
+    _Harness.current = ""
+
+
+def pytest_sessionfinish(session: Any) -> None:
+    """Write the ids of the tests that reached SFM where the runner reads them."""
+    target = os.environ.get("SFM_REACHED_FILE")
+    if target:
+        Path(target).write_text(json.dumps(sorted(t for t in _Harness.reached if t)))
 
 
 def _drop_collections(settings: Settings) -> None:

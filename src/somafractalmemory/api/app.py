@@ -15,6 +15,7 @@ from somafractalmemory.api.docs.routes import install_docs
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
 from somafractalmemory.api.routes import (
+    context,
     graph,
     history,
     items,
@@ -92,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(ops.router)
     app.include_router(portability.router)
     app.include_router(items.router)
+    app.include_router(context.router)
     app.include_router(webhooks.router)
     webhooks.document_deliveries(app)
     install_ui(app)

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from somafractalmemory.client import _calls, _items
+from somafractalmemory.client import _calls, _context, _items
 from somafractalmemory.client._calls import Call
 from somafractalmemory.schemas import MemoryList, MemoryPublic
 
@@ -175,6 +175,8 @@ class Endpoints:
     search = endpoint(_calls.search)
     history = endpoint(_calls.history)
     changes = endpoint(_calls.changes)
+    context = endpoint(_context.context)
+    add_messages = endpoint(_context.add_messages)
     # -- graph ------------------------------------------------------------------------------
     link = endpoint(_calls.link)
     neighbors = endpoint(_calls.neighbors)

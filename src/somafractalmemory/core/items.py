@@ -286,12 +286,16 @@ class ItemService:
             intent.commit()
         with self.postgres.unit_of_work(tenant.key_id) as uow:
             locked = self.repo.lock(uow, tenant.id, write.namespace, write.key)
-            if (locked[0] if locked else item_id) != item_id or (
-                locked is not None and self.collection_of(tenant.id, locked[1]) != old_collection
+            current = self.collection_of(tenant.id, locked[1]) if locked else None
+            if (locked[0] if locked else None) != (existing[0] if existing else None) or (
+                current is not None and current not in collections
             ):
-                uow.commit()  # nothing written: a concurrent write changed the row; retry
+                # A concurrent write created or deleted the item, or moved its vectors to a
+                # collection the outbox entry does not name: nothing written; retry.
+                uow.commit()
                 self._settle(outbox)
                 return None
+            old_collection = current  # where its vectors are now (the entry names it)
             item = self.repo.upsert(uow, tenant.id, write, item_id)
             if item.id != item_id:
                 # A concurrent write created the item after our lock found none (the lock
@@ -325,6 +329,15 @@ class ItemService:
         """Delete the item and its vectors; :class:`NotFoundError` if there is none."""
         check_namespace(namespace)
         check_key(key)
+        for _attempt in range(3):
+            if self._delete_once(tenant, namespace, key):
+                return
+        raise ConflictError("the item kept changing under concurrent writes; try again")
+
+    def _delete_once(self, tenant: Tenant, namespace: Sequence[str], key: str) -> bool:
+        """False, having changed nothing, when a concurrent write moved the item's vectors
+        to a collection the outbox entry does not name (a failure after deleting them there
+        would leave them with nothing to say where)."""
         with self.postgres.unit_of_work(tenant.key_id) as intent:
             existing = self.repo.lock(intent, tenant.id, namespace, key)
             if existing is None:
@@ -335,17 +348,21 @@ class ItemService:
                 self.repo.delete(intent, tenant.id, [item_id])
                 intent.commit()
                 self.cache.invalidate_items(tenant.id, [(namespace, key)])
-                return
+                return True
             outbox = self.repo.add_outbox(intent, tenant.id, [(item_id, [collection])])
             intent.commit()
         with self.postgres.unit_of_work(tenant.key_id) as uow:
             locked = self.repo.lock(uow, tenant.id, namespace, key)
             if locked is not None and locked[0] == item_id:
-                vector_ids = self.repo.delete(uow, tenant.id, [item_id])
-                self.index.delete(collection, vector_ids)
+                if self.collection_of(tenant.id, locked[1]) not in (None, collection):
+                    uow.commit()
+                    self._settle(outbox)
+                    return False
+                self.index.delete(collection, self.repo.delete(uow, tenant.id, [item_id]))
             uow.commit()
         self.cache.invalidate_items(tenant.id, [(namespace, key)])  # before settling
         self._settle(outbox)
+        return True
 
     # -- reads ----------------------------------------------------------------------------
     def get(
