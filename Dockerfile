@@ -4,15 +4,34 @@
 # The container runs scripts/bootstrap.sh: migrate, wait for PostgreSQL, Milvus and Redis,
 # ensure the Milvus collection, validate, then serve on 0.0.0.0:9595. It never starts without
 # its stores; see docs/technical-manual/deployment.md and docker-compose.yml.
+# Two stages: the ONNX export of the embedding model is made in a build stage that has torch
+# (CPU build) and the model package; the image the server runs in has onnxruntime and the
+# export only, no torch (see README "Install size").
+
+# -- build stage: export the model to ONNX, checked to give the model's own vectors ----------
+FROM python:3.11-slim AS onnx-build
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_ROOT_USER_ACTION=ignore
+
+# torch first, from the CPU-only index: a plain `torch` from PyPI pulls the CUDA build (GBs).
+RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
+
+WORKDIR /build
+COPY pyproject.toml README.md* ./
+COPY src/ src/
+RUN pip install --no-cache-dir "./[export]"
+ENV SOMA_EMBEDDING_ONNX_DIR=/opt/somafractalmemory/onnx
+RUN python -m somafractalmemory.cli embedder build
+
+# -- the server's image: no torch -------------------------------------------------------------
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore
-
-# torch first, from the CPU-only index: a plain `torch` from PyPI pulls the CUDA build (GBs).
-RUN pip install --no-cache-dir --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 WORKDIR /app
 
@@ -22,10 +41,11 @@ COPY pyproject.toml README.md* ./
 COPY src/ src/
 RUN pip install --no-cache-dir "./[server]"
 
-# The embedding model's ONNX export (the default backend), made at build time from the
-# packaged model and checked to give the model's own vectors; nothing is fetched at run time.
+# The export from the build stage, checked again here with this image's own onnxruntime
+# against the vectors the model gave there; nothing is fetched at run time.
 ENV SOMA_EMBEDDING_ONNX_DIR=/opt/somafractalmemory/onnx
-RUN python -m somafractalmemory.cli embedder build
+COPY --from=onnx-build /opt/somafractalmemory/onnx /opt/somafractalmemory/onnx
+RUN python -m somafractalmemory.cli embedder check
 
 COPY alembic.ini ./
 COPY scripts/ scripts/

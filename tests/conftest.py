@@ -32,6 +32,10 @@ from somafractalmemory.stores.ownership import read_identity
 from testkit.server import ServerProcess, running_server, server_env
 from testkit.stores import migrate, recreate_database
 
+# tests/onnx_build need torch, which the server's environment has not: `make test` runs them
+# in the export's build environment (`make test-onnx-build`), not here.
+collect_ignore = ["onnx_build"]
+
 
 def _worker_names(worker: str, dsn: str, collection: str, redis_url: str) -> dict[str, str]:
     """The stack names of xdist worker ``worker`` (``gw0``, ``gw1``, ...).

@@ -377,19 +377,26 @@ def embedder_build(
     ] = False,
 ) -> None:
     """Export SOMA_EMBEDDING_MODEL to ONNX in SOMA_EMBEDDING_ONNX_DIR and check it gives the
-    model's vectors (idempotent; needs no store)."""
+    model's vectors (idempotent; needs no store, but torch and the model: the `export` extra)."""
     from pathlib import Path
 
-    from somafractalmemory.core import onnx_model
+    from somafractalmemory.core import onnx_export
     from somafractalmemory.core.embedding import resolve_model_path
+    from somafractalmemory.core.onnx_model import EXPORT_EXTRA
     from somafractalmemory.errors import EmbeddingModelError
     from somafractalmemory.settings import EmbeddingSettings
 
     settings = EmbeddingSettings()
     try:
-        model_dir = Path(resolve_model_path(settings.embedding_model))
-        info = onnx_model.build(
-            settings.embedding_model, model_dir, settings.embedding_onnx_dir, force=force
+        model_dir = resolve_model_path(settings.embedding_model)
+        if model_dir is None:
+            raise EmbeddingModelError(
+                "the export needs the model's package, which the server's install leaves "
+                f"out: {EXPORT_EXTRA}",
+                settings.embedding_model,
+            )
+        info = onnx_export.build(
+            settings.embedding_model, Path(model_dir), settings.embedding_onnx_dir, force=force
         )
     except EmbeddingModelError as exc:
         typer.echo(f"FAILED embedding ({exc.location}): {exc.detail}", err=True)
@@ -399,6 +406,40 @@ def embedder_build(
         f"embedding: ONNX export of {settings.embedding_model!r} {state} at {info.path} "
         f"(largest difference from the model on the check texts: "
         f"{info.meta['check_max_abs_diff']:.1e})"
+    )
+
+
+@embedder_app.command("check")
+def embedder_check() -> None:
+    """Load the ONNX export the server would run and check it still gives the vectors the
+    model gave in the build, with this environment's onnxruntime (no torch needed)."""
+    from pathlib import Path
+
+    from somafractalmemory.core import onnx_model
+    from somafractalmemory.core.embedding import resolve_model_path
+    from somafractalmemory.errors import EmbeddingModelError
+    from somafractalmemory.settings import EmbeddingSettings
+
+    settings = EmbeddingSettings()
+    try:
+        model_dir = resolve_model_path(settings.embedding_model)
+        target = onnx_model.find_export(
+            settings.embedding_model,
+            None if model_dir is None else Path(model_dir),
+            settings.embedding_onnx_dir,
+        )
+        onnx_model.load(
+            settings.embedding_model,
+            None if model_dir is None else Path(model_dir),
+            settings.embedding_onnx_dir,
+            settings.embedding_threads,
+        )
+    except EmbeddingModelError as exc:
+        typer.echo(f"FAILED embedding ({exc.location}): {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"embedding: ONNX export of {settings.embedding_model!r} at {target} gives the "
+        f"model's vectors (within {onnx_model.MAX_ABS_DIFF:.0e})"
     )
 
 

@@ -4,8 +4,13 @@
 
     from somafractalmemory.langgraph import SFMStore
 
-    store = SFMStore(base_url="http://127.0.0.1:9595", api_key=key)
-    graph = builder.compile(store=store)
+    with SFMStore(base_url="http://127.0.0.1:9595", api_key=key) as store:
+        graph = builder.compile(store=store)
+        ...
+
+Both stores are context managers (``with`` / ``async with``), as LangGraph's ``PostgresStore``
+is used: leaving the block stops the TTL sweeper if one runs and closes the store's client
+(one passed in too, as :meth:`SFMStore.close` does).
 
 Every op goes through the typed client (:class:`~somafractalmemory.client.SFMClient`, or
 :class:`~somafractalmemory.client.AsyncSFMClient` for ``AsyncSFMStore``); nothing here talks
@@ -38,7 +43,8 @@ import logging
 import threading
 from collections.abc import Generator, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from types import TracebackType
+from typing import Any, Generic, Self, TypeVar
 
 from langgraph.store.base import (
     BaseStore,
@@ -305,6 +311,21 @@ class SFMStore(_Store[SFMClient], BaseStore):
         """Close the client."""
         self.client.close()
 
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Stop the TTL sweeper (if one runs), then close the client."""
+        try:
+            self.stop_ttl_sweeper()
+        finally:
+            self.close()
+
     def sweep_ttl(self) -> int:
         """Delete the tenant's expired items now; returns how many."""
         return self.client.sweep_items()
@@ -389,6 +410,21 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
     async def aclose(self) -> None:
         """Close the client."""
         await self.client.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Cancel the TTL sweeper (if one runs), then close the client."""
+        try:
+            await self.stop_ttl_sweeper()
+        finally:
+            await self.aclose()
 
     async def sweep_ttl(self) -> int:
         """Delete the tenant's expired items now; returns how many."""

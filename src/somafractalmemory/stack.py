@@ -105,6 +105,8 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         # The candidate sources of POST /context, one per kind of record it may include.
         context=ContextBuilder(
             [MemoryCandidates(memories)],
-            create_tokenizers(settings.embedding_model, settings.context_tokenizers),
+            create_tokenizers(
+                settings.embedding_model, settings.context_tokenizers, settings.embedding_onnx_dir
+            ),
         ),
     )

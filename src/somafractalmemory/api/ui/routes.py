@@ -15,9 +15,9 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from somafractalmemory import __version__
+from somafractalmemory.api.security_headers import SecurityHeadersMiddleware
 
 UI_PREFIX: Final = "/ui"
 _HERE = Path(__file__).parent
@@ -27,13 +27,6 @@ CONTENT_SECURITY_POLICY: Final = (
     "connect-src 'self'; font-src 'self'; object-src 'none'; base-uri 'none'; "
     "form-action 'self'; frame-ancestors 'none'"
 )
-_SECURITY_HEADERS: Final = (
-    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"no-referrer"),
-    (b"x-frame-options", b"DENY"),
-)
-
 templates = Jinja2Templates(directory=_HERE / "templates")
 router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
 
@@ -75,30 +68,10 @@ for _path, (_template, _title) in PAGES.items():
     _add_page(_path, _template, _title)
 
 
-class SecurityHeadersMiddleware:
-    """Add the Content-Security-Policy and related headers to every response under ``/ui``."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "") if scope["type"] == "http" else ""
-        if path != UI_PREFIX and not path.startswith(f"{UI_PREFIX}/"):
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                names = {name for name, _ in _SECURITY_HEADERS}
-                headers = [(k, v) for k, v in message.get("headers", []) if k not in names]
-                message["headers"] = [*headers, *_SECURITY_HEADERS]
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
 def install_ui(app: FastAPI) -> None:
     """Serve the memory browser from ``app``: pages, static files and their headers."""
     app.include_router(router)
     app.mount(f"{UI_PREFIX}/static", StaticFiles(directory=_HERE / "static"), name="ui-static")
-    app.add_middleware(SecurityHeadersMiddleware)
+    app.add_middleware(
+        SecurityHeadersMiddleware, prefixes=(UI_PREFIX,), policy=CONTENT_SECURITY_POLICY
+    )

@@ -219,19 +219,19 @@
     return cell;
   }
 
-  async function runSearch(query, mode, topK) {
+  async function runSearch(query, mode, topK, memoryType = "") {
     clearError();
     const status = $("search-status");
     const table = $("results");
     status.textContent = "Searching…";
     const started = performance.now();
-    const found = await api("POST", "/memories/search", {
-      body: { query, mode, top_k: topK },
-    });
+    const body = { query, mode, top_k: topK };
+    if (memoryType) body.memory_type = memoryType;
+    const found = await api("POST", "/memories/search", { body });
     const ms = Math.round(performance.now() - started);
-    sessionStorage.setItem(LAST_SEARCH, JSON.stringify({ query, mode, topK }));
-    const body = table.tBodies[0];
-    body.replaceChildren();
+    sessionStorage.setItem(LAST_SEARCH, JSON.stringify({ query, mode, topK, memoryType }));
+    const rows = table.tBodies[0];
+    rows.replaceChildren();
     found.results.forEach((hit, index) => {
       const row = el("tr");
       row.dataset.coord = hit.coord;
@@ -246,11 +246,55 @@
         el("td", hit.importance.toFixed(2), "num"),
         el("td", summary(hit.payload), "text"),
       );
-      body.append(row);
+      rows.append(row);
     });
     table.hidden = found.results.length === 0;
     const noun = found.results.length === 1 ? "result" : "results";
     status.textContent = `${found.results.length} ${noun} (${mode}, ${ms} ms)`;
+  }
+
+  /* Browse without a query: the tenant's memories a page at a time (GET /memories). */
+  const BROWSE_PAGE = 25;
+  let browseCursor = null;
+
+  async function browse(more) {
+    const status = $("browse-status");
+    const table = $("memories");
+    const rows = table.tBodies[0];
+    const memoryType = $("browse-type").value;
+    if (!more) {
+      rows.replaceChildren();
+      browseCursor = null;
+    }
+    status.textContent = "Loading…";
+    const params = { limit: BROWSE_PAGE };
+    if (memoryType) params.memory_type = memoryType;
+    if (more && browseCursor) params.cursor = browseCursor;
+    const found = await api("GET", "/memories", { params });
+    for (const memory of found.memories) {
+      const row = el("tr");
+      row.dataset.coord = memory.coord;
+      const coordCell = el("td");
+      coordCell.append(memoryLink(memory.coord));
+      const created = el("td");
+      created.append(when(memory.created_at));
+      row.append(
+        coordCell,
+        el("td", memory.memory_type),
+        el("td", memory.importance.toFixed(2), "num"),
+        created,
+        el("td", summary(memory.payload), "text"),
+      );
+      rows.append(row);
+    }
+    browseCursor = found.next_cursor;
+    $("browse-more").hidden = !browseCursor;
+    table.hidden = rows.children.length === 0;
+    const shown = rows.children.length;
+    const kind = memoryType ? `${memoryType} ` : "";
+    status.textContent = shown
+      ? `${shown} ${kind}${shown === 1 ? "memory" : "memories"}${browseCursor ? ", more to load" : ""}`
+      : `No ${kind}memories.`;
   }
 
   function overviewPage() {
@@ -260,12 +304,15 @@
     }
     loadHealth().catch(showError);
     loadStats().catch(showError);
+    browse(false).catch(showError);
+    $("browse-type").addEventListener("change", () => browse(false).catch(showError));
+    $("browse-more").addEventListener("click", () => browse(true).catch(showError));
     const form = $("search-form");
     form.addEventListener("submit", (event) => {
       event.preventDefault();
       const query = $("query").value.trim();
       if (!query) return;
-      runSearch(query, $("mode").value, Number($("top-k").value)).catch((exc) => {
+      runSearch(query, $("mode").value, Number($("top-k").value), $("search-type").value).catch((exc) => {
         $("search-status").textContent = "";
         showError(exc);
       });
@@ -273,11 +320,12 @@
     const last = sessionStorage.getItem(LAST_SEARCH);
     if (last) {
       try {
-        const { query, mode, topK } = JSON.parse(last);
+        const { query, mode, topK, memoryType = "" } = JSON.parse(last);
         $("query").value = query;
         $("mode").value = mode;
         $("top-k").value = String(topK);
-        runSearch(query, mode, topK).catch(showError);
+        $("search-type").value = memoryType;
+        runSearch(query, mode, topK, memoryType).catch(showError);
       } catch {
         sessionStorage.removeItem(LAST_SEARCH);
       }
@@ -286,32 +334,55 @@
 
   /* ---- one memory: detail, neighbours, delete --------------------------------------- */
 
+  /* Neighbours both ways: two walks, so that each row says which way its link goes. */
+  const NEIGHBOR_TEXTS = 25; // texts fetched for the first neighbours only (one GET each)
+
   async function loadNeighbors(coord) {
     const status = $("neighbors-status");
     const table = $("neighbors");
     const kHop = Number($("k-hop").value);
     status.textContent = "Loading…";
-    const found = await api("GET", "/graph/neighbors", {
-      params: { coord, k_hop: kHop, direction: "both", limit: 100 },
-    });
+    const walk = (direction) =>
+      api("GET", "/graph/neighbors", { params: { coord, k_hop: kHop, direction, limit: 100 } });
+    const [outgoing, incoming] = await Promise.all([walk("out"), walk("in")]);
+    const found = new Map();
+    for (const [direction, answer] of [["out", outgoing], ["in", incoming]]) {
+      for (const neighbor of answer.neighbors) {
+        const seen = found.get(neighbor.coord);
+        if (seen) seen.directions.add(direction);
+        else found.set(neighbor.coord, { ...neighbor, directions: new Set([direction]) });
+      }
+    }
+    const neighbors = [...found.values()].sort((a, b) => a.depth - b.depth);
     const body = table.tBodies[0];
     body.replaceChildren();
-    for (const neighbor of found.neighbors) {
+    neighbors.forEach((neighbor, index) => {
       const row = el("tr");
       row.dataset.coord = neighbor.coord;
+      const both = neighbor.directions.size === 2;
+      const out = neighbor.directions.has("out");
+      row.dataset.direction = both ? "both" : out ? "out" : "in";
       const coordCell = el("td");
       coordCell.append(memoryLink(neighbor.coord));
+      const text = el("td", index < NEIGHBOR_TEXTS ? "…" : "", "text");
       row.append(
+        el("td", both ? "↔ both ways" : out ? "→ links to" : "← linked from", "direction"),
         coordCell,
         el("td", neighbor.link_type),
         el("td", neighbor.strength.toFixed(2), "num"),
         el("td", neighbor.depth, "num"),
+        text,
       );
       body.append(row);
-    }
-    table.hidden = found.neighbors.length === 0;
-    status.textContent = found.neighbors.length
-      ? `${found.neighbors.length} within ${kHop} ${kHop === 1 ? "link" : "links"}`
+      if (index < NEIGHBOR_TEXTS) {
+        api("GET", `/memories/${encodeURIComponent(neighbor.coord)}`)
+          .then((memory) => { text.textContent = summary(memory.payload); })
+          .catch(() => { text.textContent = "(not readable)"; });
+      }
+    });
+    table.hidden = neighbors.length === 0;
+    status.textContent = neighbors.length
+      ? `${neighbors.length} within ${kHop} ${kHop === 1 ? "link" : "links"}`
       : "No linked memories.";
   }
 
