@@ -208,19 +208,3 @@ def measure(
         run: _recall([pair[which] for pair in pairs], ranked[run]) for run, _mode, which in RUNS[:2]
     }
     return timings, recall
-
-
-def index_state(cfg: BenchConfig) -> str:
-    """How much of the collection the vector index covers (rows not yet indexed sit in
-    growing segments, which Milvus scans)."""
-    client = MilvusClient(uri=cfg.milvus_uri)
-    try:
-        names = client.list_indexes(cfg.collection)
-        info = client.describe_index(cfg.collection, names[0]) if names else {}
-    finally:
-        client.close()
-    return ", ".join(
-        f"{k} {info[k]}"
-        for k in ("index_type", "indexed_rows", "total_rows", "pending_index_rows", "state")
-        if k in info
-    )
