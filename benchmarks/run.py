@@ -32,7 +32,7 @@ from extra import command_line, save_json
 from harness import flush_and_index, index_state, prepare_stores, running_server
 from pymilvus import MilvusClient
 from report import PHASES, Results, SearchPhase, render, search_figures
-from searches import MODES, RawSearch, http_search, measure
+from searches import MODES, RawSearch, growing_twin, http_search, measure
 from writes import Ceilings, batch_bodies, post_batch, write_path
 
 from somafractalmemory.core.embedding import Embedder, create_embedder
@@ -174,6 +174,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 for phase in PHASES
             }
+            print("search: raw Milvus searches, indexed collection and its growing twin in turn")
+            twin = growing_twin(cfg, embedder, bench_tenant, [q.text for q in queries])
 
     results = Results(
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -186,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         queries=len(queries) // 2,
         load=f"{load_start} / {load_average()}",
         search=phases,
+        twin=twin,
         stack=(
             f"database `{cfg.postgres_dsn.rsplit('/', 1)[1]}` (migrated, emptied), Milvus "
             f"collection `{cfg.collection}` (dropped first), Redis db "
