@@ -47,9 +47,11 @@ COMMAND_ENV = ("PYTHONPATH", "SOMA_BENCH_STACK", "SOMA_BENCH_REDIS_DB", "SOMA_BE
 def command_line() -> str:
     """This process's command line, as typed from the repository root, with the variables
     of :data:`COMMAND_ENV` that are set."""
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
+    here = os.getcwd()
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(here) else "python"
+    script = os.path.relpath(sys.argv[0]) if sys.argv[0].startswith(here) else sys.argv[0]
     env = [f"{name}={os.environ[name]}" for name in COMMAND_ENV if name in os.environ]
-    return shlex.join([*env, python, *sys.argv])
+    return shlex.join([*env, python, script, *sys.argv[1:]])
 
 
 def preamble(command: str, load_start: str, elapsed: float) -> list[str]:
