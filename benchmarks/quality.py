@@ -328,7 +328,9 @@ def main(argv: list[str] | None = None) -> int:
                 _state, waited = flush_and_index(cfg, INDEX_TIMEOUT)
             before = index_state(cfg)
             print(f"{setup}, {phase}: {before}; searching", flush=True)
+            started = time.perf_counter()
             scores = evaluate(http_for, questions, qvectors, scopes, scope_of, args.server_embeds)
+            print(f"{setup}, {phase}: {time.perf_counter() - started:.0f} s", flush=True)
             out[phase] = {
                 "index": str(before),
                 "index_after": str(index_state(cfg)),

@@ -89,7 +89,8 @@ def search_phase(
         cache.flushdb()
         cache.close()
     before = index_state(cfg)
-    print(f"search, {phase}: {before}")
+    print(f"search, {phase}: {before}", flush=True)
+    started = time.perf_counter()
     raw = RawSearch(cfg, embedder, tenant, key)
     lean = LeanClient(cfg.base_url, key)
     try:
@@ -98,6 +99,7 @@ def search_phase(
     finally:
         lean.close()
         raw.close()
+    print(f"search, {phase}: {time.perf_counter() - started:.0f} s", flush=True)
     return SearchPhase(
         index_before=str(before),
         index_after=str(index_state(cfg)),
@@ -175,7 +177,9 @@ def main(argv: list[str] | None = None) -> int:
                 for phase in PHASES
             }
             print("search: raw Milvus searches, indexed collection and its growing twin in turn")
+            started = time.perf_counter()
             twin = growing_twin(cfg, embedder, bench_tenant, [q.text for q in queries])
+            print(f"search, twin: {time.perf_counter() - started:.0f} s", flush=True)
 
     results = Results(
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
