@@ -4,7 +4,10 @@ Every dialogue turn of the ten LoCoMo conversations is stored as a memory throug
 server's ``POST /memories/batch``; every question with evidence is asked in each search mode
 over HTTP, and the same questions go, in the same run, to exact brute-force cosine with the same
 model (numpy), to BM25 (``bm25s``) and to the plain reciprocal-rank fusion of those two. Two
-set-ups: all ten conversations in one tenant, and each conversation its own tenant.
+set-ups: all ten conversations in one tenant, and each conversation its own tenant. Each set-up
+is asked twice: right after its turns are stored (in Milvus's growing segments, searched through
+the interim index) and after a flush and the wait for HNSW to cover every row
+(``harness.flush_and_index``), the index state printed beside each pass's figures.
 
 The data file comes from the sdist of PyPI ``cognitive-memory-layer`` 1.5.1 (sha256 checked),
 extracted into the git-ignored benchmarks/.cache/; it is CC BY-NC 4.0: used for evaluation only,

@@ -1,7 +1,10 @@
 """Benchmark SomaFractalMemory end to end: ``.venv/bin/python benchmarks/run.py [--quick]``.
 
 Starts the real server on an isolated stack, stores memories through the API, searches them,
-times the raw calls beside it, and writes benchmarks/RESULTS.md (also printed).
+times the raw calls beside it, and writes benchmarks/RESULTS.md (also printed). The searches run
+twice: with the new rows in Milvus's growing segments, as written, and after a flush and the
+wait for HNSW to cover every row; then the raw Milvus search alternates between the indexed
+collection and a growing copy of it (:func:`searches.growing_twin`).
 """
 
 from __future__ import annotations
