@@ -70,7 +70,7 @@ def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
 def drop_stack(cfg: Any) -> None:
     """Drop the benchmark's collection and database (disk and RAM are shared)."""
     milvus = MilvusClient(uri=cfg.milvus_uri)
-    for collection in (cfg.collection, cfg.scratch_collection):
+    for collection in (cfg.collection, f"{cfg.collection}_items", cfg.scratch_collection):
         if milvus.has_collection(collection):
             milvus.drop_collection(collection)
     milvus.close()
