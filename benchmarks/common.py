@@ -29,9 +29,9 @@ class BenchConfig:
     admin_dsn: str
     milvus_uri: str
     redis_url: str
-    collection: str = "soma_bench_memories"
-    scratch_collection: str = "soma_bench_scratch"
-    port: int = 9696
+    collection: str
+    scratch_collection: str
+    port: int
 
     @property
     def sqlalchemy_url(self) -> str:
@@ -56,16 +56,31 @@ class BenchConfig:
         }
 
 
-def config_from_env() -> BenchConfig:
-    """The benchmark stack on the servers named by the environment (or the local defaults),
-    with the database, Redis db and collection replaced by the benchmark's own."""
+def config_from_env(
+    stack: str = "soma_bench", redis_db: str = "14", port: int = 9696
+) -> BenchConfig:
+    """The benchmark stack on the servers named by the environment (or the local defaults):
+    database ``stack``, collections ``<stack>_memories`` and ``<stack>_scratch``, Redis db
+    ``redis_db``, server port ``port``.
+
+    ``SOMA_BENCH_STACK=<prefix>`` replaces ``stack``, ``SOMA_BENCH_REDIS_DB`` and
+    ``SOMA_BENCH_PORT`` the Redis db and the port, for every benchmark at once (they run one
+    after another, each emptying the stack first), so that two people can run the benchmarks
+    on one machine without emptying each other's stores.
+    """
     pg = urlsplit(os.environ.get("POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/soma"))
     redis = urlsplit(os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0"))
+    name = os.environ.get("SOMA_BENCH_STACK", stack)
     return BenchConfig(
-        postgres_dsn=urlunsplit(pg._replace(path="/soma_bench")),
+        postgres_dsn=urlunsplit(pg._replace(path=f"/{name}")),
         admin_dsn=urlunsplit(pg._replace(path="/postgres")),
         milvus_uri=os.environ.get("MILVUS_URI", "http://127.0.0.1:19530"),
-        redis_url=urlunsplit(redis._replace(path="/14")),
+        redis_url=urlunsplit(
+            redis._replace(path="/" + os.environ.get("SOMA_BENCH_REDIS_DB", redis_db))
+        ),
+        collection=f"{name}_memories",
+        scratch_collection=f"{name}_scratch",
+        port=int(os.environ.get("SOMA_BENCH_PORT", str(port))),
     )
 
 

@@ -1,7 +1,8 @@
 """Shared parts of the quality, freshness, concurrency and scale benchmarks.
 
 They run on a stack of their own (database ``soma_bench_q``, collections ``soma_bench_q_*``,
-Redis db 7, port 9697), so they never touch the write/search benchmark's ``soma_bench`` stack,
+Redis db 7, port 9697; ``SOMA_BENCH_STACK`` and friends rename it, see
+:func:`common.config_from_env`), so they never touch the write/search benchmark's stack,
 and each writes its own section of benchmarks/RESULTS.md between markers, leaving the rest of
 the file as it is.
 """
@@ -13,7 +14,6 @@ import os
 import shlex
 import subprocess
 import sys
-from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,25 +29,9 @@ TOP_K = 10
 
 
 def isolated_config() -> BenchConfig:
-    """The benchmark stack of these modules: ``soma_bench_q``, Redis db 7, port 9697.
-
-    ``SOMA_BENCH_STACK=<prefix>`` renames the database and collections (``<prefix>``,
-    ``<prefix>_memories``, ``<prefix>_scratch``) and ``SOMA_BENCH_REDIS_DB`` and
-    ``SOMA_BENCH_PORT`` move the Redis db and port, so two people can run these benchmarks on
-    one machine at once without emptying each other's stores.
-    """
-    base = config_from_env()
-    prefix = os.environ.get("SOMA_BENCH_STACK", "soma_bench_q")
-    return replace(
-        base,
-        postgres_dsn=base.postgres_dsn.rsplit("/", 1)[0] + "/" + prefix,
-        redis_url=base.redis_url.rsplit("/", 1)[0]
-        + "/"
-        + os.environ.get("SOMA_BENCH_REDIS_DB", "7"),
-        collection=f"{prefix}_memories",
-        scratch_collection=f"{prefix}_scratch",
-        port=int(os.environ.get("SOMA_BENCH_PORT", "9697")),
-    )
+    """The benchmark stack of these modules: ``soma_bench_q``, Redis db 7, port 9697, unless
+    ``SOMA_BENCH_STACK`` and friends name another (:func:`common.config_from_env`)."""
+    return config_from_env("soma_bench_q", "7", 9697)
 
 
 def uptime() -> str:
@@ -56,9 +40,18 @@ def uptime() -> str:
     return done.stdout.strip()
 
 
+# Environment variables that change what a benchmark runs or where: shown in its command.
+COMMAND_ENV = ("PYTHONPATH", "SOMA_BENCH_STACK", "SOMA_BENCH_REDIS_DB", "SOMA_BENCH_PORT")
+
+
 def command_line() -> str:
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
-    return shlex.join([python, *sys.argv])
+    """This process's command line, as typed from the repository root, with the variables
+    of :data:`COMMAND_ENV` that are set."""
+    here = os.getcwd()
+    python = os.path.relpath(sys.executable) if sys.executable.startswith(here) else "python"
+    script = os.path.relpath(sys.argv[0]) if sys.argv[0].startswith(here) else sys.argv[0]
+    env = [f"{name}={os.environ[name]}" for name in COMMAND_ENV if name in os.environ]
+    return shlex.join([*env, python, script, *sys.argv[1:]])
 
 
 def preamble(command: str, load_start: str, elapsed: float) -> list[str]:

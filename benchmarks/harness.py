@@ -1,4 +1,5 @@
-"""The service under test: its isolated stores, and the real server as a subprocess."""
+"""The service under test: its isolated stores, the state of its Milvus index, and the real
+server as a subprocess."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -44,6 +46,73 @@ def prepare_stores(cfg: BenchConfig) -> None:
         if client.has_collection(collection):
             client.drop_collection(collection)
     client.close()
+
+
+@dataclass(frozen=True)
+class IndexState:
+    """How much of a collection Milvus's vector index covers.
+
+    ``describe_index`` counts sealed segments only: rows still in a growing segment (every
+    recent write until Milvus seals it, or a flush does) are in neither ``sealed`` nor
+    ``indexed``, and Milvus searches them with its interim index (IVF_FLAT, ``nprobe`` set by
+    the server, see docs/deployment.md, "Recall"), not with HNSW and its ``ef``.
+    """
+
+    index_type: str
+    rows: int  # entities in the collection (``count(*)``, Strong consistency)
+    sealed: int  # rows in sealed segments (describe_index's total_rows)
+    indexed: int  # rows of sealed segments whose index is built
+    pending: int  # sealed rows waiting for their index
+
+    @property
+    def complete(self) -> bool:
+        """Every row sealed and indexed, none pending."""
+        return self.sealed >= self.rows and self.indexed >= self.sealed and self.pending == 0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.index_type} {self.indexed:,} / {self.rows:,} rows indexed "
+            f"({self.rows - min(self.sealed, self.rows):,} in growing segments, "
+            f"{self.pending:,} pending)"
+        )
+
+
+def index_state(cfg: BenchConfig) -> IndexState:
+    """The index state of the benchmark's collection (from ``describe_index``)."""
+    client = MilvusClient(uri=cfg.milvus_uri, alias="sfm-bench-index")
+    try:
+        info = client.describe_index(cfg.collection, client.list_indexes(cfg.collection)[0])
+        counted = client.query(
+            cfg.collection, filter="", output_fields=["count(*)"], consistency_level="Strong"
+        )
+    finally:
+        client.close()
+    return IndexState(
+        index_type=str(info["index_type"]),
+        rows=int(counted[0]["count(*)"]),
+        sealed=int(info["total_rows"]),
+        indexed=int(info["indexed_rows"]),
+        pending=int(info["pending_index_rows"]),
+    )
+
+
+def flush_and_index(cfg: BenchConfig, timeout: float) -> tuple[IndexState, float]:
+    """Flush the collection (every growing segment sealed) and wait until its index covers
+    every row; the state then and the seconds it took. Raises after ``timeout`` seconds: a
+    figure timed on a half-built index would not be what it says."""
+    started = time.monotonic()
+    client = MilvusClient(uri=cfg.milvus_uri, alias="sfm-bench-flush")
+    try:
+        client.flush(cfg.collection, timeout=timeout)
+    finally:
+        client.close()
+    state = index_state(cfg)
+    while not state.complete:
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"Milvus index not built after {timeout:.0f} s: {state}")
+        time.sleep(2)
+        state = index_state(cfg)
+    return state, time.monotonic() - started
 
 
 def healthy(base_url: str) -> bool:

@@ -43,7 +43,7 @@ from extra import (
     table,
     uptime,
 )
-from harness import prepare_stores, running_server
+from harness import index_state, prepare_stores, running_server
 
 from somafractalmemory.core.embedding import create_embedder
 
@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> int:
             written = writes(cfg, on, off, memories, vectors)
             sizes = growth(cfg, on_tenant, off_tenant, count)
             superseded = supersede(on, memories, vectors)
+        index = str(index_state(cfg))
         lean = LeanClient(cfg.base_url, keys[0])
         try:
             found = searches(lean, texts)
@@ -273,7 +274,7 @@ def main(argv: list[str] | None = None) -> int:
         },
     )
     pre = preamble(command, load_start, time.perf_counter() - began)
-    text = render(written, sizes, found, count, superseded, len(texts) - WARMUP, pre)
+    text = render(written, sizes, found, count, superseded, len(texts) - WARMUP, index, pre)
     put_section("history", text)
     print(text)
     return 0
@@ -286,6 +287,7 @@ def render(
     count: int,
     superseded: int,
     queries: int,
+    index: str,
     pre: list[str],
 ) -> str:
     write_rows = []
@@ -374,6 +376,10 @@ def render(
             ],
             search_rows,
         ),
+        "",
+        f"Milvus index when the searches began: {index} (as the writes left it, not "
+        "flushed: rows in growing segments are searched through Milvus's interim index, "
+        "not HNSW; both sides of each ratio alike).",
         "",
         f"(c) After (a): `record_history` holds {sizes['versions']:,.0f} versions in "
         f"{sizes['history_bytes'] / 2**20:.1f} MiB with its indexes "

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from common import machine, revision  # noqa: E402
+from extra import command_line  # noqa: E402
 
 from somafractalmemory.settings import Settings  # noqa: E402
 from testkit.loadgen import (  # noqa: E402
@@ -117,8 +118,8 @@ def report(
         SECTION,
         "",
         f"- Date: {started:%Y-%m-%d %H:%M} UTC; code: {revision()}",
-        f"- Command: `.venv/bin/python benchmarks/load.py --duration {args.duration:g} "
-        f"--clients {args.clients}` (from the repository root)",
+        f"- Command: `{command_line()}` (from the repository root; a step of `make bench`, "
+        "not of `make bench-quick`)",
         f"- {args.clients} clients (threads, one HTTP connection each, one request at a "
         f"time) for {args.duration:g} s against one uvicorn process on 127.0.0.1; one "
         "tenant; stores 40% (a quarter of them replacing one of the client's memories), "

@@ -1,13 +1,12 @@
 """benchmarks/results.png from the last figures: ``.venv/bin/python benchmarks/plot.py``.
 
-Reads benchmarks/results/*.json (quality, concurrency, freshness, scale) and the search table
-of benchmarks/RESULTS.md (run.py's), and links the picture from RESULTS.md.
+Reads benchmarks/results/*.json (search, quality, concurrency, freshness, scale) and links the
+picture from RESULTS.md.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import sys
 from typing import Any
 
@@ -15,7 +14,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from extra import DATA, HERE, RESULTS, put_section
+from extra import DATA, HERE, put_section
+from quality_report import vector_ratio
 
 PNG = HERE / "results.png"
 SYSTEMS = ("vector", "keyword", "hybrid", "exact", "bm25", "exact+bm25 rrf")
@@ -32,33 +32,11 @@ def load(name: str) -> Any:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def search_p50s() -> dict[str, float]:
-    """p50 ms of run.py's search table rows, by a short name."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    names = {
-        '"mode": "vector"': "HTTP vector",
-        "default mode (hybrid)": "HTTP hybrid",
-        "query embedding": "embed",
-        "raw: Milvus search": "milvus",
-        "hits' rows by id": "fetch",
-        "full-text query": "keyword",
-    }
-    found: dict[str, float] = {}
-    for line in text.splitlines():
-        for needle, name in names.items():
-            if line.startswith("|") and needle in line and name not in found:
-                cells = [c.strip() for c in line.strip("|").split("|")]
-                if len(cells) > 1 and re.fullmatch(r"[\d.]+", cells[1]):
-                    found[name] = float(cells[1])
-    return found
-
-
-def latency_panel(ax: Any) -> None:
-    p = search_p50s()
-    needed = {"HTTP vector", "HTTP hybrid", "embed", "milvus", "fetch", "keyword"}
-    if not needed <= p.keys():
+def latency_panel(ax: Any, search: Any) -> None:
+    if not search:
         empty(ax, "no search figures (run run.py)")
         return
+    p = search["phases"]["indexed"]["p50"]
     parts = [("embed", "#8da0cb"), ("milvus", "#66c2a5"), ("fetch", "#fc8d62")]
     xs = [0, 1, 3, 4]
     http = [p["HTTP vector"], p["HTTP hybrid"]]
@@ -75,7 +53,7 @@ def latency_panel(ax: Any) -> None:
     ax.set_ylim(0, max(http) * 1.45)  # room for the legend above the bars
     ax.set_xticks(xs, ["vector\nHTTP", "vector\nraw calls", "hybrid\nHTTP", "hybrid\nraw calls"])
     ax.set_ylabel("p50 latency, ms")
-    ax.set_title("Search p50 (run.py section): service vs its raw calls")
+    ax.set_title("Search p50 (run.py section, index built): service vs its raw calls")
 
 
 def quality_panel(ax: Any, quality: Any) -> None:
@@ -86,16 +64,16 @@ def quality_panel(ax: Any, quality: Any) -> None:
     width = 0.8 / len(setups)
     colors = ("#1f77b4", "#ff7f0e")
     for j, setup in enumerate(setups):
-        values = [quality[setup]["systems"][s]["ndcg"] for s in SYSTEMS]
+        values = [quality[setup]["indexed"]["systems"][s]["ndcg"] for s in SYSTEMS]
         xs = [i + (j - (len(setups) - 1) / 2) * width for i in range(len(SYSTEMS))]
         bars = ax.bar(xs, values, width, label=setup, color=colors[j % 2])
         ax.bar_label(bars, fmt="%.2f", fontsize=6)
-    top = max(quality[s]["systems"][n]["ndcg"] for s in setups for n in SYSTEMS)
+    top = max(quality[s]["indexed"]["systems"][n]["ndcg"] for s in setups for n in SYSTEMS)
     ax.set_ylim(0, top * 1.25)
     ax.axvline(2.5, color="grey", lw=0.8, ls="--")
     ax.set_xticks(range(len(SYSTEMS)), LABELS, fontsize=7)
     ax.set_ylabel("nDCG@10")
-    ax.set_title("LoCoMo nDCG@10: SFM modes (left) vs baselines (right)")
+    ax.set_title("LoCoMo nDCG@10, index built: SFM modes (left) vs baselines (right)")
     ax.legend(fontsize=7, loc="upper left")
 
 
@@ -139,58 +117,36 @@ def last_panel(ax: Any, scale: Any, fresh: Any) -> None:
         empty(ax, "no scale or freshness figures")
 
 
-def search_ratios() -> dict[str, tuple[float, float, float]]:
-    """run.py's HTTP / raw-call ratios by mode (ratio, HTTP ms, raw ms), as it printed them
-    (from unrounded p50s)."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    found = re.findall(
-        r"(Vector mode|Hybrid): HTTP p50 / sum of raw p50s [^=]*= ([\d.]+)\**"
-        r" \(([\d.]+) ms vs ([\d.]+) ms\)",
-        text,
-    )
-    return {
-        ("vector" if name == "Vector mode" else "hybrid"): (float(r), float(h), float(w))
-        for name, r, h, w in found
-    }
-
-
-def write_ratio() -> float | None:
-    """run.py's batch-store / embedding-only throughput, from its write-path paragraph."""
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    found = re.search(r"Service / embedding ceiling: ([\d.]+)", text)
-    return float(found.group(1)) if found else None
-
-
-def targets(quality: Any, fresh: Any, scale: Any) -> list[str]:
+def targets(search: Any, quality: Any, fresh: Any, scale: Any) -> list[str]:
     """One line per target of the issue these sections measure: met, not met, or not run."""
     out = []
-    ratios = search_ratios()
-    for mode in ("vector", "hybrid"):
-        if mode not in ratios:
-            out.append(f"- search p50 over HTTP / raw calls, {mode}: not run")
-            continue
-        ratio, http, raw = ratios[mode]
-        out.append(
-            f"- search p50 over HTTP / raw calls, {mode}: {ratio:.2f} ({http:.1f} vs {raw:.1f} "
-            f"ms; {'met' if ratio <= 1.3 else 'NOT met'}, target <= 1.3)"
-        )
-    batch = write_ratio()
-    if batch is not None:
+    for phase, figures in (search or {}).get("phases", {}).items():
+        for mode, (ratio, http, raw) in figures["ratio"].items():
+            out.append(
+                f"- search p50 over HTTP / raw calls, {mode}, {search['count']:,} memories, "
+                f"{phase} ({figures['index']}): {ratio:.2f} ({http:.1f} vs {raw:.1f} ms; "
+                f"{'met' if ratio <= 1.3 else 'NOT met'}, target <= 1.3)"
+            )
+    if search:
+        batch = search["write_ratio"]
         out.append(
             f"- batch store / embedding-only throughput: {batch:.2f} "
             f"({'met' if batch >= 0.8 else 'NOT met'}, target >= 0.8)"
         )
-    for setup, fig in (quality or {}).items():
-        sy = fig["systems"]
-        ratio = sy["vector"]["recall"] / sy["exact"]["recall"]
-        out.append(
-            f"- LoCoMo, {setup}: vector Recall@10 / exact = {ratio:.3f} "
-            f"({'met' if ratio >= 0.98 else 'NOT met'}, target >= 0.98)"
-        )
+    else:
+        out.append("- search and write path: not run")
+    for setup, phases in (quality or {}).items():
+        for phase, fig in phases.items():
+            ratio = vector_ratio(fig)
+            out.append(
+                f"- LoCoMo, {setup}, {phase} ({fig['index']}): vector Recall@10 / exact = "
+                f"{ratio:.3f} ({'met' if ratio >= 0.98 else 'NOT met'}, target >= 0.98)"
+            )
+        sy = phases["indexed"]["systems"]
         for base in ("exact", "bm25", "exact+bm25 rrf"):
             h, b = sy["hybrid"]["ndcg"], sy[base]["ndcg"]
             out.append(
-                f"- LoCoMo, {setup}: hybrid nDCG@10 {h:.3f} vs {base} {b:.3f}: "
+                f"- LoCoMo, {setup}, indexed: hybrid nDCG@10 {h:.3f} vs {base} {b:.3f}: "
                 f"{'met' if h > b else 'NOT met'} (target: above)"
             )
     if not quality:
@@ -248,7 +204,7 @@ def targets(quality: Any, fresh: Any, scale: Any) -> list[str]:
 
 def main() -> int:
     fig, axes = plt.subplots(2, 2, figsize=(13, 9))
-    latency_panel(axes[0][0])
+    latency_panel(axes[0][0], load("search"))
     quality_panel(axes[0][1], load("quality"))
     concurrency_panel(axes[1][0], load("concurrency"))
     last_panel(axes[1][1], load("scale"), load("freshness"))
@@ -261,7 +217,7 @@ def main() -> int:
         "![search latency, LoCoMo quality, concurrency, scale](results.png)\n\n"
         "`benchmarks/results.png` (`.venv/bin/python benchmarks/plot.py`), drawn from the "
         "figures of the sections above (`benchmarks/results/*.json`).\n\n"
-        + "\n".join(targets(load("quality"), load("freshness"), load("scale"))),
+        + "\n".join(targets(load("search"), load("quality"), load("freshness"), load("scale"))),
     )
     print(PNG)
     return 0

@@ -6,8 +6,33 @@ import statistics
 from dataclasses import dataclass
 
 from common import BATCH, Latency
-from searches import HTTPX_RUN, LIMIT, RUNS, TOP_K, Recall
+from searches import HTTPX_RUN, LIMIT, RUNS, TOP_K, Recall, TwinSearch
 from writes import CEILINGS, SERVICE, WriteFigures
+
+PHASES = ("growing", "indexed")
+
+
+@dataclass(frozen=True)
+class SearchPhase:
+    """The search figures in one state of the Milvus index (see run.search_phase)."""
+
+    index_before: str
+    index_after: str
+    index_wait: float
+    http: dict[str, Latency]
+    stages: dict[str, dict[str, Latency]]
+    outside: dict[str, Latency]
+    raw: dict[str, Latency]
+    recall: dict[str, Recall]
+
+    def raw_sum(self, mode: str) -> float:
+        """The sum of the raw p50s of the calls ``mode`` makes (vector: embedding + Milvus +
+        fetch; hybrid: the same + the full-text query)."""
+        calls = ("embed", "milvus", "fetch") + (("keyword",) if mode == "hybrid" else ())
+        return sum(self.raw[c].p50 for c in calls)
+
+    def ratio(self, mode: str) -> float:
+        return self.http[mode].p50 / self.raw_sum(mode)
 
 
 @dataclass(frozen=True)
@@ -23,13 +48,37 @@ class Results:
     write: WriteFigures
     server_rss_mib: float
     queries: int
-    http: dict[str, Latency]
-    stages: dict[str, dict[str, Latency]]
-    outside: dict[str, Latency]
-    raw: dict[str, Latency]
-    recall: dict[str, Recall]
-    index: str
+    search: dict[str, SearchPhase]
+    twin: TwinSearch
+    stack: str
     elapsed: float
+
+
+def search_figures(r: Results) -> dict[str, object]:
+    """The figures plot.py draws and checks (benchmarks/results/search.json)."""
+    figures = r.write.throughput
+    return {
+        "count": r.count,
+        "write_ratio": figures[SERVICE].per_second / figures["embed"].per_second,
+        "phases": {
+            phase: {
+                "index": p.index_before,
+                "p50": {
+                    **{f"HTTP {m}": p.http[m].p50 for m in ("vector", "hybrid")},
+                    **{c: p.raw[c].p50 for c in ("embed", "milvus", "fetch", "keyword")},
+                },
+                "ratio": {
+                    m: [p.ratio(m), p.http[m].p50, p.raw_sum(m)] for m in ("vector", "hybrid")
+                },
+            }
+            for phase, p in r.search.items()
+        },
+        "twin": {
+            "indexed_p50": Latency.of(r.twin.indexed).p50,
+            "growing_p50": Latency.of(r.twin.growing).p50,
+            "overlap": r.twin.overlap,
+        },
+    }
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -85,19 +134,32 @@ def _write(r: Results) -> list[str]:
 
 
 def _search(r: Results) -> list[str]:
-    raw = r.raw
-    vector_sum = raw["embed"].p50 + raw["milvus"].p50 + raw["fetch"].p50
-    hybrid_sum = vector_sum + raw["keyword"].p50
+    indexed = r.search["indexed"]
     out = [
         f"## Search: {r.queries} queries a mode over {r.count:,} memories, top_k {TOP_K}, "
-        "sequential",
+        "sequential, before and after the index is built",
         "",
         "Queries go in pairs of texts never asked before (the service caches query vectors in "
         "Redis by text): the first in vector mode, the second in the default mode (hybrid), "
         "then the second once more (its vector now cached); then both through the raw calls "
         "on the benchmark's own clients. Half the queries of each mode are stored texts, half "
-        "paraphrase questions. Every figure below comes from the same minutes of the run; "
-        f"the raw rows are over all {2 * r.queries} texts.",
+        "paraphrase questions. The raw rows are over all "
+        f"{2 * r.queries} texts.",
+        "",
+        "The same queries run twice, in two states of Milvus's index. **Growing**: right "
+        "after the writes, as a service sees its recent writes; Milvus has sealed none of "
+        "these rows, so its HNSW index holds none of them and every vector search goes through "
+        "the interim index over growing segments (IVF_FLAT; the `nprobe` set on the server, "
+        "64 in scripts/milvus.sh). **Indexed**: the collection is then flushed and the "
+        f"benchmark waits until HNSW covers every row ({indexed.index_wait:.0f} s), empties "
+        "the Redis query-vector cache (so the same texts are embedded again) and asks the "
+        "same queries again. The index state is read (`describe_index` and `count(*)`) at the "
+        "start and the end of each run:",
+        "",
+        *(
+            f"- {phase}: at the start {p.index_before}; at the end {p.index_after}"
+            for phase, p in r.search.items()
+        ),
         "",
         "The HTTP searches go through a keep-alive connection of the standard library "
         "(`http.client`), as lean as the raw calls' own clients (psycopg, pymilvus). The "
@@ -106,50 +168,95 @@ def _search(r: Results) -> list[str]:
         "what that client library costs.",
         "",
     ]
+    calls = [
+        ('HTTP `POST /memories/search`, `"mode": "vector"`', "http", "vector"),
+        ("HTTP `POST /memories/search`, default mode (hybrid)", "http", "hybrid"),
+        ("the same hybrid query again (query vector from the cache)", "http", "hybrid, repeated"),
+        ("HTTP vector mode again, through `httpx` (a text of its own)", "http", HTTPX_RUN),
+        ("raw: API-key lookup (PostgreSQL)", "raw", "auth"),
+        ("raw: query embedding (`Embedder.embed_one`)", "raw", "embed"),
+        (f"raw: Milvus search, `tenant_id == X`, limit {LIMIT}, Session", "raw", "milvus"),
+        (f"raw: PostgreSQL fetch of the {LIMIT} hits' rows by id", "raw", "fetch"),
+        (f"raw: PostgreSQL full-text query, limit {LIMIT} (hybrid)", "raw", "keyword"),
+    ]
+    rows = []
+    for label, kind, name in calls:
+        cells = [label]
+        for phase in PHASES:
+            x = getattr(r.search[phase], kind)[name]
+            cells += [f"{x.p50:.1f}", f"{x.p95:.1f}", f"{x.p99:.1f}"]
+        rows.append(cells)
     out += _table(
-        ["call", "p50 ms", "p95 ms", "p99 ms", "mean ms"],
         [
-            _lat('HTTP `POST /memories/search`, `"mode": "vector"`', r.http["vector"]),
-            _lat("HTTP `POST /memories/search`, default mode (hybrid)", r.http["hybrid"]),
-            _lat(
-                "the same hybrid query again (query vector from the cache)",
-                r.http["hybrid, repeated"],
-            ),
-            _lat("HTTP vector mode again, through `httpx` (a text of its own)", r.http[HTTPX_RUN]),
-            _lat("raw: API-key lookup (PostgreSQL)", raw["auth"]),
-            _lat("raw: query embedding (`Embedder.embed_one`)", raw["embed"]),
-            _lat(f"raw: Milvus search, `tenant_id == X`, limit {LIMIT}, Session", raw["milvus"]),
-            _lat(f"raw: PostgreSQL fetch of the {LIMIT} hits' rows by id", raw["fetch"]),
-            _lat(f"raw: PostgreSQL full-text query, limit {LIMIT} (hybrid)", raw["keyword"]),
+            "call",
+            *(f"{phase} {q} ms" for phase in PHASES for q in ("p50", "p95", "p99")),
         ],
+        rows,
     )
+    twin_indexed, twin_growing = Latency.of(r.twin.indexed), Latency.of(r.twin.growing)
     out += [
         "",
-        f"**Vector mode: HTTP p50 / sum of raw p50s (embedding + Milvus + fetch) = "
-        f"{r.http['vector'].p50 / vector_sum:.2f}** "
-        f"({r.http['vector'].p50:.1f} ms vs {vector_sum:.1f} ms).",
+        "The two runs are minutes apart on a shared machine, so their difference mixes the "
+        "index with the machine's load (compare the embedding rows, which the index does not "
+        "touch). For the index alone, the raw Milvus search again, interleaved: every entity "
+        "of the indexed collection copied into a twin collection (the service's schema and "
+        f"index; {r.twin.twin}), then, for each of the {len(r.twin.indexed)} texts, the "
+        "tenant's search on the indexed collection and on the twin in turn, with the same "
+        "query vector:",
         "",
-        f"Hybrid: HTTP p50 / sum of raw p50s (the same + full-text query) = "
-        f"{r.http['hybrid'].p50 / hybrid_sum:.2f} "
-        f"({r.http['hybrid'].p50:.1f} ms vs {hybrid_sum:.1f} ms).",
+        *_table(
+            ["raw Milvus search, limit " + str(LIMIT), "p50 ms", "p95 ms", "p99 ms"],
+            [
+                ["indexed collection (HNSW)", *_cells(twin_indexed)],
+                ["growing twin (interim index)", *_cells(twin_growing)],
+            ],
+        ),
         "",
+        f"**Indexed / growing p50: {twin_indexed.p50 / twin_growing.p50:.2f}**; mean share "
+        f"of the indexed top {TOP_K} also in the growing twin's top {TOP_K}: "
+        f"{r.twin.overlap:.3f}.",
+        "",
+    ]
+    for mode, label in (("vector", "Vector mode"), ("hybrid", "Hybrid")):
+        sums = "embedding + Milvus + fetch" if mode == "vector" else "the same + full-text query"
+        bold = "**" if mode == "vector" else ""
+        out += [
+            f"{bold}{label}: HTTP p50 / sum of raw p50s ({sums}): "
+            + "; ".join(
+                f"{phase} {p.ratio(mode):.2f} ({p.http[mode].p50:.1f} ms vs "
+                f"{p.raw_sum(mode):.1f} ms)"
+                for phase, p in r.search.items()
+            )
+            + f".{bold}",
+            "",
+        ]
+    out += [
         "Inside the server (its `Server-Timing` header, p50 ms per stage; `postgres` is every "
         "PostgreSQL call of the search; `outside` is the HTTP time in no stage: key lookup, "
         "rate limit, query-vector cache, framework, serialisation, transport):",
         "",
     ]
     runs = [run for run, _mode, _which in RUNS]
-    names = sorted({name for run in runs for name in r.stages[run]})
+    names = sorted({name for p in r.search.values() for run in runs for name in p.stages[run]})
+    header = ["stage", *(f"{run} ({phase})" for run in runs for phase in PHASES)]
     rows = [
-        [name, *(_stage_p50(r.stages[run].get(name), r.http[run].n) for run in runs)]
+        [
+            name,
+            *(
+                _stage_p50(r.search[phase].stages[run].get(name), r.search[phase].http[run].n)
+                for run in runs
+                for phase in PHASES
+            ),
+        ]
         for name in names
     ]
-    rows.append(["outside", *(_p50(r.outside[run]) for run in runs)])
-    out += _table(["stage", *runs], rows)
+    rows.append(["outside", *(_p50(r.search[ph].outside[run]) for run in runs for ph in PHASES)])
+    out += _table(header, rows)
     out += ["", "Recall of the memory each query came from:", ""]
     out += _table(
         [
             "mode",
+            "index",
             "exact text ranked first",
             "paraphrase ranked first",
             f"paraphrase in top {TOP_K}",
@@ -157,11 +264,14 @@ def _search(r: Results) -> list[str]:
         [
             [
                 mode,
+                phase,
                 _pct(rc.exact_first, rc.exact_total),
                 _pct(rc.paraphrase_first, rc.paraphrase_total),
                 _pct(rc.paraphrase_top10, rc.paraphrase_total),
             ]
-            for mode, rc in r.recall.items()
+            for mode in r.search["growing"].recall
+            for phase in PHASES
+            for rc in [r.search[phase].recall[mode]]
         ],
     )
     out += [
@@ -169,10 +279,12 @@ def _search(r: Results) -> list[str]:
         "A paraphrase question names fewer details than its memory, so several memories can "
         "answer it equally well; only the exact-text rate should be 100 %.",
         "",
-        f"Milvus index at search time: {r.index or 'n/a'}.",
-        "",
     ]
     return out
+
+
+def _cells(x: Latency) -> list[str]:
+    return [f"{x.p50:.1f}", f"{x.p95:.1f}", f"{x.p99:.1f}"]
 
 
 def _stage_p50(x: Latency | None, requests: int) -> str:
@@ -193,9 +305,15 @@ def render(r: Results) -> str:
         "# SomaFractalMemory benchmarks",
         "",
         f"- Date: {r.date}",
-        f"- Command: `{r.command}` (from the repository root; also step 1 of `make bench`)",
+        f"- Command: `{r.command}` (from the repository root; step 1 of "
+        "`benchmarks/suite.py`, which `make bench` and `make bench-quick` run)",
         f"- Code: {r.revision}",
         f"- Run time: {r.elapsed:.0f} s; load average at start and end: {r.load}",
+        "",
+        "The write and search sections come from this run. Every later section (between "
+        "`<!-- section:... -->` markers) names its own date, command and commit: a suite run "
+        "rewrites the sections of the steps it ran and keeps the others as they were, so "
+        "sections can come from different runs and commits.",
         "",
         "## Machine",
         "",
@@ -208,9 +326,7 @@ def render(r: Results) -> str:
         *_search(r),
         "## Method",
         "",
-        "- Isolated stack: database `soma_bench` (migrated, emptied), Milvus collection "
-        "`soma_bench_memories` (dropped first), Redis db 14 (flushed); the real server "
-        "(`uvicorn somafractalmemory.http_api:app`, port 9696) started and stopped by the script.",
+        f"- Isolated stack: {r.stack}, started and stopped by the script.",
         "- Texts: template sentences filled with seeded random words, all distinct "
         "(`benchmarks/corpus.py`); half the queries are stored texts, half paraphrase questions.",
         "- Warm-up before timing: 200 memories and 20 searches under a separate tenant, 20 "

@@ -1,7 +1,10 @@
 """Benchmark SomaFractalMemory end to end: ``.venv/bin/python benchmarks/run.py [--quick]``.
 
 Starts the real server on an isolated stack, stores memories through the API, searches them,
-times the raw calls beside it, and writes benchmarks/RESULTS.md (also printed).
+times the raw calls beside it, and writes benchmarks/RESULTS.md (also printed). The searches run
+twice: with the new rows in Milvus's growing segments, as written, and after a flush and the
+wait for HNSW to cover every row; then the raw Milvus search alternates between the indexed
+collection and a growing copy of it (:func:`searches.growing_twin`).
 """
 
 from __future__ import annotations
@@ -9,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shlex
 import sys
 import time
 from datetime import UTC, datetime
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import redis
 from common import (
     EMBEDDING_MODEL,
     BenchConfig,
@@ -26,14 +29,15 @@ from common import (
     machine,
     revision,
 )
-from corpus import make_memories, make_queries
-from harness import prepare_stores, running_server
+from corpus import Query, make_memories, make_queries
+from extra import command_line, save_json
+from harness import flush_and_index, index_state, prepare_stores, running_server
 from pymilvus import MilvusClient
-from report import Results, render
-from searches import MODES, RawSearch, http_search, index_state, measure
+from report import PHASES, Results, SearchPhase, render, search_figures
+from searches import MODES, RawSearch, growing_twin, http_search, measure
 from writes import Ceilings, batch_bodies, post_batch, write_path
 
-from somafractalmemory.core.embedding import create_embedder
+from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.settings import EmbeddingSettings
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -41,6 +45,7 @@ SECTION = re.compile(r"<!-- section:([\w-]+) -->\n.*?\n<!-- /section:\1 -->", re
 SEED = 1729
 QUERIES = 300
 WARMUP_QUERIES = 20
+INDEX_TIMEOUT = 600.0
 
 
 def store_versions(cfg: BenchConfig) -> dict[str, str]:
@@ -66,6 +71,50 @@ def tenant_id(cfg: BenchConfig, name: str) -> int:
     return int(row[0])
 
 
+def search_phase(
+    cfg: BenchConfig,
+    embedder: Embedder,
+    tenant: int,
+    key: str,
+    client: httpx.Client,
+    phase: str,
+    warm_queries: list[Query],
+    queries: list[Query],
+) -> SearchPhase:
+    """The timed searches in one state of the Milvus index. ``growing``: as the writes left
+    it (recent rows in growing segments, searched through Milvus's interim index);
+    ``indexed``: after a flush and the wait for HNSW to cover every row, with the Redis
+    query-vector cache emptied so that the same texts are embedded again."""
+    waited = 0.0
+    if phase == "indexed":
+        _state, waited = flush_and_index(cfg, INDEX_TIMEOUT)
+        cache = redis.Redis.from_url(cfg.redis_url)
+        cache.flushdb()
+        cache.close()
+    before = index_state(cfg)
+    print(f"search, {phase}: {before}", flush=True)
+    started = time.perf_counter()
+    raw = RawSearch(cfg, embedder, tenant, key)
+    lean = LeanClient(cfg.base_url, key)
+    try:
+        measure(client, lean, raw, warm_queries)
+        timings, recall = measure(client, lean, raw, queries)
+    finally:
+        lean.close()
+        raw.close()
+    print(f"search, {phase}: {time.perf_counter() - started:.0f} s", flush=True)
+    return SearchPhase(
+        index_before=str(before),
+        index_after=str(index_state(cfg)),
+        index_wait=waited,
+        http={m: Latency.of(v) for m, v in timings.http.items()},
+        stages={m: {k: Latency.of(v) for k, v in st.items()} for m, st in timings.stages.items()},
+        outside={m: Latency.of(v) for m, v in timings.outside.items()},
+        raw={k: Latency.of(v) for k, v in timings.raw.items()},
+        recall=recall,
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--quick", action="store_true", help="2,000 memories instead of 10,000")
@@ -73,8 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     count = 2_000 if args.quick else 10_000
     began = time.perf_counter()
     cfg = config_from_env()
-    python = os.path.relpath(sys.executable) if sys.executable.startswith(os.getcwd()) else "python"
-    command = shlex.join([python, *sys.argv])
+    command = command_line()
 
     load_start = load_average()
     if float(load_start) > len(os.sched_getaffinity(0)):
@@ -89,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
         raise RuntimeError(f"only {len(all_queries)} distinct query texts")
     warm_queries, queries = all_queries[:WARMUP_QUERIES], all_queries[WARMUP_QUERIES:]
 
-    print(f"preparing the stack (database soma_bench, collection {cfg.collection}, Redis db 14)")
+    print(f"preparing the stack ({cfg.postgres_dsn}, collection {cfg.collection}, {cfg.redis_url})")
     prepare_stores(cfg)
     info = {**machine(), **store_versions(cfg)}
     embedder = create_embedder(EMBEDDING_MODEL)
@@ -127,15 +175,16 @@ def main(argv: list[str] | None = None) -> int:
                     http_search(warm_client, query.text, mode)
 
             print(f"search: {QUERIES} queries a mode over HTTP, and each through the raw calls")
-            index = index_state(cfg)
-            raw = RawSearch(cfg, embedder, bench_tenant, key)
-            lean = LeanClient(cfg.base_url, key)
-            try:
-                measure(client, lean, raw, warm_queries)
-                timings, recall = measure(client, lean, raw, queries)
-            finally:
-                lean.close()
-                raw.close()
+            phases = {
+                phase: search_phase(
+                    cfg, embedder, bench_tenant, key, client, phase, warm_queries, queries
+                )
+                for phase in PHASES
+            }
+            print("search: raw Milvus searches, indexed collection and its growing twin in turn")
+            started = time.perf_counter()
+            twin = growing_twin(cfg, embedder, bench_tenant, [q.text for q in queries])
+            print(f"search, twin: {time.perf_counter() - started:.0f} s", flush=True)
 
     results = Results(
         date=datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -147,14 +196,17 @@ def main(argv: list[str] | None = None) -> int:
         server_rss_mib=rss,
         queries=len(queries) // 2,
         load=f"{load_start} / {load_average()}",
-        http={m: Latency.of(v) for m, v in timings.http.items()},
-        stages={m: {k: Latency.of(v) for k, v in st.items()} for m, st in timings.stages.items()},
-        outside={m: Latency.of(v) for m, v in timings.outside.items()},
-        raw={k: Latency.of(v) for k, v in timings.raw.items()},
-        recall=recall,
-        index=index,
+        search=phases,
+        twin=twin,
+        stack=(
+            f"database `{cfg.postgres_dsn.rsplit('/', 1)[1]}` (migrated, emptied), Milvus "
+            f"collection `{cfg.collection}` (dropped first), Redis db "
+            f"{cfg.redis_url.rsplit('/', 1)[1]} (flushed); the real server (`uvicorn "
+            f"somafractalmemory.http_api:app`, port {cfg.port})"
+        ),
         elapsed=time.perf_counter() - began,
     )
+    save_json("search", search_figures(results))
     text = render(results)
     write_results(text)
     print()

@@ -21,7 +21,6 @@ database and collection are dropped at the end unless ``--keep``.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import time
 from dataclasses import dataclass
@@ -41,9 +40,9 @@ from extra import (
     table,
     uptime,
 )
-from harness import Server, prepare_stores, running_server
+from harness import Server, flush_and_index, prepare_stores, running_server
 from pymilvus import MilvusClient
-from searches import FETCH_SQL, KEYWORD_SQL, LIMIT, TOP_K, index_state, raw_milvus_search
+from searches import FETCH_SQL, KEYWORD_SQL, LIMIT, TOP_K, raw_milvus_search
 
 from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.settings import EmbeddingSettings
@@ -68,24 +67,10 @@ def unit_vectors(rng: np.random.Generator, n: int) -> np.ndarray:
     return result
 
 
-def wait_for_index(cfg: Any, rows: int, timeout: float) -> tuple[str, float]:
-    """Wait until Milvus's index covers ``rows`` rows with none pending; its state and the
-    seconds waited."""
-    started = time.monotonic()
-    state = index_state(cfg)
-    while time.monotonic() - started < timeout:
-        found = dict(re.findall(r"(\w+) (\d+)", state))
-        if found.get("pending_index_rows") == "0" and int(found.get("indexed_rows", 0)) >= rows:
-            break
-        time.sleep(5)
-        state = index_state(cfg)
-    return state, time.monotonic() - started
-
-
 def drop_stack(cfg: Any) -> None:
     """Drop the benchmark's collection and database (disk and RAM are shared)."""
     milvus = MilvusClient(uri=cfg.milvus_uri)
-    for collection in (cfg.collection, cfg.scratch_collection):
+    for collection in (cfg.collection, f"{cfg.collection}_items", cfg.scratch_collection):
         if milvus.has_collection(collection):
             milvus.drop_collection(collection)
     milvus.close()
@@ -254,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
             bulk.analyze(cfg.postgres_dsn)
             stored = size
             load_seconds = time.perf_counter() - started
-            index, index_seconds = wait_for_index(cfg, size, args.index_wait)
+            state, index_seconds = flush_and_index(cfg, args.index_wait)
+            index = str(state)
             picked = rng.choice(min(size, len(memories)), QUERIES + WARMUP, replace=False)
             queries = [
                 memories[int(p)].text if n % 2 == 0 else memories[int(p)].paraphrase

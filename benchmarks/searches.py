@@ -9,6 +9,7 @@ or cold caches between calls.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import time
@@ -18,7 +19,9 @@ import httpx
 import psycopg
 from common import BenchConfig, LeanClient, server_timing
 from corpus import Query
+from harness import index_state
 from pymilvus import MilvusClient
+from writes import ensure_scratch
 
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.core.search import candidates_for
@@ -210,17 +213,50 @@ def measure(
     return timings, recall
 
 
-def index_state(cfg: BenchConfig) -> str:
-    """How much of the collection the vector index covers (rows not yet indexed sit in
-    growing segments, which Milvus scans)."""
-    client = MilvusClient(uri=cfg.milvus_uri)
+@dataclass(frozen=True)
+class TwinSearch:
+    """Raw Milvus searches of the indexed collection and of its growing twin, query by query."""
+
+    indexed: list[float]
+    growing: list[float]
+    overlap: float  # mean share of the indexed top TOP_K also in the twin's top TOP_K
+    twin: str  # the twin's index state
+
+
+def growing_twin(
+    cfg: BenchConfig, embedder: Embedder, tenant_id: int, texts: list[str]
+) -> TwinSearch:
+    """Copy every entity of the (flushed, indexed) collection into the scratch collection,
+    where they stay in growing segments, and time the tenant's raw Milvus search on both,
+    alternately for each text, with the same query vector: the cost and the top-10 agreement
+    of the interim index against HNSW, under the same machine conditions."""
+    ensure_scratch(cfg)
+    milvus = MilvusClient(uri=cfg.milvus_uri, alias="sfm-bench-twin")
     try:
-        names = client.list_indexes(cfg.collection)
-        info = client.describe_index(cfg.collection, names[0]) if names else {}
+        entities = milvus.query(
+            cfg.collection,
+            filter="id >= 0",
+            output_fields=["id", "tenant_id", "memory_type", "created_at", "attrs", "vector"],
+            limit=16_384,
+            consistency_level="Strong",
+        )
+        for start in range(0, len(entities), 1000):
+            milvus.insert(cfg.scratch_collection, entities[start : start + 1000])
+        state = str(index_state(dataclasses.replace(cfg, collection=cfg.scratch_collection)))
+        indexed: list[float] = []
+        growing: list[float] = []
+        overlap: list[float] = []
+        for text in texts:
+            vector = embedder.embed_one(text)
+            t0 = time.perf_counter()
+            a = raw_milvus_search(milvus, cfg.collection, tenant_id, vector)
+            t1 = time.perf_counter()
+            b = raw_milvus_search(milvus, cfg.scratch_collection, tenant_id, vector)
+            t2 = time.perf_counter()
+            indexed.append(t1 - t0)
+            growing.append(t2 - t1)
+            overlap.append(len(set(a[:TOP_K]) & set(b[:TOP_K])) / max(1, len(a[:TOP_K])))
     finally:
-        client.close()
-    return ", ".join(
-        f"{k} {info[k]}"
-        for k in ("index_type", "indexed_rows", "total_rows", "pending_index_rows", "state")
-        if k in info
-    )
+        milvus.drop_collection(cfg.scratch_collection)
+        milvus.close()
+    return TwinSearch(indexed, growing, sum(overlap) / len(overlap), state)

@@ -6,9 +6,11 @@
 3. freshness.py (full run only): store-then-search misses, write-to-searchable lag under load;
 4. concurrency.py (full run only): 1, 4 and 16 clients of hybrid search over 10,000 memories;
 5. scale.py (full run only): search p50/p95 as the tenant grows;
-6. history.py: the history trigger's write cost, the supersession filter's search cost and
+6. load.py (full run only): 20 clients mixing stores, searches, gets and deletes for 60 s,
+   then the check that nothing acknowledged was lost;
+7. history.py: the history trigger's write cost, the supersession filter's search cost and
    history's bytes per version (10,000 memories x 3 versions; 2,000 quick);
-7. plot.py: benchmarks/results.png from the figures of the steps above.
+8. plot.py: benchmarks/results.png from the figures of the steps above.
 
 run.py rewrites benchmarks/RESULTS.md; the sections of the other steps are then put back (each
 step writes its own; a step not run this time keeps its previous section, dated).
@@ -49,13 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     for name, text in saved.items():  # run.py rewrote the file: put the last sections back
         put_section(name, text)
     step("quality.py")
-    # --quick: freshness, concurrency and scale keep their last sections. Concurrency left
+    # --quick: freshness, concurrency, scale and load keep their last sections. Concurrency left
     # the quick run when a slower machine took it past 10 minutes (its 10,000 memories are
     # embedded by the server first: 67 s of its 116 s there).
     if not args.quick:
         step("freshness.py")
         step("concurrency.py")
         step("scale.py")
+        step("load.py", "--results", str(RESULTS))
     step("history.py", *(["--quick"] if args.quick else []))
     step("plot.py")
     print(f"\nsuite: {time.perf_counter() - began:.0f} s")

@@ -57,6 +57,26 @@ def post_batch(client: httpx.Client, body: bytes) -> dict[str, float]:
     return server_timing(response.headers.get("server-timing", ""))
 
 
+def ensure_scratch(cfg: BenchConfig) -> None:
+    """The scratch collection, made by the service's own ``ensure_collection`` (same schema,
+    index and load) and stamped as the bench database's, like the service's own."""
+    settings = Settings.model_validate(
+        {
+            "POSTGRES_DSN": cfg.postgres_dsn,
+            "MILVUS_URI": cfg.milvus_uri,
+            "REDIS_URL": cfg.redis_url,
+            "MILVUS_COLLECTION": cfg.scratch_collection,
+        }
+    )
+    postgres = create_postgres_store(settings)
+    store = MilvusStore(settings)
+    try:
+        store.ensure_collection(DIMENSION, read_identity(postgres))
+    finally:
+        store.close()
+        postgres.engine.dispose()
+
+
 class Ceilings:
     """Each part of a write alone: the embedder on the batch's texts; rows of the memories
     table's shape (``LIKE records INCLUDING ALL``: same columns, generated tsvector, GIN and
@@ -73,19 +93,7 @@ class Ceilings:
         for table in ("bench_copy", "bench_many"):
             self.conn.execute(f"CREATE TEMP TABLE {table} (LIKE records INCLUDING ALL)")
         self.conn.commit()
-        settings = Settings.model_validate(
-            {
-                "POSTGRES_DSN": cfg.postgres_dsn,
-                "MILVUS_URI": cfg.milvus_uri,
-                "REDIS_URL": cfg.redis_url,
-                "MILVUS_COLLECTION": cfg.scratch_collection,
-            }
-        )
-        postgres = create_postgres_store(settings)
-        try:  # the scratch collection is the bench database's, like the service's own
-            MilvusStore(settings).ensure_collection(DIMENSION, read_identity(postgres))
-        finally:
-            postgres.engine.dispose()
+        ensure_scratch(cfg)
         self.milvus = MilvusClient(uri=cfg.milvus_uri)
 
     def close(self) -> None:
