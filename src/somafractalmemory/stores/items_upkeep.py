@@ -53,7 +53,8 @@ class ItemUpkeep:
         """(namespace path, attrs) of each existing record among ``item_ids``: what its
         entities carry besides the vector. The attrs are the record's state keys (those of
         the memories' entities, :func:`state_attrs`: none for a current record without a
-        validity bound) and its scopes (:func:`scope_attrs`); repairs, moves and the v2 migration take them from here."""
+        validity bound) and its scopes (:func:`scope_attrs`); repairs, moves and the v2
+        migration take them from here."""
         if not item_ids:
             return {}
         query = sa.select(
