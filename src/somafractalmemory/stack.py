@@ -15,6 +15,7 @@ from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.core.history import History
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.keys import KeyService
+from somafractalmemory.core.messages import MessageService
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.core.webhooks import WebhookService
 from somafractalmemory.settings import Settings
@@ -38,6 +39,7 @@ class Stack:
     keys: KeyService
     rate_limiter: RateLimiter
     items: ItemService
+    messages: MessageService
     history: History
     webhooks: WebhookService
 
@@ -84,6 +86,9 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         if type(built) is not kind:
             raise TypeError(f"expected {kind.__name__}, got {type(built).__name__}")
     memories = MemoryService(postgres, milvus, cache, embedder)
+    items = ItemService(
+        postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
+    )
     return Stack(
         settings=settings,
         postgres=postgres,
@@ -93,9 +98,8 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         memories=memories,
         keys=KeyService(postgres),
         rate_limiter=RateLimiter(cache.client, settings),
-        items=ItemService(
-            postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
-        ),
+        items=items,
+        messages=MessageService(items),
         history=History(postgres),
         webhooks=WebhookService(postgres, settings),
     )
