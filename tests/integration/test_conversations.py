@@ -68,7 +68,8 @@ def test_messages_are_idempotent_and_listed_in_conversation_order(
     assert [s["status"] for s in again.json()["messages"]] == ["unchanged", "unchanged"]
     listed = client.get(f"/conversations/{cid}/messages", headers=auth).json()["messages"]
     assert [m["id"] for m in listed] == ["m1", "m2", statuses[2]["id"]]
-    assert listed[0]["role"] == "user" and listed[0]["user_id"] == "ann"
+    assert listed[0]["role"] == "user"
+    assert listed[0]["user_id"] == "ann"
     # Paged: a cursor resumes after the last one seen.
     page = client.get(f"/conversations/{cid}/messages?limit=2", headers=auth).json()
     assert [m["id"] for m in page["messages"]] == ["m1", "m2"]
@@ -89,7 +90,8 @@ def test_messages_are_idempotent_and_listed_in_conversation_order(
         agent_id="bot",
     )
     assert conflict.status_code == 409
-    assert "'m1'" in conflict.json()["detail"] and "messages[1]" in conflict.json()["detail"]
+    assert "'m1'" in conflict.json()["detail"]
+    assert "messages[1]" in conflict.json()["detail"]
     listed = client.get(f"/conversations/{cid}/messages", headers=auth).json()["messages"]
     assert len(listed) == 3
 
@@ -113,7 +115,8 @@ def test_bad_messages_are_refused_naming_the_field_and_nothing_is_written(
         assert 400 <= answer.status_code < 500, (field, answer.text)
         assert field in answer.text, (field, answer.text)
     bad_id = client.post("/conversations/a.b/messages", json={"messages": [ok]}, headers=auth)
-    assert bad_id.status_code == 422 and "conversation_id" in bad_id.text
+    assert bad_id.status_code == 422
+    assert "conversation_id" in bad_id.text
     tenant = _tenant_id(stack, auth)
     assert _count(stack, "SELECT count(*) FROM records WHERE tenant_id = :t", t=tenant) == 0
     assert _count(stack, "SELECT count(*) FROM outbox WHERE tenant_id = :t", t=tenant) == 0
@@ -201,7 +204,8 @@ def test_memories_are_scoped_in_every_mode(client: TestClient, auth: dict[str, s
             json={"coord": coord, "payload": {"text": f"{user} likes sailing"}, "user_id": user},
             headers=auth,
         )
-        assert answer.status_code == 201 and answer.json()["user_id"] == user
+        assert answer.status_code == 201
+        assert answer.json()["user_id"] == user
     for mode in ("vector", "keyword", "hybrid"):
         found = client.post(
             "/memories/search",
@@ -243,7 +247,8 @@ def test_delete_conversation_and_erase_a_user(
     assert _entities(stack, tenant) == 3
 
     deleted = client.delete(f"/conversations/{gone}", headers=auth)
-    assert deleted.status_code == 200 and deleted.json() == {"deleted": 1}
+    assert deleted.status_code == 200
+    assert deleted.json() == {"deleted": 1}
     assert client.delete(f"/conversations/{gone}", headers=auth).status_code == 404
     assert client.get(f"/conversations/{gone}/messages", headers=auth).json()["messages"] == []
     assert _entities(stack, tenant) == 2
