@@ -4,12 +4,14 @@ two users kept apart; one user erased everywhere."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
+from somafractalmemory.core.portability import import_lines, tenant_for_import
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 
@@ -288,3 +290,28 @@ def test_delete_conversation_and_erase_a_user(
     assert stack.milvus.count(tenant) == 1  # the memory 6,6
     found = client.post("/memories/search", json={"query": "sails", "mode": "vector"}, headers=auth)
     assert [r["coord"] for r in found.json()["results"]] == ["6,6"]
+
+
+def test_scopes_survive_export_and_import(
+    client: TestClient, auth: dict[str, str], stack: Stack
+) -> None:
+    scoped = {
+        "coord": "3,3",
+        "payload": {"text": "likes kites"},
+        "user_id": "ann",
+        "session_id": "s",
+    }
+    assert client.post("/memories", json=scoped, headers=auth).status_code == 201
+    exported = client.get("/export", headers=auth).text.splitlines()
+    line = next(
+        json.loads(x) for x in exported if '"kind": "memory"' in x or '"kind":"memory"' in x
+    )
+    assert (line["user_id"], line["session_id"]) == ("ann", "s")
+    assert "agent_id" not in line
+    copy = tenant_for_import(stack.memories, f"t-{uuid.uuid4().hex[:12]}")
+    report = import_lines(stack.memories, copy, exported)
+    assert report.created == 1
+    memory = stack.memories.get(copy, "3,3")
+    assert (memory.user_id, memory.agent_id, memory.session_id) == ("ann", None, "s")
+    again = import_lines(stack.memories, copy, exported)
+    assert (again.created, again.unchanged) == (0, 1)
