@@ -41,3 +41,10 @@ class ScopePublic(BaseModel):
     user_id: str | None = None
     agent_id: str | None = None
     session_id: str | None = None
+
+
+class ScopeDeleted(BaseModel):
+    """How many records a delete by scope removed (and history versions, with ``purge``)."""
+
+    deleted: int
+    purged_versions: int | None = None

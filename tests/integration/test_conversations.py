@@ -315,3 +315,15 @@ def test_scopes_survive_export_and_import(
     assert (memory.user_id, memory.agent_id, memory.session_id) == ("ann", None, "s")
     again = import_lines(stack.memories, copy, exported)
     assert (again.created, again.unchanged) == (0, 1)
+
+
+def test_memories_deleted_by_scope(client: TestClient, auth: dict[str, str], stack: Stack) -> None:
+    for coord, session in (("1,1", "s1"), ("2,2", "s1"), ("3,3", "s2")):
+        body = {"coord": coord, "payload": {"text": f"note {coord}"}, "session_id": session}
+        assert client.post("/memories", json=body, headers=auth).status_code == 201
+    assert client.delete("/memories", headers=auth).status_code == 422
+    gone = client.delete("/memories?session_id=s1&purge=true", headers=auth)
+    assert gone.json() == {"deleted": 2, "purged_versions": 4}
+    left = client.get("/memories", headers=auth).json()["memories"]
+    assert [m["coord"] for m in left] == ["3,3"]
+    assert stack.milvus.count(_tenant_id(stack, auth)) == 1

@@ -221,6 +221,13 @@ class MemoryService:
         DELETE_SUCCESS.inc(len(removed))
         return [memory.coord for memory in removed], purged
 
+    def delete_scope(self, tenant: Tenant, scopes: Scopes, purge: bool) -> tuple[int, int]:
+        """Delete every memory of ``scopes`` (see :meth:`delete_many`); returns how many
+        went and how many versions a purge erased."""
+        page = self.postgres.list_memories(tenant.id, None, 0, 1_000_000, True, scopes)
+        removed, purged = self.delete_many(tenant, [m.coord for m in page], purge)
+        return len(removed), purged
+
     def drain_outbox(self, grace_seconds: float, limit: int = 500) -> int:
         """Bring Milvus in line with PostgreSQL for outbox entries older than the grace
         period (younger ones may belong to writes still in flight); returns how many."""

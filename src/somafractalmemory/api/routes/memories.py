@@ -13,6 +13,7 @@ from somafractalmemory.api.routes.history import version_public
 from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.memory_input import MemoryInput
+from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import (
     Memory,
     MemoryType,
@@ -40,6 +41,7 @@ from somafractalmemory.schemas import (
     SearchSignals,
     SimilarMemory,
 )
+from somafractalmemory.scope_schemas import ScopeDeleted
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)
@@ -204,6 +206,24 @@ def list_memories(
         tenant, memory_type, limit, cursor, include_superseded, scopes
     )
     return json_response(MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor))
+
+
+@router.delete("", response_model=ScopeDeleted)
+def delete_memories_of_scope(
+    caller: CallerDep,
+    user_id: ScopeQuery = None,
+    agent_id: ScopeQuery = None,
+    session_id: ScopeQuery = None,
+    purge: Annotated[
+        bool, Query(description="Also erase every version of them from the history")
+    ] = False,
+) -> Response:
+    """Delete every memory of the given scopes (at least one) from every store."""
+    scopes = Scopes(user_id, agent_id, session_id)
+    if not scopes.given():
+        raise InvalidInputError("give user_id, agent_id or session_id (or several)", "user_id")
+    deleted, purged = caller.stack.memories.delete_scope(caller.tenant(), scopes, purge)
+    return json_response(ScopeDeleted(deleted=deleted, purged_versions=purged if purge else None))
 
 
 @router.get("/{coord}", response_model=MemoryPublic)
