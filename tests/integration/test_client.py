@@ -129,6 +129,8 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory.schemas",
         "somafractalmemory.item_schemas",
         "somafractalmemory.history_schemas",
+        "somafractalmemory.message_schemas",
+        "somafractalmemory.scope_schemas",
         "somafractalmemory.core",
         "somafractalmemory.models",
     }

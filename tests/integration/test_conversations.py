@@ -12,6 +12,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from somafractalmemory.core.portability import import_lines, tenant_for_import
+from somafractalmemory.models import Scopes
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 
@@ -327,3 +328,32 @@ def test_memories_deleted_by_scope(client: TestClient, auth: dict[str, str], sta
     left = client.get("/memories", headers=auth).json()["memories"]
     assert [m["coord"] for m in left] == ["3,3"]
     assert stack.milvus.count(_tenant_id(stack, auth)) == 1
+
+
+def test_messages_survive_export_and_import(
+    client: TestClient, auth: dict[str, str], stack: Stack
+) -> None:
+    cid = _cid()
+    long_message = f"{LONG} The spare key hangs behind the kitchen clock."
+    messages = [
+        {"id": "a", "role": "user", "content": long_message, "created_at": "2026-02-01T08:00:00Z"},
+        {"role": "assistant", "name": "bot", "content": "I will remember that."},
+    ]
+    assert _post(client, auth, cid, messages, user_id="ann", session_id="s").status_code == 201
+    exported = client.get("/export", headers=auth).text.splitlines()
+    copy = tenant_for_import(stack.memories, f"t-{uuid.uuid4().hex[:12]}")
+    report = import_lines(stack.memories, copy, exported, items=stack.items)
+    assert (report.items_created, report.error_count) == (2, 0), report.errors
+    before, _ = stack.messages.page(
+        stack.keys.authenticate(auth["Authorization"][7:]), cid, None, 10
+    )
+    after, _ = stack.messages.page(copy, cid, None, 10)
+    strip = [(m.key, m.value, m.created_at, m.user_id, m.session_id) for m in before]
+    assert [(m.key, m.value, m.created_at, m.user_id, m.session_id) for m in after] == strip
+    chunks = "SELECT count(*) FROM record_vectors v JOIN records r ON r.id = v.record_id "
+    chunks += "WHERE r.tenant_id = :t AND r.key = 'a'"
+    assert _count(stack, chunks, t=copy.id) == _count(stack, chunks, t=_tenant_id(stack, auth)) > 1
+    found = stack.messages.search(copy, "where is the spare key?", "hybrid", 1, Scopes("ann"))
+    assert [h.item.key for h in found] == ["a"]
+    again = import_lines(stack.memories, copy, exported, items=stack.items)
+    assert again.items_unchanged == 2

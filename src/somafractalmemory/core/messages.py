@@ -115,10 +115,12 @@ class MessageService:
         conversation_id: str,
         scopes: Scopes,
         messages: Sequence[NewMessage],
+        imported: bool = False,
     ) -> list[tuple[str, MessageStatus]]:
-        """Store the messages not stored yet; answers (id, status) per message, in order."""
+        """Store the messages not stored yet; answers (id, status) per message, in order.
+        ``imported``: ids may be ones the service assigned (``#<n>``, from an export)."""
         check_conversation_id(conversation_id)
-        _check_messages(messages)
+        _check_messages(messages, imported)
         path = conversation_path(conversation_id)
         given = [m.id for m in messages if m.id is not None]
         stored = self.queries.existing(tenant.id, path, given)
@@ -162,8 +164,12 @@ class MessageService:
                     vector_id, vector = next(ids), next(vectors)
                     chunk_path = "content" if len(group) == 1 else f"content#{number}"
                     vector_rows.append(
-                        {"id": vector_id, "record_id": record_id, "path": chunk_path}
-                        | {"vector": vector}
+                        {
+                            "id": vector_id,
+                            "record_id": record_id,
+                            "path": chunk_path,
+                            "vector": vector,
+                        }
                     )
                     entities.append(
                         ItemVectorRecord(vector_id, record_id, tenant.id, vector, path, attrs)
@@ -317,7 +323,7 @@ def _reserve(uow: UnitOfWork, records: int, vectors: int) -> tuple[list[int], li
     return record_ids, vector_ids
 
 
-def _check_messages(messages: Sequence[NewMessage]) -> None:
+def _check_messages(messages: Sequence[NewMessage], imported: bool = False) -> None:
     """422 naming the first bad field: an unknown role, blank content, an id used twice in
     the request or starting with ``#`` (ids the service assigns), a time without a zone."""
     if not messages:
@@ -333,7 +339,7 @@ def _check_messages(messages: Sequence[NewMessage]) -> None:
             raise InvalidInputError("must carry a time zone (RFC 3339)", f"{where}.created_at")
         if message.id is None:
             continue
-        if message.id.startswith(ASSIGNED):
+        if message.id.startswith(ASSIGNED) and not imported:
             raise InvalidInputError(
                 f"must not start with {ASSIGNED!r} (the ids the service assigns)", f"{where}.id"
             )
