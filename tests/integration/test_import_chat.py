@@ -1,10 +1,6 @@
 """`somafractalmemory import-chat` end to end against the session's real server: each fixture
 export (tests/fixtures/chat_import/) posted through the Python client, read back in
 conversation order, and imported again without storing anything twice.
-
-Not collected yet (the name does not start with ``test_``): it needs
-``POST /conversations/{id}/messages`` and ``GET /conversations/{id}/messages``. Rename it to
-``test_import_chat.py`` when the messages API is merged.
 """
 
 from __future__ import annotations
