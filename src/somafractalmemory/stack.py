@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
+from somafractalmemory.core.context_messages import MessageCandidates
 from somafractalmemory.core.context_sources import ContextBuilder, MemoryCandidates
 from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.core.history import History
@@ -93,6 +94,7 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
     items = ItemService(
         postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
     )
+    messages = MessageService(items)
     return Stack(
         settings=settings,
         postgres=postgres,
@@ -103,12 +105,12 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         keys=KeyService(postgres),
         rate_limiter=RateLimiter(cache.client, settings),
         items=items,
-        messages=MessageService(items),
+        messages=messages,
         history=History(postgres),
         webhooks=WebhookService(postgres, settings),
         # The candidate sources of POST /context, one per kind of record it may include.
         context=ContextBuilder(
-            [MemoryCandidates(memories)],
+            [MemoryCandidates(memories), MessageCandidates(messages)],
             create_tokenizers(settings.embedding_model, settings.context_tokenizers),
         ),
     )

@@ -22,7 +22,7 @@ from somafractalmemory.stack import Stack
 
 
 def postgres_up() -> float:
-    return POSTGRES_UP._value.get()  # noqa: SLF001 - the gauge's current value
+    return POSTGRES_UP._value.get()  # the gauge's current value
 
 
 def test_a_refused_statement_is_a_statement_error_and_postgres_stays_up(stack: Stack) -> None:
