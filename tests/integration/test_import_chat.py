@@ -8,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -55,8 +56,14 @@ def test_import_chat_twice(sfm_server: ServerProcess, stack: Stack, path: Path, 
         if not conversation.messages:
             continue
         stored = _messages(sfm_server.url, key, conversation.id)
-        assert [m["id"] for m in stored] == [m.id for m in conversation.messages]
-        assert [m["content"] for m in stored] == [m.content for m in conversation.messages]
+        # Conversation order: by time (a message without one was said when it was stored,
+        # after the dated ones), then in posting order.
+        told = sorted(
+            conversation.messages,
+            key=lambda m: (m.created_at is None, m.created_at or datetime.min.replace(tzinfo=UTC)),
+        )
+        assert [m["id"] for m in stored] == [m.id for m in told]
+        assert [m["content"] for m in stored] == [m.content for m in told]
     again = _import(str(path), fmt, "u-1", sfm_server.url, key)
     assert again.returncode == 0, again.stderr
     assert f"{parsed.messages} unchanged" in again.stdout

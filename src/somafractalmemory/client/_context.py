@@ -44,4 +44,3 @@ def context(
     body.update({k: v for k, v in options.items() if v is not None})
     body.update(extra)
     return Call("POST", "/context", lambda r: parse(ContextResponse, r), Retry.READ, body=body)
-

@@ -49,8 +49,10 @@ class MessageCandidates:
 
     def candidates(self, tenant: Tenant, query: ContextQuery) -> list[Candidate]:
         """Message hits (the text is the message's ``content``, the speaker its ``name``,
-        else its role), each with up to ``query.window`` turns on each side. ``filters`` are
-        payload fields of memories: they do not apply to messages."""
+        else its role), each with up to ``query.window`` turns on each side, nearest first
+        and, at one distance, the later turn first (the packer keeps that order for ties: a
+        question's reply comes before what preceded it). ``filters`` are payload fields of
+        memories: they do not apply to messages."""
         hits = self.messages.search(
             tenant, query.text, "hybrid", query.limit, query.scopes, query.conversation_id
         )
@@ -58,7 +60,7 @@ class MessageCandidates:
         near = message_windows(self.messages.items.postgres, tenant.id, ids, query.window)
         by_id = {m.id: m for m in near}
         by_conversation: dict[str, list[WindowMessage]] = {}
-        for message in sorted(near, key=lambda m: m.seq):
+        for message in near:
             by_conversation.setdefault(message.conversation_id, []).append(message)
         found = []
         for hit in hits:
@@ -67,7 +69,10 @@ class MessageCandidates:
                 continue
             around = [
                 _turn(m)
-                for m in by_conversation[own.conversation_id]
+                for m in sorted(
+                    by_conversation[own.conversation_id],
+                    key=lambda m, at=own.seq: (abs(m.seq - at), m.seq < at),
+                )
                 if m.id != own.id and abs(m.seq - own.seq) <= query.window
             ]
             found.append(Candidate("message", _turn(own), hit.score or 0.0, {}, around))
