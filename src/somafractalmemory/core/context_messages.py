@@ -12,6 +12,7 @@ one scale and the packer orders them together.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from somafractalmemory.core.context import Candidate, Turn
@@ -37,6 +38,11 @@ def _turn(message: WindowMessage) -> Turn:
         role=role,
         seq=message.seq,
     )
+
+
+def _from(seq: int) -> Callable[[WindowMessage], tuple[int, bool]]:
+    """Nearest to position ``seq`` first; at one distance, the later turn first."""
+    return lambda m: (abs(m.seq - seq), m.seq < seq)
 
 
 class MessageCandidates:
@@ -69,10 +75,7 @@ class MessageCandidates:
                 continue
             around = [
                 _turn(m)
-                for m in sorted(
-                    by_conversation[own.conversation_id],
-                    key=lambda m, at=own.seq: (abs(m.seq - at), m.seq < at),
-                )
+                for m in sorted(by_conversation[own.conversation_id], key=_from(own.seq))
                 if m.id != own.id and abs(m.seq - own.seq) <= query.window
             ]
             found.append(Candidate("message", _turn(own), hit.score or 0.0, {}, around))
