@@ -19,6 +19,10 @@ def context(
     format: str | None = None,
     tokenizer: str | None = None,
     filters: Mapping[str, Any] | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    conversation_id: str | None = None,
     **extra: Any,
 ) -> Call[ContextResponse]:
     """A prompt-ready block of the most relevant records for ``query`` (or for the recent
@@ -27,8 +31,9 @@ def context(
 
     ``format="messages"`` answers OpenAI-style chat messages instead of one text; ``include``
     picks the kinds of records (``"memories"``, ``"messages"``), ``window`` the neighbouring
-    turns of a message hit. ``extra`` keys go into the body as they are (e.g. scopes on
-    servers that support them).
+    turns of a message hit. ``user_id``, ``agent_id`` and ``session_id`` keep it to the
+    records of those scopes, ``conversation_id`` keeps messages to one conversation.
+    ``extra`` keys go into the body as they are.
     """
     options = {
         "messages": [dict(m) for m in messages] if messages is not None else None,
@@ -37,6 +42,10 @@ def context(
         "format": format,
         "tokenizer": tokenizer,
         "filters": dict(filters) if filters is not None else None,
+        "user_id": user_id,
+        "agent_id": agent_id,
+        "session_id": session_id,
+        "conversation_id": conversation_id,
     }
     body: dict[str, Any] = {"budget_tokens": budget_tokens}
     if query is not None:
