@@ -282,11 +282,21 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
             dict[str, FilterValue] | None,
             Field(description="Top-level payload fields memories must equal."),
         ] = None,
+        user_id: UserArg = None,
+        session_id: SessionArg = None,
+        conversation_id: Annotated[
+            str | None,
+            Field(max_length=256, description="Only messages of this conversation."),
+        ] = None,
     ) -> ContextResponse:
-        """A prompt-ready block of the most relevant current memories for a query, dated and
-        attributed, within a token budget (counted by the tokenizer it names)."""
+        """A prompt-ready block of the most relevant current memories and conversation turns
+        for a query (of the pinned user only, when pinned), dated and attributed, within a
+        token budget (counted by the tokenizer it names)."""
+        scope = scope_body(scoped_user(pinned, user_id), session_id)
         with _as_tool_error():
-            return await _client(ctx).context(query, budget_tokens, filters=filters)
+            return await _client(ctx).context(
+                query, budget_tokens, filters=filters, conversation_id=conversation_id, **scope
+            )
 
     @server.tool(annotations=READS)
     async def history(

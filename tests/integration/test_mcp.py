@@ -265,6 +265,15 @@ async def test_a_server_pinned_to_one_user_never_reaches_another(
                 ],
             )
             assert posted["messages"] == [{"id": "1", "status": "created"}]
+            block = await call(session, "get_context", query="what is the cat's name?")
+            assert "Ann's cat is named Pixel" in block["context"]
+            assert "Miso" not in block["context"]
+            trip = await call(session, "get_context", query="when is the Lisbon flight?")
+            assert "] user: I am flying to Lisbon on Friday" in trip["context"]
+            assert {"message"} <= {s["kind"] for s in trip["sources"]}
+            theirs = await session.call_tool("get_context", {"query": "cat", "user_id": "bob"})
+            assert theirs.is_error
+            assert "'ann' only" in text_of(theirs)
         listed = (await http.get("/conversations/chat-1/messages")).json()["messages"]
         assert [(m["id"], m["user_id"]) for m in listed] == [("1", "ann")]
         assert (await http.get("/memories/9,9")).is_success
