@@ -62,7 +62,7 @@ class MessageCandidates:
         hits = self.messages.search(
             tenant, query.text, "hybrid", query.limit, query.scopes, query.conversation_id
         )
-        ids = [hit.item.id for hit in hits]
+        ids = [(hit.item.id, hit.item.namespace[1]) for hit in hits if len(hit.item.namespace) == 2]
         near = message_windows(self.messages.items.postgres, tenant.id, ids, query.window)
         by_id = {m.id: m for m in near}
         by_conversation: dict[str, list[WindowMessage]] = {}

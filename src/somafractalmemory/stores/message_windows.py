@@ -14,9 +14,8 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from somafractalmemory.stores.messages_postgres import CONVERSATIONS
+from somafractalmemory.stores.messages_postgres import conversation_path
 from somafractalmemory.stores.postgres import PostgresStore
-from somafractalmemory.stores.tables import records
 
 
 @dataclass(frozen=True)
@@ -32,53 +31,46 @@ class WindowMessage:
     seq: int
 
 
+# The hits' conversations numbered in conversation order (light columns only), the hits'
+# positions, the positions within ``window`` of one (equality on the path: a hash join), and
+# only then the rows themselves, by primary key.
+_WINDOWS = sa.text(
+    """
+    WITH ranked AS MATERIALIZED (
+        SELECT id, namespace_path,
+               row_number() OVER (PARTITION BY namespace_path ORDER BY created_at, id) AS seq
+        FROM records
+        WHERE tenant_id = :tenant_id AND namespace_path = ANY(:paths)
+    ),
+    hits AS (SELECT namespace_path, seq FROM ranked WHERE id = ANY(:hit_ids)),
+    wanted AS (
+        SELECT DISTINCT r.id, r.seq
+        FROM ranked r JOIN hits h ON r.namespace_path = h.namespace_path
+        WHERE r.seq BETWEEN h.seq - :window AND h.seq + :window
+    )
+    SELECT records.id, records.namespace, records.key, records.payload, records.created_at,
+           wanted.seq
+    FROM wanted JOIN records ON records.id = wanted.id
+    """
+)
+
+
 def message_windows(
-    store: PostgresStore, tenant_id: int, hit_ids: Sequence[int], window: int
+    store: PostgresStore,
+    tenant_id: int,
+    hits: Sequence[tuple[int, str]],
+    window: int,
 ) -> list[WindowMessage]:
-    """The hits and the messages up to ``window`` positions before and after each, of the
-    tenant's conversations (each message once)."""
-    if not hit_ids:
+    """The hits (record id, conversation id) and the messages up to ``window`` positions
+    before and after each, of the tenant's conversations (each message once)."""
+    if not hits:
         return []
-    in_conversation = sa.and_(
-        records.c.tenant_id == tenant_id,
-        records.c.namespace[1] == CONVERSATIONS,
-        sa.func.cardinality(records.c.namespace) == 2,
-    )
-    paths = (
-        sa.select(records.c.namespace_path)
-        .where(in_conversation, records.c.id.in_(list(hit_ids)))
-        .scalar_subquery()
-    )
-    ranked = (
-        sa.select(
-            records.c.id,
-            records.c.namespace,
-            records.c.namespace_path,
-            records.c.key,
-            records.c.payload,
-            records.c.created_at,
-            sa.func.row_number()
-            .over(
-                partition_by=records.c.namespace_path, order_by=(records.c.created_at, records.c.id)
-            )
-            .label("seq"),
-        )
-        .where(in_conversation, records.c.namespace_path.in_(paths))
-        .cte("ranked")
-    )
-    hits = sa.select(ranked.c.namespace_path, ranked.c.seq).where(ranked.c.id.in_(list(hit_ids)))
-    hits_cte = hits.cte("hits")
-    query = (
-        sa.select(ranked)
-        .distinct()
-        .join(
-            hits_cte,
-            sa.and_(
-                hits_cte.c.namespace_path == ranked.c.namespace_path,
-                ranked.c.seq.between(hits_cte.c.seq - window, hits_cte.c.seq + window),
-            ),
-        )
-    )
+    params = {
+        "tenant_id": tenant_id,
+        "paths": sorted({conversation_path(cid) for _id, cid in hits}),
+        "hit_ids": [record_id for record_id, _cid in hits],
+        "window": window,
+    }
     with store.reading("message_windows") as conn:
         return [
             WindowMessage(
@@ -89,5 +81,5 @@ def message_windows(
                 created_at=row.created_at,
                 seq=int(row.seq),
             )
-            for row in conn.execute(query)
+            for row in conn.execute(_WINDOWS, params)
         ]
