@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from somafractalmemory.core.context_sources import ContextQuery
 from somafractalmemory.models import Scopes
 from somafractalmemory.stack import Stack
+from somafractalmemory.stores.message_windows import message_windows
 
 Headers = dict[str, str]
 SISTER = "My sister Ingrid moved to Bergen last spring, she teaches chemistry there."
@@ -166,3 +167,17 @@ def test_one_session_one_conversation(client: TestClient, tenant: dict[str, Any]
     nobody = _context(client, tenant["auth"], query="my sister", budget_tokens=500,
                       user_id="carol")  # fmt: skip
     assert (nobody["context"], nobody["sources"]) == ("", [])
+
+
+def test_windows_stop_at_the_ends_and_overlap_once(stack: Stack, tenant: dict[str, Any]) -> None:
+    me = stack.keys.authenticate(tenant["auth"]["Authorization"].removeprefix("Bearer "))
+    listed = {m.key: m.id for m in stack.messages.page(me, "alice-s1", None, 100)[0]}
+    other = {m.key: m.id for m in stack.messages.page(me, "alice-s2", None, 100)[0]}
+    hits = [(listed["0"], "alice-s1"), (listed["2"], "alice-s1"), (other["2"], "alice-s2")]
+    near = message_windows(stack.postgres, me.id, hits, 2)
+    got = sorted((m.conversation_id, m.key, m.seq) for m in near)
+    assert got == [
+        *[("alice-s1", str(i), i + 1) for i in range(5)],  # 0-2 and 0-4 merged, each once
+        *[("alice-s2", str(i), i + 1) for i in range(3)],  # the last turn: the two before
+    ]
+    assert message_windows(stack.postgres, me.id + 10_000, hits, 2) == []  # another tenant
