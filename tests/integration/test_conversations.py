@@ -68,6 +68,7 @@ def test_messages_are_idempotent_and_listed_in_conversation_order(
     assert statuses[2]["id"].startswith("#")
     # The same messages again: nothing stored (the one without an id is new each time).
     again = _post(client, auth, cid, first[:2], user_id="ann", agent_id="bot")
+    assert again.status_code == 200
     assert [s["status"] for s in again.json()["messages"]] == ["unchanged", "unchanged"]
     listed = client.get(f"/conversations/{cid}/messages", headers=auth).json()["messages"]
     assert [m["id"] for m in listed] == ["m1", "m2", statuses[2]["id"]]
