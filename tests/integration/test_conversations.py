@@ -358,3 +358,17 @@ def test_messages_survive_export_and_import(
     assert [h.item.key for h in found] == ["a"]
     again = import_lines(stack.memories, copy, exported, items=stack.items)
     assert again.items_unchanged == 2
+
+
+def test_duplicates_are_found_within_the_users_memories_only(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    def store(coord: str, user: str, **options: Any) -> Any:
+        body = {"coord": coord, "payload": {"text": "I like green tea"}, "user_id": user}
+        return client.post("/memories", json={**body, **options}, headers=auth).json()
+
+    store("1,1", "ann")
+    bob = store("2,2", "bob", on_duplicate="skip")
+    assert (bob["status"], bob["duplicate_of"], bob["similar"]) == ("created", [], [])
+    again = store("3,3", "bob", on_duplicate="skip")
+    assert (again["status"], again["coord"]) == ("skipped", "2,2")
