@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.schemas import MAX_FILTERS, FilterScalar, RequestModel
+from somafractalmemory.scope_schemas import ScopeFields, ScopeId
 
 # The smallest budget: room for a group header and one dated, attributed line of a few words.
 MIN_BUDGET_TOKENS = 32
@@ -40,8 +41,10 @@ class ContextTurn(RequestModel):
         return value
 
 
-class ContextRequest(RequestModel):
-    """What the context is for (a query, or the conversation's recent turns), and its budget."""
+class ContextRequest(RequestModel, ScopeFields):
+    """What the context is for (a query, or the conversation's recent turns), and its budget.
+    ``user_id``, ``agent_id`` and ``session_id`` keep it to the records of those scopes
+    (memories and messages alike); ``conversation_id`` keeps messages to one conversation."""
 
     query: str | None = Field(
         default=None, min_length=1, max_length=10_000, description="What the agent needs to know"
@@ -83,6 +86,10 @@ class ContextRequest(RequestModel):
     )
     filters: dict[str, FilterScalar] | None = Field(
         default=None, description="Top-level payload fields memories must match, as in search"
+    )
+    conversation_id: ScopeId | None = Field(
+        default=None,
+        description="Only messages of this conversation (memories are not in conversations)",
     )
 
     @field_validator("query")

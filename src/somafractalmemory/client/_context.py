@@ -1,15 +1,11 @@
-"""Context and conversation-message calls: one function per client method, as in
-:mod:`._calls`."""
+"""Context calls: one function per client method, as in :mod:`._calls`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
-import httpx
-
-from somafractalmemory.client._calls import Call, Retry, parse, raise_for_error
+from somafractalmemory.client._calls import Call, Retry, parse
 from somafractalmemory.context_schemas import ContextResponse
 
 
@@ -23,6 +19,10 @@ def context(
     format: str | None = None,
     tokenizer: str | None = None,
     filters: Mapping[str, Any] | None = None,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    conversation_id: str | None = None,
     **extra: Any,
 ) -> Call[ContextResponse]:
     """A prompt-ready block of the most relevant records for ``query`` (or for the recent
@@ -31,8 +31,9 @@ def context(
 
     ``format="messages"`` answers OpenAI-style chat messages instead of one text; ``include``
     picks the kinds of records (``"memories"``, ``"messages"``), ``window`` the neighbouring
-    turns of a message hit. ``extra`` keys go into the body as they are (e.g. scopes on
-    servers that support them).
+    turns of a message hit. ``user_id``, ``agent_id`` and ``session_id`` keep it to the
+    records of those scopes, ``conversation_id`` keeps messages to one conversation.
+    ``extra`` keys go into the body as they are.
     """
     options = {
         "messages": [dict(m) for m in messages] if messages is not None else None,
@@ -41,6 +42,10 @@ def context(
         "format": format,
         "tokenizer": tokenizer,
         "filters": dict(filters) if filters is not None else None,
+        "user_id": user_id,
+        "agent_id": agent_id,
+        "session_id": session_id,
+        "conversation_id": conversation_id,
     }
     body: dict[str, Any] = {"budget_tokens": budget_tokens}
     if query is not None:
@@ -48,29 +53,3 @@ def context(
     body.update({k: v for k, v in options.items() if v is not None})
     body.update(extra)
     return Call("POST", "/context", lambda r: parse(ContextResponse, r), Retry.READ, body=body)
-
-
-def add_messages(
-    conversation_id: str,
-    messages: Sequence[Mapping[str, Any]],
-    *,
-    user_id: str | None = None,
-    agent_id: str | None = None,
-) -> Call[dict[str, Any]]:
-    """Store messages (dicts with ``id``, ``role``, ``name``, ``content``, ``created_at``)
-    in a conversation; idempotent by message id. Answers the server's JSON as it is."""
-    body: dict[str, Any] = {"messages": [dict(m) for m in messages]}
-    if user_id is not None:
-        body["user_id"] = user_id
-    if agent_id is not None:
-        body["agent_id"] = agent_id
-    path = f"/conversations/{quote(conversation_id, safe='')}/messages"
-    return Call("POST", path, _json_object, Retry.WRITE, body=body)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    raise_for_error(response)
-    answer = response.json()
-    if not isinstance(answer, dict):
-        raise TypeError(f"expected a JSON object, got {type(answer).__name__}")
-    return answer

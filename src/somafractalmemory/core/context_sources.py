@@ -3,9 +3,10 @@
 A :class:`CandidateSource` turns a :class:`ContextQuery` into ranked :class:`Candidate` hits
 of one kind of record (``include`` names the kind). :class:`MemoryCandidates` is the source
 of memories: a hybrid search of the tenant's current memories (superseded ones left out, as
-memory search does by default). A source of conversation messages is one more class with the
-same method, returning ``kind="message"`` hits with their neighbouring turns (``window`` on
-each side), registered in :func:`somafractalmemory.stack.create_stack`.
+memory search does by default), of the request's scopes.
+:class:`somafractalmemory.core.context_messages.MessageCandidates` is the source of
+conversation messages: ``kind="message"`` hits with their neighbouring turns (``window`` on
+each side). Both are registered in :func:`somafractalmemory.stack.create_stack`.
 
 Scores of all sources must be comparable (SFM's hybrid scores are reciprocal-rank fusions,
 in [0, 1]): the packer orders every hit of every source by score.
@@ -18,11 +19,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
 from somafractalmemory.core.context import Candidate, Format, Packed, Turn, check_budget, pack
+from somafractalmemory.core.messages import check_conversation_id
 from somafractalmemory.core.search import MAX_CANDIDATES as SEARCH_CANDIDATES
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.core.tokens import Tokenizers
 from somafractalmemory.errors import InvalidInputError
-from somafractalmemory.models import SearchQuery, SearchScope, Tenant
+from somafractalmemory.models import Scopes, SearchQuery, SearchScope, Tenant
 
 Include = Literal["memories", "messages"]
 MIN_CANDIDATES = 10
@@ -39,12 +41,18 @@ def candidate_limit(budget_tokens: int) -> int:
 
 @dataclass(frozen=True)
 class ContextQuery:
-    """What a source searches for, in which scope, and how many hits it returns."""
+    """What a source searches for, in which scope, and how many hits it returns.
+
+    ``scopes`` apply to every source (a scope left out matches every record);
+    ``conversation_id`` to messages only, ``filters`` (payload fields) to memories only.
+    """
 
     text: str
     limit: int
     window: int = 1
     filters: dict[str, str | int | float | bool] = field(default_factory=dict)
+    scopes: Scopes = field(default_factory=Scopes)
+    conversation_id: str | None = None
 
 
 class CandidateSource(Protocol):
@@ -74,15 +82,16 @@ class MemoryCandidates:
         self.memories = memories
 
     def candidates(self, tenant: Tenant, query: ContextQuery) -> list[Candidate]:
-        """Hybrid search hits as memory candidates: the text is ``payload.text`` (else the
-        text the memory was embedded from), the speaker ``payload.speaker`` or ``name``,
-        the role ``payload.role``, the date its ``created_at``."""
+        """Hybrid search hits of ``query.scopes`` as memory candidates: the text is
+        ``payload.text`` (else the text the memory was embedded from), the speaker
+        ``payload.speaker`` or ``name``, the role ``payload.role``, the date its
+        ``created_at``."""
         search = SearchQuery(
             text=query.text,
             vector=None,
             mode="hybrid",
             top_k=query.limit,
-            scope=SearchScope(filters=dict(query.filters)),
+            scope=SearchScope(filters=dict(query.filters), scopes=query.scopes),
         )
         found = []
         for hit in self.memories.search(tenant, search):
@@ -126,11 +135,15 @@ class ContextBuilder:
         fmt: Format = "text",
         tokenizer: str | None = None,
         filters: dict[str, str | int | float | bool] | None = None,
+        scopes: Scopes | None = None,
+        conversation_id: str | None = None,
     ) -> Packed:
         """The packed context for ``text``; 422 naming the field for a budget out of range,
-        an unknown tokenizer or a kind of record this server has no source of (checked
-        before anything is searched)."""
+        an unknown tokenizer, a malformed ``conversation_id`` or a kind of record this server
+        has no source of (checked before anything is searched)."""
         check_budget(budget_tokens)
+        if conversation_id is not None:
+            check_conversation_id(conversation_id)
         counter = self.tokenizers.get(tokenizer)
         chosen = list(dict.fromkeys(include or self.includes))
         missing = [kind for kind in chosen if kind not in self.sources]
@@ -139,6 +152,13 @@ class ContextBuilder:
                 f"this server draws on {', '.join(self.includes)}, not {', '.join(missing)}",
                 "include",
             )
-        query = ContextQuery(text, candidate_limit(budget_tokens), window, dict(filters or {}))
+        query = ContextQuery(
+            text,
+            candidate_limit(budget_tokens),
+            window,
+            dict(filters or {}),
+            scopes or Scopes(),
+            conversation_id,
+        )
         found = [c for kind in chosen for c in self.sources[kind].candidates(tenant, query)]
         return pack(found, budget_tokens, counter, fmt)

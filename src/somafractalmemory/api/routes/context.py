@@ -67,6 +67,8 @@ def build_context(body: ContextRequest, caller: CallerDep) -> Response:
             fmt=body.format,
             tokenizer=body.tokenizer,
             filters=body.filters,
+            scopes=body.scopes(),
+            conversation_id=body.conversation_id,
         )
     return json_response(
         to_public(packed), headers={"Server-Timing": server_timing_header(timings)}

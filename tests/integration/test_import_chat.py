@@ -1,10 +1,6 @@
 """`somafractalmemory import-chat` end to end against the session's real server: each fixture
 export (tests/fixtures/chat_import/) posted through the Python client, read back in
 conversation order, and imported again without storing anything twice.
-
-Not collected yet (the name does not start with ``test_``): it needs
-``POST /conversations/{id}/messages`` and ``GET /conversations/{id}/messages``. Rename it to
-``test_import_chat.py`` when the messages API is merged.
 """
 
 from __future__ import annotations
@@ -12,6 +8,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -59,8 +56,14 @@ def test_import_chat_twice(sfm_server: ServerProcess, stack: Stack, path: Path, 
         if not conversation.messages:
             continue
         stored = _messages(sfm_server.url, key, conversation.id)
-        assert [m["id"] for m in stored] == [m.id for m in conversation.messages]
-        assert [m["content"] for m in stored] == [m.content for m in conversation.messages]
+        # Conversation order: by time (a message without one was said when it was stored,
+        # after the dated ones), then in posting order.
+        told = sorted(
+            conversation.messages,
+            key=lambda m: (m.created_at is None, m.created_at or datetime.min.replace(tzinfo=UTC)),
+        )
+        assert [m["id"] for m in stored] == [m.id for m in told]
+        assert [m["content"] for m in stored] == [m.content for m in told]
     again = _import(str(path), fmt, "u-1", sfm_server.url, key)
     assert again.returncode == 0, again.stderr
     assert f"{parsed.messages} unchanged" in again.stdout
