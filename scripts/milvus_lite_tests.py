@@ -53,11 +53,10 @@ START_TIMEOUT = 60.0
 #   call of its own; test_cache_*.py, test_key_cache.py: the Redis cache and its races;
 #   test_migrations.py, test_pg_connection.py, test_statement_errors.py, test_env_file.py:
 #   PostgreSQL and settings only; test_webhooks.py: HTTP delivery;
-# - test_client.py, test_mcp.py: the Python client and the MCP server over the same service
-#   calls as the HTTP tests here, through a served process each (minutes under load, nothing
-#   of Milvus's the API tests do not send); the client's outage tests are server behaviour;
-# - test_records_migration.py: a previous release's layout migrated by Alembic and
-#   bootstrap, i.e. server state, not query syntax (and minutes: it starts a stack of its own).
+# - test_records_migration.py: a previous release's layout migrated; its
+#   migrate-item-collections step ends with a rename, and milvus-lite 3.2.2's
+#   rename_collection drops the load state (Milvus keeps it), so the next step, move-items,
+#   finds the collection "released" (the same cause as the deselected test below).
 FILES = [
     "tests/integration/test_memories_api.py",
     "tests/integration/test_items.py",
@@ -74,6 +73,8 @@ FILES = [
     "tests/integration/test_context.py",
     "tests/integration/test_langgraph_batch.py",
     "tests/integration/test_reads_dont_write.py",
+    "tests/integration/test_client.py",
+    "tests/integration/test_mcp.py",
 ]
 # Tests of the files above that check what only a real Milvus server does.
 DESELECTED = {
