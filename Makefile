@@ -214,7 +214,7 @@ test-langchain: services ## LangChain's standard VectorStore tests against SFM (
 MILVUS_LITE_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_milvus_lite \
 	MILVUS_COLLECTION=soma_test_milvus_lite_memories REDIS_URL=redis://127.0.0.1:6379/10
 
-test-milvus-lite: install ## integration tests with pymilvus 3 on milvus-lite (compatibility; not in CI yet)
+test-milvus-lite: install ## the Milvus-facing integration tests with pymilvus 3 on milvus-lite (compatibility, not server behaviour)
 	$(MILVUS_LITE_ENV) $(PY) scripts/ensure_database.py
 	$(MILVUS_LITE_ENV) $(PY) scripts/milvus_lite_tests.py $(PYTEST_ARGS)
 

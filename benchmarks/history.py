@@ -359,7 +359,8 @@ def render(
         "in turn, top 10, the query's embedding cached by one untimed search first. "
         '"superseded in top 10" is the share of the unfiltered results that the default '
         "leaves out. In Milvus the filter is a clause on the JSON field `attrs` "
-        '(`not (attrs["sfm-superseded"] == true)`), evaluated entity by entity over the '
+        '(`(not exists attrs["sfm-superseded"]) or not (attrs["sfm-superseded"] == true)`), '
+        "evaluated entity by entity over the "
         "tenant's partition (no JSON index in Milvus 2.3.5), so its cost grows with the "
         "tenant; a scalar field's clause costs a fraction of it.",
         "",

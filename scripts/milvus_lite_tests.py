@@ -44,13 +44,52 @@ VENV = ROOT / ".cache" / "milvus-lite-venv"
 PYTHON = VENV / "bin" / "python"
 BUILT = VENV / "sfm-built.txt"
 START_TIMEOUT = 60.0
-# The whole integration suite but what only a real server can answer: see the README's
-# "Supported versions" for the list and the reasons.
-SELECTION = [
-    "tests/integration",
-    # Eight writers at once on one tenant; milvus-lite is not safe for concurrent writes.
-    "--deselect=tests/integration/test_concurrent_writers.py",
+# The integration files whose tests go through Milvus (collection set-up, partition keys,
+# filter expressions, insert, delete, query, search in every mode), as `make test` runs them.
+# Left out, and why (the README's "Supported versions" says the same):
+# - test_concurrent_writers.py: eight writers at once on one tenant; milvus-lite is not safe
+#   for concurrent writes;
+# - test_limits.py: the rate limit is Redis's and timing's (a per-minute budget), no Milvus
+#   call of its own; test_cache_*.py, test_key_cache.py: the Redis cache and its races;
+#   test_migrations.py, test_pg_connection.py, test_statement_errors.py, test_env_file.py:
+#   PostgreSQL and settings only; test_webhooks.py: HTTP delivery;
+# - test_records_migration.py: a previous release's layout migrated; its
+#   migrate-item-collections step ends with a rename, and milvus-lite 3.2.2's
+#   rename_collection drops the load state (Milvus keeps it), so the next step, move-items,
+#   finds the collection "released" (the same cause as the deselected test below).
+FILES = [
+    "tests/integration/test_memories_api.py",
+    "tests/integration/test_items.py",
+    "tests/integration/test_history.py",
+    "tests/integration/test_keyword_search.py",
+    "tests/integration/test_item_collections.py",
+    "tests/integration/test_export_import.py",
+    "tests/integration/test_vector_recall.py",
+    "tests/integration/test_recall_scope.py",
+    "tests/integration/test_recall.py",
+    "tests/integration/test_consistency.py",
+    "tests/integration/test_graph_and_ops.py",
+    "tests/integration/test_bad_input.py",
+    "tests/integration/test_context.py",
+    "tests/integration/test_langgraph_batch.py",
+    "tests/integration/test_reads_dont_write.py",
+    "tests/integration/test_client.py",
+    "tests/integration/test_mcp.py",
 ]
+# Tests of the files above that check what only a real Milvus server does.
+DESELECTED = {
+    "tests/integration/test_item_collections.py::test_v1_collection_migrates_without_reembedding": (
+        "the v1 to v2 migration ends with a rename; milvus-lite 3.2.2's rename_collection drops "
+        "the collection's load state (Milvus 2.3.5 keeps it), so the migrated collection is "
+        "reported 'not loaded'"
+    ),
+    "tests/integration/test_items.py::"
+    "test_a_space_is_made_whole_when_its_load_outlasts_the_store_timeout": (
+        "needs a collection load slower than the 1 s store timeout, Milvus server behaviour; "
+        "milvus-lite loads at once, so the test has nothing to test"
+    ),
+}
+SELECTION = [*FILES, *(f"--deselect={test}" for test in DESELECTED)]
 LABEL = (
     f"milvus-lite {MILVUS_LITE} + pymilvus {PYMILVUS}: client-library and query-syntax "
     "compatibility (a protocol emulator, not Milvus server behaviour)"

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from pymilvus import DataType, MilvusClient
 
 from somafractalmemory.models import DatabaseIdentity, Space
+from somafractalmemory.stores.item_collections import refresh_schema
 from somafractalmemory.stores.items_milvus import MILVUS_METRICS
 from somafractalmemory.stores.milvus import HNSW_BUILD, INDEX_TYPE, VECTOR_FIELD
 from somafractalmemory.stores.ownership import stamp
@@ -41,7 +42,7 @@ def create_v1_collection(
     client.create_index(space.collection, index_params)
     client.load_collection(space.collection, timeout=60)
     # pymilvus checks inserted rows against the schema it last saw under this name.
-    client._get_connection().update_schema(space.collection)
+    refresh_schema(client, space.collection)
 
 
 def insert_v1(client: MilvusClient, collection: str, rows: Sequence[V1Row]) -> None:

@@ -23,6 +23,7 @@ from somafractalmemory.stack import Stack
 from somafractalmemory.stores.item_collections import rename
 from somafractalmemory.stores.item_vector_filters import MAX_NAMESPACE_PATH_BYTES, quoted
 from somafractalmemory.stores.items_milvus import MIGRATION_SUFFIX, ItemVectorRecord
+from somafractalmemory.stores.milvus_filters import state_filter
 from testkit.item_collections_v1 import downgrade_to_v1
 from testkit.stores import tenant_of
 
@@ -86,6 +87,8 @@ LABELLED = [
     ('a"q',),
     ("a'q",),
     ("a\nb",),
+    ("a\rb\tc",),
+    ("a\x01\x1f\x7f\x85",),
     ("a/",),
     ("a-",),
     ("é",),
@@ -127,7 +130,7 @@ def test_prefix_is_filtered_inside_milvus_on_whole_labels(
 
 def test_string_literals_and_limits() -> None:
     assert quoted('a"b\\c') == '"a\\"b\\\\c"'
-    assert quoted("a\nb\x7f") == '"a\\u000ab\\u007f"'
+    assert quoted("a\nb\r\t\x01\x7f") == '"a\\nb\\r\t\x01\x7f"'
     assert quoted("é😀%_") == '"é😀%_"'
     from somafractalmemory.core.item_paths import MAX_LABEL_LENGTH, MAX_NAMESPACE_DEPTH
 
@@ -206,7 +209,7 @@ def test_attrs_are_written_and_filter_inside_milvus(
         search = ItemSearch(("f",), space="flags", vector=QUERY, refresh_ttl=False)
         return [h.item.key for h in stack.items.search(tenant, search, vector_filter=where)]
 
-    assert keys('not (attrs["sfm-superseded"] == true)') == ["plain"]
+    assert keys(state_filter(False, None)[0]) == ["plain"]  # the form memory searches use
     assert keys('attrs["sfm-superseded"] == true and attrs["sfm-valid_to"] < 10') == ["flagged"]
     rows = stack.milvus.client.query(
         space.collection,

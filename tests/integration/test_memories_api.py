@@ -127,6 +127,7 @@ def test_search_ranks_the_exact_text_first_and_filters(client: TestClient, auth:
         'family\\" || true || \\"',
         "x') OR 1=1 --",
         "\u00e9\u4e2d\U0001f600",
+        "line\nbreak\r\ttab\x01\x7f\u0085",  # control characters, as they are or \n, \r
     ],
 )
 def test_filter_values_cannot_break_out_of_the_expression(

@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+from pymilvus import MilvusClient
+
 from somafractalmemory.stores.items_milvus import ItemVectorIndex
 from somafractalmemory.stores.milvus import VECTOR_FIELD
 
@@ -58,10 +60,25 @@ def rename(index: ItemVectorIndex, old: str, new: str) -> None:
 
 
 def forget_schema(index: ItemVectorIndex, name: str) -> None:
-    """Make this client read ``name``'s schema again. pymilvus keeps a collection's schema by
+    """Make this client read ``name``'s schema again (:func:`refresh_schema`)."""
+    with index.translated("describe_item_collection", name):
+        refresh_schema(index.milvus.client, name, index.timeout)
+
+
+def refresh_schema(client: MilvusClient, name: str, timeout: float | None = None) -> None:
+    """Make ``client`` read ``name``'s schema again. pymilvus keeps a collection's schema by
     name and checks inserted rows against it on the client (2.5: ``insert`` of a v2 row into
     a name it knew as v1 fails before reaching the server, and neither a drop nor a rename
-    clears it); its handler's ``update_schema`` is the one call that refreshes it."""
-    handler = index.milvus.client._get_connection()
-    with index.translated("describe_item_collection", name):
-        handler.update_schema(name, timeout=index.timeout)
+    clears it). No public call refreshes it, and the two lines keep it differently:
+
+    - 2.5: a cache on the connection handler, whose ``update_schema`` describes the
+      collection again and stores the answer;
+    - 3.x: a process-wide cache keyed by server address, database and name; the handler's
+      ``_invalidate_schema`` drops the entry and the next call describes the collection
+      (3.x also drops it itself on a drop, and retries an insert once on a mismatch).
+    """
+    handler = client._get_connection()
+    if hasattr(handler, "update_schema"):
+        handler.update_schema(name, timeout=timeout)
+    else:
+        handler._invalidate_schema(name)  # the default database: SFM names no other

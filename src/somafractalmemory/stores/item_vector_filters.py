@@ -14,9 +14,14 @@ read ``_`` as "any character" and ``\\%`` / ``\\_`` as escapes. A label holding 
 not be written for 2.3.5, and one holding ``_`` would mean different things on the two
 servers; the range means the same on both, for every label the API accepts.
 
-String literals are double-quoted with ``\\`` and ``"`` escaped and every control character
-as ``\\uXXXX`` (the expression grammar's escapes, the same on 2.3.5 and 2.4 to 2.6); other
-characters go as they are (UTF-8). Milvus 2.3.5 has no filter templating.
+String literals are double-quoted with ``\\``, ``"``, line feed and carriage return escaped
+as ``\\\\``, ``\\"``, ``\\n`` and ``\\r``: the four characters a literal cannot hold as they
+are. Every other character goes as it is (UTF-8), control characters too, which Milvus 2.3.5
+(and the grammar 2.4 to 2.6 share) and milvus-lite 3.x all read as themselves. Not ``\\uXXXX``
+for control characters: Milvus accepts it, milvus-lite 3.x rejects it ("unknown escape
+sequence"), as it does ``\\t``, ``\\b``, ``\\x..`` and octal escapes; the form used here is
+the one both read the same (checked character by character, U+0001 to U+001F, U+007F, U+0085
+and U+009F). Milvus 2.3.5 has no filter templating.
 """
 
 from __future__ import annotations
@@ -31,19 +36,12 @@ ATTRS_FIELD = "attrs"
 MAX_NAMESPACE_PATH_BYTES = 10 * (256 * 4 + 1) - 1
 
 
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\r": "\\r"}
+
+
 def quoted(text: str) -> str:
     """``text`` as a Milvus string literal."""
-    out = ['"']
-    for char in text:
-        code = ord(char)
-        if char in ('"', "\\"):
-            out.append("\\" + char)
-        elif code < 0x20 or 0x7F <= code <= 0x9F:
-            out.append(f"\\u{code:04x}")
-        else:
-            out.append(char)
-    out.append('"')
-    return "".join(out)
+    return '"' + "".join(_ESCAPES.get(char, char) for char in text) + '"'
 
 
 def in_prefix(prefix: Sequence[str]) -> str | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import Scopes, SearchScope
+from somafractalmemory.stores.item_vector_filters import quoted
 
 MAX_ATTR_STRING = 256
 FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -77,14 +78,26 @@ def state_attrs(
     return attrs
 
 
+def _missing_or_not(key: str, condition: str) -> str:
+    """True where ``attrs[key]`` is missing or does not meet ``condition`` (e.g. ``== true``).
+
+    ``not (attrs[key] == v)`` alone is true on a missing key on Milvus 2.3.5, but milvus-lite
+    3.x reads the comparison as null there and ``not`` of null as null (SQL's three-valued
+    logic), so the record would drop out; the explicit ``exists`` means the same on both.
+    The parentheses around ``not exists`` are needed: 2.3.5's grammar does not parse
+    ``not exists x or y``."""
+    field = f'attrs["{key}"]'
+    return f"((not exists {field}) or not ({field} {condition}))"
+
+
 def state_filter(include_superseded: bool, valid_at: datetime | None) -> list[str]:
     """Clauses keeping current records (unless superseded ones are asked for) that are valid
-    at ``valid_at``. ``not (x == v)`` is true where the key is missing (Milvus 2.3 and up)."""
-    clauses = [] if include_superseded else [f'not (attrs["{SUPERSEDED}"] == true)']
+    at ``valid_at``; a missing key keeps the record (:func:`_missing_or_not`)."""
+    clauses = [] if include_superseded else [_missing_or_not(SUPERSEDED, "== true")]
     if valid_at is not None:
         at = _ms(valid_at)
-        clauses.append(f'not (attrs["{VALID_FROM}"] > {at})')
-        clauses.append(f'not (attrs["{VALID_TO}"] <= {at})')
+        clauses.append(_missing_or_not(VALID_FROM, f"> {at}"))
+        clauses.append(_missing_or_not(VALID_TO, f"<= {at}"))
     return clauses
 
 
@@ -99,7 +112,7 @@ def _literal(value: FilterValue, field: str) -> str:
             raise InvalidInputError(
                 f"string values are limited to {MAX_ATTR_STRING} characters", field
             )
-        return json.dumps(value, ensure_ascii=False)
+        return quoted(value)  # not JSON's escapes: milvus-lite rejects \uXXXX and \t
     raise InvalidInputError("filter values must be strings, numbers or booleans", field)
 
 
