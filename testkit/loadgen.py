@@ -100,9 +100,9 @@ class Request:
     """A request and what came back: ``status`` None means no answer (a killed server, a
     refused connection, a client timeout named in ``error``)."""
 
-    kind: (
-        str  # store | batch | supersede | delete | get | search | item_put | item_delete | item_get
-    )
+    # store | batch | supersede | delete | get | search | item_put | item_delete | item_get
+    # | messages
+    kind: str
     writes: tuple[Write, ...] = ()
     coord: str = ""  # a delete's or read's coordinate; the one a supersede supersedes
     query: str = ""
@@ -118,7 +118,15 @@ class Request:
 
     @property
     def is_write(self) -> bool:
-        return self.kind in ("store", "batch", "supersede", "delete", "item_put", "item_delete")
+        return self.kind in (
+            "store",
+            "batch",
+            "supersede",
+            "delete",
+            "item_put",
+            "item_delete",
+            "messages",
+        )
 
     def coords(self) -> list[str]:
         return [w.coord for w in self.writes] if self.writes else [self.coord]
@@ -152,6 +160,9 @@ class Mix:
     item_put: float = 0.0  # PUT /items: a new key, or (half the time) one holding an item
     item_delete: float = 0.0
     item_get: float = 0.0
+    # POST /conversations/load-c<index>/messages: `messages_per_post` new messages with ids
+    messages: float = 0.0
+    messages_per_post: int = 5
     batch_size: int = 50
     replaced_per_batch: int = 5
     own_vectors: float = 0.5  # share of writes carrying the client's own vector
@@ -205,6 +216,8 @@ class Loader(threading.Thread):
         self.item_present: dict[str, None] = {}
         self.new_items = 0
         self.item_writes: dict[str, ItemWrite] = {}  # text -> the item write that sent it
+        self.conversation = f"load-c{index}"  # the messages' conversation; ids like "3-17"
+        self.message_states: dict[str, set[State]] = {}
         self.sent_vectors: dict[str, list[float]] = {}  # text -> the vector sent with it
         self.new_sent = 0
         self.violations: list[str] = []
@@ -222,6 +235,7 @@ class Loader(threading.Thread):
             "item_put",
             "item_delete",
             "item_get",
+            "messages",
         )
         self._kinds = [k for k in kinds if getattr(mix, k) > 0]
         self._weights = [float(getattr(mix, k)) for k in self._kinds]
@@ -271,6 +285,9 @@ class Loader(threading.Thread):
             )
         if kind.startswith("item_"):
             return self._item_request(kind)
+        if kind == "messages":
+            count = min(self.mix.messages_per_post, self._room())
+            return Request("messages", tuple(self._write(self._new_coord()) for _ in range(count)))
         if kind == "batch":
             used = self.rng.sample(
                 list(self.present), min(self.mix.replaced_per_batch, len(self.present))
@@ -344,6 +361,14 @@ class Loader(threading.Thread):
                 response = http.delete(f"/memories/{request.coord}")
             elif request.kind == "get":
                 response = http.get(f"/memories/{request.coord}")
+            elif request.kind == "messages":
+                messages = [
+                    {"id": w.coord, "role": "user", "content": w.text} for w in request.writes
+                ]
+                response = http.post(
+                    f"/conversations/{self.conversation}/messages",
+                    json={"user_id": f"u{self.index}", "messages": messages},
+                )
             elif request.kind == "item_put":
                 write = request.writes[0]
                 assert isinstance(write, ItemWrite)
@@ -372,6 +397,16 @@ class Loader(threading.Thread):
             self._retry = request  # as a client would: the same request once more
         if request.kind.startswith("item_"):
             self._apply_item(request, settled)
+        elif request.kind == "messages":
+            # Never replaced: an acknowledged message holds its text; one posted without an
+            # answer is there (with it) or not. A resend (same ids, same texts) changes nothing.
+            for write in request.writes:
+                before = self.message_states.get(write.coord, {ABSENT})
+                self.message_states[write.coord] = (
+                    {write.text} if settled else before | {write.text}
+                )
+            if request.status is not None and not settled and request.status != 503:
+                self.violations.append(f"messages refused: {request.describe()}")
         elif request.kind in ("store", "batch", "supersede"):
             # A supersede leaves its target's text as it was; until an acknowledged write
             # there, the target is (maybe) superseded and not superseded again.

@@ -189,10 +189,17 @@ def mcp(
     ] = "stdio",
     host: Annotated[str, typer.Option(help="where the http transport listens")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port of the http transport")] = 9596,
+    user_id: Annotated[
+        str | None,
+        typer.Option(
+            "--user-id", help="pin every tool call to this end user (default: SOMA_USER_ID)"
+        ),
+    ] = None,
 ) -> None:
     """Serve the MCP tools over the SFM at SOMA_URL, with the key in SOMA_API_KEY.
 
-    Tools: remember, recall, get_memory, forget, link, neighbors."""
+    Tools: remember, recall, get_memory, forget, link, neighbors, history,
+    remember_messages."""
     if transport not in ("stdio", "http"):
         raise typer.BadParameter("must be stdio or http", param_hint="--transport")
     try:
@@ -202,7 +209,7 @@ def mcp(
             raise
         typer.echo('mcp: the MCP SDK is missing: pip install "somafractalmemory[mcp]"', err=True)
         raise typer.Exit(2) from None
-    raise typer.Exit(serve_mcp("http" if transport == "http" else "stdio", host, port))
+    raise typer.Exit(serve_mcp("http" if transport == "http" else "stdio", host, port, user_id))
 
 
 @keys_app.command("create")

@@ -1,5 +1,5 @@
 """MCP tools over a running SomaFractalMemory: remember, recall, get_context, get_memory,
-forget, link, neighbors, history.
+forget, link, neighbors, history, remember_messages (pinned to one end user with ``SOMA_USER_ID``).
 
 ``somafractalmemory mcp`` serves them over stdio (an MCP client such as Claude Desktop launches
 the command) or streamable HTTP (``--transport http``, endpoint ``/mcp``). The tools hold no
@@ -18,7 +18,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -35,6 +35,14 @@ from somafractalmemory.context_schemas import (
     ContextResponse,
 )
 from somafractalmemory.history_schemas import HistoryResponse
+from somafractalmemory.mcp_scopes import (
+    SessionArg,
+    UserArg,
+    add_message_tool,
+    check_owner,
+    scope_body,
+    scoped_user,
+)
 from somafractalmemory.schemas import (
     MAX_TOP_K,
     DeleteResponse,
@@ -80,6 +88,8 @@ class MCPConfig:
     url: str
     api_key: str
     timeout: float = 30.0
+    # The end user every tool call is pinned to (SOMA_USER_ID or --user-id); None: unpinned.
+    user_id: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> MCPConfig:
@@ -101,7 +111,8 @@ class MCPConfig:
             seconds = float(timeout) if timeout else cls.timeout
         except ValueError:
             raise ValueError(f"SOMA_TIMEOUT must be a number of seconds, got {timeout!r}") from None
-        return cls(url=url, api_key=key, timeout=seconds)
+        user_id = env.get("SOMA_USER_ID", "").strip() or None
+        return cls(url=url, api_key=key, timeout=seconds, user_id=user_id)
 
 
 def new_coord() -> str:
@@ -133,7 +144,9 @@ def _client(ctx: ToolContext) -> AsyncSFMClient:
 
 
 def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
-    """The MCP server with the eight tools; its lifespan owns the HTTP client to SFM."""
+    """The MCP server with the nine tools; its lifespan owns the HTTP client to SFM. Pinned
+    to ``config.user_id`` when set (see :mod:`somafractalmemory.mcp_scopes`)."""
+    pinned = config.user_id
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer[AsyncSFMClient]) -> AsyncIterator[AsyncSFMClient]:
@@ -190,13 +203,25 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
                 max_length=100,
             ),
         ] = None,
+        user_id: UserArg = None,
+        session_id: SessionArg = None,
     ) -> MemoryWritten:
         """Store a memory in long-term memory and return it with its coordinate, what the
         write did (status) and any memories with the same or nearly the same text."""
         payload = {**(fields or {}), "text": text}
+        scope = scope_body(scoped_user(pinned, user_id), session_id)
+        if coord is not None:
+            await check_owner(_client(ctx), pinned, coord, missing_ok=True)
+        for target in supersedes or []:
+            await check_owner(_client(ctx), pinned, target)
         with _as_tool_error():
             return await _client(ctx).store(
-                coord or new_coord(), payload, memory_type, importance, supersedes=supersedes
+                coord or new_coord(),
+                payload,
+                memory_type,
+                importance,
+                supersedes=supersedes,
+                **scope,
             )
 
     @server.tool(annotations=READS)
@@ -223,8 +248,11 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
             datetime | None,
             Field(description="Only facts valid at this time (RFC 3339, with a time zone)."),
         ] = None,
+        user_id: UserArg = None,
+        session_id: SessionArg = None,
     ) -> SearchResponse:
         """Find the memories closest in meaning to a query, best first (higher score: closer)."""
+        scope = scope_body(scoped_user(pinned, user_id), session_id)
         with _as_tool_error():
             return await _client(ctx).search(
                 query,
@@ -233,6 +261,7 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
                 filters,
                 include_superseded=include_superseded or None,
                 valid_at=valid_at,
+                **scope,
             )
 
     @server.tool(annotations=READS)
@@ -267,18 +296,21 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
     ) -> HistoryResponse:
         """The versions of the memory at a coordinate, newest first: what it said before,
         when it changed, and what superseded it (also after it was forgotten)."""
+        await check_owner(_client(ctx), pinned, coord)
         with _as_tool_error():
             return await _client(ctx).history(coord, limit)
 
     @server.tool(annotations=READS)
     async def get_memory(ctx: ToolContext, coord: Coord) -> MemoryPublic:
         """Read the memory stored at a coordinate (an error if there is none)."""
+        await check_owner(_client(ctx), pinned, coord)
         with _as_tool_error():
             return await _client(ctx).get(coord)
 
     @server.tool(annotations=DELETES)
     async def forget(ctx: ToolContext, coord: Coord) -> DeleteResponse:
         """Delete the memory at a coordinate, and its links, for good."""
+        await check_owner(_client(ctx), pinned, coord)
         with _as_tool_error():
             return await _client(ctx).delete(coord)
 
@@ -303,6 +335,8 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         ] = None,
     ) -> LinkPublic:
         """Link two existing memories with a directed, typed link (linking again updates it)."""
+        await check_owner(_client(ctx), pinned, from_coord)
+        await check_owner(_client(ctx), pinned, to_coord)
         with _as_tool_error():
             return await _client(ctx).link(from_coord, to_coord, link_type, strength, metadata)
 
@@ -321,21 +355,29 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         limit: Annotated[int, Field(ge=1, le=1000, description="How many at most.")] = 50,
     ) -> NeighborsResponse:
         """List the memories reachable from a memory through links, nearest first."""
+        await check_owner(_client(ctx), pinned, coord)
         with _as_tool_error():
             return await _client(ctx).neighbors(coord, k_hop, limit, link_type, direction)
 
+    add_message_tool(server, pinned)
     return server
 
 
 def main(
-    transport: Transport = "stdio", host: str = "127.0.0.1", port: int = DEFAULT_HTTP_PORT
+    transport: Transport = "stdio",
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_HTTP_PORT,
+    user_id: str | None = None,
 ) -> int:
-    """Serve the tools until the client hangs up (stdio) or the process is stopped (http)."""
+    """Serve the tools until the client hangs up (stdio) or the process is stopped (http);
+    ``user_id`` pins them to one end user (over ``SOMA_USER_ID``)."""
     try:
         config = MCPConfig.from_env()
     except ValueError as exc:
         print(f"mcp: {exc}", file=sys.stderr)
         return 2
+    if user_id:
+        config = replace(config, user_id=user_id)
     server = create_mcp_server(config)
     if transport == "stdio":
         server.run("stdio")

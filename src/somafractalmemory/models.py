@@ -55,6 +55,9 @@ class NewMemory:
     created_at: datetime | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,26 @@ class Memory:
     valid_to: datetime | None = None
     superseded_by: str | None = None
     superseded_at: datetime | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+
+SCOPE_FIELDS = ("user_id", "agent_id", "session_id")
+
+
+@dataclass(frozen=True)
+class Scopes:
+    """Whose a record is: the end user, the agent and the session (each optional). As a
+    filter, a field that is None matches every record."""
+
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
+
+    def given(self) -> dict[str, str]:
+        """The fields that are set, by name."""
+        return {f: v for f in SCOPE_FIELDS if (v := getattr(self, f)) is not None}
 
 
 WriteStatus = Literal["created", "replaced", "unchanged", "skipped"]
@@ -164,6 +187,7 @@ class SearchScope:
     created_before: datetime | None = None
     include_superseded: bool = False
     valid_at: datetime | None = None
+    scopes: Scopes = field(default_factory=Scopes)
 
 
 @dataclass(frozen=True)
@@ -290,6 +314,9 @@ class Item:
     updated_at: datetime
     ttl_minutes: float | None
     expires_at: datetime | None
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +357,7 @@ class ItemSearch:
     mode: str = "vector"
     refresh_ttl: bool = True
     include_expired: bool = False
+    scopes: Scopes = field(default_factory=Scopes)
 
 
 @dataclass(frozen=True)

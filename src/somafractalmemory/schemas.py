@@ -20,6 +20,7 @@ from pydantic import (
 )
 
 from somafractalmemory.models import MemoryType
+from somafractalmemory.scope_schemas import ScopeFields, ScopePublic
 
 MAX_BATCH = 1000
 MAX_TOP_K = 100
@@ -101,7 +102,7 @@ def _takes_boolean(annotation: Any) -> bool:
 _Model = RequestModel
 
 
-class MemoryCreate(_Model):
+class MemoryCreate(_Model, ScopeFields):
     """A memory to store. The text embedded is ``payload.text``, else the payload as JSON."""
 
     coord: str = Coord(examples=["1,2,3"])
@@ -156,7 +157,7 @@ class MemoryCreate(_Model):
         return value
 
 
-class MemoryPublic(BaseModel):
+class MemoryPublic(ScopePublic):
     """A stored memory."""
 
     coord: str
@@ -228,7 +229,7 @@ class DeleteResponse(BaseModel):
     purged_versions: int | None = Field(default=None, exclude_if=lambda value: value is None)
 
 
-class SearchRequest(_Model):
+class SearchRequest(_Model, ScopeFields):
     """Recall by meaning, by keywords, or both (see the search modes in the README)."""
 
     query: str | None = Field(default=None, min_length=1, max_length=10_000)
@@ -305,6 +306,9 @@ class SearchResult(BaseModel):
     created_at: datetime
     signals: SearchSignals
     superseded_by: str | None = None
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
 
 
 class SearchResponse(BaseModel):

@@ -16,6 +16,7 @@ from somafractalmemory.core.embedding import Embedder, create_embedder
 from somafractalmemory.core.history import History
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.keys import KeyService
+from somafractalmemory.core.messages import MessageService
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.core.tokens import create_tokenizers
 from somafractalmemory.core.webhooks import WebhookService
@@ -40,6 +41,7 @@ class Stack:
     keys: KeyService
     rate_limiter: RateLimiter
     items: ItemService
+    messages: MessageService
     history: History
     webhooks: WebhookService
     context: ContextBuilder
@@ -88,6 +90,9 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         if type(built) is not kind:
             raise TypeError(f"expected {kind.__name__}, got {type(built).__name__}")
     memories = MemoryService(postgres, milvus, cache, embedder)
+    items = ItemService(
+        postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
+    )
     return Stack(
         settings=settings,
         postgres=postgres,
@@ -97,9 +102,8 @@ def create_stack(settings: Settings, milvus: MilvusStore | None = None) -> Stack
         memories=memories,
         keys=KeyService(postgres),
         rate_limiter=RateLimiter(cache.client, settings),
-        items=ItemService(
-            postgres, ItemVectorIndex(milvus), embedder, memories.searcher.queries, cache
-        ),
+        items=items,
+        messages=MessageService(items),
         history=History(postgres),
         webhooks=WebhookService(postgres, settings),
         # The candidate sources of POST /context, one per kind of record it may include.

@@ -130,6 +130,8 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory.item_schemas",
         "somafractalmemory.history_schemas",
         "somafractalmemory.context_schemas",
+        "somafractalmemory.message_schemas",
+        "somafractalmemory.scope_schemas",
         "somafractalmemory.core",
         "somafractalmemory.models",
     }

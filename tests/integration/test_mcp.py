@@ -37,6 +37,7 @@ TOOLS = {
     "link",
     "neighbors",
     "history",
+    "remember_messages",
 }
 MCP_COMMAND = [sys.executable, "-m", "somafractalmemory.cli", "mcp"]
 
@@ -89,7 +90,9 @@ def soma_env(sfm_server: ServerProcess, stack: Stack) -> dict[str, str]:
     """SOMA_URL (the session's real SFM server on the test stack) and SOMA_API_KEY for a new
     tenant of this test's own."""
     key, _info = stack.keys.create(f"mcp-{uuid.uuid4().hex[:12]}")
-    return {"SOMA_URL": sfm_server.url, "SOMA_API_KEY": key}
+    # The launched server imports the code under test (a worktree's, when PYTHONPATH names it).
+    path = {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
+    return {"SOMA_URL": sfm_server.url, "SOMA_API_KEY": key, **path}
 
 
 @pytest.fixture
@@ -228,6 +231,43 @@ async def test_remember_with_supersedes_then_recall_and_history(soma_env: dict[s
         assert [v["change"] for v in versions["versions"]] == ["superseded", "created"]
         again = await call(session, "remember", text="The user moved to Berlin")
         assert again["duplicate_of"] == [berlin["coord"]]
+
+
+@pytest.mark.anyio
+async def test_a_server_pinned_to_one_user_never_reaches_another(
+    soma_env: dict[str, str], sfm_server: ServerProcess
+) -> None:
+    headers = {"Authorization": f"Bearer {soma_env['SOMA_API_KEY']}"}
+    async with httpx.AsyncClient(base_url=sfm_server.url, headers=headers, timeout=30) as http:
+        bob = await http.post(
+            "/memories",
+            json={"coord": "9,9", "payload": {"text": "Bob's cat is named Miso"}, "user_id": "bob"},
+        )
+        assert bob.status_code == 201, bob.text
+        async with stdio_session({**soma_env, "SOMA_USER_ID": "ann"}) as session:
+            ann = await call(session, "remember", text="Ann's cat is named Pixel")
+            assert ann["user_id"] == "ann"
+            found = await call(session, "recall", query="what is the cat's name?")
+            assert [r["coord"] for r in found["results"]] == [ann["coord"]]
+            hidden = await session.call_tool("get_memory", {"coord": "9,9"})
+            assert hidden.is_error
+            assert "no memory at coord" in text_of(hidden)
+            assert (await session.call_tool("forget", {"coord": "9,9"})).is_error
+            other = await session.call_tool("recall", {"query": "cat", "user_id": "bob"})
+            assert other.is_error
+            assert "'ann' only" in text_of(other)
+            posted = await call(
+                session,
+                "remember_messages",
+                conversation_id="chat-1",
+                messages=[
+                    {"id": "1", "role": "user", "content": "I am flying to Lisbon on Friday"}
+                ],
+            )
+            assert posted["messages"] == [{"id": "1", "status": "created"}]
+        listed = (await http.get("/conversations/chat-1/messages")).json()["messages"]
+        assert [(m["id"], m["user_id"]) for m in listed] == [("1", "ann")]
+        assert (await http.get("/memories/9,9")).is_success
 
 
 @pytest.mark.anyio

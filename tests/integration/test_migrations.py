@@ -138,3 +138,67 @@ def test_the_previous_release_gains_history_and_text_hashes(release_06_database:
     assert scalar(dsn, "SELECT count(*) FROM records") == 3
     command.upgrade(config, "head")
     assert scalar(dsn, "SELECT count(*) FROM record_history") == 3
+
+
+@pytest.fixture
+def release_072_database(settings: Settings) -> Iterator[str]:
+    """A database at 0.7.2's head (0009): a memory and a message-like item, with history."""
+    dsn = sibling_dsn(settings.postgres_dsn.get_secret_value(), "_m0009")
+    recreate_database(dsn)
+    command.upgrade(alembic_config(_url(dsn)), "0009")
+    scalar(dsn, "INSERT INTO tenants (name) VALUES ('old') RETURNING id")
+    scalar(
+        dsn,
+        "INSERT INTO records (tenant_id, key, memory_type, payload, text, importance) "
+        "SELECT id, '1,2', 'episodic', '{\"text\": \"tea\"}'::jsonb, 'tea', 0.5 FROM tenants "
+        "RETURNING id",
+    )
+    scalar(
+        dsn,
+        "INSERT INTO records (tenant_id, namespace, namespace_path, key, payload, text) "
+        "SELECT id, ARRAY['u', 'notes'], 'u.notes', 'k', '{\"text\": \"x\"}'::jsonb, 'x' "
+        "FROM tenants RETURNING id",
+    )
+    yield dsn
+    drop_database(dsn)
+
+
+def test_the_previous_release_gains_scopes(release_072_database: str) -> None:
+    dsn = release_072_database
+    config = alembic_config(_url(dsn))
+    command.upgrade(config, "head")
+    # Rows and versions kept, no scope on any of them.
+    assert scalar(dsn, "SELECT count(*) FROM records WHERE user_id IS NULL") == 2
+    assert scalar(dsn, "SELECT count(*) FROM record_history WHERE user_id IS NULL") == 2
+    # The trigger copies the scopes into each version, and a change of scope is a version.
+    scalar(
+        dsn,
+        "UPDATE records SET user_id = 'ann', session_id = 's1' WHERE key = '1,2' RETURNING id",
+    )
+    assert (
+        scalar(
+            dsn,
+            "SELECT change || ':' || user_id || ':' || session_id FROM record_history "
+            "WHERE user_id IS NOT NULL",
+        )
+        == "replaced:ann:s1"
+    )
+    scalar(dsn, "DELETE FROM records WHERE key = '1,2' RETURNING id")
+    assert scalar(dsn, "SELECT count(*) FROM record_history WHERE user_id = 'ann'") == 2
+    # The scopes are indexed.
+    plan = scalar(
+        dsn,
+        "SELECT string_agg(indexname, ',' ORDER BY indexname) FROM pg_indexes "
+        "WHERE indexname IN ('ix_records_user_id', 'ix_records_agent_id', "
+        "'ix_records_session_id', 'ix_record_history_user_id')",
+    )
+    assert plan == (
+        "ix_record_history_user_id,ix_records_agent_id,ix_records_session_id,ix_records_user_id"
+    )
+    command.downgrade(config, "0009")
+    assert scalar(dsn, "SELECT count(*) FROM records") == 1
+    # 0009's trigger again: still writes versions, without the scope columns.
+    scalar(dsn, "UPDATE records SET payload = '{\"a\": 1}' WHERE key = 'k' RETURNING id")
+    assert scalar(dsn, "SELECT count(*) FROM record_history WHERE change = 'replaced'") == 2
+    command.upgrade(config, "head")
+    assert scalar(dsn, "SELECT count(*) FROM records WHERE user_id IS NULL") == 1

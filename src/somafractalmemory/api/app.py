@@ -15,6 +15,7 @@ from somafractalmemory.api.errors import install_error_handlers
 from somafractalmemory.api.middleware import UNMETERED, BodyLimitMiddleware, MetricsMiddleware
 from somafractalmemory.api.routes import (
     context,
+    conversations,
     graph,
     history,
     items,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(portability.router)
     app.include_router(items.router)
     app.include_router(context.router)
+    app.include_router(conversations.router)
     app.include_router(webhooks.router)
     webhooks.document_deliveries(app)
     install_ui(app)

@@ -6,13 +6,14 @@ import time
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.errors import RateLimitedError, UnauthorizedError
 from somafractalmemory.models import Tenant
+from somafractalmemory.scope_schemas import MAX_SCOPE_ID
 from somafractalmemory.stack import Stack
 
 _bearer = HTTPBearer(
@@ -103,3 +104,15 @@ async def get_memory_service(stack: StackDep) -> MemoryService:
 TenantDep = Annotated[Tenant, Depends(get_tenant)]
 CallerDep = Annotated[Caller, Depends(get_caller)]
 ServiceDep = Annotated[MemoryService, Depends(get_memory_service)]
+
+
+# A scope filter in a query string (the rules of scope_schemas.ScopeId).
+ScopeQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=MAX_SCOPE_ID,
+        pattern=r"^[^\x00]+$",
+        description="Only records of this scope",
+    ),
+]

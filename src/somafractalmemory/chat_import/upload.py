@@ -45,8 +45,8 @@ def upload(
             answer = client.add_messages(
                 conversation.id, [m.body() for m in batch], user_id=user_id, agent_id=agent_id
             )
-            for item in answer.get("messages", []):
-                done.statuses[str(item.get("status"))] += 1
+            for item in answer.messages:
+                done.statuses[item.status] += 1
             if progress is not None:
                 progress(conversation, start + len(batch))
         done.conversations += 1

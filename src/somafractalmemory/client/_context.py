@@ -1,15 +1,12 @@
-"""Context and conversation-message calls: one function per client method, as in
+"""Context calls: one function per client method, as in
 :mod:`._calls`."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
-from urllib.parse import quote
 
-import httpx
-
-from somafractalmemory.client._calls import Call, Retry, parse, raise_for_error
+from somafractalmemory.client._calls import Call, Retry, parse
 from somafractalmemory.context_schemas import ContextResponse
 
 
@@ -48,29 +45,3 @@ def context(
     body.update({k: v for k, v in options.items() if v is not None})
     body.update(extra)
     return Call("POST", "/context", lambda r: parse(ContextResponse, r), Retry.READ, body=body)
-
-
-def add_messages(
-    conversation_id: str,
-    messages: Sequence[Mapping[str, Any]],
-    *,
-    user_id: str | None = None,
-    agent_id: str | None = None,
-) -> Call[dict[str, Any]]:
-    """Store messages (dicts with ``id``, ``role``, ``name``, ``content``, ``created_at``)
-    in a conversation; idempotent by message id. Answers the server's JSON as it is."""
-    body: dict[str, Any] = {"messages": [dict(m) for m in messages]}
-    if user_id is not None:
-        body["user_id"] = user_id
-    if agent_id is not None:
-        body["agent_id"] = agent_id
-    path = f"/conversations/{quote(conversation_id, safe='')}/messages"
-    return Call("POST", path, _json_object, Retry.WRITE, body=body)
-
-
-def _json_object(response: httpx.Response) -> dict[str, Any]:
-    raise_for_error(response)
-    answer = response.json()
-    if not isinstance(answer, dict):
-        raise TypeError(f"expected a JSON object, got {type(answer).__name__}")
-    return answer

@@ -16,7 +16,7 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from somafractalmemory.client import _calls, _context, _items
+from somafractalmemory.client import _calls, _context, _conversations, _items
 from somafractalmemory.client._calls import Call
 from somafractalmemory.schemas import MemoryList, MemoryPublic
 
@@ -176,7 +176,6 @@ class Endpoints:
     history = endpoint(_calls.history)
     changes = endpoint(_calls.changes)
     context = endpoint(_context.context)
-    add_messages = endpoint(_context.add_messages)
     # -- graph ------------------------------------------------------------------------------
     link = endpoint(_calls.link)
     neighbors = endpoint(_calls.neighbors)
@@ -195,3 +194,10 @@ class Endpoints:
     create_space = endpoint(_items.create_space)
     list_spaces = endpoint(_items.list_spaces)
     delete_space = endpoint(_items.delete_space)
+    # -- conversations and end users ---------------------------------------------------------
+    add_messages = endpoint(_conversations.add_messages)
+    list_messages = endpoint(_conversations.list_messages)
+    list_conversations = endpoint(_conversations.list_conversations)
+    delete_conversation = endpoint(_conversations.delete_conversation)
+    search_messages = endpoint(_conversations.search_messages)
+    delete_user = endpoint(_conversations.delete_user)

@@ -21,6 +21,7 @@ from somafractalmemory.models import ItemHit, ItemSearch, Space, Tenant
 from somafractalmemory.stores.items_milvus import MAX_IN_LIST, MAX_TOPK, ItemVectorIndex
 from somafractalmemory.stores.items_postgres import ItemsRepository
 from somafractalmemory.stores.items_sql import scope
+from somafractalmemory.stores.milvus_filters import scope_filter
 
 
 class ItemSearcher:
@@ -51,6 +52,9 @@ class ItemSearcher:
         are."""
         check_labels(search.namespace_prefix, "namespace_prefix")
         check_filter(search.filter)
+        # The record scopes filter inside Milvus too (the entities' attrs), before its limit.
+        clauses = [*([vector_filter] if vector_filter else []), *scope_filter(search.scopes)]
+        vector_filter = " and ".join(clauses) or None
         if search.mode not in MODES:
             raise InvalidInputError(f"must be one of {', '.join(MODES)}", "mode")
         keyword: Future[list[tuple[int, float]]] | None = None
@@ -70,6 +74,7 @@ class ItemSearcher:
                 search.include_expired,
                 search.limit,
                 search.offset,
+                scopes=search.scopes,
             )
             hits = [ItemHit(item, None) for item in page]
         else:
@@ -119,7 +124,9 @@ class ItemSearcher:
         # when they are few, else the search deepens until enough hits pass it.
         candidates: list[int] | None = None
         if search.filter:
-            candidates = self.repo.ranked_ids(*args, space.name, MAX_IN_LIST + 1)
+            candidates = self.repo.ranked_ids(
+                *args, space.name, MAX_IN_LIST + 1, scopes=search.scopes
+            )
         restricted = candidates is not None and len(candidates) <= MAX_IN_LIST
         ranked: list[ItemHit] = []
         exhausted = True
@@ -139,7 +146,7 @@ class ItemSearcher:
                 best: dict[int, float] = {}
                 for hit in found:
                     best.setdefault(hit.item_id, hit.score)
-                rows = self.repo.matching(tenant.id, list(best), *args[1:])
+                rows = self.repo.matching(tenant.id, list(best), *args[1:], scopes=search.scopes)
                 ranked = [ItemHit(rows[i], s) for i, s in best.items() if i in rows]
                 exhausted = len(found) < k
                 if len(ranked) >= need or exhausted or k >= MAX_TOPK:
@@ -152,6 +159,7 @@ class ItemSearcher:
                 search.limit - len(page),
                 max(0, search.offset - len(ranked)),
                 without_space=space.name,
+                scopes=search.scopes,
             )
             page.extend(ItemHit(item, None) for item in fill)
         return page
@@ -166,7 +174,13 @@ class ItemSearcher:
         """The keyword signal, started on a thread of its own."""
         if not search.query or not search.query.strip():
             raise InvalidInputError(f"{search.mode} search needs a query text", "query")
-        where = scope(tenant.id, search.namespace_prefix, search.filter, search.include_expired)
+        where = scope(
+            tenant.id,
+            search.namespace_prefix,
+            search.filter,
+            search.include_expired,
+            search.scopes,
+        )
         return SIGNALS.submit(
             contextvars.copy_context().run,  # the request's stage timings and trace
             self.repo.store.keyword_ranked,
@@ -200,6 +214,11 @@ class ItemSearcher:
             scores[hit.item.id] = scores.get(hit.item.id, 0.0) + 1.0 / (RRF_K + rank)
         order = sorted(scores, key=lambda i: (-scores[i], i))[search.offset : need]
         rows = self.repo.matching(
-            tenant.id, order, search.namespace_prefix, search.filter, search.include_expired
+            tenant.id,
+            order,
+            search.namespace_prefix,
+            search.filter,
+            search.include_expired,
+            scopes=search.scopes,
         )
         return [ItemHit(rows[i], scores[i]) for i in order if i in rows]

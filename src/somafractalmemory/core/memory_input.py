@@ -48,6 +48,9 @@ class MemoryInput:
     supersedes: tuple[str, ...] = ()
     if_absent: bool = False
     on_duplicate: OnDuplicate = "store"
+    user_id: str | None = None
+    agent_id: str | None = None
+    session_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,9 @@ def prepare(items: Sequence[MemoryInput], dimension: int) -> list[PreparedWrite]
             item.created_at,
             item.valid_from,
             item.valid_to,
+            item.user_id,
+            item.agent_id,
+            item.session_id,
         )
         prepared.append(PreparedWrite(memory, supersedes, item.if_absent, item.on_duplicate))
     written = set(seen)

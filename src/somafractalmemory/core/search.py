@@ -253,4 +253,6 @@ def _in_scope(memory: Memory, query: SearchQuery) -> bool:
         or (memory.valid_to is not None and memory.valid_to <= at)
     ):
         return False
+    if any(getattr(memory, k) != v for k, v in scope.scopes.given().items()):
+        return False
     return all(memory.payload.get(k) == v for k, v in scope.filters.items())

@@ -40,6 +40,7 @@ from somafractalmemory.models import (
     MemoryType,
     NewMemory,
     OutboxEntry,
+    Scopes,
     SearchHit,
     SearchQuery,
     Tenant,
@@ -49,7 +50,7 @@ from somafractalmemory.models import (
 )
 from somafractalmemory.observability.metrics import DELETE_SUCCESS, OUTBOX_DRAINED
 from somafractalmemory.stores.milvus import MilvusStore
-from somafractalmemory.stores.milvus_filters import searchable_attrs, state_attrs
+from somafractalmemory.stores.milvus_filters import scope_attrs, searchable_attrs, state_attrs
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 
@@ -177,6 +178,7 @@ class MemoryService:
 
     def _record(self, tenant_id: int, memory: Memory, vector: list[float]) -> VectorRecord:
         state = state_attrs(memory.superseded_by is not None, memory.valid_from, memory.valid_to)
+        state.update(scope_attrs(Scopes(memory.user_id, memory.agent_id, memory.session_id)))
         return VectorRecord(
             id=memory.id,
             tenant_id=tenant_id,
@@ -218,6 +220,13 @@ class MemoryService:
             self._settle(outbox)
         DELETE_SUCCESS.inc(len(removed))
         return [memory.coord for memory in removed], purged
+
+    def delete_scope(self, tenant: Tenant, scopes: Scopes, purge: bool) -> tuple[int, int]:
+        """Delete every memory of ``scopes`` (see :meth:`delete_many`); returns how many
+        went and how many versions a purge erased."""
+        page = self.postgres.list_memories(tenant.id, None, 0, 1_000_000, True, scopes)
+        removed, purged = self.delete_many(tenant, [m.coord for m in page], purge)
+        return len(removed), purged
 
     def drain_outbox(self, grace_seconds: float, limit: int = 500) -> int:
         """Bring Milvus in line with PostgreSQL for outbox entries older than the grace
@@ -307,11 +316,12 @@ class MemoryService:
         limit: int,
         cursor: str | None,
         include_superseded: bool = False,
+        scopes: Scopes | None = None,
     ) -> tuple[list[Memory], str | None]:
-        """A page of memories in storage order (current ones unless ``include_superseded``),
-        and the cursor for the next page."""
+        """A page of memories in storage order (current ones unless ``include_superseded``;
+        of ``scopes`` when given), and the cursor for the next page."""
         page = self.postgres.list_memories(
-            tenant.id, memory_type, decode_cursor(cursor), limit, include_superseded
+            tenant.id, memory_type, decode_cursor(cursor), limit, include_superseded, scopes
         )
         next_cursor = encode_cursor(page[-1].id) if len(page) == limit else None
         return page, next_cursor
@@ -363,5 +373,7 @@ def _unchanged(current: tuple[Memory, list[float] | None] | None, new: NewMemory
         and memory.importance == new.importance
         and memory.valid_from == new.valid_from
         and memory.valid_to == new.valid_to
+        and (memory.user_id, memory.agent_id, memory.session_id)
+        == (new.user_id, new.agent_id, new.session_id)
         and (new.created_at is None or new.created_at == memory.created_at)
     )

@@ -21,6 +21,7 @@ from somafractalmemory.models import (
     ItemVector,
     ItemWrite,
     NamespaceQuery,
+    Scopes,
 )
 from somafractalmemory.stores.items_spaces import SpaceQueries
 from somafractalmemory.stores.items_sql import live, namespace_path, scope
@@ -39,6 +40,9 @@ _ITEM_COLUMNS = (
     records.c.updated_at,
     records.c.ttl_minutes,
     records.c.expires_at,
+    records.c.user_id,
+    records.c.agent_id,
+    records.c.session_id,
 )
 _TEXT_ARRAY = postgresql.ARRAY(sa.Text)
 
@@ -106,12 +110,13 @@ class ItemsRepository(SpaceQueries, ItemUpkeep):
         limit: int,
         offset: int,
         without_space: str | None = None,
+        scopes: Scopes | None = None,
     ) -> list[Item]:
         """Matching items, newest first (``updated_at``, then id), ``limit`` after ``offset``.
         ``without_space`` leaves out items with vectors in that space."""
         query = (
             sa.select(*_ITEM_COLUMNS)
-            .where(*scope(tenant_id, prefix, conditions, include_expired))
+            .where(*scope(tenant_id, prefix, conditions, include_expired, scopes))
             .order_by(records.c.updated_at.desc(), records.c.id.desc())
             .limit(limit)
             .offset(offset)
@@ -129,11 +134,15 @@ class ItemsRepository(SpaceQueries, ItemUpkeep):
         include_expired: bool,
         space: str,
         cap: int,
+        scopes: Scopes | None = None,
     ) -> list[int]:
         """Ids of matching items with vectors in ``space``, at most ``cap`` of them."""
         query = (
             sa.select(records.c.id)
-            .where(*scope(tenant_id, prefix, conditions, include_expired), records.c.space == space)
+            .where(
+                *scope(tenant_id, prefix, conditions, include_expired, scopes),
+                records.c.space == space,
+            )
             .limit(cap)
         )
         with self.store.reading("item_ranked_ids") as conn:
@@ -146,12 +155,14 @@ class ItemsRepository(SpaceQueries, ItemUpkeep):
         prefix: Sequence[str],
         conditions: dict[str, Any],
         include_expired: bool,
+        scopes: Scopes | None = None,
     ) -> dict[int, Item]:
         """Those of ``ids`` that are the tenant's and match the scope, by id."""
         if not ids:
             return {}
         query = sa.select(*_ITEM_COLUMNS).where(
-            *scope(tenant_id, prefix, conditions, include_expired), records.c.id.in_(list(ids))
+            *scope(tenant_id, prefix, conditions, include_expired, scopes),
+            records.c.id.in_(list(ids)),
         )
         with self.store.reading("item_matching") as conn:
             return {int(r.id): _item(r) for r in conn.execute(query)}

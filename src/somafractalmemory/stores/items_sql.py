@@ -12,7 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.stores.tables import IS_ITEM, records
+from somafractalmemory.models import Scopes
+from somafractalmemory.stores.tables import IS_ITEM, records, scope_clauses
 
 
 def namespace_path(namespace: Sequence[str]) -> str:
@@ -77,10 +78,17 @@ def _comparison(at: tuple[str, ...], target: Any, op: str, operand: Any) -> Any:
 
 
 def scope(
-    tenant_id: int, prefix: Sequence[str], conditions: dict[str, Any], include_expired: bool
+    tenant_id: int,
+    prefix: Sequence[str],
+    conditions: dict[str, Any],
+    include_expired: bool,
+    scopes: Scopes | None = None,
 ) -> list[Any]:
-    """The WHERE clauses of a search: tenant, namespace prefix, filters, expiry."""
+    """The WHERE clauses of a search: tenant, namespace prefix, filters, expiry, and the
+    record scopes (user, agent, session) when given."""
     clauses = [records.c.tenant_id == tenant_id, in_prefix(prefix), *_filter_clauses(conditions)]
+    if scopes is not None:
+        clauses.extend(scope_clauses(scopes))
     if not include_expired:
         clauses.append(live())
     return clauses

@@ -11,11 +11,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from somafractalmemory.models import (
-    ItemOutboxEntry,
-)
+from somafractalmemory.models import ItemOutboxEntry, Scopes
 from somafractalmemory.stores.items_tables import record_vectors
-from somafractalmemory.stores.milvus_filters import state_attrs
+from somafractalmemory.stores.milvus_filters import scope_attrs, state_attrs
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 from somafractalmemory.stores.tables import outbox, records
 
@@ -55,7 +53,8 @@ class ItemUpkeep:
         """(namespace path, attrs) of each existing record among ``item_ids``: what its
         entities carry besides the vector. The attrs are the record's state keys (those of
         the memories' entities, :func:`state_attrs`: none for a current record without a
-        validity bound); repairs, moves and the v2 migration take them from here."""
+        validity bound) and its scopes (:func:`scope_attrs`); repairs, moves and the v2
+        migration take them from here."""
         if not item_ids:
             return {}
         query = sa.select(
@@ -64,12 +63,18 @@ class ItemUpkeep:
             records.c.superseded_by,
             records.c.valid_from,
             records.c.valid_to,
+            records.c.user_id,
+            records.c.agent_id,
+            records.c.session_id,
         ).where(records.c.id.in_(list(item_ids)))
         with self.store.reading("item_vector_meta") as conn:
             return {
                 int(r.id): (
                     str(r.namespace_path),
-                    dict(state_attrs(r.superseded_by is not None, r.valid_from, r.valid_to)),
+                    {
+                        **state_attrs(r.superseded_by is not None, r.valid_from, r.valid_to),
+                        **scope_attrs(Scopes(r.user_id, r.agent_id, r.session_id)),
+                    },
                 )
                 for r in conn.execute(query)
             }

@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from somafractalmemory.errors import InvalidInputError
-from somafractalmemory.models import SearchScope
+from somafractalmemory.models import Scopes, SearchScope
 
 MAX_ATTR_STRING = 256
 FILTER_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
@@ -40,6 +40,23 @@ def searchable_attrs(payload: dict[str, Any]) -> dict[str, FilterValue]:
 SUPERSEDED = "sfm-superseded"
 VALID_FROM = "sfm-valid_from"
 VALID_TO = "sfm-valid_to"
+
+
+# The scopes (user, agent, session) travel the same way: "sfm-user_id" and so on.
+SCOPE_PREFIX = "sfm-"
+
+
+def scope_attrs(scopes: Scopes) -> dict[str, FilterValue]:
+    """The scope keys of a record's entity: only the scopes it has."""
+    return {SCOPE_PREFIX + name: value for name, value in scopes.given().items()}
+
+
+def scope_filter(scopes: Scopes) -> list[str]:
+    """Clauses keeping the entities of the given scopes (none given: no clause)."""
+    return [
+        f'attrs["{SCOPE_PREFIX}{name}"] == {_literal(value, name)}'
+        for name, value in scopes.given().items()
+    ]
 
 
 def _ms(moment: datetime) -> int:
@@ -96,6 +113,7 @@ def build_filter(tenant_id: int, scope: SearchScope | None = None) -> str:
     if scope is None:
         return " and ".join([*clauses, *state_filter(False, None)])
     clauses.extend(state_filter(scope.include_superseded, scope.valid_at))
+    clauses.extend(scope_filter(scope.scopes))
     if scope.memory_type is not None:
         clauses.append(f"memory_type == {json.dumps(scope.memory_type.value)}")
     if scope.created_after is not None:

@@ -23,6 +23,7 @@ from somafractalmemory.stores.tables import (
     IS_CURRENT,
     IS_MEMORY,
     records,
+    scope_clauses,
 )
 
 _TS_CONFIG: sa.ColumnClause[Any] = sa.literal_column("'english'::regconfig")
@@ -39,6 +40,7 @@ def memory_scope(tenant_id: int, scope: SearchScope) -> list[sa.ColumnElement[bo
         clauses.append(records.c.created_at < scope.created_before)
     if scope.filters:
         clauses.append(records.c.payload.op("@>")(sa.cast(scope.filters, postgresql.JSONB)))
+    clauses.extend(scope_clauses(scope.scopes))
     return clauses + record_state(scope.include_superseded, scope.valid_at)
 
 

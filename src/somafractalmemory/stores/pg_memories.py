@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from somafractalmemory.models import (
     Memory,
     MemoryType,
+    Scopes,
 )
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
@@ -18,6 +19,7 @@ from somafractalmemory.stores.tables import (
     links,
     outbox,
     records,
+    scope_clauses,
 )
 
 MEMORY_COLUMNS = (
@@ -33,12 +35,15 @@ MEMORY_COLUMNS = (
     records.c.valid_to,
     records.c.superseded_by,
     records.c.superseded_at,
+    records.c.user_id,
+    records.c.agent_id,
+    records.c.session_id,
 )
 # The two reads of every search run as plain SQL on the pooled psycopg connection, without
 # SQLAlchemy's execution layer: on two cores that layer costs about 0.5 ms a statement, more
 MEMORY_SQL_COLUMNS = (
     "id, key, payload, memory_type, importance, text, created_at, updated_at, "
-    "valid_from, valid_to, superseded_by, superseded_at"
+    "valid_from, valid_to, superseded_by, superseded_at, user_id, agent_id, session_id"
 )
 _MEMORIES_BY_IDS_SQL = (
     f"SELECT {MEMORY_SQL_COLUMNS} FROM records "
@@ -55,7 +60,7 @@ _HAS_SUPERSEDED_SQL = (
 def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
     """A :class:`Memory` from a row of :data:`MEMORY_SQL_COLUMNS`, in that order."""
     memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row[:8]
-    valid_from, valid_to, superseded_by, superseded_at = row[8:12]
+    valid_from, valid_to, superseded_by, superseded_at, user_id, agent_id, session_id = row[8:15]
     return Memory(
         id=memory_id,
         coord=coord,
@@ -69,6 +74,9 @@ def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
         valid_to=valid_to,
         superseded_by=superseded_by,
         superseded_at=superseded_at,
+        user_id=user_id,
+        agent_id=agent_id,
+        session_id=session_id,
     )
 
 
@@ -86,6 +94,9 @@ def memory_from_row(row: Any) -> Memory:
         valid_to=row.valid_to,
         superseded_by=row.superseded_by,
         superseded_at=row.superseded_at,
+        user_id=row.user_id,
+        agent_id=row.agent_id,
+        session_id=row.session_id,
     )
 
 
@@ -123,9 +134,10 @@ class MemoryReads(PostgresBase):
         after_id: int,
         limit: int,
         include_superseded: bool = False,
+        scopes: Scopes | None = None,
     ) -> list[Memory]:
         """Up to ``limit`` memories with id greater than ``after_id``, oldest first (current
-        ones only unless ``include_superseded``)."""
+        ones only unless ``include_superseded``; of ``scopes`` when given)."""
         query = (
             sa.select(*MEMORY_COLUMNS)
             .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.id > after_id)
@@ -136,6 +148,8 @@ class MemoryReads(PostgresBase):
             query = query.where(records.c.memory_type == memory_type.value)
         if not include_superseded:
             query = query.where(IS_CURRENT)
+        if scopes is not None:
+            query = query.where(*scope_clauses(scopes))
         with self.reading("list_memories") as conn:
             return [memory_from_row(row) for row in conn.execute(query)]
 

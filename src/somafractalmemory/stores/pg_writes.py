@@ -258,6 +258,9 @@ class UnitOfWork(HistoryWrites):
                 "client_vector": item.vector,
                 "valid_from": item.valid_from,
                 "valid_to": item.valid_to,
+                "user_id": item.user_id,
+                "agent_id": item.agent_id,
+                "session_id": item.session_id,
                 **({} if keep_created else {"created_at": item.created_at}),
             }
             for item in items
@@ -271,6 +274,9 @@ class UnitOfWork(HistoryWrites):
             "updated_at": insert.excluded.updated_at,
             "valid_from": insert.excluded.valid_from,
             "valid_to": insert.excluded.valid_to,
+            "user_id": insert.excluded.user_id,
+            "agent_id": insert.excluded.agent_id,
+            "session_id": insert.excluded.session_id,
             # A write at a key makes its record current again.
             "superseded_by": None,
             "superseded_at": None,

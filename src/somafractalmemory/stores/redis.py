@@ -91,6 +91,9 @@ def _encode(memory: Memory) -> str:
             "valid_to": _iso(memory.valid_to),
             "superseded_by": memory.superseded_by,
             "superseded_at": _iso(memory.superseded_at),
+            "user_id": memory.user_id,
+            "agent_id": memory.agent_id,
+            "session_id": memory.session_id,
         }
     )
 
@@ -113,6 +116,9 @@ def _encode_item(item: Item) -> str:
             "space": item.space,
             "created_at": item.created_at.isoformat(),
             "updated_at": item.updated_at.isoformat(),
+            "user_id": item.user_id,
+            "agent_id": item.agent_id,
+            "session_id": item.session_id,
         }
     )
 
@@ -129,6 +135,10 @@ def _decode_item(raw: bytes) -> Item:
         updated_at=datetime.fromisoformat(data["updated_at"]),
         ttl_minutes=None,
         expires_at=None,
+        # Entries cached before scopes existed have none.
+        user_id=data.get("user_id"),
+        agent_id=data.get("agent_id"),
+        session_id=data.get("session_id"),
     )
 
 
@@ -148,6 +158,9 @@ def _decode(raw: bytes) -> Memory:
         valid_to=_time(data.get("valid_to")),
         superseded_by=data.get("superseded_by"),
         superseded_at=_time(data.get("superseded_at")),
+        user_id=data.get("user_id"),
+        agent_id=data.get("agent_id"),
+        session_id=data.get("session_id"),
     )
 
 

@@ -7,13 +7,21 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response, status
 
-from somafractalmemory.api.deps import CallerDep
+from somafractalmemory.api.deps import CallerDep, ScopeQuery
 from somafractalmemory.api.responses import json_response
 from somafractalmemory.api.routes.history import version_public
 from somafractalmemory.api.strict import StrictQueryRoute
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.memory_input import MemoryInput
-from somafractalmemory.models import Memory, MemoryType, SearchQuery, SearchScope, WriteResult
+from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.models import (
+    Memory,
+    MemoryType,
+    Scopes,
+    SearchQuery,
+    SearchScope,
+    WriteResult,
+)
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
 from somafractalmemory.schemas import (
     COORD_DESCRIPTION,
@@ -33,6 +41,7 @@ from somafractalmemory.schemas import (
     SearchSignals,
     SimilarMemory,
 )
+from somafractalmemory.scope_schemas import ScopeDeleted
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)
@@ -56,6 +65,9 @@ def to_public(memory: Memory) -> MemoryPublic:
         valid_to=memory.valid_to,
         superseded_by=memory.superseded_by,
         superseded_at=memory.superseded_at,
+        user_id=memory.user_id,
+        agent_id=memory.agent_id,
+        session_id=memory.session_id,
     )
 
 
@@ -79,6 +91,9 @@ def _input(body: MemoryCreate) -> MemoryInput:
         supersedes=tuple(body.supersedes),
         if_absent=body.if_absent,
         on_duplicate=body.on_duplicate,
+        user_id=body.user_id,
+        agent_id=body.agent_id,
+        session_id=body.session_id,
     )
 
 
@@ -141,6 +156,7 @@ def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
             created_before=body.created_before,
             include_superseded=body.include_superseded,
             valid_at=body.valid_at,
+            scopes=body.scopes(),
         ),
         expand_links=body.expand_links,
         importance_boost=body.importance_boost,
@@ -161,6 +177,9 @@ def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
                     vector=h.signals.vector, keyword=h.signals.keyword, link=h.signals.link
                 ),
                 superseded_by=h.memory.superseded_by,
+                user_id=h.memory.user_id,
+                agent_id=h.memory.agent_id,
+                session_id=h.memory.session_id,
             )
             for h in hits
         ]
@@ -175,14 +194,36 @@ def list_memories(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")] = None,
     include_superseded: bool = False,
+    user_id: ScopeQuery = None,
+    agent_id: ScopeQuery = None,
+    session_id: ScopeQuery = None,
 ) -> Response:
     """List the tenant's memories in storage order, a page at a time (current ones, unless
-    ``include_superseded``)."""
+    ``include_superseded``; of the scopes given)."""
     tenant = caller.tenant()
+    scopes = Scopes(user_id, agent_id, session_id)
     page, next_cursor = caller.stack.memories.list_page(
-        tenant, memory_type, limit, cursor, include_superseded
+        tenant, memory_type, limit, cursor, include_superseded, scopes
     )
     return json_response(MemoryList(memories=[to_public(m) for m in page], next_cursor=next_cursor))
+
+
+@router.delete("", response_model=ScopeDeleted)
+def delete_memories_of_scope(
+    caller: CallerDep,
+    user_id: ScopeQuery = None,
+    agent_id: ScopeQuery = None,
+    session_id: ScopeQuery = None,
+    purge: Annotated[
+        bool, Query(description="Also erase every version of them from the history")
+    ] = False,
+) -> Response:
+    """Delete every memory of the given scopes (at least one) from every store."""
+    scopes = Scopes(user_id, agent_id, session_id)
+    if not scopes.given():
+        raise InvalidInputError("give user_id, agent_id or session_id (or several)", "user_id")
+    deleted, purged = caller.stack.memories.delete_scope(caller.tenant(), scopes, purge)
+    return json_response(ScopeDeleted(deleted=deleted, purged_versions=purged if purge else None))
 
 
 @router.get("/{coord}", response_model=MemoryPublic)

@@ -13,7 +13,7 @@ from somafractalmemory.core.items import ItemService
 from somafractalmemory.core.portability.history import version_records
 from somafractalmemory.core.portability.items import item_records
 from somafractalmemory.core.service import MemoryService
-from somafractalmemory.models import Memory, Tenant
+from somafractalmemory.models import Memory, Scopes, Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -104,6 +104,7 @@ def _memory_record(memory: Memory) -> dict[str, Any]:
             if value is not None
         },
         **({"superseded_by": memory.superseded_by} if memory.superseded_by else {}),
+        **Scopes(memory.user_id, memory.agent_id, memory.session_id).given(),
     }
 
 

@@ -269,6 +269,9 @@ class Importer:
             line.created_at,
             valid_from=line.valid_from,
             valid_to=line.valid_to,
+            user_id=line.user_id,
+            agent_id=line.agent_id,
+            session_id=line.session_id,
         )
         if line.superseded_by is not None:
             try:
@@ -333,6 +336,8 @@ class Importer:
             and memory.importance == item.importance
             and (item.created_at is None or memory.created_at == item.created_at)
             and (memory.valid_from, memory.valid_to) == (item.valid_from, item.valid_to)
+            and (memory.user_id, memory.agent_id, memory.session_id)
+            == (item.user_id, item.agent_id, item.session_id)
             and _canonical_json(memory.payload) == _canonical_json(item.payload)
             and (
                 item.vector is None

@@ -15,14 +15,19 @@ from typing import Any, Literal
 from pydantic import ConfigDict
 
 from somafractalmemory.core.items import ItemService
-from somafractalmemory.errors import NotFoundError
+from somafractalmemory.core.messages import MessageService, NewMessage
+from somafractalmemory.errors import InvalidInputError, NotFoundError
 from somafractalmemory.item_schemas import ItemPut, SpaceCreate
-from somafractalmemory.models import DEFAULT_SPACE, Item, ItemVector, Tenant
+from somafractalmemory.models import DEFAULT_SPACE, Item, ItemVector, Scopes, Tenant
+from somafractalmemory.scope_schemas import ScopeFields
+from somafractalmemory.stores.messages_postgres import CONVERSATIONS
 
 
-class ItemLine(ItemPut):
-    """An item line: the fields of ``PUT /items`` plus ``kind`` and ``created_at`` (kept in
-    the file for people; an import stores the item as new or replaced)."""
+class ItemLine(ItemPut, ScopeFields):
+    """An item line: the fields of ``PUT /items`` plus ``kind``, ``created_at`` (kept in the
+    file for people; an import stores the item as new or replaced) and the record's scopes. A
+    conversation message (namespace ``["conversations", id]``) is imported as a message: with
+    its time, scopes and chunked vectors."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -67,6 +72,7 @@ def item_record(item: Item, vectors: list[ItemVector]) -> dict[str, Any]:
         "space": item.space if item.space != DEFAULT_SPACE else None,
         "ttl_minutes": item.ttl_minutes,
         "created_at": item.created_at.astimezone(UTC).isoformat(),
+        **Scopes(item.user_id, item.agent_id, item.session_id).given(),
     }
     if item.space not in (None, DEFAULT_SPACE):
         record["vectors"] = [
@@ -78,6 +84,8 @@ def item_record(item: Item, vectors: list[ItemVector]) -> dict[str, Any]:
 def store_item(items: ItemService, tenant: Tenant, line: ItemLine) -> str:
     """Store an item line through the normal write path; ``created``, ``replaced`` or
     ``unchanged`` (the same value, space, paths, TTL and client vectors: nothing written)."""
+    if len(line.namespace) == 2 and line.namespace[0] == CONVERSATIONS:
+        return _store_message(items, tenant, line)
     try:
         current = items.get(tenant, line.namespace, line.key, False, include_expired=True)
     except NotFoundError:
@@ -114,3 +122,19 @@ def _same(items: ItemService, current: Item, line: ItemLine, given: list[ItemVec
             == [(v.path, array("f", v.vector)) for v in given]
         )
     )
+
+
+def _store_message(items: ItemService, tenant: Tenant, line: ItemLine) -> str:
+    """A message line, posted as the messages API does (``created`` or ``unchanged``; other
+    content under a stored id is a conflict)."""
+    value = line.value
+    role, content, name = value.get("role"), value.get("content"), value.get("name")
+    if not isinstance(role, str) or not isinstance(content, str):
+        raise InvalidInputError("a message's value needs a string role and content", "value")
+    message = NewMessage(
+        role, content, line.key, name if isinstance(name, str) else None, line.created_at
+    )
+    answers = MessageService(items).post(
+        tenant, line.namespace[1], line.scopes(), [message], imported=True
+    )
+    return answers[0][1]

@@ -1,0 +1,73 @@
+"""The Python client's conversation methods, sync and async, against the session's real
+server: add, list (paged), list conversations, search, delete, erase a user."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from somafractalmemory.client import AsyncSFMClient, Conflict, NotFound, SFMClient
+from somafractalmemory.message_schemas import MessageIn
+from somafractalmemory.stack import Stack
+from testkit.server import ServerProcess
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def api_key(stack: Stack) -> str:
+    key, _info = stack.keys.create(f"conv-client-{uuid.uuid4().hex[:10]}")
+    return key
+
+
+def test_sync_client_conversations(sfm_server: ServerProcess, api_key: str) -> None:
+    with SFMClient(sfm_server.url, api_key) as client:
+        posted = client.add_messages(
+            "trip",
+            [
+                MessageIn(id="1", role="user", content="Book a table in Porto for Saturday"),
+                {"id": "2", "role": "assistant", "content": "Done: 8 pm at Cantinho"},
+            ],
+            user_id="ann",
+            session_id="s1",
+        )
+        assert [m.status for m in posted.messages] == ["created", "created"]
+        again = client.add_messages(
+            "trip",
+            [{"id": "1", "role": "user", "content": "Book a table in Porto for Saturday"}],
+            user_id="ann",
+            session_id="s1",
+        )
+        assert again.messages[0].status == "unchanged"
+        with pytest.raises(Conflict, match="'1'"):
+            client.add_messages("trip", [{"id": "1", "role": "user", "content": "changed"}])
+        first = client.list_messages("trip", limit=1)
+        assert [m.id for m in first.messages] == ["1"]
+        rest = client.list_messages("trip", limit=1, cursor=first.next_cursor)
+        assert [m.content for m in rest.messages] == ["Done: 8 pm at Cantinho"]
+        assert [
+            c.conversation_id for c in client.list_conversations(user_id="ann").conversations
+        ] == ["trip"]
+        hits = client.search_messages("restaurant in Porto", user_id="ann", mode="vector")
+        assert hits.results[0].id == "1"
+        assert client.search_messages("Porto", user_id="bob").results == []
+        erased = client.delete_user("ann")
+        assert (erased.messages, erased.memories) == (2, 0)
+        with pytest.raises(NotFound):
+            client.delete_conversation("trip")
+
+
+@pytest.mark.anyio
+async def test_async_client_conversations(sfm_server: ServerProcess, api_key: str) -> None:
+    async with AsyncSFMClient(sfm_server.url, api_key) as client:
+        await client.add_messages("a b", [{"role": "user", "content": "hello there"}], user_id="u")
+        page = await client.list_messages("a b")
+        assert page.messages[0].id.startswith("#")
+        found = await client.search_messages("hello", conversation_id="a b", mode="keyword")
+        assert [m.conversation_id for m in found.results] == ["a b"]
+        assert (await client.delete_conversation("a b")).deleted == 1
+        assert (await client.list_conversations(user_id="u")).conversations == []
