@@ -5,7 +5,7 @@
     from agents import Agent, Runner
     from somafractalmemory.openai_agents import SFMSession
 
-    session = SFMSession("chat-1", user_id="ann", client=AsyncSFMClient(url, key))
+    session = SFMSession("chat-1", user_id="ann", base_url=url, api_key=key)
     await Runner.run(agent, "Hello", session=session)
 
 A client-side adapter over the conversations API; the session id is the conversation id
@@ -20,15 +20,26 @@ SDK's own sessions do.
 ``pop_item`` deletes the newest message as the record it is (``DELETE /items`` in the
 namespace ``["conversations", session_id]``); ``get_items(limit)`` reads the conversation in
 order and answers its last ``limit`` items.
+
+Given ``base_url`` (and ``api_key``), the session makes one
+:class:`~somafractalmemory.client.AsyncSFMClient` per event loop, so ``Runner.run_sync``
+(which runs a loop of its own) and ``Runner.run`` can share it; a ``client`` given instead is
+used as it is, on the loop it was made for.
 """
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+import weakref
 from typing import Any, cast
 
 from agents.items import TResponseInputItem
-from agents.memory.session_settings import SessionSettings, resolve_session_limit
+from agents.memory.session_settings import (
+    SessionSettings,
+    coerce_session_settings,
+    resolve_session_limit,
+)
 
 from somafractalmemory.client import AsyncSFMClient, NotFound
 from somafractalmemory.message_envelope import plain_text, unwrap, wrap
@@ -74,18 +85,46 @@ class SFMSession:
         self,
         session_id: str,
         *,
-        client: AsyncSFMClient,
+        client: AsyncSFMClient | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
         user_id: str | None = None,
         agent_id: str | None = None,
         scope_session_id: str | None = None,
-        session_settings: SessionSettings | None = None,
+        session_settings: SessionSettings | dict[str, Any] | None = None,
     ) -> None:
         if not session_id:
             raise ValueError("session_id: must not be empty")
         self.session_id = session_id
-        self.session_settings = session_settings or SessionSettings()
-        self.client = client
+        self.session_settings = (
+            SessionSettings()
+            if session_settings is None
+            else coerce_session_settings(session_settings)
+        )
+        if client is None and base_url is None:
+            raise ValueError("give an AsyncSFMClient (client=) or base_url=")
+        self._client = client
+        self._connection = (base_url or "", api_key)
+        self._per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, AsyncSFMClient]
+        self._per_loop = weakref.WeakKeyDictionary()
         self.scopes = {"user_id": user_id, "agent_id": agent_id, "session_id": scope_session_id}
+
+    @property
+    def client(self) -> AsyncSFMClient:
+        """The client given, or this event loop's own client to ``base_url``."""
+        if self._client is not None:
+            return self._client
+        loop = asyncio.get_running_loop()
+        client = self._per_loop.get(loop)
+        if client is None:
+            client = self._per_loop[loop] = AsyncSFMClient(*self._connection)
+        return client
+
+    async def aclose(self) -> None:
+        """Close the clients the session made (not one given to it)."""
+        while self._per_loop:
+            _loop, client = self._per_loop.popitem()
+            await client.aclose()
 
     async def _stored(self) -> list[MessagePublic]:
         found: list[MessagePublic] = []
