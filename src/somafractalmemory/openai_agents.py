@@ -121,10 +121,12 @@ class SFMSession:
         return client
 
     async def aclose(self) -> None:
-        """Close the clients the session made (not one given to it)."""
-        while self._per_loop:
-            _loop, client = self._per_loop.popitem()
-            await client.aclose()
+        """Close this event loop's client (not one given to the session) and forget those of
+        other loops (a client can only be closed on its own loop; a closed loop's is gone)."""
+        mine = self._per_loop.pop(asyncio.get_running_loop(), None)
+        self._per_loop.clear()
+        if mine is not None:
+            await mine.aclose()
 
     async def _stored(self) -> list[MessagePublic]:
         found: list[MessagePublic] = []

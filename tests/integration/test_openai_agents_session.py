@@ -6,7 +6,11 @@ that reads its history back from SFM."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 from typing import Any, cast
 
 import pytest
@@ -182,3 +186,34 @@ async def test_agent_run_keeps_its_history_in_sfm(sfm_server: ServerProcess, api
 def test_needs_a_session_id() -> None:
     with pytest.raises(ValueError, match="session_id"):
         SFMSession("", client=cast(AsyncSFMClient, None))
+
+
+async def test_sessions_from_base_url_per_event_loop(
+    sfm_server: ServerProcess, api_key: str
+) -> None:
+    """A session made from base_url works on every event loop (Runner.run_sync runs its
+    own), and closes the clients it made."""
+    session = SFMSession("oa-loops", base_url=sfm_server.url, api_key=api_key)
+    sent = items()[:2]
+    await session.add_items(sent)
+    seen = await asyncio.to_thread(asyncio.run, session.get_items())  # another loop
+    assert seen == sent
+    await session.aclose()
+    assert await session.get_items() == sent  # a fresh client after closing
+
+
+def test_example_runs(sfm_server: ServerProcess, api_key: str) -> None:
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "SOMA_URL": sfm_server.url, "SOMA_API_KEY": api_key}
+    done = subprocess.run(
+        [sys.executable, str(root / "examples" / "openai_agents_session.py")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "5 items in session" in done.stdout
+    assert "recalled: Book me a table for two on Friday; I am vegetarian." in done.stdout
+    assert "after clear: []" in done.stdout
