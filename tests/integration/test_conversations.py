@@ -68,6 +68,7 @@ def test_messages_are_idempotent_and_listed_in_conversation_order(
     assert statuses[2]["id"].startswith("#")
     # The same messages again: nothing stored (the one without an id is new each time).
     again = _post(client, auth, cid, first[:2], user_id="ann", agent_id="bot")
+    assert again.status_code == 200
     assert [s["status"] for s in again.json()["messages"]] == ["unchanged", "unchanged"]
     listed = client.get(f"/conversations/{cid}/messages", headers=auth).json()["messages"]
     assert [m["id"] for m in listed] == ["m1", "m2", statuses[2]["id"]]
@@ -357,3 +358,17 @@ def test_messages_survive_export_and_import(
     assert [h.item.key for h in found] == ["a"]
     again = import_lines(stack.memories, copy, exported, items=stack.items)
     assert again.items_unchanged == 2
+
+
+def test_duplicates_are_found_within_the_users_memories_only(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    def store(coord: str, user: str, **options: Any) -> Any:
+        body = {"coord": coord, "payload": {"text": "I like green tea"}, "user_id": user}
+        return client.post("/memories", json={**body, **options}, headers=auth).json()
+
+    store("1,1", "ann")
+    bob = store("2,2", "bob", on_duplicate="skip")
+    assert (bob["status"], bob["duplicate_of"], bob["similar"]) == ("created", [], [])
+    again = store("3,3", "bob", on_duplicate="skip")
+    assert (again["status"], again["coord"]) == ("skipped", "2,2")

@@ -55,8 +55,12 @@ def test_sync_client_conversations(sfm_server: ServerProcess, api_key: str) -> N
         hits = client.search_messages("restaurant in Porto", user_id="ann", mode="vector")
         assert hits.results[0].id == "1"
         assert client.search_messages("Porto", user_id="bob").results == []
+        client.store("4,4", {"text": "Ann likes port wine"}, user_id="ann")
+        client.store("5,5", {"text": "Bob likes port wine"}, user_id="bob")
+        assert [m.coord for m in client.list(user_id="ann").memories] == ["4,4"]
+        assert [r.coord for r in client.search("port wine", user_id="bob").results] == ["5,5"]
         erased = client.delete_user("ann")
-        assert (erased.messages, erased.memories) == (2, 0)
+        assert (erased.messages, erased.memories) == (2, 1)
         with pytest.raises(NotFound):
             client.delete_conversation("trip")
 

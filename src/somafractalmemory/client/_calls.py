@@ -244,14 +244,16 @@ def list_page(
     limit: int = 100,
     cursor: str | None = None,
     include_superseded: bool = False,
+    **scopes: str,
 ) -> Call[schemas.MemoryList]:
-    """One page of memories in storage order (current ones unless ``include_superseded``);
-    pass ``next_cursor`` back for the next."""
+    """One page of memories in storage order (current ones unless ``include_superseded``;
+    ``scopes``: ``user_id``, ``agent_id``, ``session_id``); pass ``next_cursor`` back."""
     params = _present(
         memory_type=_enum_value(memory_type),
         limit=limit,
         cursor=cursor,
         include_superseded="true" if include_superseded else None,
+        **scopes,
     )
     return Call("GET", "/memories", _reader(schemas.MemoryList), Retry.READ, params=params)
 

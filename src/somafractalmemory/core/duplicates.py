@@ -1,6 +1,8 @@
 """Duplicates, reported and not dropped: exact ones (the same text once normalised, found by
 PostgreSQL's ``text_hash``) and near ones (cosine similarity at least
-:data:`SIMILAR_THRESHOLD`, found with one batched Milvus search per request).
+:data:`SIMILAR_THRESHOLD`, found with one batched Milvus search per request and end user),
+among the memories of the write's ``user_id`` when it has one: another user's memory is never
+reported.
 
 ``on_duplicate`` decides what a write does about exact duplicates: ``store`` (default), ``skip``
 (store nothing when one exists) or ``supersede`` (the new memory supersedes them).
@@ -12,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from somafractalmemory.core.memory_input import PreparedWrite
-from somafractalmemory.models import Memory, SearchScope, Tenant, WriteResult
+from somafractalmemory.models import Memory, Scopes, SearchScope, Tenant, VectorHit, WriteResult
 from somafractalmemory.stores.milvus import MilvusStore
 from somafractalmemory.stores.postgres import PostgresStore
 
@@ -31,6 +33,9 @@ class DuplicatePlan:
     duplicate_of: dict[str, tuple[str, ...]]
     supersedes: dict[str, tuple[str, ...]]
     skipped: dict[str, Memory] = field(default_factory=dict)
+    # The end user of each write: duplicates are looked for among that user's memories only
+    # (a write without a user_id: among the tenant's).
+    users: dict[str, str | None] = field(default_factory=dict)
 
 
 class Duplicates:
@@ -42,7 +47,9 @@ class Duplicates:
 
     def plan(self, tenant: Tenant, writes: Sequence[PreparedWrite]) -> DuplicatePlan:
         """One PostgreSQL query for the exact duplicates of every write."""
-        found = self.postgres.exact_duplicates(tenant.id, "", [w.memory.text for w in writes])
+        found = self.postgres.exact_duplicates(
+            tenant.id, "", [w.memory.text for w in writes], [w.memory.user_id for w in writes]
+        )
         written = {w.memory.coord for w in writes}
         duplicate_of: dict[str, tuple[str, ...]] = {}
         supersedes: dict[str, tuple[str, ...]] = {}
@@ -59,7 +66,8 @@ class Duplicates:
             supersedes[coord] = tuple(dict.fromkeys((*write.supersedes, *extra)))
         existing = self.postgres.memories_at(tenant.id, sorted(set(skip.values())))
         skipped = {c: existing[d][0] for c, d in skip.items() if d in existing}
-        return DuplicatePlan(duplicate_of, supersedes, skipped)
+        users = {w.memory.coord: w.memory.user_id for w in writes}
+        return DuplicatePlan(duplicate_of, supersedes, skipped, users)
 
     def similar(
         self, tenant: Tenant, vectors: dict[str, list[float]], plan: DuplicatePlan
@@ -68,13 +76,21 @@ class Duplicates:
         exact duplicates left out), best first, in one Milvus search."""
         if not vectors:
             return {}
-        coords = list(vectors)
-        hits = self.milvus.search_many(
-            tenant.id,
-            [vectors[c] for c in coords],
-            SIMILAR_LIMIT + 1 + max(len(plan.duplicate_of.get(c, ())) for c in coords),
-            SearchScope(),
-        )
+        by_user: dict[str | None, list[str]] = {}
+        for coord in vectors:
+            by_user.setdefault(plan.users.get(coord), []).append(coord)
+        coords: list[str] = []
+        hits: list[list[VectorHit]] = []
+        for user, group in by_user.items():  # one Milvus search per end user of the request
+            coords.extend(group)
+            hits.extend(
+                self.milvus.search_many(
+                    tenant.id,
+                    [vectors[c] for c in group],
+                    SIMILAR_LIMIT + 1 + max(len(plan.duplicate_of.get(c, ())) for c in group),
+                    SearchScope(scopes=Scopes(user_id=user)),
+                )
+            )
         close = {hit.id for row in hits for hit in row if hit.score >= SIMILAR_THRESHOLD}
         names = self.postgres.coords_for_ids(tenant.id, sorted(close))
         similar: dict[str, tuple[tuple[str, float], ...]] = {}

@@ -125,19 +125,31 @@ class HistoryReads(PostgresBase):
             return [version_from_row(row) for row in conn.execute(query)]
 
     def exact_duplicates(
-        self, tenant_id: int, namespace_path: str, texts: Sequence[str]
+        self,
+        tenant_id: int,
+        namespace_path: str,
+        texts: Sequence[str],
+        users: Sequence[str | None] | None = None,
     ) -> list[list[str]]:
         """For each of ``texts``, the keys of the tenant's current records in the namespace
-        whose text is the same once normalised (PostgreSQL's own hash: one rule)."""
+        whose text is the same once normalised (PostgreSQL's own hash: one rule); of the
+        end user ``users[i]`` only, when one is given for it."""
         query = sa.text(
-            "SELECT g.n, r.key FROM unnest(CAST(:texts AS text[])) WITH ORDINALITY AS g(t, n) "
+            "SELECT g.n, r.key FROM unnest(CAST(:texts AS text[]), CAST(:users AS text[])) "
+            "WITH ORDINALITY AS g(t, u, n) "
             f"JOIN records r ON r.text_hash = {text_hash_sql('g.t')} "
             "WHERE r.tenant_id = :tenant AND r.namespace_path = :ns "
-            "AND r.superseded_by IS NULL ORDER BY g.n, r.id"
+            "AND r.superseded_by IS NULL AND (g.u IS NULL OR r.user_id = g.u) "
+            "ORDER BY g.n, r.id"
         )
         found: list[list[str]] = [[] for _ in texts]
         with self.reading("exact_duplicates") as conn:
-            params = {"texts": list(texts), "tenant": tenant_id, "ns": namespace_path}
+            params = {
+                "texts": list(texts),
+                "users": list(users) if users is not None else [None] * len(texts),
+                "tenant": tenant_id,
+                "ns": namespace_path,
+            }
             for row in conn.execute(query, params):
                 found[int(row.n) - 1].append(row.key)
         return found

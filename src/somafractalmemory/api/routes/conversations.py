@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Path, Query, Response, status
 
 from somafractalmemory.api.deps import ScopeQuery, StackDep, TenantDep
 from somafractalmemory.api.strict import StrictQueryRoute
@@ -58,15 +58,24 @@ def _public(message: StoredMessage) -> dict[str, object]:
     "/conversations/{conversation_id}/messages",
     status_code=status.HTTP_201_CREATED,
     response_model=MessagesPosted,
-    responses={409: {"model": ErrorResponse, "description": "An id reused with other content"}},
+    responses={
+        200: {"model": MessagesPosted, "description": "Every message was stored before"},
+        409: {"model": ErrorResponse, "description": "An id reused with other content"},
+    },
 )
 def post_messages(
-    conversation_id: ConversationPath, body: MessagesPost, tenant: TenantDep, stack: StackDep
+    conversation_id: ConversationPath,
+    body: MessagesPost,
+    tenant: TenantDep,
+    stack: StackDep,
+    response: Response,
 ) -> MessagesPosted:
-    """Add messages to a conversation: each one a record, embedded and full-text indexed;
-    the same messages again are ``unchanged`` (nothing stored)."""
+    """Add messages to a conversation (201; 200 when every one was stored before): each one a
+    record, embedded and full-text indexed; the same messages again are ``unchanged``."""
     messages = [NewMessage(m.role, m.content, m.id, m.name, m.created_at) for m in body.messages]
     answers = stack.messages.post(tenant, conversation_id, body.scopes(), messages)
+    if all(state == "unchanged" for _key, state in answers):
+        response.status_code = status.HTTP_200_OK
     return MessagesPosted(
         conversation_id=conversation_id,
         messages=[MessageStatus(id=key, status=state) for key, state in answers],
