@@ -185,7 +185,7 @@ async def test_agent_run_keeps_its_history_in_sfm(sfm_server: ServerProcess, api
 
 def test_needs_a_session_id() -> None:
     with pytest.raises(ValueError, match="session_id"):
-        SFMSession("", client=cast(AsyncSFMClient, None))
+        SFMSession("", base_url="http://127.0.0.1:9")
 
 
 async def test_sessions_from_base_url_per_event_loop(
@@ -217,3 +217,8 @@ def test_example_runs(sfm_server: ServerProcess, api_key: str) -> None:
     assert "5 items in session" in done.stdout
     assert "recalled: Book me a table for two on Friday; I am vegetarian." in done.stdout
     assert "after clear: []" in done.stdout
+
+
+def test_needs_a_client_or_base_url() -> None:
+    with pytest.raises(ValueError, match="base_url"):
+        SFMSession("oa-x")
