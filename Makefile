@@ -25,7 +25,7 @@ TEST_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test \
 	MILVUS_COLLECTION=soma_test_memories REDIS_URL=redis://127.0.0.1:6379/15 \
 	MILVUS_URI=$(MILVUS_URI)
 
-.PHONY: help install env run stop test test-unit test-onnx-build test-contract test-langgraph test-langchain test-milvus-lite test-typescript coverage lint bench bench-quick validate-infra \
+.PHONY: help install env run stop test test-unit test-onnx-build test-contract test-langgraph test-langchain test-openai-agents test-milvus-lite test-typescript coverage lint bench bench-quick validate-infra \
 	services milvus-start milvus-stop db clean hooks
 
 help: ## list targets
@@ -187,7 +187,7 @@ coverage: ## combine make test's and make test-langgraph's coverage, gate the wh
 # (`tsc --noEmit`), built, and tested with Node's own runner against a real SFM server on a
 # database, collection and Redis db of its own (scripts/typescript_tests.py; about a minute).
 TYPESCRIPT_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_typescript \
-	MILVUS_COLLECTION=soma_test_typescript_memories REDIS_URL=redis://127.0.0.1:6379/12 \
+	MILVUS_COLLECTION=soma_test_typescript_memories REDIS_URL=redis://127.0.0.1:6379/13 \
 	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
 
 test-typescript: services ## the TypeScript client: strict type check, build, node --test against SFM
@@ -207,6 +207,16 @@ LANGCHAIN_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_l
 test-langchain: services ## LangChain's standard VectorStore tests against SFM (SFMVectorStore)
 	$(LANGCHAIN_ENV) $(PY) scripts/ensure_database.py
 	$(LANGCHAIN_ENV) $(PY) scripts/langchain_tests.py $(PYTEST_ARGS)
+
+# make test-openai-agents: the OpenAI Agents SDK's own session tests (the pinned sdist's tests/,
+# fetched and hash-checked into .cache/ by scripts/openai_agents_tests.py) against SFMSession,
+# on a database, collection and Redis db of their own.
+OPENAI_AGENTS_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_openai_agents \
+	MILVUS_COLLECTION=soma_test_openai_agents_memories REDIS_URL=redis://127.0.0.1:6379/9 \
+	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
+
+test-openai-agents: services ## the OpenAI Agents SDK's session tests against SFM (SFMSession)
+	$(OPENAI_AGENTS_ENV) $(PY) scripts/openai_agents_tests.py $(PYTEST_ARGS)
 
 # make test-milvus-lite: the Milvus-facing integration tests with the newest pymilvus against
 # milvus-lite, a protocol emulator (client-library and query-syntax compatibility, not server

@@ -5,6 +5,7 @@
  * `SFMClientError` (errors.ts) for an error answer or when nothing answered.
  */
 
+import * as conversations from "./conversations.js";
 import * as graph from "./graph.js";
 import { type Call, type ClientOptions, Transport } from "./http.js";
 import * as items from "./items.js";
@@ -194,7 +195,77 @@ export class SFMClient {
     return this.send(items.deleteSpace(name));
   }
 
-  // -- conversations and context (conversations.ts; added with the server's endpoints) -----
+  // -- conversations, end users, context --------------------------------------------------
+
+  /**
+   * Add messages to a conversation, with the scopes they all belong to. Idempotent by
+   * message id (`unchanged`); the same id with other content is a `Conflict`.
+   */
+  addMessages(
+    conversationId: string,
+    messages: readonly T.MessageIn[],
+    scopes?: T.Scopes,
+  ): Promise<T.MessagesPosted> {
+    return this.send(conversations.addMessages(conversationId, messages, scopes));
+  }
+
+  /** One page of a conversation's messages in conversation order. */
+  listMessages(
+    conversationId: string,
+    options?: conversations.ListMessagesOptions,
+  ): Promise<T.MessagePage> {
+    return this.send(conversations.listMessages(conversationId, options));
+  }
+
+  /** Every message of a conversation, in order, fetching pages as it goes. */
+  async *iterMessages(
+    conversationId: string,
+    options: conversations.ListMessagesOptions = {},
+  ): AsyncGenerator<T.MessagePublic> {
+    let cursor = options.cursor;
+    for (;;) {
+      const page = await this.listMessages(conversationId, { ...options, cursor });
+      yield* page.messages;
+      if (page.next_cursor === null) return;
+      cursor = page.next_cursor;
+    }
+  }
+
+  /** The conversations with messages of these scopes, newest last message first. */
+  listConversations(
+    options?: conversations.ListConversationsOptions,
+  ): Promise<T.ConversationList> {
+    return this.send(conversations.listConversations(options));
+  }
+
+  /** Delete every message of a conversation; `NotFound` when it has none. */
+  deleteConversation(
+    conversationId: string,
+    options?: conversations.DeleteConversationOptions,
+  ): Promise<T.ConversationDeleted> {
+    return this.send(conversations.deleteConversation(conversationId, options));
+  }
+
+  /** Recall messages (one hit per message), best first. */
+  searchMessages(
+    query: string,
+    options?: conversations.SearchMessagesOptions,
+  ): Promise<T.MessageSearchResponse> {
+    return this.send(conversations.searchMessages(query, options));
+  }
+
+  /** Erase all of one end user's data in the tenant; what went. */
+  deleteUser(userId: string): Promise<T.UserErased> {
+    return this.send(conversations.deleteUser(userId));
+  }
+
+  /**
+   * A prompt-ready context for `query` (or, with `query: null`, for `options.messages`, the
+   * conversation's recent turns) within `budget_tokens` (`POST /context`).
+   */
+  context(query: string | null, options?: conversations.ContextOptions): Promise<T.ContextResponse> {
+    return this.send(conversations.context(query, options));
+  }
 
   // -- webhooks ----------------------------------------------------------------------------
 

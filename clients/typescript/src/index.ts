@@ -43,6 +43,13 @@ export {
   type QueryValue,
   type RetryPolicy,
 } from "./http.js";
+export type {
+  ContextOptions,
+  DeleteConversationOptions,
+  ListConversationsOptions,
+  ListMessagesOptions,
+  SearchMessagesOptions,
+} from "./conversations.js";
 export type { LinkOptions, NeighborsOptions, PathOptions } from "./graph.js";
 export type {
   GetItemOptions,

@@ -297,3 +297,114 @@ export interface WebhooksResponse {
 export interface WebhookDeleted {
   deleted: boolean;
 }
+
+// -- conversations, end users, context -------------------------------------------------------
+
+/** Who spoke a conversation message. */
+export type Role = "user" | "assistant" | "system" | "tool";
+
+/** The scopes a record belongs to (each 1 to 256 characters). */
+export interface Scopes {
+  user_id?: string | null;
+  agent_id?: string | null;
+  session_id?: string | null;
+}
+
+/** A message to add to a conversation. */
+export interface MessageIn {
+  /** Your id (posting it again stores nothing); none: the server assigns `#<sequence>`. */
+  id?: string | null;
+  role: Role;
+  name?: string | null;
+  /** Non-blank text, up to 50,000 characters. */
+  content: string;
+  /** When it was said; conversation order is this time, then posting order. */
+  created_at?: Timestamp | null;
+}
+
+export interface MessagesPosted {
+  conversation_id: string;
+  messages: { id: string; status: "created" | "unchanged" }[];
+}
+
+/** A stored message. */
+export interface MessagePublic {
+  id: string;
+  conversation_id: string;
+  role: string;
+  name: string | null;
+  content: string;
+  created_at: string;
+  user_id: string | null;
+  agent_id: string | null;
+  session_id: string | null;
+}
+
+/** A page of a conversation's messages in conversation order. */
+export interface MessagePage {
+  messages: MessagePublic[];
+  next_cursor: string | null;
+}
+
+export interface ConversationPublic {
+  conversation_id: string;
+  messages: number;
+  first_at: string;
+  last_at: string;
+  user_id: string | null;
+  agent_id: string | null;
+}
+
+/** Conversations, newest (last message) first. */
+export interface ConversationList {
+  conversations: ConversationPublic[];
+  next_cursor: string | null;
+}
+
+export interface ConversationDeleted {
+  deleted: number;
+}
+
+export interface MessageHit extends MessagePublic {
+  score: number;
+}
+
+export interface MessageSearchResponse {
+  results: MessageHit[];
+}
+
+/** What erasing an end user removed. */
+export interface UserErased {
+  user_id: string;
+  memories: number;
+  messages: number;
+  items: number;
+  versions: number;
+}
+
+/** A chat turn: of the conversation sent to `context`, or of its `messages` answer. */
+export interface ChatMessage {
+  role: Role;
+  content: string;
+  name?: string | null;
+}
+
+export interface ContextSource {
+  kind: "memory" | "message";
+  /** The memory's coordinate, or the message's id. */
+  key: string;
+  conversation_id: string | null;
+  score: number;
+  signals: Record<string, number | null>;
+  truncated: boolean;
+}
+
+/** A prompt-ready block (`format: "text"`) or chat messages (`"messages"`). */
+export interface ContextResponse {
+  context: string | ChatMessage[];
+  tokens: number;
+  budget_tokens: number;
+  tokenizer: string;
+  sources: ContextSource[];
+  truncated: boolean;
+}

@@ -353,7 +353,11 @@ class ItemService:
             intent.commit()
         with self.postgres.unit_of_work(tenant.key_id) as uow:
             locked = self.repo.lock(uow, tenant.id, namespace, key)
-            if locked is not None and locked[0] == item_id:
+            if locked is None:  # a concurrent delete took it between the transactions
+                uow.commit()
+                self._settle(outbox)
+                raise NotFoundError(f"no item {key!r} in namespace {list(namespace)!r}")
+            if locked[0] == item_id:
                 if self.collection_of(tenant.id, locked[1]) not in (None, collection):
                     uow.commit()
                     self._settle(outbox)
