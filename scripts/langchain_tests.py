@@ -31,7 +31,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
-from langgraph_tests import Deselected, expand, sha256
+from langgraph_tests import Deselected, expand, fetch
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "langchain-tests"
@@ -42,26 +42,6 @@ WHEEL = "langchain_tests-1.1.9-py3-none-any.whl"
 WHEEL_SHA256 = "f33e36e2015da437df2001ec6949b443de09dd37d021dea6160cf85912ccf05f"
 MODULES = ["tests/langchain/standard_vectorstore.py", "tests/langchain/sfm_vectorstore.py"]
 PYTEST_OPTIONS = ["-p", "no:cacheprovider", "-o", "asyncio_mode=auto"]
-
-
-def fetch() -> Path:
-    """The wheel, downloaded once, its hash checked every time."""
-    downloads = CACHE / "wheels"
-    downloads.mkdir(parents=True, exist_ok=True)
-    target = downloads / WHEEL
-    if not target.exists():
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
-                *("--only-binary", ":all:", f"{NAME}=={VERSION}", "-d", str(downloads)),
-            ],
-            check=True,
-        )
-    found = sha256(target)
-    if found != WHEEL_SHA256:
-        target.unlink()
-        raise SystemExit(f"{WHEEL}: sha256 {found}, expected {WHEEL_SHA256}; refusing to run it")
-    return target
 
 
 def extract(wheel: Path) -> Path:
@@ -122,7 +102,9 @@ def summarise(report: Path, deselected: list[Deselected]) -> list[str]:
 
 
 def main() -> int:
-    site = extract(fetch())
+    site = extract(
+        fetch(NAME, VERSION, WHEEL, WHEEL_SHA256, downloads=CACHE / "wheels", wheel=True)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), "src", "."])}
     deselected, stale = expand(deselections(), collected(env))
     if stale:

@@ -92,25 +92,26 @@ def sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def fetch(name: str, version: str, filename: str, expected: str) -> Path:
-    """The sdist, downloaded once, its hash checked every time."""
-    downloads = CACHE / "sdists"
+def fetch(
+    name: str,
+    version: str,
+    filename: str,
+    expected: str,
+    *,
+    downloads: Path = CACHE / "sdists",
+    wheel: bool = False,
+) -> Path:
+    """The sdist (or, with ``wheel``, the wheel) ``filename`` of ``name==version``, downloaded
+    into ``downloads`` once, its sha256 checked against ``expected`` every time. Shared by the
+    LangChain and OpenAI Agents runners."""
     downloads.mkdir(parents=True, exist_ok=True)
     target = downloads / filename
     if not target.exists():
         subprocess.run(
             [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "--quiet",
-                "--no-deps",
-                "--no-binary",
-                ":all:",
-                f"{name}=={version}",
-                "-d",
-                str(downloads),
+                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
+                *("--only-binary" if wheel else "--no-binary", ":all:"),
+                *(f"{name}=={version}", "-d", str(downloads)),
             ],
             check=True,
         )

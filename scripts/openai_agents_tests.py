@@ -27,7 +27,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from langgraph_tests import collected, expand, sha256, summarise
+from langgraph_tests import collected, expand, fetch, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "openai-agents-tests"
@@ -42,26 +42,6 @@ asyncio_mode = auto
 asyncio_default_fixture_loop_scope = session
 addopts = -p no:cacheprovider -p upstream_plugin
 """
-
-
-def fetch() -> Path:
-    """The sdist, downloaded once, its hash checked every time."""
-    downloads = CACHE / "sdists"
-    downloads.mkdir(parents=True, exist_ok=True)
-    target = downloads / SDIST
-    if not target.exists():
-        subprocess.run(
-            [
-                *(sys.executable, "-m", "pip", "download", "--quiet", "--no-deps"),
-                *("--no-binary", ":all:", f"{NAME}=={VERSION}", "-d", str(downloads)),
-            ],
-            check=True,
-        )
-    found = sha256(target)
-    if found != SDIST_SHA256:
-        target.unlink()
-        raise SystemExit(f"{SDIST}: sha256 {found}, expected {SDIST_SHA256}; refusing to run it")
-    return target
 
 
 def extract(sdist: Path) -> Path:
@@ -95,7 +75,7 @@ def deselections() -> list[tuple[str, str]]:
 
 
 def main() -> int:
-    workdir = extract(fetch())
+    workdir = extract(fetch(NAME, VERSION, SDIST, SDIST_SHA256, downloads=CACHE / "sdists"))
     path = os.pathsep.join([str(workdir), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
     os.environ["PYTHONPATH"] = path
     known = collected(workdir, MODULES)

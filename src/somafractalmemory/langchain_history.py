@@ -24,6 +24,7 @@ into the message object, so adding the same messages again is idempotent (the se
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -151,10 +152,8 @@ class SFMChatMessageHistory(BaseChatMessageHistory):
 
     def clear(self) -> None:
         """Delete every message of the conversation (an empty one is no error)."""
-        try:
+        with contextlib.suppress(NotFound):  # nothing to clear
             self.client.delete_conversation(self.conversation_id)
-        except NotFound:
-            pass
 
     # -- async ------------------------------------------------------------------------------
     async def aget_messages(self) -> list[BaseMessage]:
@@ -175,7 +174,5 @@ class SFMChatMessageHistory(BaseChatMessageHistory):
 
     async def aclear(self) -> None:
         """As :meth:`clear`."""
-        try:
+        with contextlib.suppress(NotFound):  # nothing to clear
             await self.async_client.delete_conversation(self.conversation_id)
-        except NotFound:
-            pass

@@ -30,6 +30,7 @@ used as it is, on the loop it was made for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 import weakref
 from typing import Any, cast
@@ -166,7 +167,5 @@ class SFMSession:
 
     async def clear_session(self) -> None:
         """Delete every item of the session (an empty one is no error)."""
-        try:
+        with contextlib.suppress(NotFound):  # nothing to clear
             await self.client.delete_conversation(self.session_id)
-        except NotFound:
-            pass
