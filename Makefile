@@ -184,11 +184,11 @@ coverage: ## combine make test's and make test-langgraph's coverage, gate the wh
 	$(PY) -m coverage report --skip-covered --skip-empty --sort=cover | tail -25
 	$(PY) -m coverage report --fail-under=$(COVERAGE_FLOOR) --format=total
 
-# make test-typescript: the TypeScript client (clients/typescript) type-checked strictly
+# make test-typescript (Redis db 12): the TypeScript client (clients/typescript) type-checked strictly
 # (`tsc --noEmit`), built, and tested with Node's own runner against a real SFM server on a
 # database, collection and Redis db of its own (scripts/typescript_tests.py; about a minute).
 TYPESCRIPT_ENV := POSTGRES_DSN=postgresql://postgres@$(POSTGRES_HOST)/soma_test_typescript \
-	MILVUS_COLLECTION=soma_test_typescript_memories REDIS_URL=redis://127.0.0.1:6379/13 \
+	MILVUS_COLLECTION=soma_test_typescript_memories REDIS_URL=redis://127.0.0.1:6379/12 \
 	MILVUS_URI=$(MILVUS_URI) PATH=$(BIN):$$PATH
 
 test-typescript: services ## the TypeScript client: strict type check, build, node --test against SFM

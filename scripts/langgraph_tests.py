@@ -219,8 +219,10 @@ def reached(path: Path) -> set[str]:
 
 
 def summarise(
-    report: Path, deselected: list[Deselected], modules: list[str], hits: set[str]
+    report: Path, deselected: list[Deselected], modules: list[str], hits: set[str] | None = None
 ) -> list[str]:
+    """Per module: run, passed, failed, skipped, deselected (with reasons) and, given the ids
+    of the tests that built an SFM store and sent it an op (``hits``), how many reached SFM."""
     lines = []
     tree = ET.parse(report)
     cases = list(tree.iter("testcase"))
@@ -230,13 +232,15 @@ def summarise(
         failed = [c for c in mine if c.find("failure") is not None or c.find("error") is not None]
         skipped = [c for c in mine if c.find("skipped") is not None]
         gone = [d for d in deselected if d.entry.startswith(f"{module}::")]
-        sfm = len({t for t in hits if t.startswith(f"{module}::")})
-        lines.append(
+        line = (
             f"{module}: run {len(mine)}, passed {len(mine) - len(failed) - len(skipped)}, "
             f"failed {len(failed)}, skipped {len(skipped)}, "
-            f"deselected {sum(len(d.tests) for d in gone)}; "
-            f"reached SFM {sfm} of the {len(mine)} run"
+            f"deselected {sum(len(d.tests) for d in gone)}"
         )
+        if hits is not None:
+            sfm = len({t for t in hits if t.startswith(f"{module}::")})
+            line += f"; reached SFM {sfm} of the {len(mine)} run"
+        lines.append(line)
         lines.extend(f"    {d.describe()}" for d in gone)
         lines.extend(f"    FAILED {c.get('name')}" for c in failed)
     return lines

@@ -112,9 +112,12 @@ test("context packs the relevant memories within the budget, as text or chat mes
   const marker = uniqueLabel("kw");
   const coord = uniqueCoord();
   await sfm.store(coord, { text: `The dentist appointment ${marker} is on Tuesday at 10` });
+  // Memories only: the filter narrows memories, and other tests' messages in this tenant
+  // would otherwise join the block (include is both by default).
   const text = await sfm.context(`when is the dentist appointment ${marker}?`, {
     budget_tokens: 200,
     filters: { text: `The dentist appointment ${marker} is on Tuesday at 10` },
+    include: ["memories"],
   });
   assert.equal(typeof text.context, "string");
   assert.ok(text.tokens <= 200 && text.tokens > 0);
