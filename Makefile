@@ -240,7 +240,7 @@ lint: install ## ruff, mypy --strict, hadolint, compose validation
 bench: services db ## benchmarks, written to benchmarks/RESULTS.md and benchmarks/results.png
 	$(PY) benchmarks/suite.py
 
-bench-quick: services db ## write and search (2k, before and after the index is built), LoCoMo quality and history (2k) parts of the benchmarks (under 10 minutes)
+bench-quick: services db ## write and search (2k, before and after the index is built), LoCoMo quality and history (2k) parts of the benchmarks (19 minutes on 2 shared cores at load 4-10)
 	$(PY) benchmarks/suite.py --quick
 
 hooks: ## install the git pre-commit hook (a migration change needs a version bump)
