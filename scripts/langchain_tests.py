@@ -31,7 +31,7 @@ import xml.etree.ElementTree as ET
 import zipfile
 from pathlib import Path
 
-from langgraph_tests import Deselected, expand, fetch
+from langgraph_tests import Deselected, expand, fetch, read_deselect
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "langchain-tests"
@@ -54,17 +54,6 @@ def extract(wheel: Path) -> Path:
             site, [n for n in archive.namelist() if n.startswith("langchain_tests/")]
         )
     return site
-
-
-def deselections() -> list[tuple[str, str]]:
-    """(test id or pattern, reason) from deselect.txt; ``*`` matches any characters."""
-    found = []
-    for raw in (OURS / "deselect.txt").read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            test_id, _, reason = line.partition("#")
-            found.append((test_id.strip(), reason.strip()))
-    return found
 
 
 def collected(env: dict[str, str]) -> set[str]:
@@ -106,7 +95,7 @@ def main() -> int:
         fetch(NAME, VERSION, WHEEL, WHEEL_SHA256, downloads=CACHE / "wheels", wheel=True)
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), "src", "."])}
-    deselected, stale = expand(deselections(), collected(env))
+    deselected, stale = expand(read_deselect(OURS / "deselect.txt"), collected(env))
     if stale:
         print(f"deselect.txt names tests that do not exist: {stale}", file=sys.stderr)
         return 2

@@ -145,18 +145,26 @@ def extract_tests(name: str, sdist: Path) -> Path:
     return workdir
 
 
-def deselections(name: str) -> list[tuple[str, str]]:
-    """(test id or pattern inside the package, reason) for the package; a ``*`` in an id
-    matches any run of characters (``[`` and ``]`` are literal: they are in parametrized ids)."""
+def read_deselect(path: Path) -> list[tuple[str, str]]:
+    """(test id or pattern, reason) for each ``id  # reason`` line of a deselect file; a ``*``
+    in an id matches any run of characters (``[`` and ``]`` are literal: they are in
+    parametrized ids). Shared by the LangChain and OpenAI Agents runners."""
     found = []
-    for raw in (OURS / "deselect.txt").read_text().splitlines():
+    for raw in path.read_text().splitlines():
         line = raw.strip()
-        if not line or line.startswith("#"):
-            continue
-        test_id, _, reason = line.partition("#")
-        package, _, inner = test_id.strip().partition("::")
+        if line and not line.startswith("#"):
+            test_id, _, reason = line.partition("#")
+            found.append((test_id.strip(), reason.strip()))
+    return found
+
+
+def deselections(name: str) -> list[tuple[str, str]]:
+    """The entries of tests/langgraph/deselect.txt for package ``name`` (ids inside it)."""
+    found = []
+    for test_id, reason in read_deselect(OURS / "deselect.txt"):
+        package, _, inner = test_id.partition("::")
         if package == name:
-            found.append((inner, reason.strip()))
+            found.append((inner, reason))
     return found
 
 

@@ -27,7 +27,7 @@ import sys
 import tarfile
 from pathlib import Path
 
-from langgraph_tests import collected, expand, fetch, summarise
+from langgraph_tests import collected, expand, fetch, read_deselect, summarise
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".cache" / "openai-agents-tests"
@@ -63,17 +63,6 @@ def extract(sdist: Path) -> Path:
     return workdir
 
 
-def deselections() -> list[tuple[str, str]]:
-    """(test id or pattern, reason) from deselect.txt; ``*`` matches any characters."""
-    found = []
-    for raw in (OURS / "deselect.txt").read_text().splitlines():
-        line = raw.strip()
-        if line and not line.startswith("#"):
-            test_id, _, reason = line.partition("#")
-            found.append((test_id.strip(), reason.strip()))
-    return found
-
-
 def main() -> int:
     workdir = extract(fetch(NAME, VERSION, SDIST, SDIST_SHA256, downloads=CACHE / "sdists"))
     path = os.pathsep.join([str(workdir), str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])
@@ -82,7 +71,7 @@ def main() -> int:
     if not known:
         print("collecting the upstream session tests found none", file=sys.stderr)
         return 2
-    deselected, stale = expand(deselections(), known)
+    deselected, stale = expand(read_deselect(OURS / "deselect.txt"), known)
     if stale:
         print(f"deselect.txt names tests that do not exist: {stale}", file=sys.stderr)
         return 2
