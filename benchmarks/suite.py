@@ -19,6 +19,7 @@ step writes its own; a step not run this time keeps its previous section, dated)
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import subprocess
 import sys
@@ -29,8 +30,13 @@ from extra import HERE, RESULTS, put_section
 SECTION = re.compile(r"<!-- section:([\w-]+) -->\n(.*?)\n<!-- /section:\1 -->", re.DOTALL)
 
 
-def step(script: str, *args: str) -> None:
-    command = [sys.executable, "-u", str(HERE / script), *args]
+# plot.py needs matplotlib, which lives in the tools venv (`make bench` passes its python), not
+# in .venv.
+PLOT_PYTHON = os.environ.get("SOMA_PLOT_PYTHON", sys.executable)
+
+
+def step(script: str, *args: str, python: str = sys.executable) -> None:
+    command = [python, "-u", str(HERE / script), *args]
     print(f"\n=== {' '.join(command)}", flush=True)
     started = time.perf_counter()
     subprocess.run(command, check=True)
@@ -60,7 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         step("scale.py")
         step("load.py", "--results", str(RESULTS))
     step("history.py", *(["--quick"] if args.quick else []))
-    step("plot.py")
+    step("plot.py", python=PLOT_PYTHON)
     print(f"\nsuite: {time.perf_counter() - began:.0f} s")
     return 0
 

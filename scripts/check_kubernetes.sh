@@ -17,13 +17,13 @@ DIR="${1:-deploy/kubernetes}"
 VERSIONS="${KUBERNETES_VERSIONS:-1.30.0 1.37.0}"
 if [ -x .venv/bin/python ]; then
   PYTHON="${PYTHON:-.venv/bin/python}"
-  VALIDATE="${KUBERNETES_VALIDATE:-.venv/bin/kubernetes-validate}"
+  VALIDATE="${KUBERNETES_VALIDATE:-.cache/tools-venv/bin/kubernetes-validate}"
 else
   PYTHON="${PYTHON:-python}"
   VALIDATE="${KUBERNETES_VALIDATE:-kubernetes-validate}"
 fi
 if ! command -v "$VALIDATE" >/dev/null 2>&1; then
-  echo "FAILED kubernetes-validate not found: pip install -e '.[dev]'" >&2
+  echo "FAILED kubernetes-validate not found: make lint installs it (.cache/tools-venv), or pip install -e '.[tools]'" >&2
   exit 2
 fi
 

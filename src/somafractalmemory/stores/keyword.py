@@ -23,7 +23,8 @@ the query's *selective* lexemes, estimated from PostgreSQL's own column statisti
    the OR of every lexeme fills it, ranking at most ``limit * FILL_FACTOR`` of its rows, so a
    row that holds just one common word of the query is still found when nothing better is.
 
-Candidates are ranked with ``ts_rank_cd`` against the OR of *every* query lexeme, so common
+Candidates are ranked with ``ts_rank_cd`` against the OR of *every* query lexeme (after a cheap
+``ts_rank`` pre-rank keeps the best ``limit * FILL_FACTOR`` of a tier's candidates), so common
 words still order the candidates; they only stop deciding which rows are looked at, much as
 inverse document frequency would make them count for little. Statistics are global (all
 tenants) and cached for :data:`STATS_TTL` seconds; without statistics every lexeme counts as
