@@ -98,6 +98,11 @@ def run_clients(cfg: Any, key: str, n: int, seconds: float, texts: list[str]) ->
     }
 
 
+# The server's query-embedding micro-batching (SOMA_EMBEDDING_BATCH_MAX): off (every query
+# embedded alone, as before it existed) and on (the default), measured in the same run.
+VARIANTS = {"batching off": "1", "batching on": "32"}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--count", type=int, default=10_000)
@@ -115,27 +120,59 @@ def main(argv: list[str] | None = None) -> int:
             texts = load(http, args.count, SEED)
             stored = time.perf_counter() - started
             print(f"stored {args.count:,} in {stored:.0f} s")
-            for text in texts[-20:]:  # warm-up, not reused below
-                search(http, text, "hybrid")
-        texts = texts[:-20]
-        figures: list[dict[str, Any]] = []
-        for n in CLIENTS:
-            used = sum(f["requests"] + f["errors"] + n for f in figures)  # never asked again
-            fig = run_clients(cfg, key, n, args.seconds, texts[used:] or texts)
-            print(f"{n} clients: {fig['per_second']:.1f}/s, p95 {fig['latency'].p95:.0f} ms")
-            figures.append(fig)
-    save_json("concurrency", [{**f, "latency": f["latency"].__dict__} for f in figures])
+    texts, warmups = texts[:-40], texts[-40:]
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in VARIANTS}
+    used = 0
+    for round_, n in enumerate(CLIENTS):
+        # Alternate which variant runs first at each client count.
+        order = list(VARIANTS) if round_ % 2 == 0 else list(reversed(VARIANTS))
+        for name in order:
+            with running_server(cfg, {"SOMA_EMBEDDING_BATCH_MAX": VARIANTS[name]}):
+                with client(cfg, key) as http:
+                    for text in warmups[:20] if name == order[0] else warmups[20:]:
+                        search(http, text, "hybrid")
+                fig = run_clients(cfg, key, n, args.seconds, texts[used:] or texts)
+            used += fig["requests"] + fig["errors"] + n  # never asked again
+            print(
+                f"{name}, {n} clients: {fig['per_second']:.1f}/s, p95 {fig['latency'].p95:.0f} ms"
+            )
+            results[name].append(fig)
+    save_json(
+        "concurrency",
+        [{**f, "latency": f["latency"].__dict__} for f in results["batching on"]],
+    )
     pre = preamble(command, load_start, time.perf_counter() - began)
-    text = render(figures, args.count, args.seconds, stored, pre)
+    text = render(results, args.count, args.seconds, stored, pre)
     put_section("concurrency", text)
     print(text)
     return 0
 
 
 def render(
-    figures: list[dict[str, Any]], count: int, seconds: float, stored: float, pre: list[str]
+    results: dict[str, list[dict[str, Any]]],
+    count: int,
+    seconds: float,
+    stored: float,
+    pre: list[str],
 ) -> str:
-    one = figures[0]["per_second"]
+    rows = []
+    for name, figures in results.items():
+        one = figures[0]["per_second"]
+        rows += [
+            [
+                name,
+                str(f["clients"]),
+                f"{f['requests']:,}",
+                f"{f['per_second']:.1f}",
+                f"{f['per_second'] / one:.2f}",
+                f"{f['latency'].p50:.0f}",
+                f"{f['latency'].p95:.0f}",
+                f"{f['latency'].p99:.0f}",
+                str(f["errors"]),
+            ]
+            for f in figures
+        ]
+    on, off = results["batching on"], results["batching off"]
     out = [
         f"## Concurrency: hybrid search over {count:,} memories, 1, 4 and 16 clients",
         "",
@@ -145,10 +182,13 @@ def render(
         f"is a thread with its own HTTP connection, searching back to back (default mode, "
         f"top 10) for {seconds:.0f} s; every request is a query text not asked before in the "
         "run, so the query-embedding cache never answers. One server process (uvicorn), on the "
-        "same 2 cores as PostgreSQL, Milvus, Redis and this client.",
+        "same 2 cores as PostgreSQL, Milvus, Redis and this client, restarted for each row "
+        "with query-embedding micro-batching off (`SOMA_EMBEDDING_BATCH_MAX=1`) or on (32, the "
+        "default); the two alternate which runs first at each client count.",
         "",
         *table(
             [
+                "variant",
                 "clients",
                 "requests",
                 "searches/s",
@@ -158,23 +198,14 @@ def render(
                 "p99 ms",
                 "errors",
             ],
-            [
-                [
-                    str(f["clients"]),
-                    f"{f['requests']:,}",
-                    f"{f['per_second']:.1f}",
-                    f"{f['per_second'] / one:.2f}",
-                    f"{f['latency'].p50:.0f}",
-                    f"{f['latency'].p95:.0f}",
-                    f"{f['latency'].p99:.0f}",
-                    str(f["errors"]),
-                ]
-                for f in figures
-            ],
+            rows,
         ),
         "",
-        "On 2 shared cores the query embedding (CPU-bound) is the ceiling: more clients add "
-        "queueing to the latency rather than throughput.",
+        f"16 clients / 1 client, batching on: {on[-1]['per_second'] / on[0]['per_second']:.2f}x "
+        f"(target >= 2x); off: {off[-1]['per_second'] / off[0]['per_second']:.2f}x. "
+        f"One-client p50, on / off: {on[0]['latency'].p50 / off[0]['latency'].p50:.2f} "
+        "(target 0.95 to 1.05). 16-client p95, on / off: "
+        f"{on[-1]['latency'].p95:.0f} / {off[-1]['latency'].p95:.0f} ms.",
         "",
     ]
     return "\n".join(out)

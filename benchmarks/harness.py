@@ -126,9 +126,9 @@ def healthy(base_url: str) -> bool:
 class Server:
     """``uvicorn somafractalmemory.http_api:app`` on the benchmark stack."""
 
-    def __init__(self, cfg: BenchConfig) -> None:
+    def __init__(self, cfg: BenchConfig, env: dict[str, str] | None = None) -> None:
         self.cfg = cfg
-        self.env = cfg.server_env()
+        self.env = {**cfg.server_env(), **(env or {})}
         self.log_path = Path(tempfile.mkstemp(prefix="sfm-bench-server-", suffix=".log")[1])
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -202,9 +202,9 @@ class Server:
 
 
 @contextmanager
-def running_server(cfg: BenchConfig) -> Iterator[Server]:
-    """The started server, always stopped at the end."""
-    server = Server(cfg)
+def running_server(cfg: BenchConfig, env: dict[str, str] | None = None) -> Iterator[Server]:
+    """The started server (``env``: settings over the stack's), always stopped at the end."""
+    server = Server(cfg, env)
     try:
         server.start()
         yield server

@@ -55,6 +55,11 @@ class EmbeddingSettings(BaseSettings):
     embedding_threads: int = Field(
         default=0, ge=0, le=256, validation_alias="SOMA_EMBEDDING_THREADS"
     )
+    # Query embeddings arriving while one is under way share the next call, up to this many
+    # texts (core/embed_batch.py); 1 embeds every query alone.
+    embedding_batch_max: int = Field(
+        default=32, ge=1, le=256, validation_alias="SOMA_EMBEDDING_BATCH_MAX"
+    )
 
 
 class TracingSettings(BaseSettings):

@@ -25,6 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from somafractalmemory.core import onnx_model
+from somafractalmemory.core.embed_batch import GroupBatcher
 from somafractalmemory.core.embedding_stop import EmbeddingStopped, StopSignal
 from somafractalmemory.core.onnx_model import EXPORT_EXTRA
 from somafractalmemory.errors import EmbeddingModelError
@@ -124,6 +125,8 @@ class Embedder:
         else:
             self._encoder = TorchEncoder(self.model_name, model_dir, settings.embedding_threads)
         self.dimension: int = self._encoder.dimension
+        # Single texts (query vectors) are micro-batched across concurrent requests.
+        self.batcher = GroupBatcher(self._encoder.encode, settings.embedding_batch_max)
 
     def embed(self, texts: list[str], stop: StopSignal | None = None) -> list[list[float]]:
         """Embed ``texts`` in batches; returns one unit-length vector per text.
@@ -140,11 +143,16 @@ class Embedder:
         return result
 
     def embed_one(self, text: str, stop: StopSignal | None = None) -> list[float]:
-        """Embed a single text (``stop``: see :meth:`embed`)."""
-        return self.embed([text], stop)[0]
+        """Embed a single text (``stop``: see :meth:`embed`), in one call with the other
+        single texts being embedded at the same time (:mod:`.embed_batch`); the ``embed``
+        stage is the time this request waited for its vector."""
+        started = time.perf_counter()
+        vector = self.batcher.embed_one(text, stop)
+        record("embed", time.perf_counter() - started)
+        return vector
 
 
-_embedders: dict[tuple[str, str, Path, int], Embedder] = {}
+_embedders: dict[tuple[str, str, Path, int, int], Embedder] = {}
 _embedders_lock = threading.Lock()
 
 
@@ -158,6 +166,7 @@ def create_embedder(settings: EmbeddingSettings | str) -> Embedder:
         settings.embedding_backend,
         settings.embedding_onnx_dir,
         settings.embedding_threads,
+        settings.embedding_batch_max,
     )
     with _embedders_lock:
         if key not in _embedders:
