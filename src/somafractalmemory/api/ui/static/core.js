@@ -254,8 +254,11 @@
 
   function setupChrome() {
     const key = getKey();
+    // A detail page belongs to its list's section of the navigation.
+    const sections = { memory: "overview", item: "items", conversation: "conversations" };
+    const current = sections[document.body.dataset.page] || document.body.dataset.page;
     for (const a of document.querySelectorAll(".topbar nav a")) {
-      if (a.dataset.page === document.body.dataset.page) a.setAttribute("aria-current", "page");
+      if (a.dataset.page === current) a.setAttribute("aria-current", "page");
     }
     if (!key) return;
     const note = $("tenant-note");
