@@ -20,7 +20,7 @@ from playwright.sync_api import BrowserContext, Request, expect
 
 from somafractalmemory.api.ui.routes import CONTENT_SECURITY_POLICY
 from somafractalmemory.stack import Stack
-from tests.browser.conftest import Server, shot
+from tests.browser.conftest import DESKTOP, PHONE, Server, on_screen, overflow, shot
 
 
 def api(server: Server, key: str) -> httpx.Client:
@@ -187,6 +187,11 @@ def test_browse_and_search_items(server: Server, stack: Stack, browser: BrowserC
     expect(rows).to_have_count(2)
     expect(page.locator("#items-status")).to_contain_text("newest first")
     shot(page, "7-items")
+    page.set_viewport_size(PHONE)
+    on_screen(rows.first.locator("td.text"), page)
+    assert overflow(page) <= 0
+    shot(page, "7b-items-phone")
+    page.set_viewport_size(DESKTOP)
 
     page.fill("#prefix", "users")
     page.fill("#item-query", "what does Ann drink?")
