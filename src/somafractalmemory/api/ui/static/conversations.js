@@ -7,7 +7,8 @@
   const { $, api, el, when, cell, link, labelRow, uiUrl, scopeChips, scopeCell } = window.SFMUI;
   const PAGE = 50;
 
-  const conversationUrl = (id) => uiUrl("/ui/conversation", { id });
+  const conversationUrl = (id, message) => uiUrl("/ui/conversation", { id, message });
+  const clip = (text, length = 200) => (text.length > length ? `${text.slice(0, length - 3)}…` : text);
 
   let listCursor = null;
   let listings = 0; // a newer listing's answer wins over an older one's that comes later
@@ -45,14 +46,64 @@
       : "No conversations.";
   }
 
+  let searches = 0;
+
+  /* Messages by meaning, keywords or both (POST /conversations/search), of the chosen scopes;
+   * each hit opens its conversation at that message. */
+  async function searchMessages(query, mode, filters) {
+    SFMUI.clearError();
+    const mine = ++searches;
+    const status = $("message-search-status");
+    status.textContent = "Searching…";
+    const started = performance.now();
+    const found = await api("POST", "/conversations/search", {
+      body: { query, mode, top_k: 20, ...filters },
+    });
+    if (mine !== searches) return;
+    const ms = Math.round(performance.now() - started);
+    const table = $("message-hits");
+    const rows = table.tBodies[0];
+    rows.replaceChildren();
+    found.results.forEach((hit, index) => {
+      const row = el("tr");
+      row.dataset.conversation = hit.conversation_id;
+      row.dataset.id = hit.id;
+      row.append(
+        el("td", index + 1, "num"),
+        cell("", link(hit.conversation_id, conversationUrl(hit.conversation_id, hit.id), "coord")),
+        el("td", hit.score.toFixed(4), "num"),
+        el("td", hit.role),
+        cell("", when(hit.created_at)),
+        el("td", clip(hit.content), "text"),
+      );
+      rows.append(labelRow(table, row));
+    });
+    table.hidden = found.results.length === 0;
+    const noun = found.results.length === 1 ? "message" : "messages";
+    status.textContent = `${found.results.length} ${noun} (${mode}, ${ms} ms)`;
+  }
+
   function conversationsPage() {
     const fail = (exc) => {
       $("conversations-status").textContent = "";
       SFMUI.showError(exc);
     };
-    const filters = SFMUI.setupFilter($("conversation-filter"), (chosen) =>
-      loadConversations(chosen, false).catch(fail),
-    );
+    const search = () => {
+      const query = $("message-query").value.trim();
+      if (!query) return;
+      searchMessages(query, $("message-mode").value, filters()).catch((exc) => {
+        $("message-search-status").textContent = "";
+        SFMUI.showError(exc);
+      });
+    };
+    const filters = SFMUI.setupFilter($("conversation-filter"), (chosen) => {
+      loadConversations(chosen, false).catch(fail);
+      search();
+    });
+    $("message-search").addEventListener("submit", (event) => {
+      event.preventDefault();
+      search();
+    });
     loadConversations(filters(), false).catch(fail);
     $("conversations-more").addEventListener("click", () =>
       loadConversations(filters(), true).catch(fail),
@@ -74,6 +125,23 @@
     item.append(head, el("div", message.content, "content"));
     return item;
   }
+
+  /* Load pages until the message `wanted` is shown (at most MAX_PAGES), then point at it. */
+  const MAX_PAGES = 20;
+
+  async function showMessage(id, wanted) {
+    for (let page = 1; page < MAX_PAGES && messageCursor && !findMessage(wanted); page += 1) {
+      await loadMessages(id, true);
+    }
+    const item = findMessage(wanted);
+    if (!item) return;
+    item.classList.add("wanted");
+    item.setAttribute("aria-current", "true");
+    item.scrollIntoView({ block: "center" });
+  }
+
+  const findMessage = (wanted) =>
+    [...$("messages").children].find((item) => item.dataset.id === wanted);
 
   async function loadMessages(id, more) {
     const status = $("messages-status");
@@ -105,7 +173,10 @@
       $("messages-status").textContent = "";
       SFMUI.showError(exc);
     };
-    loadMessages(id, false).catch(fail);
+    const wanted = new URLSearchParams(window.location.search).get("message");
+    loadMessages(id, false)
+      .then(() => (wanted ? showMessage(id, wanted) : undefined))
+      .catch(fail);
     $("messages-more").addEventListener("click", () => loadMessages(id, true).catch(fail));
   }
 
