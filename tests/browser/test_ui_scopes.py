@@ -238,3 +238,47 @@ def test_conversations_by_scope_and_in_order(
     expect(page.locator("#conversation-id")).to_have_text(trip)
     expect(messages).to_have_count(3)
     assert problems == [], problems
+
+
+def test_a_long_conversation_pages_and_opens_at_a_message(
+    server: Server, stack: Stack, browser: BrowserContext
+) -> None:
+    """50 messages a page, "More" for the next; opened at a message past the first page, the
+    page loads on until it is shown and points at it."""
+    key, _info = stack.keys.create(f"ui-long-{uuid.uuid4().hex[:12]}")
+    long = f"long-{uuid.uuid4().hex[:6]}"
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as sfm:
+        posted = sfm.post(
+            f"/conversations/{long}/messages",
+            json={
+                "messages": [
+                    {
+                        "id": f"m{n:02d}",
+                        "role": "user" if n % 2 else "assistant",
+                        "content": f"turn number {n}",
+                        "created_at": f"2026-06-01T10:{n // 60:02d}:{n % 60:02d}Z",
+                    }
+                    for n in range(1, 61)
+                ]
+            },
+        )
+        assert posted.status_code == 201, posted.text
+
+    page, problems = signed_in_page(browser, server, key)
+    page.goto(f"{server.url}/ui/conversation?id={long}")
+    messages = page.locator("#messages li")
+    expect(messages).to_have_count(50)
+    expect(page.locator("#messages-status")).to_contain_text("more to load")
+    page.click("#messages-more")
+    expect(messages).to_have_count(60)
+    expect(page.locator("#messages-more")).to_be_hidden()
+    expect(messages.nth(59)).to_have_attribute("data-id", "m60")
+
+    page.goto(f"{server.url}/ui/conversation?id={long}&message=m55")
+    wanted = page.locator("#messages li.wanted")
+    expect(wanted).to_have_attribute("data-id", "m55")
+    expect(wanted).to_be_in_viewport()
+    expect(messages).to_have_count(60)
+    assert problems == [], problems
