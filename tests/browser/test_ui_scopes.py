@@ -3,10 +3,11 @@ desktop width.
 
 Memories are filtered by type and by scope (user, agent, session; the inputs suggest the
 tenant's values from ``GET /scopes``), for browsing and for search alike; a scope chip on a
-row filters by that scope; the filters live in the URL. Conversations are listed by scope and
-one conversation shows its messages in conversation order. On a phone no page scrolls
-sideways and every cell of a row is on screen (rows become cards). Screenshots go to
-tests/artifacts/ui/.
+row filters by that scope; the filters live in the URL; "More" pages within them.
+Conversations are listed by scope, their messages searched within it, and one conversation
+shows its messages in conversation order, 50 a page, opened at a message when asked. On a
+phone no page scrolls sideways and every cell of a row is on screen (rows become cards).
+Screenshots go to tests/artifacts/ui/.
 """
 
 from __future__ import annotations
@@ -281,4 +282,44 @@ def test_a_long_conversation_pages_and_opens_at_a_message(
     expect(wanted).to_have_attribute("data-id", "m55")
     expect(wanted).to_be_in_viewport()
     expect(messages).to_have_count(60)
+    assert problems == [], problems
+
+
+def test_browsing_memories_pages_within_a_filter(
+    server: Server, stack: Stack, browser: BrowserContext
+) -> None:
+    """The overview lists 25 memories at a time; "More" loads the next page of the same
+    filter."""
+    key, _info = stack.keys.create(f"ui-pages-{uuid.uuid4().hex[:12]}")
+    base = random.randint(1, 10**6)
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {key}"}, timeout=60
+    ) as sfm:
+        batch = sfm.post(
+            "/memories/batch",
+            json={
+                "memories": [
+                    {
+                        "coord": f"5,{base},{n}",
+                        "payload": {"text": f"note {n}"},
+                        **({"user_id": "ann"} if n % 3 else {}),
+                    }
+                    for n in range(45)
+                ]
+            },
+        )
+        assert batch.status_code == 201, batch.text
+
+    page, problems = signed_in_page(browser, server, key)
+    rows = page.locator("#memories tbody tr")
+    expect(rows).to_have_count(25)
+    expect(page.locator("#browse-status")).to_have_text("25 memories, more to load")
+    page.fill("#filter-user_id", "ann")
+    page.click("#filter-form button[type=submit]")
+    expect(page.locator("#browse-status")).to_have_text("25 memories of user ann, more to load")
+    page.click("#browse-more")
+    expect(rows).to_have_count(30)  # 30 of the 45 are Ann's
+    expect(page.locator("#browse-status")).to_have_text("30 memories of user ann")
+    expect(page.locator("#browse-more")).to_be_hidden()
+    expect(page.locator("#memories .chip.scope.user")).to_have_count(30)
     assert problems == [], problems
