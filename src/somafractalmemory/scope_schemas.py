@@ -5,7 +5,7 @@ No FastAPI import here: the light client uses these models too.
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StringConstraints
 
@@ -48,3 +48,14 @@ class ScopeDeleted(BaseModel):
 
     deleted: int
     purged_versions: int | None = None
+
+
+class ScopeValues(BaseModel):
+    """The distinct values of one scope that the tenant's records carry (memories, items and
+    conversation messages), in text order, a page at a time."""
+
+    scope: Literal["user_id", "agent_id", "session_id"]
+    values: list[str]
+    next_cursor: str | None = Field(
+        default=None, description="Pass as `cursor` for the next page; null after the last"
+    )

@@ -14,7 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, sync_playwright
+from playwright.sync_api import (
+    BrowserContext,
+    Locator,
+    Page,
+    ViewportSize,
+    expect,
+    sync_playwright,
+)
 
 from testkit.server import ServerProcess
 
@@ -82,3 +89,40 @@ def shot(page: Page, name: str) -> None:
     """Save the whole page as tests/artifacts/ui/<name>.png."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
+
+
+PHONE = ViewportSize(width=390, height=844)  # a phone's window (CSS pixels)
+DESKTOP = ViewportSize(width=1280, height=900)
+
+
+def signed_in_page(browser: BrowserContext, server: Server, key: str) -> tuple[Page, list[str]]:
+    """A new page signed in with ``key`` at the overview, and the list its console errors and
+    uncaught exceptions are collected in."""
+    problems: list[str] = []
+    page = browser.new_page()
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.goto(f"{server.url}/ui/signin")
+    page.fill("#api-key", key)
+    page.click("#signin-button")
+    page.wait_for_url("**/ui")
+    return page, problems
+
+
+def overflow(page: Page) -> int:
+    """How many pixels the page is wider than the window (0: no sideways scrolling)."""
+    width: int = page.evaluate(
+        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
+        " - window.innerWidth"
+    )
+    return width
+
+
+def on_screen(locator: Locator, page: Page) -> None:
+    """The element is shown and lies within the window's width (not cut off at the side)."""
+    expect(locator).to_be_visible()
+    box = locator.bounding_box()
+    assert box is not None
+    width = page.viewport_size["width"] if page.viewport_size else 0
+    assert box["x"] >= 0, box
+    assert box["x"] + box["width"] <= width + 0.5, (box, width)

@@ -20,7 +20,7 @@ from playwright.sync_api import BrowserContext, Request, expect
 
 from somafractalmemory.api.ui.routes import CONTENT_SECURITY_POLICY
 from somafractalmemory.stack import Stack
-from tests.browser.conftest import Server, shot
+from tests.browser.conftest import DESKTOP, PHONE, Server, on_screen, overflow, shot
 
 
 def api(server: Server, key: str) -> httpx.Client:
@@ -180,11 +180,18 @@ def test_browse_and_search_items(server: Server, stack: Stack, browser: BrowserC
     page.wait_for_url("**/ui/items")
     expect(page.locator("#namespaces")).to_contain_text("users/ann")
     expect(page.locator("#namespaces")).to_contain_text("users/bob")
-    page.get_by_role("button", name="users/ann").click()
     rows = page.locator("#items tbody tr")
+    expect(rows).to_have_count(3)  # no query, no namespace: every item, newest first
+    expect(page.locator("#items-status")).to_contain_text("3 items (newest first")
+    page.get_by_role("button", name="users/ann").click()
     expect(rows).to_have_count(2)
     expect(page.locator("#items-status")).to_contain_text("newest first")
     shot(page, "7-items")
+    page.set_viewport_size(PHONE)
+    on_screen(rows.first.locator("td.text"), page)
+    assert overflow(page) <= 0
+    shot(page, "7b-items-phone")
+    page.set_viewport_size(DESKTOP)
 
     page.fill("#prefix", "users")
     page.fill("#item-query", "what does Ann drink?")
@@ -194,10 +201,25 @@ def test_browse_and_search_items(server: Server, stack: Stack, browser: BrowserC
     page.fill("#item-query", word)
     page.select_option("#item-mode", "keyword")
     page.click("#items-form button[type=submit]")
-    expect(page.locator("#items-status")).to_contain_text("1 item (keyword")
+    expect(page.locator("#items-status")).to_contain_text("1 item under users (keyword")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("prefs")
     shot(page, "8-items-search")
+
+    # A key opens the item: its namespace (each label a link to its items) and whole value.
+    rows.first.get_by_role("link", name="prefs").click()
+    page.wait_for_url("**/ui/item?namespace=users&namespace=ann&key=prefs")
+    expect(page.locator("#item-key")).to_have_text("prefs")
+    expect(page.locator("#item-namespace")).to_have_text("users/ann")
+    expect(page.locator("#value")).to_contain_text(
+        f'"text": "Ann drinks green tea every morning ({word})"'
+    )
+    expect(page.locator("#item-ttl")).to_have_text("none")
+    shot(page, "8b-item")
+    page.locator("#item-namespace").get_by_role("link", name="ann").click()
+    page.wait_for_url("**/ui/items?prefix=users%2Fann")
+    expect(page.locator("#prefix")).to_have_value("users/ann")
+    expect(rows).to_have_count(2)
     assert not problems, problems
 
 

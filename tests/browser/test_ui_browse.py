@@ -11,33 +11,10 @@ import random
 import uuid
 
 import httpx
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
 from somafractalmemory.stack import Stack
-from tests.browser.conftest import Server, shot
-
-PHONE = {"width": 390, "height": 844}
-
-
-def signed_in_page(browser: BrowserContext, server: Server, key: str) -> tuple[Page, list[str]]:
-    problems: list[str] = []
-    page = browser.new_page()
-    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
-    page.on("pageerror", lambda exc: problems.append(str(exc)))
-    page.goto(f"{server.url}/ui/signin")
-    page.fill("#api-key", key)
-    page.click("#signin-button")
-    page.wait_for_url("**/ui")
-    return page, problems
-
-
-def overflow(page: Page) -> int:
-    """How many pixels the page is wider than the window (0: no sideways scrolling)."""
-    width: int = page.evaluate(
-        "Math.max(document.documentElement.scrollWidth, document.body.scrollWidth)"
-        " - window.innerWidth"
-    )
-    return width
+from tests.browser.conftest import DESKTOP, PHONE, Server, on_screen, overflow, shot, signed_in_page
 
 
 def test_browse_filter_neighbours_and_a_narrow_screen(
@@ -71,15 +48,19 @@ def test_browse_filter_neighbours_and_a_narrow_screen(
     rows = page.locator("#memories tbody tr")
     expect(rows).to_have_count(3)  # no query typed: the tenant's memories are listed
     expect(page.locator("#browse-status")).to_have_text("3 memories")
-    page.select_option("#browse-type", "episodic")
+    page.select_option("#filter-type", "episodic")
     expect(rows).to_have_count(2)
     expect(page.locator("#browse-status")).to_have_text("2 episodic memories")
     expect(page.locator(f'#memories tr[data-coord="{centre}"]')).to_have_count(0)
-    page.select_option("#browse-type", "semantic")
+    page.select_option("#filter-type", "semantic")
     expect(rows).to_have_count(1)
     expect(rows.first).to_contain_text("harbour master keeps a logbook")
     assert overflow(page) <= 0
     shot(page, "10-browse-phone")
+    page.set_viewport_size(DESKTOP)
+    expect(page.locator("#stats")).to_contain_text("memories3")
+    shot(page, "10b-browse-desktop")
+    page.set_viewport_size(PHONE)
 
     rows.first.get_by_role("link", name=centre).click()
     page.wait_for_url("**/ui/memory?coord=*")
@@ -93,12 +74,20 @@ def test_browse_filter_neighbours_and_a_narrow_screen(
     expect(incoming).to_have_attribute("data-direction", "in")
     expect(incoming).to_contain_text("← linked from")
     expect(incoming).to_contain_text("Met the harbour master on Tuesday")
+    # On a phone each neighbour is a card: its text and direction are on screen.
+    on_screen(outgoing.locator("td.text"), page)
+    on_screen(incoming.locator("td.direction"), page)
     assert overflow(page) <= 0
     shot(page, "11-memory-phone")
+    page.set_viewport_size(DESKTOP)
+    expect(outgoing.locator("td.text")).to_be_visible()
+    shot(page, "11b-memory-desktop")
+    page.set_viewport_size(PHONE)
 
     page.click("#nav-items")
     page.wait_for_url("**/ui/items")
     expect(page.locator("#items-form")).to_be_visible()
+    expect(page.locator("#items-status")).to_contain_text("0 items")
     assert overflow(page) <= 0
     shot(page, "12-items-phone")
     assert problems == [], problems

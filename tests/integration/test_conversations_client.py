@@ -1,5 +1,6 @@
 """The Python client's conversation methods, sync and async, against the session's real
-server: add, list (paged), list conversations, search, delete, erase a user."""
+server: add, list (paged), list conversations, search, the scope values, delete, erase a
+user."""
 
 from __future__ import annotations
 
@@ -59,6 +60,11 @@ def test_sync_client_conversations(sfm_server: ServerProcess, api_key: str) -> N
         client.store("5,5", {"text": "Bob likes port wine"}, user_id="bob")
         assert [m.coord for m in client.list(user_id="ann").memories] == ["4,4"]
         assert [r.coord for r in client.search("port wine", user_id="bob").results] == ["5,5"]
+        users = client.list_scope_values("user_id", limit=1)
+        assert users.values == ["ann"]
+        rest_users = client.list_scope_values("user_id", cursor=users.next_cursor)
+        assert (rest_users.values, rest_users.next_cursor) == (["bob"], None)
+        assert client.list_scope_values("session_id").values == ["s1"]
         erased = client.delete_user("ann")
         assert (erased.messages, erased.memories) == (2, 1)
         with pytest.raises(NotFound):
@@ -75,3 +81,4 @@ async def test_async_client_conversations(sfm_server: ServerProcess, api_key: st
         assert [m.conversation_id for m in found.results] == ["a b"]
         assert (await client.delete_conversation("a b")).deleted == 1
         assert (await client.list_conversations(user_id="u")).conversations == []
+        assert (await client.list_scope_values("agent_id")).values == []

@@ -23,6 +23,7 @@ from somafractalmemory.api.routes import (
     memories,
     ops,
     portability,
+    scopes,
     webhooks,
 )
 from somafractalmemory.api.ui.routes import install_ui
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(items.router)
     app.include_router(context.router)
     app.include_router(conversations.router)
+    app.include_router(scopes.router)
     app.include_router(webhooks.router)
     webhooks.document_deliveries(app)
     install_ui(app)

@@ -1,4 +1,4 @@
-"""Conversation, message and end-user calls: one function per client method, as in
+"""Conversation, message, end-user and scope calls: one function per client method, as in
 :mod:`._calls`."""
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from somafractalmemory.message_schemas import (
     MessagesPosted,
     UserErased,
 )
+from somafractalmemory.scope_schemas import ScopeValues
 
 MessageArg = MessageIn | Mapping[str, Any]
 
@@ -142,4 +143,19 @@ def delete_user(user_id: str) -> Call[UserErased]:
     vectors, cache and history); answers what went."""
     return Call(
         "DELETE", f"/users/{_segment(user_id)}", lambda r: parse(UserErased, r), Retry.WRITE
+    )
+
+
+def list_scope_values(
+    scope: str, *, limit: int = 100, cursor: str | None = None
+) -> Call[ScopeValues]:
+    """The distinct values of one scope (``"user_id"``, ``"agent_id"`` or ``"session_id"``)
+    that the tenant's records carry, in text order; ``next_cursor`` for the next page."""
+    params: dict[str, Any] = {"limit": limit, **_scopes(cursor=cursor)}
+    return Call(
+        "GET",
+        f"/scopes/{_segment(scope)}",
+        lambda r: parse(ScopeValues, r),
+        Retry.READ,
+        params=params,
     )

@@ -201,3 +201,4 @@ class Endpoints:
     delete_conversation = endpoint(_conversations.delete_conversation)
     search_messages = endpoint(_conversations.search_messages)
     delete_user = endpoint(_conversations.delete_user)
+    list_scope_values = endpoint(_conversations.list_scope_values)

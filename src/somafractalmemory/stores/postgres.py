@@ -13,6 +13,7 @@ from somafractalmemory.stores.pg_graph import GraphReads
 from somafractalmemory.stores.pg_history import HistoryReads
 from somafractalmemory.stores.pg_keyword import KeywordReads
 from somafractalmemory.stores.pg_memories import MemoryReads
+from somafractalmemory.stores.pg_scopes import ScopeReads
 from somafractalmemory.stores.pg_tenants import TenantReads
 from somafractalmemory.stores.pg_webhooks import WebhookStore
 from somafractalmemory.stores.pg_writes import UnitOfWork
@@ -20,7 +21,9 @@ from somafractalmemory.stores.pg_writes import UnitOfWork
 __all__ = ["PostgresBase", "PostgresStore", "UnitOfWork", "create_postgres_engine"]
 
 
-class PostgresStore(MemoryReads, KeywordReads, TenantReads, GraphReads, HistoryReads, WebhookStore):
+class PostgresStore(
+    MemoryReads, KeywordReads, TenantReads, GraphReads, HistoryReads, WebhookStore, ScopeReads
+):
     """Typed access to the SFM tables; see the module docstring for error semantics."""
 
     def unit_of_work(self, key_id: int | None = None) -> UnitOfWork:

@@ -1,9 +1,9 @@
 """``GET /ui``: the memory browser's shell pages, its static files and their security headers.
 
 The HTML routes render templates without touching any store or reading any key: every datum
-on the pages comes from the authenticated JSON API, called by ``static/ui.js``. The routes
-are left out of the OpenAPI schema, so the API's contract (and its schemathesis test) is
-unchanged.
+on the pages comes from the authenticated JSON API, called by ``static/core.js`` and each
+page's own script. The routes are left out of the OpenAPI schema, so the API's contract (and
+its schemathesis test) is unchanged.
 """
 
 from __future__ import annotations
@@ -31,13 +31,14 @@ templates = Jinja2Templates(directory=_HERE / "templates")
 router = APIRouter(prefix=UI_PREFIX, include_in_schema=False)
 
 
-def _page(request: Request, template: str, title: str) -> HTMLResponse:
+def _page(request: Request, template: str, title: str, script: str | None) -> HTMLResponse:
     root = request.scope.get("root_path", "")
     return templates.TemplateResponse(
         request,
         template,
         {
             "title": title,
+            "script": script,
             "root": root,
             "static": f"{root}{UI_PREFIX}/static",
             "version": __version__,
@@ -46,26 +47,32 @@ def _page(request: Request, template: str, title: str) -> HTMLResponse:
     )
 
 
-# The browser's pages: path under /ui -> (template, title). Each is the same static page; the
-# browser fetches the data with the key it holds.
+# The browser's pages: path under /ui -> (template, title, the page's script beside core.js).
+# Each is the same static page whatever the query; the browser fetches the data with the key
+# it holds.
 PAGES = {
-    "": ("overview.html", "Memories"),  # the tenant's stats, the stack's health, search
-    "/signin": ("signin.html", "Sign in"),  # the API key is kept in sessionStorage only
-    "/items": ("items.html", "Items"),  # namespaces, and search under a prefix
-    "/memory": ("memory.html", "Memory"),  # one memory (?coord=): payload, links, delete
+    # the tenant's stats, the stack's health; memories browsed or searched, by type and scope
+    "": ("overview.html", "Memories", "memories.js"),
+    "/signin": ("signin.html", "Sign in", None),  # the API key is kept in sessionStorage only
+    "/memory": ("memory.html", "Memory", "memory.js"),  # ?coord=: payload, scopes, links, delete
+    "/items": ("items.html", "Items", "items.js"),  # namespaces, items newest first or searched
+    "/item": ("item.html", "Item", "items.js"),  # ?namespace=&key=: one item's whole value
+    # conversations by scope; one conversation (?id=): its messages in conversation order
+    "/conversations": ("conversations.html", "Conversations", "conversations.js"),
+    "/conversation": ("conversation.html", "Conversation", "conversations.js"),
 }
 
 
-def _add_page(path: str, template: str, title: str) -> None:
+def _add_page(path: str, template: str, title: str, script: str | None) -> None:
     def page(request: Request) -> HTMLResponse:
-        return _page(request, template, title)
+        return _page(request, template, title, script)
 
     name = template.removesuffix(".html")
     router.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse, name=name)
 
 
-for _path, (_template, _title) in PAGES.items():
-    _add_page(_path, _template, _title)
+for _path, (_template, _title, _script) in PAGES.items():
+    _add_page(_path, _template, _title, _script)
 
 
 def install_ui(app: FastAPI) -> None:
