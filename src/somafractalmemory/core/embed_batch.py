@@ -54,8 +54,7 @@ class GroupBatcher:
         self._cond = threading.Condition()
         self._queue: deque[_Waiter] = deque()
         self._busy = False
-        self.calls = 0  # encode calls made (for tests and the benchmark)
-        self.batched = 0  # texts embedded in calls of more than one text
+        self.batched = 0  # texts embedded in calls of more than one text (for the tests)
 
     def embed_one(self, text: str, stop: StopSignal | None = None) -> list[float]:
         """The vector of ``text``; raises :class:`EmbeddingStopped` if ``stop`` is set while
@@ -103,7 +102,6 @@ class GroupBatcher:
                 waiter.error = exc
         finally:
             with self._cond:
-                self.calls += 1
                 if len(batch) > 1:
                     self.batched += len(batch)
                 for waiter in batch:

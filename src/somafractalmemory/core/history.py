@@ -8,33 +8,24 @@ every transaction older than its own has ended, so a resumed reader never skips 
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 
+from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
 from somafractalmemory.errors import InvalidInputError, NotFoundError
 from somafractalmemory.models import RecordVersion, Tenant
 from somafractalmemory.stores.postgres import PostgresStore
 
 
-def _encode(raw: str) -> str:
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
-
-
 def _decode(cursor: str, kind: str, parts: int) -> list[int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        head, *values = raw.split(":")
-        if head != kind or len(values) != parts or not all(v.isdigit() for v in values):
-            raise ValueError(raw)
-        return [int(v) for v in values]
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInputError("is not a cursor this service returned", "cursor") from None
+    head, *values = unpack(cursor).split(":")
+    if head != kind or len(values) != parts or not all(v.isdigit() for v in values):
+        raise InvalidInputError(NOT_OURS, "cursor")
+    return [int(v) for v in values]
 
 
 def feed_cursor(position: tuple[int, int]) -> str:
     """The change feed's cursor for the (txid, history id) position."""
-    return _encode(f"c:{position[0]}:{position[1]}")
+    return pack(f"c:{position[0]}:{position[1]}")
 
 
 def feed_position(cursor: str, field: str = "cursor") -> tuple[int, int]:
@@ -68,7 +59,7 @@ class History:
         page = self.postgres.versions(tenant.id, namespace_path, key, before, limit)
         if not page and cursor is None:
             raise NotFoundError(f"no history for key {key!r}")
-        next_cursor = _encode(f"v:{page[-1].id}") if len(page) == limit else None
+        next_cursor = pack(f"v:{page[-1].id}") if len(page) == limit else None
         return page, next_cursor
 
     def version_at(

@@ -20,8 +20,6 @@ reserved id without a row: its entities are deleted). See ``docs/conversations.m
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,6 +31,7 @@ import sqlalchemy as sa
 from somafractalmemory.core.chunks import chunk_text
 from somafractalmemory.core.item_paths import check_labels
 from somafractalmemory.core.items import ItemService
+from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import ItemHit, ItemSearch, Scopes, Tenant
 from somafractalmemory.stores.items_milvus import ItemVectorRecord
@@ -75,22 +74,21 @@ def message_value(message: NewMessage) -> dict[str, Any]:
 
 def encode_position(created_at: datetime, record_id: int) -> str:
     """An opaque cursor for the messages after this one."""
-    raw = json.dumps([created_at.isoformat(), record_id])
-    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+    return pack(json.dumps([created_at.isoformat(), record_id]))
 
 
 def decode_position(cursor: str | None) -> tuple[datetime, int] | None:
     """The position a cursor stands for (None: the start)."""
     if not cursor:
         return None
+    raw = unpack(cursor)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         moment, record_id = json.loads(raw)
         if not isinstance(record_id, int):
             raise ValueError(raw)
         return datetime.fromisoformat(moment), record_id
-    except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInputError("is not a cursor this service returned", "cursor") from None
+    except (ValueError, TypeError):
+        raise InvalidInputError(NOT_OURS, "cursor") from None
 
 
 def check_conversation_id(conversation_id: str) -> None:
@@ -366,17 +364,13 @@ def _compare(stored: StoredMessage, message: NewMessage, scopes: Scopes, index: 
 
 
 def _encode_offset(offset: int) -> str:
-    return base64.urlsafe_b64encode(f"c:{offset}".encode()).decode().rstrip("=")
+    return pack(f"c:{offset}")
 
 
 def _decode_offset(cursor: str | None) -> int:
     if not cursor:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "c" or not value.isdigit():
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInputError("is not a cursor this service returned", "cursor") from None
+    kind, _, value = unpack(cursor).partition(":")
+    if kind != "c" or not value.isdigit():
+        raise InvalidInputError(NOT_OURS, "cursor")
+    return int(value)

@@ -1,33 +1,23 @@
 """Listing the scope values of a tenant (``GET /scopes/{scope}``), a page at a time.
 
-The cursor is opaque to callers: the last value of the page, base64url-encoded, so that any
-scope value (up to 256 characters, any text but NUL) travels in a query string unchanged.
+The cursor is opaque to callers: ``s:`` and the last value of the page, wrapped as every page
+cursor is (:mod:`.page_cursor`).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-
+from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
 from somafractalmemory.core.service import MemoryService
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import SCOPE_FIELDS, Tenant
 
 
-def _encode(last: str) -> str:
-    return base64.urlsafe_b64encode(f"s:{last}".encode()).decode().rstrip("=")
-
-
 def _decode(cursor: str | None) -> str:
     if not cursor:
         return ""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInputError("is not a cursor this service returned", "cursor") from None
-    kind, sep, value = raw.partition(":")
+    kind, sep, value = unpack(cursor).partition(":")
     if kind != "s" or not sep or not value:
-        raise InvalidInputError("is not a cursor this service returned", "cursor")
+        raise InvalidInputError(NOT_OURS, "cursor")
     return value
 
 
@@ -40,5 +30,5 @@ def scope_values(
         raise InvalidInputError(f"is not one of {', '.join(SCOPE_FIELDS)}", "scope")
     found = memories.postgres.scope_values(tenant.id, scope, _decode(cursor), limit + 1)
     if len(found) > limit:
-        return found[:limit], _encode(found[limit - 1])
+        return found[:limit], pack(f"s:{found[limit - 1]}")
     return found, None

@@ -17,8 +17,6 @@ A process killed at any point leaves the same outbox entries. Delete follows the
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 from array import array
 from collections.abc import Sequence
@@ -32,6 +30,7 @@ from somafractalmemory.core.memory_input import (
     PreparedWrite,
     prepare,
 )
+from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
 from somafractalmemory.core.search import Searcher
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import (
@@ -59,21 +58,17 @@ logger = logging.getLogger(__name__)
 
 def encode_cursor(last_id: int) -> str:
     """An opaque cursor for listing after ``last_id``."""
-    return base64.urlsafe_b64encode(f"m:{last_id}".encode()).decode().rstrip("=")
+    return pack(f"m:{last_id}")
 
 
 def decode_cursor(cursor: str | None) -> int:
     """The id a cursor stands for; 0 for none."""
     if not cursor:
         return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "m" or not value.isdigit():
-            raise ValueError(raw)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInputError("is not a cursor this service returned", "cursor") from None
+    kind, _, value = unpack(cursor).partition(":")
+    if kind != "m" or not value.isdigit():
+        raise InvalidInputError(NOT_OURS, "cursor")
+    return int(value)
 
 
 class MemoryService:
