@@ -50,9 +50,9 @@ TOOLS_PY := $(TOOLS_BIN)/python
 $(TOOLS_VENV)/.installed: pyproject.toml $(VENV)/.installed
 	test -x $(TOOLS_PY) || $(PYTHON_BOOT) -m venv $(TOOLS_VENV)
 	$(TOOLS_PY) -m pip install --quiet --upgrade pip
-	$(TOOLS_PY) -m pip install --quiet $$($(TOOLS_PY) -c \
-		"import tomllib; print(' '.join(repr(r) for r in tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['tools']))" \
-		| tr -d "'")
+	$(TOOLS_PY) -c "import tomllib; \
+		print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['tools'], sep='\n')" \
+		| $(TOOLS_PY) -m pip install --quiet -r /dev/stdin
 	$(TOOLS_PY) -c "import pathlib, sysconfig; \
 		site = pathlib.Path('$(VENV)').resolve() / pathlib.Path(sysconfig.get_path('purelib')).relative_to(sysconfig.get_path('data')); \
 		pathlib.Path(sysconfig.get_path('purelib'), 'sfm-venv.pth').write_text(f'import site; site.addsitedir({str(site)!r})\\n')"
