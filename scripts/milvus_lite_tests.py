@@ -14,7 +14,8 @@ Server behaviour is what ``make test`` checks, against a real Milvus 2.3.5.
    project installed editable (its console script, for the CLI tests), and every other
    dependency taken from the repository's ``.venv`` through a ``.pth`` file (so no torch is
    installed twice; ``pip check`` must pass on the combination);
-2. a milvus-lite server on a free port, data in a temporary directory;
+2. a milvus-lite server on a free port, data in a temporary directory, with Milvus's gRPC
+   keepalive policy (see :data:`KEEPALIVE_POLICY`);
 3. ``pytest`` of :data:`SELECTION` in that venv with ``MILVUS_URI`` pointing at it (the
    database, collection and Redis db are the Make target's); servers and CLI processes the
    tests start run in the same venv (``testkit.server.VENV_BIN`` is the running venv's);
@@ -154,9 +155,8 @@ def check_requirements() -> None:
 def start_milvus_lite(data: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     log = (data / "milvus-lite.log").open("wb")
-    command = [str(VENV / "bin" / "milvus-lite"), "server", "--data-dir", str(data / "db")]
     server = subprocess.Popen(
-        [*command, "--host", "127.0.0.1", "--port", str(port)],
+        [str(PYTHON), __file__, "serve", str(data / "db"), str(port)],
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -168,6 +168,48 @@ def start_milvus_lite(data: Path) -> tuple[subprocess.Popen[bytes], str]:
         interval=0.1,
     )
     return server, f"http://127.0.0.1:{port}"
+
+
+# Milvus lets a client ping every 5 s, with or without calls in flight; milvus-lite's server
+# keeps gRPC's defaults (a ping at most every 5 minutes without calls), and pymilvus pings
+# every 10 s. Without these options, after a few idle minutes the emulator answers a client's
+# connection with GOAWAY "too_many_pings", and every channel to it in that process fails to
+# connect (seen: "Fail connecting to server", UNAVAILABLE "Too many pings").
+KEEPALIVE_POLICY = [
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.min_ping_interval_without_data_ms", 5000),
+    ("grpc.http2.max_ping_strikes", 0),
+]
+
+
+def serve(data_dir: str, port: int) -> None:
+    """milvus-lite's gRPC server, as ``milvus-lite server`` builds it, with Milvus's keepalive
+    policy (run in the milvus-lite venv: ``python milvus_lite_tests.py serve DIR PORT``)."""
+    from concurrent import futures
+
+    import grpc  # type: ignore[import-untyped]
+    from milvus_lite.adapter.grpc.server import _MAX_MESSAGE_SIZE  # type: ignore[import-not-found]
+    from milvus_lite.adapter.grpc.servicer import MilvusServicer  # type: ignore[import-not-found]
+    from milvus_lite.db import MilvusLite  # type: ignore[import-not-found]
+    from pymilvus.grpc_gen import milvus_pb2_grpc
+
+    db = MilvusLite(data_dir)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=32),
+        options=[
+            ("grpc.max_receive_message_length", _MAX_MESSAGE_SIZE),
+            ("grpc.max_send_message_length", _MAX_MESSAGE_SIZE),
+            *KEEPALIVE_POLICY,
+        ],
+    )
+    milvus_pb2_grpc.add_MilvusServiceServicer_to_server(MilvusServicer(db), server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    signal.signal(signal.SIGTERM, lambda *_: server.stop(grace=5))
+    try:
+        server.wait_for_termination()
+    finally:
+        db.close()
 
 
 def stop(server: subprocess.Popen[bytes]) -> None:
@@ -219,4 +261,7 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["serve"]:
+        serve(sys.argv[2], int(sys.argv[3]))
+        sys.exit(0)
     sys.exit(main())
