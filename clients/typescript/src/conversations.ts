@@ -45,7 +45,10 @@ export interface DeleteConversationOptions {
   purge?: boolean;
 }
 
-export interface ContextOptions {
+/** Options of `context`; the scopes keep it to the records of those scopes. */
+export interface ContextOptions extends Scopes {
+  /** Keep the messages drawn on to this conversation's. */
+  conversation_id?: string | null;
   /** The conversation's recent turns instead of a query (give one of the two). */
   messages?: readonly ChatMessage[] | null;
   /** The most tokens the context may hold (64 to 32,000; default 1,000). */

@@ -27,10 +27,49 @@ export type WriteStatus = "created" | "replaced" | "unchanged" | "skipped";
 /** What a version of a record records. */
 export type ChangeKind = "created" | "replaced" | "superseded" | "deleted";
 
+// -- scopes --------------------------------------------------------------------------------
+
+/**
+ * Whose a record is: on a write, the scopes it belongs to; on a search or listing, only the
+ * records of these scopes (a scope left out matches every record). Each 1 to 256 characters.
+ */
+export interface Scopes {
+  /** The end user (`deleteUser` erases all of theirs). */
+  user_id?: string | null;
+  /** The agent that wrote or owns the record. */
+  agent_id?: string | null;
+  /** The session (of a user with an agent) the record came from. */
+  session_id?: string | null;
+}
+
+/** The scopes a stored record carries (null: none). */
+export interface ScopesPublic {
+  user_id?: string | null;
+  agent_id?: string | null;
+  session_id?: string | null;
+}
+
+/** A scope a record can carry. */
+export type ScopeName = "user_id" | "agent_id" | "session_id";
+
+/** The distinct values of one scope the tenant's records carry, in text order, a page. */
+export interface ScopeValues {
+  scope: ScopeName;
+  values: string[];
+  /** Pass as `cursor` for the next page; null after the last. */
+  next_cursor: string | null;
+}
+
+/** What a delete by scope removed (and history versions, with `purge`). */
+export interface ScopeDeleted {
+  deleted: number;
+  purged_versions?: number | null;
+}
+
 // -- memories ------------------------------------------------------------------------------
 
-/** The body of `POST /memories` (and each entry of a batch). */
-export interface MemoryCreate {
+/** The body of `POST /memories` (and each entry of a batch); the scopes say whose it is. */
+export interface MemoryCreate extends Scopes {
   /** 2 to 16 comma-separated finite numbers; "1,2,3" and "1.0, 2, 3" are the same memory. */
   coord: string;
   /** The text embedded is `payload.text`, else the payload as JSON. */
@@ -52,8 +91,8 @@ export interface MemoryCreate {
   on_duplicate?: "store" | "skip" | "supersede";
 }
 
-/** A stored memory. */
-export interface MemoryPublic {
+/** A stored memory (its scopes null when it has none). */
+export interface MemoryPublic extends ScopesPublic {
   coord: string;
   payload: JsonObject;
   memory_type: MemoryType;
@@ -100,8 +139,11 @@ export interface DeleteResponse {
   purged_versions?: number | null;
 }
 
-/** The body of `POST /memories/search` without `query` (the method's first argument). */
-export interface SearchOptions {
+/**
+ * The body of `POST /memories/search` without `query` (the method's first argument); the
+ * scopes keep it to the memories of those scopes.
+ */
+export interface SearchOptions extends Scopes {
   /** Your own query embedding (vector mode); pass `null` as the query then. */
   vector?: number[] | null;
   mode?: SearchMode;
@@ -141,6 +183,9 @@ export interface SearchResult {
   created_at: string;
   signals: SearchSignals;
   superseded_by?: string | null;
+  user_id?: string | null;
+  agent_id?: string | null;
+  session_id?: string | null;
 }
 
 export interface SearchResponse {
@@ -303,12 +348,6 @@ export interface WebhookDeleted {
 /** Who spoke a conversation message. */
 export type Role = "user" | "assistant" | "system" | "tool";
 
-/** The scopes a record belongs to (each 1 to 256 characters). */
-export interface Scopes {
-  user_id?: string | null;
-  agent_id?: string | null;
-  session_id?: string | null;
-}
 
 /** A message to add to a conversation. */
 export interface MessageIn {
