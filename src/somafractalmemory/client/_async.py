@@ -54,7 +54,16 @@ class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender):
 
         async def attempt() -> T:
             with attempts.one():
-                response = await self._http.request(**call.request())
+                if call.stream:
+                    request = self._http.build_request(**call.request())
+                    response = await self._http.send(request, stream=True)
+                    if response.status_code >= 400:
+                        try:
+                            await response.aread()
+                        finally:
+                            await response.aclose()
+                else:
+                    response = await self._http.request(**call.request())
             return call.read(response)
 
         with attempts.all():

@@ -71,6 +71,9 @@ class Call(Generic[T]):
     retry: Retry
     params: Mapping[str, str | int | float | Sequence[str]] = field(default_factory=dict)
     body: Any = None
+    #: The answer is streamed: ``read`` gets it with its body not yet read (an error
+    #: answer's body is read first), and whoever gets the response closes it.
+    stream: bool = False
 
     def __post_init__(self) -> None:
         if self.body is not None:

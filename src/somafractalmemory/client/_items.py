@@ -12,6 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from somafractalmemory.client._calls import Call, Retry, parse, raise_for_error
+from somafractalmemory.history_schemas import HistoryResponse
 from somafractalmemory.item_schemas import (
     ItemDeleted,
     ItemPublic,
@@ -95,6 +96,19 @@ def get_item(
 def delete_item(namespace: Sequence[str], key: str) -> Call[bool]:
     """Delete the item; False when there was none."""
     return Call("DELETE", "/items", _read_deleted, Retry.WRITE, params=_item_params(namespace, key))
+
+
+def item_history(
+    namespace: Sequence[str], key: str, limit: int = 50, cursor: str | None = None
+) -> Call[HistoryResponse]:
+    """The versions of the item at ``namespace`` + ``key``, newest first (also after a
+    delete, until a purge); pass ``next_cursor`` back as ``cursor`` for older ones."""
+    params = _item_params(namespace, key, limit=limit)
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call(
+        "GET", "/items/history", lambda r: parse(HistoryResponse, r), Retry.READ, params=params
+    )
 
 
 def search_items(
