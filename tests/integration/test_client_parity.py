@@ -130,6 +130,9 @@ def test_sync_client_remaining_endpoints(sfm_server: ServerProcess, api_key: str
         rest = sfm.item_history(["prefs", "ann"], "drink", cursor=item_versions.next_cursor)
         assert [v.change for v in rest.versions] == ["created"]
         assert rest.next_cursor is None
+        sfm.put_item(["prefs", "ann"], "food", {"text": "vegetarian dishes"})
+        by_word = sfm.search_items(["prefs"], query="green", mode="keyword")
+        assert [i.key for i in by_word.items] == ["drink"]
         with pytest.raises(NotFound, match="drink"):
             sfm.item_history(["prefs", "bob"], "drink")
 

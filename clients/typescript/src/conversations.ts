@@ -51,7 +51,7 @@ export interface ContextOptions extends Scopes {
   conversation_id?: string | null;
   /** The conversation's recent turns instead of a query (give one of the two). */
   messages?: readonly ChatMessage[] | null;
-  /** The most tokens the context may hold (64 to 32,000; default 1,000). */
+  /** The most tokens the context may hold (32 to 32,000; default 1,000). */
   budget_tokens?: number;
   /** Which records to draw on (default: every kind the server draws from). */
   include?: readonly ("memories" | "messages")[] | null;

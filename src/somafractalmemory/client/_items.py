@@ -116,6 +116,7 @@ def search_items(
     *,
     query: str | None = None,
     vector: Sequence[float] | None = None,
+    mode: str | None = None,
     space: str | None = None,
     filter: Mapping[str, Any] | None = None,
     limit: int = 10,
@@ -124,7 +125,8 @@ def search_items(
     include_expired: bool = False,
 ) -> Call[ItemSearchResponse]:
     """Items under the prefix that pass ``filter``: by meaning with ``query`` (default
-    space) or ``vector`` (a registered space), else newest first."""
+    space) or ``vector`` (a registered space), else newest first; ``mode`` is ``vector``,
+    ``keyword`` or ``hybrid`` for a ``query`` (the server's default: vector)."""
     body = _given(
         {
             "namespace_prefix": list(namespace_prefix),
@@ -134,6 +136,7 @@ def search_items(
             "include_expired": include_expired,
         },
         query=query,
+        mode=mode,
         space=space,
         vector=None if vector is None else list(vector),
         filter=dict(filter) if filter else None,
