@@ -55,7 +55,7 @@ class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender):
         async def attempt() -> T:
             with attempts.one():
                 if call.stream:
-                    request = self._http.build_request(**call.request())
+                    request = self._http.build_request(**self._options(call))
                     response = await self._http.send(request, stream=True)
                     if response.status_code >= 400:
                         try:
@@ -63,7 +63,8 @@ class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender):
                         finally:
                             await response.aclose()
                 else:
-                    response = await self._http.request(**call.request())
+                    response = await self._http.request(**self._options(call))
+            self._keep_token(response)
             return call.read(response)
 
         with attempts.all():

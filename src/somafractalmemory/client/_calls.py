@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -96,6 +96,7 @@ class RequestOptions(TypedDict):
     url: str
     params: dict[str, str | int | float | Sequence[str]] | None
     json: Any
+    headers: NotRequired[dict[str, str]]
 
 
 def coord_path(coord: str) -> str:

@@ -49,7 +49,7 @@ class SFMClient(BaseClient[httpx.BaseTransport], SyncSender):
         def attempt() -> T:
             with attempts.one():
                 if call.stream:
-                    request = self._http.build_request(**call.request())
+                    request = self._http.build_request(**self._options(call))
                     response = self._http.send(request, stream=True)
                     if response.status_code >= 400:
                         try:
@@ -57,7 +57,8 @@ class SFMClient(BaseClient[httpx.BaseTransport], SyncSender):
                         finally:
                             response.close()
                 else:
-                    response = self._http.request(**call.request())
+                    response = self._http.request(**self._options(call))
+            self._keep_token(response)
             return call.read(response)
 
         with attempts.all():
