@@ -20,7 +20,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from somafractalmemory import history_schemas, schemas
+from somafractalmemory import schemas
 from somafractalmemory.client.errors import (
     ConnectionFailed,
     ServerError,
@@ -359,32 +359,6 @@ def path(
         direction=direction,
     )
     return Call("GET", "/graph/path", _reader(schemas.PathResponse), Retry.READ, params=params)
-
-
-def history(
-    coord: str, limit: int = 50, cursor: str | None = None
-) -> Call[history_schemas.HistoryResponse]:
-    """The versions of the memory at ``coord``, newest first (also after a delete, until a
-    purge); pass ``next_cursor`` back as ``cursor`` for older ones."""
-    return Call(
-        "GET",
-        f"/memories/{coord_path(coord)}/history",
-        _reader(history_schemas.HistoryResponse),
-        Retry.READ,
-        params=_present(limit=limit, cursor=cursor),
-    )
-
-
-def changes(after: str | None = None, limit: int = 100) -> Call[history_schemas.ChangesResponse]:
-    """The tenant's next changes in transaction order after the cursor ``after`` (from the
-    start without one); resume with the answer's ``next_cursor``."""
-    return Call(
-        "GET",
-        "/changes",
-        _reader(history_schemas.ChangesResponse),
-        Retry.READ,
-        params=_present(after=after, limit=limit),
-    )
 
 
 def stats() -> Call[schemas.StatsResponse]:

@@ -20,7 +20,7 @@ from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
 import httpx
 
-from somafractalmemory.client import _calls, _context, _conversations, _items, _ops
+from somafractalmemory.client import _calls, _context, _conversations, _history, _items, _ops
 from somafractalmemory.client._calls import Call
 from somafractalmemory.client.errors import transport_error
 from somafractalmemory.schemas import MemoryList, MemoryPublic
@@ -227,8 +227,8 @@ class Endpoints:
     list = endpoint(_calls.list_page)
     iter_memories = pages(_calls.iter_memories)
     search = endpoint(_calls.search)
-    history = endpoint(_calls.history)
-    changes = endpoint(_calls.changes)
+    history = endpoint(_history.history)
+    changes = endpoint(_history.changes)
     context = endpoint(_context.context)
     # -- graph ------------------------------------------------------------------------------
     link = endpoint(_calls.link)
