@@ -132,6 +132,7 @@ def test_client_imports_nothing_of_the_server() -> None:
         "somafractalmemory.context_schemas",
         "somafractalmemory.message_schemas",
         "somafractalmemory.scope_schemas",
+        "somafractalmemory.webhook_schemas",
         "somafractalmemory.core",
         "somafractalmemory.models",
     }

@@ -5,7 +5,11 @@ kind, idempotent re-adding, clear, the scopes and the plain turns other readers 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 from langchain_core.messages import (
@@ -133,3 +137,25 @@ async def test_async_history(sfm_server: ServerProcess, api_key: str) -> None:
 def test_needs_a_client() -> None:
     with pytest.raises(ValueError, match="client"):
         SFMChatMessageHistory("x")
+
+
+def test_example_runs(sfm_server: ServerProcess, api_key: str) -> None:
+    """examples/langchain_memory.py (retriever and chat history, no LLM) as a subprocess."""
+    example = Path(__file__).resolve().parents[2] / "examples" / "langchain_memory.py"
+    env = {**os.environ, "SOMA_URL": sfm_server.url, "SOMA_API_KEY": api_key}
+    done = subprocess.run(
+        [sys.executable, str(example)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "retrieved: Redis only caches reads" in done.stdout
+    assert "history: [('human', 'I drink green tea, no sugar'), ('ai', 'Noted: green tea.')]" in (
+        done.stdout
+    )
+    assert "recalled: I drink green tea, no sugar" in done.stdout
+    assert "after clear: []" in done.stdout
+    assert "documents left: 0" in done.stdout

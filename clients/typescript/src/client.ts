@@ -11,6 +11,7 @@ import { type Call, type ClientOptions, Transport } from "./http.js";
 import * as items from "./items.js";
 import * as memories from "./memories.js";
 import * as ops from "./ops.js";
+import * as scopes from "./scopes.js";
 import type * as T from "./types.js";
 import * as webhooks from "./webhooks.js";
 
@@ -74,6 +75,14 @@ export class SFMClient {
   /** Delete the memory at `coord` and its links (with `purge`, its history too). */
   delete(coord: string, options?: memories.DeleteOptions): Promise<T.DeleteResponse> {
     return this.send(memories.remove(coord, options));
+  }
+
+  /**
+   * Delete every memory of the given scopes (at least one; else `InvalidInput` naming
+   * `user_id`) from every store; with `purge`, their history too (`DELETE /memories`).
+   */
+  deleteMemories(options: memories.DeleteMemoriesOptions): Promise<T.ScopeDeleted> {
+    return this.send(memories.removeOfScopes(options));
   }
 
   /** One page of memories; pass `next_cursor` back as `cursor` for the next. */
@@ -265,6 +274,17 @@ export class SFMClient {
    */
   context(query: string | null, options?: conversations.ContextOptions): Promise<T.ContextResponse> {
     return this.send(conversations.context(query, options));
+  }
+
+  /**
+   * The distinct values of one scope that the tenant's records carry (memories, items and
+   * messages), in text order; pass `next_cursor` back as `cursor` for the next page.
+   */
+  listScopeValues(
+    scope: T.ScopeName,
+    options?: scopes.ScopeValuesOptions,
+  ): Promise<T.ScopeValues> {
+    return this.send(scopes.listScopeValues(scope, options));
   }
 
   // -- webhooks ----------------------------------------------------------------------------

@@ -45,10 +45,13 @@ export interface DeleteConversationOptions {
   purge?: boolean;
 }
 
-export interface ContextOptions {
+/** Options of `context`; the scopes keep it to the records of those scopes. */
+export interface ContextOptions extends Scopes {
+  /** Keep the messages drawn on to this conversation's. */
+  conversation_id?: string | null;
   /** The conversation's recent turns instead of a query (give one of the two). */
   messages?: readonly ChatMessage[] | null;
-  /** The most tokens the context may hold (64 to 32,000; default 1,000). */
+  /** The most tokens the context may hold (32 to 32,000; default 1,000). */
   budget_tokens?: number;
   /** Which records to draw on (default: every kind the server draws from). */
   include?: readonly ("memories" | "messages")[] | null;

@@ -59,6 +59,7 @@ export type {
 } from "./items.js";
 export type {
   ChangesOptions,
+  DeleteMemoriesOptions,
   DeleteOptions,
   GetOptions,
   ListOptions,
@@ -66,5 +67,6 @@ export type {
   StoreOptions,
 } from "./memories.js";
 export type { ExportOptions } from "./ops.js";
+export type { ScopeValuesOptions } from "./scopes.js";
 export type { CreateWebhookOptions } from "./webhooks.js";
 export type * from "./types.js";

@@ -1,5 +1,6 @@
 /**
- * Memory calls: store, batch, get, delete, list, search, history and the change feed.
+ * Memory calls: store, batch, get, delete (one, or by scope), list, search, history and the
+ * change feed.
  * One function per client method (see client.ts); each returns the `Call` to send.
  */
 
@@ -15,6 +16,8 @@ import type {
   MemoryPublic,
   MemoryType,
   MemoryWritten,
+  ScopeDeleted,
+  Scopes,
   SearchOptions,
   SearchResponse,
   Timestamp,
@@ -36,7 +39,8 @@ export interface DeleteOptions {
   purge?: boolean;
 }
 
-export interface ListOptions {
+/** Options of `list`: the scopes keep it to the memories of those scopes. */
+export interface ListOptions extends Scopes {
   memory_type?: MemoryType;
   /** Page size, 1 to 1,000 (the server's default when omitted: 100). */
   limit?: number;
@@ -44,6 +48,12 @@ export interface ListOptions {
   cursor?: string;
   /** Also list memories another one superseded. */
   include_superseded?: boolean;
+}
+
+/** Options of `deleteMemories`: the scopes (at least one) whose memories go. */
+export interface DeleteMemoriesOptions extends Scopes {
+  /** Also erase every version of them from the history. */
+  purge?: boolean;
 }
 
 export interface PageOptions {
@@ -121,6 +131,24 @@ export function list(options: ListOptions = {}): Call<MemoryList> {
       limit: options.limit,
       cursor: options.cursor,
       include_superseded: options.include_superseded ? "true" : undefined,
+      user_id: options.user_id,
+      agent_id: options.agent_id,
+      session_id: options.session_id,
+    },
+    read: readJson,
+  };
+}
+
+export function removeOfScopes(options: DeleteMemoriesOptions): Call<ScopeDeleted> {
+  return {
+    method: "DELETE",
+    path: "/memories",
+    retry: "write",
+    query: {
+      user_id: options.user_id,
+      agent_id: options.agent_id,
+      session_id: options.session_id,
+      purge: options.purge ? "true" : undefined,
     },
     read: readJson,
   };

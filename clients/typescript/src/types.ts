@@ -6,6 +6,10 @@
  * Timestamps are RFC 3339 strings; a `Date` is accepted wherever the client sends one.
  */
 
+import type { Scopes, ScopesPublic } from "./conversation_types.js";
+
+export type * from "./conversation_types.js";
+
 /** Any JSON object: a memory's payload, an item's value, a link's metadata. */
 export type JsonObject = { [key: string]: unknown };
 
@@ -29,8 +33,8 @@ export type ChangeKind = "created" | "replaced" | "superseded" | "deleted";
 
 // -- memories ------------------------------------------------------------------------------
 
-/** The body of `POST /memories` (and each entry of a batch). */
-export interface MemoryCreate {
+/** The body of `POST /memories` (and each entry of a batch); the scopes say whose it is. */
+export interface MemoryCreate extends Scopes {
   /** 2 to 16 comma-separated finite numbers; "1,2,3" and "1.0, 2, 3" are the same memory. */
   coord: string;
   /** The text embedded is `payload.text`, else the payload as JSON. */
@@ -52,8 +56,8 @@ export interface MemoryCreate {
   on_duplicate?: "store" | "skip" | "supersede";
 }
 
-/** A stored memory. */
-export interface MemoryPublic {
+/** A stored memory (its scopes null when it has none). */
+export interface MemoryPublic extends ScopesPublic {
   coord: string;
   payload: JsonObject;
   memory_type: MemoryType;
@@ -100,8 +104,11 @@ export interface DeleteResponse {
   purged_versions?: number | null;
 }
 
-/** The body of `POST /memories/search` without `query` (the method's first argument). */
-export interface SearchOptions {
+/**
+ * The body of `POST /memories/search` without `query` (the method's first argument); the
+ * scopes keep it to the memories of those scopes.
+ */
+export interface SearchOptions extends Scopes {
   /** Your own query embedding (vector mode); pass `null` as the query then. */
   vector?: number[] | null;
   mode?: SearchMode;
@@ -141,6 +148,9 @@ export interface SearchResult {
   created_at: string;
   signals: SearchSignals;
   superseded_by?: string | null;
+  user_id?: string | null;
+  agent_id?: string | null;
+  session_id?: string | null;
 }
 
 export interface SearchResponse {
@@ -296,115 +306,4 @@ export interface WebhooksResponse {
 
 export interface WebhookDeleted {
   deleted: boolean;
-}
-
-// -- conversations, end users, context -------------------------------------------------------
-
-/** Who spoke a conversation message. */
-export type Role = "user" | "assistant" | "system" | "tool";
-
-/** The scopes a record belongs to (each 1 to 256 characters). */
-export interface Scopes {
-  user_id?: string | null;
-  agent_id?: string | null;
-  session_id?: string | null;
-}
-
-/** A message to add to a conversation. */
-export interface MessageIn {
-  /** Your id (posting it again stores nothing); none: the server assigns `#<sequence>`. */
-  id?: string | null;
-  role: Role;
-  name?: string | null;
-  /** Non-blank text, up to 50,000 characters. */
-  content: string;
-  /** When it was said; conversation order is this time, then posting order. */
-  created_at?: Timestamp | null;
-}
-
-export interface MessagesPosted {
-  conversation_id: string;
-  messages: { id: string; status: "created" | "unchanged" }[];
-}
-
-/** A stored message. */
-export interface MessagePublic {
-  id: string;
-  conversation_id: string;
-  role: string;
-  name: string | null;
-  content: string;
-  created_at: string;
-  user_id: string | null;
-  agent_id: string | null;
-  session_id: string | null;
-}
-
-/** A page of a conversation's messages in conversation order. */
-export interface MessagePage {
-  messages: MessagePublic[];
-  next_cursor: string | null;
-}
-
-export interface ConversationPublic {
-  conversation_id: string;
-  messages: number;
-  first_at: string;
-  last_at: string;
-  user_id: string | null;
-  agent_id: string | null;
-}
-
-/** Conversations, newest (last message) first. */
-export interface ConversationList {
-  conversations: ConversationPublic[];
-  next_cursor: string | null;
-}
-
-export interface ConversationDeleted {
-  deleted: number;
-}
-
-export interface MessageHit extends MessagePublic {
-  score: number;
-}
-
-export interface MessageSearchResponse {
-  results: MessageHit[];
-}
-
-/** What erasing an end user removed. */
-export interface UserErased {
-  user_id: string;
-  memories: number;
-  messages: number;
-  items: number;
-  versions: number;
-}
-
-/** A chat turn: of the conversation sent to `context`, or of its `messages` answer. */
-export interface ChatMessage {
-  role: Role;
-  content: string;
-  name?: string | null;
-}
-
-export interface ContextSource {
-  kind: "memory" | "message";
-  /** The memory's coordinate, or the message's id. */
-  key: string;
-  conversation_id: string | null;
-  score: number;
-  signals: Record<string, number | null>;
-  truncated: boolean;
-}
-
-/** A prompt-ready block (`format: "text"`) or chat messages (`"messages"`). */
-export interface ContextResponse {
-  context: string | ChatMessage[];
-  tokens: number;
-  budget_tokens: number;
-  tokenizer: string;
-  sources: ContextSource[];
-  truncated: boolean;
 }

@@ -54,7 +54,17 @@ class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender):
 
         async def attempt() -> T:
             with attempts.one():
-                response = await self._http.request(**call.request())
+                if call.stream:
+                    request = self._http.build_request(**self._options(call))
+                    response = await self._http.send(request, stream=True)
+                    if response.status_code >= 400:
+                        try:
+                            await response.aread()
+                        finally:
+                            await response.aclose()
+                else:
+                    response = await self._http.request(**self._options(call))
+            self._keep_token(response)
             return call.read(response)
 
         with attempts.all():

@@ -13,14 +13,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import Enum
-from typing import Any, Generic, TypedDict, TypeVar
+from typing import Any, Generic, NotRequired, TypedDict, TypeVar
 from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
-from somafractalmemory import history_schemas, schemas
+from somafractalmemory import schemas
 from somafractalmemory.client.errors import (
     ConnectionFailed,
     ServerError,
@@ -71,6 +71,9 @@ class Call(Generic[T]):
     retry: Retry
     params: Mapping[str, str | int | float | Sequence[str]] = field(default_factory=dict)
     body: Any = None
+    #: The answer is streamed: ``read`` gets it with its body not yet read (an error
+    #: answer's body is read first), and whoever gets the response closes it.
+    stream: bool = False
 
     def __post_init__(self) -> None:
         if self.body is not None:
@@ -93,6 +96,7 @@ class RequestOptions(TypedDict):
     url: str
     params: dict[str, str | int | float | Sequence[str]] | None
     json: Any
+    headers: NotRequired[dict[str, str]]
 
 
 def coord_path(coord: str) -> str:
@@ -355,32 +359,6 @@ def path(
         direction=direction,
     )
     return Call("GET", "/graph/path", _reader(schemas.PathResponse), Retry.READ, params=params)
-
-
-def history(
-    coord: str, limit: int = 50, cursor: str | None = None
-) -> Call[history_schemas.HistoryResponse]:
-    """The versions of the memory at ``coord``, newest first (also after a delete, until a
-    purge); pass ``next_cursor`` back as ``cursor`` for older ones."""
-    return Call(
-        "GET",
-        f"/memories/{coord_path(coord)}/history",
-        _reader(history_schemas.HistoryResponse),
-        Retry.READ,
-        params=_present(limit=limit, cursor=cursor),
-    )
-
-
-def changes(after: str | None = None, limit: int = 100) -> Call[history_schemas.ChangesResponse]:
-    """The tenant's next changes in transaction order after the cursor ``after`` (from the
-    start without one); resume with the answer's ``next_cursor``."""
-    return Call(
-        "GET",
-        "/changes",
-        _reader(history_schemas.ChangesResponse),
-        Retry.READ,
-        params=_present(after=after, limit=limit),
-    )
 
 
 def stats() -> Call[schemas.StatsResponse]:

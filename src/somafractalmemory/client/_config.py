@@ -19,6 +19,21 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_RETRIES = 3
 DEFAULT_BACKOFF = 0.25
 DEFAULT_MAX_BACKOFF = 4.0
+#: The header a write answer carries and a later request sends back.
+CONSISTENCY_HEADER = "SFM-Consistency-Token"
+
+
+def newer_token(kept: str | None, received: str) -> str:
+    """Which of two consistency tokens to keep. Tokens are opaque; when both are unsigned
+    decimal integers the greater is the newer (answers may arrive out of order, and must not
+    move the token back); otherwise the one received last wins."""
+    if kept is not None and _decimal(kept) and _decimal(received):
+        return received if int(received) >= int(kept) else kept
+    return received
+
+
+def _decimal(token: str) -> bool:
+    return token.isascii() and token.isdigit()
 
 
 class HttpOptions(TypedDict):

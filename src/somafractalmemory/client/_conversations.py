@@ -17,7 +17,7 @@ from somafractalmemory.message_schemas import (
     MessagesPosted,
     UserErased,
 )
-from somafractalmemory.scope_schemas import ScopeValues
+from somafractalmemory.scope_schemas import ScopeDeleted, ScopeValues
 
 MessageArg = MessageIn | Mapping[str, Any]
 
@@ -144,6 +144,22 @@ def delete_user(user_id: str) -> Call[UserErased]:
     return Call(
         "DELETE", f"/users/{_segment(user_id)}", lambda r: parse(UserErased, r), Retry.WRITE
     )
+
+
+def delete_memories(
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+    purge: bool = False,
+) -> Call[ScopeDeleted]:
+    """Delete every memory of the given scopes (at least one, else :class:`InvalidInput`
+    naming ``user_id``) from every store (``DELETE /memories``); with ``purge`` their
+    history too. Conversation messages and items stay (:meth:`delete_user` erases all)."""
+    params: dict[str, Any] = _scopes(user_id=user_id, agent_id=agent_id, session_id=session_id)
+    if purge:
+        params["purge"] = "true"
+    return Call("DELETE", "/memories", lambda r: parse(ScopeDeleted, r), Retry.WRITE, params=params)
 
 
 def list_scope_values(

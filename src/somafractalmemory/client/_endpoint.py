@@ -1,12 +1,14 @@
 """Every client method, declared once for both clients.
 
-Each endpoint is one function of :mod:`._calls` or :mod:`._items`: its parameters, defaults
-and docstring are the method's, and it returns the :class:`~._calls.Call` to send (request
-and answer parsing). :class:`endpoint` turns it into a method: on a :class:`SyncSender`
-(``SFMClient``) a blocking one, on an :class:`AsyncSender` (``AsyncSFMClient``) a coroutine
-function; :class:`pages` likewise turns a first-page call into an iterator over every page.
-:class:`Endpoints` lists the methods; the clients add only how a call is sent (``_send``),
-and their constructors and context managers.
+Each endpoint is one function of :mod:`._calls` (or of ``_items``, ``_ops`` ...): its
+parameters, defaults and docstring are the method's, and it returns the
+:class:`~._calls.Call` to send (request and answer parsing). :class:`endpoint` turns it into
+a method: on a :class:`SyncSender` (``SFMClient``) a blocking one, on an
+:class:`AsyncSender` (``AsyncSFMClient``) a coroutine function; :class:`pages` likewise
+turns a first-page call into an iterator over every page, and :class:`lines` a streamed
+call into an iterator over its JSON Lines. :class:`Endpoints` lists the methods; the
+clients add only how a call is sent (``_send``), and their constructors and context
+managers.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ import inspect
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from typing import Any, Generic, ParamSpec, Self, TypeVar, overload
 
-from somafractalmemory.client import _calls, _context, _conversations, _items
+import httpx
+
+from somafractalmemory.client import _calls, _context, _conversations, _history, _items, _ops
 from somafractalmemory.client._calls import Call
+from somafractalmemory.client.errors import transport_error
 from somafractalmemory.schemas import MemoryList, MemoryPublic
 
 P = ParamSpec("P")
@@ -162,6 +167,54 @@ class pages(_Method[P, Iterator[MemoryPublic], AsyncIterator[MemoryPublic]]):
         return iterate
 
 
+class lines(_Method[P, Iterator[dict[str, Any]], AsyncIterator[dict[str, Any]]]):
+    """A streamed JSON Lines answer, one dict a line as it arrives: ``build`` makes the call
+    (``stream=True``); a connection lost in the middle is :class:`ConnectionFailed`, not
+    retried (the lines already given cannot be taken back)."""
+
+    def __init__(self, build: Callable[P, Call[httpx.Response]]) -> None:
+        super().__init__(build)
+        self._build = build
+
+    def _answer(self, is_async: bool) -> str:
+        kind = "AsyncIterator" if is_async else "Iterator"
+        return f"{kind}[dict[str, Any]]"
+
+    def _bind(self, client: SyncSender) -> Callable[P, Iterator[dict[str, Any]]]:
+        build = self._build
+
+        def iterate(*args: P.args, **kwargs: P.kwargs) -> Iterator[dict[str, Any]]:
+            call = build(*args, **kwargs)
+            response = client._send(call)
+            try:
+                for line in response.iter_lines():
+                    if line.strip():
+                        yield _ops.export_line(line, response)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, f"{call.method} {response.url}") from exc
+            finally:
+                response.close()
+
+        return iterate
+
+    def _bind_async(self, client: AsyncSender) -> Callable[P, AsyncIterator[dict[str, Any]]]:
+        build = self._build
+
+        async def iterate(*args: P.args, **kwargs: P.kwargs) -> AsyncIterator[dict[str, Any]]:
+            call = build(*args, **kwargs)
+            response = await client._send(call)
+            try:
+                async for line in response.aiter_lines():
+                    if line.strip():
+                        yield _ops.export_line(line, response)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, f"{call.method} {response.url}") from exc
+            finally:
+                await response.aclose()
+
+        return iterate
+
+
 class Endpoints:
     """The methods of :class:`SFMClient` and :class:`AsyncSFMClient`, one per endpoint."""
 
@@ -170,11 +223,12 @@ class Endpoints:
     store_batch = endpoint(_calls.store_batch)
     get = endpoint(_calls.get)
     delete = endpoint(_calls.delete)
+    delete_memories = endpoint(_conversations.delete_memories)
     list = endpoint(_calls.list_page)
     iter_memories = pages(_calls.iter_memories)
     search = endpoint(_calls.search)
-    history = endpoint(_calls.history)
-    changes = endpoint(_calls.changes)
+    history = endpoint(_history.history)
+    changes = endpoint(_history.changes)
     context = endpoint(_context.context)
     # -- graph ------------------------------------------------------------------------------
     link = endpoint(_calls.link)
@@ -184,10 +238,18 @@ class Endpoints:
     stats = endpoint(_calls.stats)
     health = endpoint(_calls.health)
     ready = endpoint(_calls.ready)
+    live = endpoint(_ops.live)
+    metrics = endpoint(_ops.metrics)
+    export = lines(_ops.export)
+    # -- webhooks ---------------------------------------------------------------------------
+    create_webhook = endpoint(_ops.create_webhook)
+    list_webhooks = endpoint(_ops.list_webhooks)
+    delete_webhook = endpoint(_ops.delete_webhook)
     # -- items, namespaces, spaces ----------------------------------------------------------
     put_item = endpoint(_items.put_item)
     get_item = endpoint(_items.get_item)
     delete_item = endpoint(_items.delete_item)
+    item_history = endpoint(_items.item_history)
     search_items = endpoint(_items.search_items)
     list_namespaces = endpoint(_items.list_namespaces)
     sweep_items = endpoint(_items.sweep_items)

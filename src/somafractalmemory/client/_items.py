@@ -12,6 +12,7 @@ from typing import Any, Literal
 import httpx
 
 from somafractalmemory.client._calls import Call, Retry, parse, raise_for_error
+from somafractalmemory.history_schemas import HistoryResponse
 from somafractalmemory.item_schemas import (
     ItemDeleted,
     ItemPublic,
@@ -97,11 +98,25 @@ def delete_item(namespace: Sequence[str], key: str) -> Call[bool]:
     return Call("DELETE", "/items", _read_deleted, Retry.WRITE, params=_item_params(namespace, key))
 
 
+def item_history(
+    namespace: Sequence[str], key: str, limit: int = 50, cursor: str | None = None
+) -> Call[HistoryResponse]:
+    """The versions of the item at ``namespace`` + ``key``, newest first (also after a
+    delete, until a purge); pass ``next_cursor`` back as ``cursor`` for older ones."""
+    params = _item_params(namespace, key, limit=limit)
+    if cursor is not None:
+        params["cursor"] = cursor
+    return Call(
+        "GET", "/items/history", lambda r: parse(HistoryResponse, r), Retry.READ, params=params
+    )
+
+
 def search_items(
     namespace_prefix: Sequence[str] = (),
     *,
     query: str | None = None,
     vector: Sequence[float] | None = None,
+    mode: str | None = None,
     space: str | None = None,
     filter: Mapping[str, Any] | None = None,
     limit: int = 10,
@@ -110,7 +125,8 @@ def search_items(
     include_expired: bool = False,
 ) -> Call[ItemSearchResponse]:
     """Items under the prefix that pass ``filter``: by meaning with ``query`` (default
-    space) or ``vector`` (a registered space), else newest first."""
+    space) or ``vector`` (a registered space), else newest first; ``mode`` is ``vector``,
+    ``keyword`` or ``hybrid`` for a ``query`` (the server's default: vector)."""
     body = _given(
         {
             "namespace_prefix": list(namespace_prefix),
@@ -120,6 +136,7 @@ def search_items(
             "include_expired": include_expired,
         },
         query=query,
+        mode=mode,
         space=space,
         vector=None if vector is None else list(vector),
         filter=dict(filter) if filter else None,

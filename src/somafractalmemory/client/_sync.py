@@ -48,7 +48,17 @@ class SFMClient(BaseClient[httpx.BaseTransport], SyncSender):
 
         def attempt() -> T:
             with attempts.one():
-                response = self._http.request(**call.request())
+                if call.stream:
+                    request = self._http.build_request(**self._options(call))
+                    response = self._http.send(request, stream=True)
+                    if response.status_code >= 400:
+                        try:
+                            response.read()
+                        finally:
+                            response.close()
+                else:
+                    response = self._http.request(**self._options(call))
+            self._keep_token(response)
             return call.read(response)
 
         with attempts.all():
