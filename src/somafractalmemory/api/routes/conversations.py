@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from somafractalmemory.api.deps import ScopeQuery, StackDep, TenantDep
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.erasure import erase_user
 from somafractalmemory.core.messages import NewMessage
 from somafractalmemory.message_schemas import (
@@ -31,10 +31,7 @@ from somafractalmemory.schemas import ErrorResponse
 from somafractalmemory.scope_schemas import MAX_SCOPE_ID
 from somafractalmemory.stores.messages_postgres import StoredMessage
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)
-}
-router = APIRouter(tags=["conversations"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("conversations", (400, 401, 404, 409, 413, 422, 503))
 
 ConversationPath = Annotated[
     str, Path(min_length=1, max_length=MAX_SCOPE_ID, description=CONVERSATION_ID)
