@@ -40,15 +40,7 @@ CursorQuery = Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_
 
 
 def _public(message: StoredMessage) -> dict[str, object]:
-    return message_public(
-        message.value,
-        id=message.key,
-        conversation_id=message.conversation_id,
-        created_at=message.created_at,
-        user_id=message.user_id,
-        agent_id=message.agent_id,
-        session_id=message.session_id,
-    ).model_dump()
+    return message_public(message, message.conversation_id).model_dump()
 
 
 @router.post(
@@ -145,15 +137,7 @@ def search_messages(
     results = []
     for hit in hits:
         item = hit.item
-        public = message_public(
-            item.value,
-            id=item.key,
-            conversation_id=item.namespace[1] if len(item.namespace) > 1 else "",
-            created_at=item.created_at,
-            user_id=item.user_id,
-            agent_id=item.agent_id,
-            session_id=item.session_id,
-        )
+        public = message_public(item, item.namespace[1] if len(item.namespace) > 1 else "")
         results.append(MessageHit(**public.model_dump(), score=hit.score or 0.0))
     return MessageSearchResponse(results=results)
 
