@@ -28,20 +28,12 @@ LimitQuery = Annotated[int, Query(ge=1, le=1000)]
 
 
 def version_public(version: RecordVersion, created_at: datetime) -> MemoryPublic:
-    """A memory's past version in the shape of a memory."""
+    """A memory's past version in the shape of a memory: its fields by name, the key as the
+    coordinate, the time it was recorded as ``updated_at``."""
     assert version.memory_type is not None
     assert version.importance is not None
-    return MemoryPublic(
-        coord=version.key,
-        payload=version.payload,
-        memory_type=version.memory_type,
-        importance=version.importance,
-        created_at=created_at,
-        updated_at=version.recorded_at,
-        valid_from=version.valid_from,
-        valid_to=version.valid_to,
-        superseded_by=version.superseded_by,
-    )
+    fields = {"coord": version.key, "created_at": created_at, "updated_at": version.recorded_at}
+    return MemoryPublic.model_validate(vars(version) | fields)
 
 
 @router.get("/memories/{coord}/history", response_model=HistoryResponse)
