@@ -42,19 +42,8 @@ class ChangePublic(VersionPublic):
 
 
 def version_entry(version: RecordVersion) -> VersionPublic:
-    """A version as the history endpoints show it."""
-    return VersionPublic(
-        version_id=version.id,
-        change=version.change,
-        recorded_at=version.recorded_at,
-        payload=version.payload,
-        memory_type=version.memory_type,
-        importance=version.importance,
-        valid_from=version.valid_from,
-        valid_to=version.valid_to,
-        superseded_by=version.superseded_by,
-        api_key_id=version.api_key_id,
-    )
+    """A version as the history endpoints show it (its fields by name, ``id`` as ``version_id``)."""
+    return VersionPublic.model_validate(vars(version) | {"version_id": version.id})
 
 
 def change_public(version: RecordVersion) -> ChangePublic:

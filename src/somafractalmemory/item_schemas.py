@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from somafractalmemory.schemas import RequestModel, _check_json_value, _check_vector
+from somafractalmemory.schemas import JsonObject, RequestModel, _check_vector
 
 MAX_ITEM_LIMIT = 1000
 MAX_TTL_MINUTES = 10_000_000.0
@@ -46,17 +46,11 @@ class ItemPut(_Model):
 
     namespace: Namespace = Field(min_length=1, max_length=10, examples=[["users", "alice"]])
     key: str = Field(min_length=1, max_length=512, examples=["preferences"])
-    value: dict[str, Any] = Field(examples=[{"text": "Alice prefers green tea"}])
+    value: JsonObject = Field(examples=[{"text": "Alice prefers green tea"}])
     index: list[str] | Literal[False] | None = None
     ttl_minutes: float | None = Field(default=None, gt=0, le=MAX_TTL_MINUTES)
     space: str | None = Field(default=None, max_length=32)
     vectors: list[ItemVectorIn] | None = Field(default=None, max_length=256)
-
-    @field_validator("value")
-    @classmethod
-    def _storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_json_value(value)
-        return value
 
 
 class ItemPublic(BaseModel):

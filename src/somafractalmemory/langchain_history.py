@@ -40,13 +40,19 @@ from langchain_core.messages import (
 )
 
 from somafractalmemory.client import AsyncSFMClient, NotFound, SFMClient
-from somafractalmemory.message_envelope import plain_text, unwrap, wrap
-from somafractalmemory.message_schemas import MAX_MESSAGES, MessagePublic
+from somafractalmemory.message_envelope import (
+    all_messages,
+    all_messages_async,
+    batches,
+    plain_text,
+    unwrap,
+    wrap,
+)
+from somafractalmemory.message_schemas import MessagePublic
 
 __all__ = ["SFMChatMessageHistory"]
 
 TAG = "langchain_message"
-PAGE = 1000  # messages per GET (the API's largest page)
 PLAIN: dict[str, type[BaseMessage]] = {
     "user": HumanMessage,
     "assistant": AIMessage,
@@ -128,21 +134,13 @@ class SFMChatMessageHistory(BaseChatMessageHistory):
         for message in messages:
             if message.id is None:
                 message.id = uuid.uuid4().hex
-        wire = [to_wire(m) for m in messages]
-        return [wire[i : i + MAX_MESSAGES] for i in range(0, len(wire), MAX_MESSAGES)]
+        return batches([to_wire(m) for m in messages])
 
     # -- blocking ---------------------------------------------------------------------------
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]
         """Every message of the conversation, in conversation order."""
-        found: list[BaseMessage] = []
-        cursor: str | None = None
-        while True:
-            page = self.client.list_messages(self.conversation_id, PAGE, cursor)
-            found.extend(from_wire(m) for m in page.messages)
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
+        return [from_wire(m) for m in all_messages(self.client, self.conversation_id)]
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Store ``messages`` in order, up to 500 per request (not atomic across requests:
@@ -158,14 +156,8 @@ class SFMChatMessageHistory(BaseChatMessageHistory):
     # -- async ------------------------------------------------------------------------------
     async def aget_messages(self) -> list[BaseMessage]:
         """Every message of the conversation, in conversation order."""
-        found: list[BaseMessage] = []
-        cursor: str | None = None
-        while True:
-            page = await self.async_client.list_messages(self.conversation_id, PAGE, cursor)
-            found.extend(from_wire(m) for m in page.messages)
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
+        stored = await all_messages_async(self.async_client, self.conversation_id)
+        return [from_wire(m) for m in stored]
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         """As :meth:`add_messages`."""

@@ -10,7 +10,7 @@
 
 Both stores are context managers (``with`` / ``async with``), as LangGraph's ``PostgresStore``
 is used: leaving the block stops the TTL sweeper if one runs and closes the store's client
-(one passed in too, as :meth:`SFMStore.close` does).
+(one passed in too), as :meth:`SFMStore.close` (:meth:`AsyncSFMStore.aclose`) does.
 
 Every op goes through the typed client (:class:`~somafractalmemory.client.SFMClient`, or
 :class:`~somafractalmemory.client.AsyncSFMClient` for ``AsyncSFMStore``); nothing here talks
@@ -41,220 +41,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Generator, Iterable, Sequence
-from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from collections.abc import Iterable, Sequence
+from typing import Any, Generic, TypeVar
 
 from langgraph.store.base import (
     BaseStore,
-    Embeddings,
-    GetOp,
     IndexConfig,
-    Item,
-    ListNamespacesOp,
     Op,
     PutOp,
     Result,
-    SearchItem,
-    SearchOp,
     TTLConfig,
-    ensure_embeddings,
-    get_text_at_path,
-    validate_op_namespace,
 )
 from langgraph.store.base.batch import AsyncBatchedBaseStore
 
 from somafractalmemory.client import AsyncSFMClient, SFMClient, SFMClientError
-from somafractalmemory.item_schemas import ItemPublic
+from somafractalmemory.client._closing import AsyncClosing, Closing
+from somafractalmemory.langgraph_plan import Embed, Plan, validated
 
 __all__ = ["AsyncSFMStore", "SFMStore"]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SPACE = "langgraph"
-_METRICS = {"cosine": "cosine", "inner_product": "ip", "l2": "l2"}
 MAX_CONCURRENCY = 8
 ClientT = TypeVar("ClientT", SFMClient, AsyncSFMClient)
-
-
-def _item_fields(found: ItemPublic) -> dict[str, Any]:
-    """What LangGraph's ``Item`` (and ``SearchItem``) takes of an item the server returned."""
-    return {
-        "namespace": tuple(found.namespace),
-        "key": found.key,
-        "value": found.value,
-        "created_at": found.created_at,
-        "updated_at": found.updated_at,
-    }
-
-
-@dataclass(frozen=True)
-class _ClientCall:
-    """One step of an op: a client method (named alike on both clients) and its arguments."""
-
-    method: str
-    args: tuple[Any, ...]
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    def run(self, client: SFMClient) -> Any:
-        return getattr(client, self.method)(*self.args, **self.kwargs)
-
-    async def run_async(self, client: AsyncSFMClient) -> Any:
-        return await getattr(client, self.method)(*self.args, **self.kwargs)
-
-
-@dataclass(frozen=True)
-class _Embed:
-    """One step of an op: texts for the store's own embedding function (``query``: one
-    search query, answered by one vector; else documents, one vector each)."""
-
-    embeddings: Embeddings
-    texts: list[str]
-    query: bool = False
-
-    def run(self) -> Any:
-        if self.query:
-            return self.embeddings.embed_query(self.texts[0])
-        return self.embeddings.embed_documents(self.texts)
-
-    async def run_async(self) -> Any:
-        if self.query:
-            return await self.embeddings.aembed_query(self.texts[0])
-        return await self.embeddings.aembed_documents(self.texts)
-
-
-# An op translated once for both stores: a generator that yields each step it needs done
-# (a client call, an embedding) and is sent the step's answer; it returns the op's result.
-# SFMStore runs the steps with blocking calls, AsyncSFMStore awaits them.
-_Steps = Generator[_ClientCall | _Embed, Any, Result]
-
-
-class _Plan:
-    """How a store with a given ``index`` config turns ops into client calls."""
-
-    def __init__(self, index: IndexConfig | None, space: str) -> None:
-        self.index_config: IndexConfig | None = index.copy() if index else None
-        self.embeddings = (
-            ensure_embeddings(index["embed"]) if index is not None and index.get("embed") else None
-        )
-        self.fields: list[str] = list((index or {}).get("fields") or ["$"])
-        if index is None:
-            self.space: str | None = None
-        elif self.embeddings is None:
-            self.space = "default"
-        else:
-            self.space = space
-        distance = str((index or {}).get("distance_type") or "cosine")
-        if distance not in _METRICS:
-            raise ValueError(f"distance_type {distance!r}: use cosine, inner_product or l2")
-        self.metric = _METRICS[distance]
-
-    def texts(self, op: PutOp) -> list[tuple[str, str]]:
-        """(path, text) pairs to embed for a put with the store's own embedding function."""
-        assert op.value is not None
-        paths = self.fields if op.index is None else list(op.index or [])
-        return [(p, t) for p in paths for t in get_text_at_path(op.value, p) if t]
-
-    def put_kwargs(self, op: PutOp, vectors: list[list[float]] | None) -> dict[str, Any]:
-        """The client's ``put_item`` arguments for ``op``."""
-        kwargs: dict[str, Any] = {"ttl_minutes": op.ttl}
-        if self.space is None or op.index is False:
-            kwargs["index"] = False
-        elif self.embeddings is None:
-            kwargs["index"] = self.fields if op.index is None else list(op.index)
-            kwargs["space"] = self.space
-        else:
-            pairs = self.texts(op)
-            usable = [
-                {"path": p, "vector": v}
-                for (p, _), v in zip(pairs, vectors or [], strict=False)
-                if any(v)
-            ]
-            if usable:
-                kwargs.update(space=self.space, vectors=usable)
-            else:
-                kwargs["index"] = False
-        return kwargs
-
-    def search_kwargs(self, op: SearchOp, include_expired: bool) -> dict[str, Any]:
-        """The client's ``search_items`` arguments for ``op`` (without the query vector)."""
-        kwargs: dict[str, Any] = {
-            "filter": op.filter,
-            "limit": op.limit,
-            "offset": op.offset,
-            "refresh_ttl": op.refresh_ttl,
-            "include_expired": include_expired,
-        }
-        if op.query and self.space == "default":
-            kwargs.update(query=op.query, space="default")
-        return kwargs
-
-    def space_to_register(self) -> tuple[str, int, str] | None:
-        """``create_space`` arguments for the space this store's own vectors go to, if any."""
-        if self.embeddings is None or self.space is None:
-            return None
-        dims = int(self.index_config["dims"]) if self.index_config else 0
-        return self.space, dims, self.metric
-
-    def steps(self, op: Op, include_expired: bool) -> _Steps:
-        """``op`` as the steps a store runs (see ``_Steps``)."""
-        if isinstance(op, GetOp):
-            found = yield _ClientCall(
-                "get_item",
-                (op.namespace, op.key),
-                {"refresh_ttl": op.refresh_ttl, "include_expired": include_expired},
-            )
-            return Item(**_item_fields(found)) if found is not None else None
-        if isinstance(op, PutOp):
-            if op.value is None:
-                yield _ClientCall("delete_item", (op.namespace, op.key))
-                return None
-            vectors = None
-            if self.embeddings is not None and op.index is not False:
-                texts = [t for _, t in self.texts(op)]
-                vectors = (yield _Embed(self.embeddings, texts)) if texts else []
-            kwargs = self.put_kwargs(op, vectors)
-            yield _ClientCall("put_item", (op.namespace, op.key, op.value), kwargs)
-            return None
-        if isinstance(op, SearchOp):
-            kwargs = self.search_kwargs(op, include_expired)
-            if op.query and self.embeddings is not None:
-                vector = yield _Embed(self.embeddings, [op.query], query=True)
-                kwargs.update(vector=vector, space=self.space)
-            found = yield _ClientCall("search_items", (op.namespace_prefix,), kwargs)
-            return [SearchItem(**_item_fields(f), score=f.score) for f in found.items]
-        if isinstance(op, ListNamespacesOp):
-            kwargs = {**_namespace_args(op), "include_expired": include_expired}
-            found = yield _ClientCall("list_namespaces", (), kwargs)
-            return [tuple(ns) for ns in found.namespaces]
-        raise ValueError(f"unknown op {type(op).__name__}")
-
-
-def _namespace_args(op: ListNamespacesOp) -> dict[str, Any]:
-    prefix: tuple[str, ...] = ()
-    suffix: tuple[str, ...] = ()
-    for condition in op.match_conditions or ():
-        if condition.match_type == "prefix":
-            prefix = tuple(condition.path)
-        elif condition.match_type == "suffix":
-            suffix = tuple(condition.path)
-        else:
-            raise ValueError(f"unsupported match type {condition.match_type!r}")
-    return {
-        "prefix": prefix,
-        "suffix": suffix,
-        "max_depth": op.max_depth,
-        "limit": op.limit,
-        "offset": op.offset,
-    }
-
-
-def _validated(ops: Iterable[Op]) -> list[Op]:
-    checked = list(ops)
-    for op in checked:
-        validate_op_namespace(op)
-    return checked
 
 
 class _Store(Generic[ClientT]):
@@ -279,7 +89,7 @@ class _Store(Generic[ClientT]):
                 raise ValueError(f"give an {self._client_type.__name__} or a base_url")
             client = self._client_type(base_url, api_key)
         self.client: ClientT = client
-        self._plan = _Plan(index, space)
+        self._plan = Plan(index, space)
         self.index_config = self._plan.index_config
         self.embeddings = self._plan.embeddings
         self.ttl_config = ttl
@@ -294,7 +104,7 @@ class _Store(Generic[ClientT]):
         return float(minutes or 5) * 60
 
 
-class SFMStore(_Store[SFMClient], BaseStore):
+class SFMStore(_Store[SFMClient], Closing, BaseStore):
     """A LangGraph store on an SFM server, through the blocking client (see the module)."""
 
     supports_ttl: bool = True
@@ -308,23 +118,11 @@ class SFMStore(_Store[SFMClient], BaseStore):
             self.client.create_space(*space)
 
     def close(self) -> None:
-        """Close the client."""
-        self.client.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         """Stop the TTL sweeper (if one runs), then close the client."""
         try:
             self.stop_ttl_sweeper()
         finally:
-            self.close()
+            self.client.close()
 
     def sweep_ttl(self) -> int:
         """Delete the tenant's expired items now; returns how many."""
@@ -366,7 +164,7 @@ class SFMStore(_Store[SFMClient], BaseStore):
         order, as LangGraph's ``PostgresStore`` does (and :meth:`AsyncSFMStore.abatch`): no
         read of a batch sees a put of the same batch. Every namespace is validated before
         any op is sent."""
-        checked = _validated(ops)
+        checked = validated(ops)
         results: list[Result] = [None] * len(checked)
         for writes in (False, True):
             for i, op in enumerate(checked):
@@ -376,7 +174,7 @@ class SFMStore(_Store[SFMClient], BaseStore):
 
     async def abatch(self, ops: Iterable[Op]) -> list[Result]:
         """:meth:`batch` in a worker thread."""
-        checked = _validated(ops)
+        checked = validated(ops)
         return await asyncio.get_running_loop().run_in_executor(None, self.batch, checked)
 
     def _run(self, op: Op) -> Result:
@@ -384,14 +182,14 @@ class SFMStore(_Store[SFMClient], BaseStore):
         try:
             step = next(steps)
             while True:
-                answer = step.run() if isinstance(step, _Embed) else step.run(self.client)
+                answer = step.run() if isinstance(step, Embed) else step.run(self.client)
                 step = steps.send(answer)
         except StopIteration as done:
             result: Result = done.value
             return result
 
 
-class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
+class AsyncSFMStore(_Store[AsyncSFMClient], AsyncClosing, AsyncBatchedBaseStore):
     """A LangGraph store on an SFM server through the async client. Concurrent calls are
     batched by LangGraph's ``AsyncBatchedBaseStore``; a batch runs ops on different keys
     concurrently (up to 8 requests in flight) and ops on the same key in order, every read
@@ -408,23 +206,11 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
             await self.client.create_space(*space)
 
     async def aclose(self) -> None:
-        """Close the client."""
-        await self.client.close()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         """Cancel the TTL sweeper (if one runs), then close the client."""
         try:
             await self.stop_ttl_sweeper()
         finally:
-            await self.aclose()
+            await self.client.close()
 
     async def sweep_ttl(self) -> int:
         """Delete the tenant's expired items now; returns how many."""
@@ -465,7 +251,7 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
         same batch whatever their order in it. Reads run concurrently; puts on different keys
         concurrently and same-key puts in order (the last one wins). Up to 8 requests are in
         flight; namespaces are all validated before any op is sent."""
-        checked = _validated(ops)
+        checked = validated(ops)
         results: list[Result] = [None] * len(checked)
         reads: list[list[int]] = []
         writes: dict[tuple[tuple[str, ...], str], list[int]] = {}
@@ -490,7 +276,7 @@ class AsyncSFMStore(_Store[AsyncSFMClient], AsyncBatchedBaseStore):
         try:
             step = next(steps)
             while True:
-                if isinstance(step, _Embed):
+                if isinstance(step, Embed):
                     step = steps.send(await step.run_async())
                 else:
                     step = steps.send(await step.run_async(self.client))

@@ -6,6 +6,9 @@ chat message at all (a function call of an agent run). Such a message is stored 
 serialised form as the content: ``{"<tag>": <the framework's dict>}`` as JSON, where the tag
 names the framework (``"langchain_message"``, ``"openai_agents_item"``). Reading decodes a
 content that is exactly such a JSON object; any other content is plain text.
+
+Also here: how those adapters (``langchain_history``, ``openai_agents``) read a whole
+conversation page by page and post messages in batches the API takes.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from somafractalmemory.message_schemas import MAX_CONTENT
+from somafractalmemory.client import AsyncSFMClient, SFMClient
+from somafractalmemory.message_schemas import MAX_CONTENT, MAX_MESSAGES, MessagePublic
+
+PAGE = 1000  # messages per GET (the API's largest page)
 
 
 def wrap(tag: str, value: dict[str, Any]) -> str:
@@ -44,3 +50,32 @@ def plain_text(value: Any) -> bool:
         and len(value) <= MAX_CONTENT
         and not value.startswith("{")
     )
+
+
+def all_messages(client: SFMClient, conversation_id: str) -> list[MessagePublic]:
+    """Every message of the conversation, in conversation order."""
+    found: list[MessagePublic] = []
+    cursor: str | None = None
+    while True:
+        page = client.list_messages(conversation_id, PAGE, cursor)
+        found.extend(page.messages)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+async def all_messages_async(client: AsyncSFMClient, conversation_id: str) -> list[MessagePublic]:
+    """:func:`all_messages` through the async client."""
+    found: list[MessagePublic] = []
+    cursor: str | None = None
+    while True:
+        page = await client.list_messages(conversation_id, PAGE, cursor)
+        found.extend(page.messages)
+        cursor = page.next_cursor
+        if cursor is None:
+            return found
+
+
+def batches(wire: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """``wire`` messages in order, cut into requests of at most ``MAX_MESSAGES``."""
+    return [wire[i : i + MAX_MESSAGES] for i in range(0, len(wire), MAX_MESSAGES)]

@@ -169,11 +169,18 @@ class UserErased(BaseModel):
     versions: int = Field(description="History versions erased")
 
 
-def message_public(value: dict[str, Any], **fields: Any) -> MessagePublic:
-    """The API view of a message record's value and fields."""
+def message_public(record: Any, conversation_id: str) -> MessagePublic:
+    """The API view of a message's record (a stored message, an item a search found): the
+    role, name and content of its value, its key as the id, its time and scopes."""
+    value = record.value
     return MessagePublic(
         role=str(value.get("role")),
         name=value.get("name"),
         content=str(value.get("content")),
-        **fields,
+        id=record.key,
+        conversation_id=conversation_id,
+        created_at=record.created_at,
+        user_id=record.user_id,
+        agent_id=record.agent_id,
+        session_id=record.session_id,
     )

@@ -43,13 +43,18 @@ from agents.memory.session_settings import (
 )
 
 from somafractalmemory.client import AsyncSFMClient, NotFound
-from somafractalmemory.message_envelope import plain_text, unwrap, wrap
-from somafractalmemory.message_schemas import MAX_MESSAGES, MessagePublic
+from somafractalmemory.message_envelope import (
+    all_messages_async,
+    batches,
+    plain_text,
+    unwrap,
+    wrap,
+)
+from somafractalmemory.message_schemas import MessagePublic
 
 __all__ = ["SFMSession"]
 
 TAG = "openai_agents_item"
-PAGE = 1000  # messages per GET (the API's largest page)
 TURN_ROLES = {"user", "assistant", "system"}
 
 
@@ -130,14 +135,7 @@ class SFMSession:
             await mine.aclose()
 
     async def _stored(self) -> list[MessagePublic]:
-        found: list[MessagePublic] = []
-        cursor: str | None = None
-        while True:
-            page = await self.client.list_messages(self.session_id, PAGE, cursor)
-            found.extend(page.messages)
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
+        return await all_messages_async(self.client, self.session_id)
 
     async def get_items(self, limit: int | None = None) -> list[TResponseInputItem]:
         """The items in order; with ``limit`` (or the settings' limit), the latest ``limit``."""
@@ -149,9 +147,7 @@ class SFMSession:
 
     async def add_items(self, items: list[TResponseInputItem]) -> None:
         """Append ``items`` in order, up to 500 per request (not atomic across requests)."""
-        wire = [to_wire(item) for item in items]
-        for start in range(0, len(wire), MAX_MESSAGES):
-            batch = wire[start : start + MAX_MESSAGES]
+        for batch in batches([to_wire(item) for item in items]):
             await self.client.add_messages(self.session_id, batch, **self.scopes)
 
     async def pop_item(self) -> TResponseInputItem | None:

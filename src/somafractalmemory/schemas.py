@@ -8,9 +8,10 @@ from __future__ import annotations
 import math
 import re
 from datetime import datetime
-from typing import Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     ConfigDict,
@@ -66,6 +67,15 @@ def _check_json_value(value: Any, depth: int = 0) -> None:
             _check_json_value(item, depth + 1)
 
 
+def _storable_json(value: dict[str, Any]) -> dict[str, Any]:
+    _check_json_value(value)
+    return value
+
+
+# A JSON object a record stores (a payload, a value, link metadata): what JSONB can hold.
+JsonObject = Annotated[dict[str, Any], AfterValidator(_storable_json)]
+
+
 def _check_vector(value: list[float] | None) -> list[float] | None:
     if value is not None:
         if not all(math.isfinite(x) for x in value):
@@ -106,7 +116,7 @@ class MemoryCreate(_Model, ScopeFields):
     """A memory to store. The text embedded is ``payload.text``, else the payload as JSON."""
 
     coord: str = Coord(examples=["1,2,3"])
-    payload: dict[str, Any] = Field(
+    payload: JsonObject = Field(
         examples=[{"text": "The user prefers green tea."}], json_schema_extra=PAYLOAD_SCHEMA
     )
     memory_type: MemoryType = MemoryType.EPISODIC
@@ -148,12 +158,6 @@ class MemoryCreate(_Model, ScopeFields):
         for coord in value:
             if len(coord) > 1024 or not re.match(COORD_PATTERN, coord):
                 raise ValueError(f"{coord[:40]!r} is not a coordinate ({COORD_DESCRIPTION})")
-        return value
-
-    @field_validator("payload")
-    @classmethod
-    def _payload_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_json_value(value)
         return value
 
 
@@ -324,13 +328,7 @@ class LinkCreate(_Model):
     to_coord: str = Coord()
     link_type: str = Field(default="related", min_length=1, max_length=64, pattern=r"^[^\x00]+$")
     strength: float = Field(default=1.0, ge=0.0, le=1.0)
-    metadata: dict[str, Any] = Field(default_factory=dict)
-
-    @field_validator("metadata")
-    @classmethod
-    def _metadata_storable(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _check_json_value(value)
-        return value
+    metadata: JsonObject = Field(default_factory=dict)
 
 
 class LinkPublic(BaseModel):

@@ -1,4 +1,4 @@
-"""Routes that refuse query parameters they do not take.
+"""Routes that refuse query parameters they do not take, and the routers that hold them.
 
 FastAPI ignores unknown query parameters; then a misspelt option (``?include_superseeded=1``)
 silently answers as if it were not given. Every API route here refuses them instead: 422
@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-from fastapi import Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
 from somafractalmemory.errors import InvalidInputError
+from somafractalmemory.schemas import COORD_DESCRIPTION, COORD_PATTERN, ErrorResponse
 
 
 class StrictQueryRoute(APIRoute):
@@ -42,3 +43,20 @@ def _query_names(dependant: Dependant) -> frozenset[str]:
     for sub in dependant.dependencies:
         names |= _query_names(sub)
     return frozenset(names)
+
+
+def api_router(tag: str, error_codes: tuple[int, ...], prefix: str = "") -> APIRouter:
+    """A router of strict routes under one OpenAPI tag, documenting ``ErrorResponse`` for
+    ``error_codes`` (the statuses its routes can answer besides their own)."""
+    responses: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in error_codes
+    }
+    return APIRouter(prefix=prefix, tags=[tag], responses=responses, route_class=StrictQueryRoute)
+
+
+# The limits of a coordinate given in a path or a query parameter (``Path(**COORD_LIMITS)``).
+COORD_LIMITS: dict[str, Any] = {
+    "max_length": 1024,
+    "pattern": COORD_PATTERN,
+    "description": COORD_DESCRIPTION,
+}

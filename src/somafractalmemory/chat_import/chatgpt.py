@@ -17,28 +17,20 @@ from typing import Any
 
 from somafractalmemory.chat_import.model import (
     ROLES,
-    ChatFormatError,
     ChatMessage,
     Conversation,
     Parsed,
     Problem,
     epoch_time,
+    parse_export,
+    required_text,
     text_of,
 )
 
 
 def parse(data: Any) -> Parsed:
     """The conversations of a ChatGPT export (its parsed ``conversations.json``)."""
-    if not isinstance(data, list):
-        raise ChatFormatError("a ChatGPT export's conversations.json is a JSON list")
-    parsed = Parsed()
-    for index, item in enumerate(data):
-        where = f"conversations[{index}]"
-        try:
-            parsed.conversations.append(_conversation(item, where, parsed.problems))
-        except ValueError as exc:
-            parsed.problems.append(Problem(where, str(exc)))
-    return parsed
+    return parse_export(data, "ChatGPT", _conversation)
 
 
 def _conversation(item: Any, where: str, problems: list[Problem]) -> Conversation:
@@ -107,9 +99,7 @@ def _message(message: Any) -> ChatMessage | None:
     role = author.get("role")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}")
-    message_id = text_of(message.get("id"))
-    if message_id is None:
-        raise ValueError("message has no id")
+    message_id = required_text(message.get("id"), "message has no id")
     content = _text(message.get("content"))
     if content is None:
         return None

@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from somafractalmemory.chat_import.model import (
-    ChatFormatError,
     ChatMessage,
     Conversation,
     Parsed,
     Problem,
     iso_time,
+    parse_export,
+    required_text,
     text_of,
 )
 
@@ -23,37 +24,29 @@ SENDERS = {"human": "user", "user": "user", "assistant": "assistant"}
 
 def parse(data: Any) -> Parsed:
     """The conversations of a Claude.ai export (its parsed ``conversations.json``)."""
-    if not isinstance(data, list):
-        raise ChatFormatError("a Claude export's conversations.json is a JSON list")
-    parsed = Parsed()
-    for index, item in enumerate(data):
-        where = f"conversations[{index}]"
-        if not isinstance(item, dict):
-            parsed.problems.append(Problem(where, "not an object"))
-            continue
-        conversation_id = text_of(item.get("uuid"))
-        chat = item.get("chat_messages")
-        if conversation_id is None or not isinstance(chat, list):
-            parsed.problems.append(Problem(where, "no uuid or no chat_messages list"))
-            continue
-        messages = []
-        for position, raw in enumerate(chat):
-            try:
-                messages.append(_message(raw))
-            except ValueError as exc:
-                parsed.problems.append(Problem(f"{where}.chat_messages[{position}]", str(exc)))
-        parsed.conversations.append(
-            Conversation(conversation_id, messages, text_of(item.get("name")))
-        )
-    return parsed
+    return parse_export(data, "Claude", _conversation)
+
+
+def _conversation(item: Any, where: str, problems: list[Problem]) -> Conversation:
+    if not isinstance(item, dict):
+        raise ValueError("not an object")
+    conversation_id = text_of(item.get("uuid"))
+    chat = item.get("chat_messages")
+    if conversation_id is None or not isinstance(chat, list):
+        raise ValueError("no uuid or no chat_messages list")
+    messages = []
+    for position, raw in enumerate(chat):
+        try:
+            messages.append(_message(raw))
+        except ValueError as exc:
+            problems.append(Problem(f"{where}.chat_messages[{position}]", str(exc)))
+    return Conversation(conversation_id, messages, text_of(item.get("name")))
 
 
 def _message(raw: Any) -> ChatMessage:
     if not isinstance(raw, dict):
         raise ValueError("not an object")
-    message_id = text_of(raw.get("uuid"))
-    if message_id is None:
-        raise ValueError("no uuid")
+    message_id = required_text(raw.get("uuid"), "no uuid")
     role = SENDERS.get(str(raw.get("sender")))
     if role is None:
         raise ValueError(f"unknown sender {raw.get('sender')!r}")

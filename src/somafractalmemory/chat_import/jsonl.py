@@ -15,6 +15,7 @@ from somafractalmemory.chat_import.model import (
     Parsed,
     Problem,
     iso_time,
+    required_text,
     text_of,
 )
 
@@ -49,15 +50,11 @@ def _message(raw: object, seen: dict[str, int]) -> tuple[str, ChatMessage]:
     conversation_id = raw.get("conversation_id")
     if isinstance(conversation_id, int) and not isinstance(conversation_id, bool):
         conversation_id = str(conversation_id)
-    conversation_id = text_of(conversation_id)
-    if conversation_id is None:
-        raise ValueError("no conversation_id")
+    conversation_id = required_text(conversation_id, "no conversation_id")
     role = raw.get("role")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; one of {', '.join(ROLES)}")
-    content = text_of(raw.get("content"))
-    if content is None:
-        raise ValueError("no content")
+    content = required_text(raw.get("content"), "no content")
     name = raw.get("name")
     if name is not None and text_of(name) is None:
         raise ValueError("name must be a non-blank string")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -71,6 +72,14 @@ def text_of(value: Any) -> str | None:
     return value if isinstance(value, str) and value.strip() else None
 
 
+def required_text(value: Any, problem: str) -> str:
+    """``value`` as :func:`text_of` reads it; ``ValueError(problem)`` when it is not text."""
+    text = text_of(value)
+    if text is None:
+        raise ValueError(problem)
+    return text
+
+
 def epoch_time(value: Any) -> datetime | None:
     """A Unix time in seconds (ChatGPT's ``create_time``) as a UTC datetime; ValueError when
     it is not a number."""
@@ -93,3 +102,21 @@ def iso_time(value: Any) -> datetime | None:
     except ValueError:
         raise ValueError(f"created_at {value!r} is not an RFC 3339 time") from None
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+def parse_export(
+    data: Any, export: str, conversation: Callable[[Any, str, list[Problem]], Conversation]
+) -> Parsed:
+    """The conversations of an export's ``conversations.json`` (a list): ``conversation``
+    reads the entry at ``where``, noting its unreadable messages in the problems it is given;
+    its ValueError reports and skips the whole entry."""
+    if not isinstance(data, list):
+        raise ChatFormatError(f"a {export} export's conversations.json is a JSON list")
+    parsed = Parsed()
+    for index, item in enumerate(data):
+        where = f"conversations[{index}]"
+        try:
+            parsed.conversations.append(conversation(item, where, parsed.problems))
+        except ValueError as exc:
+            parsed.problems.append(Problem(where, str(exc)))
+    return parsed

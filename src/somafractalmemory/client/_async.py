@@ -5,8 +5,7 @@ Its backoff sleeps go through anyio, so it is not tied to asyncio.
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import anyio
 import httpx
@@ -14,12 +13,13 @@ from tenacity import AsyncRetrying
 
 from somafractalmemory.client._base import Attempts, BaseClient
 from somafractalmemory.client._calls import Call
+from somafractalmemory.client._closing import AsyncClosing
 from somafractalmemory.client._endpoint import AsyncSender
 
 T = TypeVar("T")
 
 
-class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender):
+class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender, AsyncClosing):
     """An async client for one SomaFractalMemory server and one API key.
 
     The same methods as :class:`~somafractalmemory.client.SFMClient`, as coroutines;
@@ -31,17 +31,6 @@ class AsyncSFMClient(BaseClient[httpx.AsyncBaseTransport], AsyncSender):
 
     def _open(self, transport: httpx.AsyncBaseTransport | None) -> None:
         self._http = httpx.AsyncClient(transport=transport, **self.config.http_options())
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
 
     async def close(self) -> None:
         """Close the connection pool."""

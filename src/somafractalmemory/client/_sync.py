@@ -2,20 +2,20 @@
 
 from __future__ import annotations
 
-from types import TracebackType
-from typing import Self, TypeVar
+from typing import TypeVar
 
 import httpx
 from tenacity import Retrying
 
 from somafractalmemory.client._base import Attempts, BaseClient
 from somafractalmemory.client._calls import Call
+from somafractalmemory.client._closing import Closing
 from somafractalmemory.client._endpoint import SyncSender
 
 T = TypeVar("T")
 
 
-class SFMClient(BaseClient[httpx.BaseTransport], SyncSender):
+class SFMClient(BaseClient[httpx.BaseTransport], SyncSender, Closing):
     """A blocking client for one SomaFractalMemory server and one API key.
 
     Every method is one endpoint and returns the API's own pydantic model; errors raise a
@@ -27,17 +27,6 @@ class SFMClient(BaseClient[httpx.BaseTransport], SyncSender):
 
     def _open(self, transport: httpx.BaseTransport | None) -> None:
         self._http = httpx.Client(transport=transport, **self.config.http_options())
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def close(self) -> None:
         """Close the connection pool."""

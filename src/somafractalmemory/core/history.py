@@ -10,31 +10,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
+from somafractalmemory.core.page_cursor import pack_numbers, unpack_numbers
 from somafractalmemory.errors import InvalidInputError, NotFoundError
 from somafractalmemory.models import RecordVersion, Tenant
 from somafractalmemory.stores.postgres import PostgresStore
 
 
-def _decode(cursor: str, kind: str, parts: int) -> list[int]:
-    head, *values = unpack(cursor).split(":")
-    if head != kind or len(values) != parts or not all(v.isdigit() for v in values):
-        raise InvalidInputError(NOT_OURS, "cursor")
-    return [int(v) for v in values]
-
-
 def feed_cursor(position: tuple[int, int]) -> str:
     """The change feed's cursor for the (txid, history id) position."""
-    return pack(f"c:{position[0]}:{position[1]}")
+    return pack_numbers("c", *position)
 
 
 def feed_position(cursor: str, field: str = "cursor") -> tuple[int, int]:
     """The (txid, history id) position of a change feed cursor; 422 naming ``field`` when it
     is not one this service returned."""
-    try:
-        txid, history_id = _decode(cursor, "c", 2)
-    except InvalidInputError:
-        raise InvalidInputError("is not a cursor this service returned", field) from None
+    txid, history_id = unpack_numbers(cursor, "c", 2, field)
     return txid, history_id
 
 
@@ -55,11 +45,11 @@ class History:
     ) -> tuple[list[RecordVersion], str | None]:
         """A page of the record's versions, newest first, and the cursor of the next page;
         404 when the key never had a record (or its history was purged)."""
-        before = _decode(cursor, "v", 1)[0] if cursor else None
+        before = unpack_numbers(cursor, "v", 1)[0] if cursor else None
         page = self.postgres.versions(tenant.id, namespace_path, key, before, limit)
         if not page and cursor is None:
             raise NotFoundError(f"no history for key {key!r}")
-        next_cursor = pack(f"v:{page[-1].id}") if len(page) == limit else None
+        next_cursor = pack_numbers("v", page[-1].id) if len(page) == limit else None
         return page, next_cursor
 
     def version_at(

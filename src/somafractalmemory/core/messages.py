@@ -31,7 +31,7 @@ import sqlalchemy as sa
 from somafractalmemory.core.chunks import chunk_text
 from somafractalmemory.core.item_paths import check_labels
 from somafractalmemory.core.items import ItemService
-from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
+from somafractalmemory.core.page_cursor import NOT_OURS, pack, pack_numbers, unpack, unpack_numbers
 from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
 from somafractalmemory.models import ItemHit, ItemSearch, Scopes, Tenant
 from somafractalmemory.stores.items_milvus import ItemVectorRecord
@@ -364,13 +364,8 @@ def _compare(stored: StoredMessage, message: NewMessage, scopes: Scopes, index: 
 
 
 def _encode_offset(offset: int) -> str:
-    return pack(f"c:{offset}")
+    return pack_numbers("c", offset)
 
 
 def _decode_offset(cursor: str | None) -> int:
-    if not cursor:
-        return 0
-    kind, _, value = unpack(cursor).partition(":")
-    if kind != "c" or not value.isdigit():
-        raise InvalidInputError(NOT_OURS, "cursor")
-    return int(value)
+    return unpack_numbers(cursor, "c", 1)[0] if cursor else 0

@@ -25,3 +25,17 @@ def unpack(cursor: str, field: str = "cursor") -> str:
         return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInputError(NOT_OURS, field) from None
+
+
+def pack_numbers(kind: str, *numbers: int) -> str:
+    """The cursor of ``kind`` carrying ``numbers`` (an id, an offset, a feed position)."""
+    return pack(":".join([kind, *map(str, numbers)]))
+
+
+def unpack_numbers(cursor: str, kind: str, count: int, field: str = "cursor") -> list[int]:
+    """The ``count`` numbers a cursor of ``kind`` carries; a 422 naming ``field`` when it is
+    not one :func:`pack_numbers` made for that kind."""
+    head, *values = unpack(cursor, field).split(":")
+    if head != kind or len(values) != count or not all(v.isascii() and v.isdigit() for v in values):
+        raise InvalidInputError(NOT_OURS, field)
+    return [int(v) for v in values]

@@ -30,9 +30,9 @@ from somafractalmemory.core.memory_input import (
     PreparedWrite,
     prepare,
 )
-from somafractalmemory.core.page_cursor import NOT_OURS, pack, unpack
+from somafractalmemory.core.page_cursor import pack_numbers, unpack_numbers
 from somafractalmemory.core.search import Searcher
-from somafractalmemory.errors import ConflictError, InvalidInputError, NotFoundError
+from somafractalmemory.errors import ConflictError, NotFoundError
 from somafractalmemory.models import (
     Link,
     Memory,
@@ -58,17 +58,12 @@ logger = logging.getLogger(__name__)
 
 def encode_cursor(last_id: int) -> str:
     """An opaque cursor for listing after ``last_id``."""
-    return pack(f"m:{last_id}")
+    return pack_numbers("m", last_id)
 
 
 def decode_cursor(cursor: str | None) -> int:
     """The id a cursor stands for; 0 for none."""
-    if not cursor:
-        return 0
-    kind, _, value = unpack(cursor).partition(":")
-    if kind != "m" or not value.isdigit():
-        raise InvalidInputError(NOT_OURS, "cursor")
-    return int(value)
+    return unpack_numbers(cursor, "m", 1)[0] if cursor else 0
 
 
 class MemoryService:

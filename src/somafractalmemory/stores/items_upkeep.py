@@ -15,7 +15,7 @@ from somafractalmemory.models import ItemOutboxEntry, Scopes
 from somafractalmemory.stores.items_tables import record_vectors
 from somafractalmemory.stores.milvus_filters import scope_attrs, state_attrs
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
-from somafractalmemory.stores.tables import outbox, records
+from somafractalmemory.stores.tables import claimable_outbox, outbox, records
 
 
 class ItemUpkeep:
@@ -149,17 +149,7 @@ class ItemUpkeep:
         self, uow: UnitOfWork, older_than_seconds: float, limit: int
     ) -> list[ItemOutboxEntry]:
         """Lock up to ``limit`` entries older than the grace period (skipping held ones)."""
-        query = (
-            sa.select(outbox)
-            .where(
-                outbox.c.collections.is_not(None),
-                outbox.c.created_at
-                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
-            )
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        query = claimable_outbox(True, older_than_seconds, limit)
         with self.store.translated("item_claim_outbox"):
             return [
                 ItemOutboxEntry(int(r.id), int(r.tenant_id), int(r.record_id), list(r.collections))

@@ -21,6 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from somafractalmemory.models import Scopes
 from somafractalmemory.stores.items_sql import in_prefix
 from somafractalmemory.stores.items_tables import record_vectors
+from somafractalmemory.stores.pg_base import from_row
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
 from somafractalmemory.stores.tables import (
     IS_ITEM,
@@ -90,15 +91,12 @@ _COLUMNS = (
 
 
 def _message(row: Any) -> StoredMessage:
-    return StoredMessage(
+    return from_row(
+        StoredMessage,
+        row,
         id=int(row.id),
         conversation_id=str(row.namespace[1]),
-        key=row.key,
         value=row.payload,
-        created_at=row.created_at,
-        user_id=row.user_id,
-        agent_id=row.agent_id,
-        session_id=row.session_id,
     )
 
 

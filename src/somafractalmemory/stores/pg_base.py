@@ -10,9 +10,11 @@ A connection problem becomes :class:`PostgresUnavailableError`, a missing table 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from functools import cache
+from typing import Any, TypeVar
 
 import psycopg.errors
 import sqlalchemy as sa
@@ -38,6 +40,8 @@ from somafractalmemory.stores.pg_connection import (
 from somafractalmemory.stores.tables import (
     metadata,
 )
+
+T = TypeVar("T")
 
 _SCHEMA_ERRORS = (
     psycopg.errors.UndefinedTable,
@@ -184,3 +188,15 @@ class PostgresBase:
                 {"names": names},
             ).scalars()
             return [str(n) for n in found]
+
+
+def from_row(record: Callable[..., T], row: Any, **converted: Any) -> T:
+    """The domain record (a dataclass) whose fields are the row's columns of the same names;
+    ``converted`` gives the fields a column holds in another form (an enum's text, a pair)."""
+    names = _field_names(record)
+    return record(**{n: getattr(row, n) for n in names if n not in converted}, **converted)
+
+
+@cache
+def _field_names(record: Any) -> tuple[str, ...]:
+    return tuple(f.name for f in dataclasses.fields(record))

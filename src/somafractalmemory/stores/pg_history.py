@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from somafractalmemory.models import MemoryType, RecordVersion
-from somafractalmemory.stores.pg_base import PostgresBase
+from somafractalmemory.stores.pg_base import PostgresBase, from_row
 from somafractalmemory.stores.tables import record_history, text_hash_sql
 
 # A change is served by the feed once every transaction older than its own has ended: any
@@ -19,20 +19,24 @@ _FEED_HORIZON = sa.text("pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
 
 
 def version_from_row(row: Any) -> RecordVersion:
-    return RecordVersion(
-        id=row.id,
+    return from_row(
+        RecordVersion,
+        row,
         namespace=tuple(row.namespace),
-        key=row.key,
-        change=row.change,
-        payload=row.payload,
         memory_type=MemoryType(row.memory_type) if row.memory_type else None,
-        importance=row.importance,
-        text=row.text,
-        valid_from=row.valid_from,
-        valid_to=row.valid_to,
-        superseded_by=row.superseded_by,
-        api_key_id=row.api_key_id,
-        recorded_at=row.recorded_at,
+    )
+
+
+def _newest_first(tenant_id: int, namespace_path: str, key: str) -> sa.Select[Any]:
+    """The versions of the record at ``key``, newest first."""
+    return (
+        sa.select(record_history)
+        .where(
+            record_history.c.tenant_id == tenant_id,
+            record_history.c.namespace_path == namespace_path,
+            record_history.c.key == key,
+        )
+        .order_by(record_history.c.recorded_at.desc(), record_history.c.id.desc())
     )
 
 
@@ -44,16 +48,7 @@ class HistoryReads(PostgresBase):
     ) -> list[RecordVersion]:
         """Up to ``limit`` versions of the record at ``key``, newest first, older than the
         version ``before_id`` (a page cursor) when given."""
-        query = (
-            sa.select(record_history)
-            .where(
-                record_history.c.tenant_id == tenant_id,
-                record_history.c.namespace_path == namespace_path,
-                record_history.c.key == key,
-            )
-            .order_by(record_history.c.recorded_at.desc(), record_history.c.id.desc())
-            .limit(limit)
-        )
+        query = _newest_first(tenant_id, namespace_path, key).limit(limit)
         if before_id is not None:
             query = query.where(
                 sa.text(
@@ -71,14 +66,8 @@ class HistoryReads(PostgresBase):
         recorded by then) and when that record was created, or None when there was none or
         it had been deleted."""
         query = (
-            sa.select(record_history)
-            .where(
-                record_history.c.tenant_id == tenant_id,
-                record_history.c.namespace_path == namespace_path,
-                record_history.c.key == key,
-                record_history.c.recorded_at <= as_of,
-            )
-            .order_by(record_history.c.recorded_at.desc(), record_history.c.id.desc())
+            _newest_first(tenant_id, namespace_path, key)
+            .where(record_history.c.recorded_at <= as_of)
             .limit(1)
         )
         with self.reading("version_at") as conn:

@@ -12,7 +12,7 @@ from somafractalmemory.models import (
     MemoryType,
     Scopes,
 )
-from somafractalmemory.stores.pg_base import PostgresBase
+from somafractalmemory.stores.pg_base import PostgresBase, from_row
 from somafractalmemory.stores.tables import (
     IS_CURRENT,
     IS_MEMORY,
@@ -57,47 +57,19 @@ _HAS_SUPERSEDED_SQL = (
 )
 
 
+# The fields of a memory, in the order of MEMORY_SQL_COLUMNS (``key`` is its ``coord``).
+_MEMORY_FIELDS = tuple(column.name for column in MEMORY_COLUMNS)
+
+
 def memory_from_tuple(row: tuple[Any, ...]) -> Memory:
     """A :class:`Memory` from a row of :data:`MEMORY_SQL_COLUMNS`, in that order."""
-    memory_id, coord, payload, memory_type, importance, text, created_at, updated_at = row[:8]
-    valid_from, valid_to, superseded_by, superseded_at, user_id, agent_id, session_id = row[8:15]
-    return Memory(
-        id=memory_id,
-        coord=coord,
-        payload=payload,
-        memory_type=MemoryType(memory_type),
-        importance=importance,
-        text=text,
-        created_at=created_at,
-        updated_at=updated_at,
-        valid_from=valid_from,
-        valid_to=valid_to,
-        superseded_by=superseded_by,
-        superseded_at=superseded_at,
-        user_id=user_id,
-        agent_id=agent_id,
-        session_id=session_id,
-    )
+    values = dict(zip(_MEMORY_FIELDS, row, strict=False))
+    values["memory_type"] = MemoryType(values["memory_type"])
+    return Memory(**values)
 
 
 def memory_from_row(row: Any) -> Memory:
-    return Memory(
-        id=row.id,
-        coord=row.coord,
-        payload=row.payload,
-        memory_type=MemoryType(row.memory_type),
-        importance=row.importance,
-        text=row.text,
-        created_at=row.created_at,
-        updated_at=row.updated_at,
-        valid_from=row.valid_from,
-        valid_to=row.valid_to,
-        superseded_by=row.superseded_by,
-        superseded_at=row.superseded_at,
-        user_id=row.user_id,
-        agent_id=row.agent_id,
-        session_id=row.session_id,
-    )
+    return from_row(Memory, row, memory_type=MemoryType(row.memory_type))
 
 
 class MemoryReads(PostgresBase):

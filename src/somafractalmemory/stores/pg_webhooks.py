@@ -15,7 +15,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from somafractalmemory.models import Webhook
-from somafractalmemory.stores.pg_base import PostgresBase
+from somafractalmemory.stores.pg_base import PostgresBase, from_row
 from somafractalmemory.stores.pg_writes import UnitOfWork
 from somafractalmemory.stores.tables import webhooks
 
@@ -42,18 +42,7 @@ RETURNING w.*
 
 
 def webhook_from_row(row: Any) -> Webhook:
-    return Webhook(
-        id=row.id,
-        tenant_id=row.tenant_id,
-        url=row.url,
-        secret=row.secret,
-        created_at=row.created_at,
-        cursor=(int(row.cursor_txid), int(row.cursor_id)),
-        attempts=row.attempts,
-        next_attempt_at=row.next_attempt_at,
-        last_error=row.last_error,
-        last_delivered_at=row.last_delivered_at,
-    )
+    return from_row(Webhook, row, cursor=(int(row.cursor_txid), int(row.cursor_id)))
 
 
 def _at_cursor(webhook: Webhook) -> sa.ColumnElement[bool]:

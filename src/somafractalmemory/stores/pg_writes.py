@@ -24,6 +24,7 @@ from somafractalmemory.stores.pg_memories import MEMORY_COLUMNS, memory_from_row
 from somafractalmemory.stores.tables import (
     IS_MEMORY,
     api_keys,
+    claimable_outbox,
     links,
     outbox,
     reconcile_runs,
@@ -166,17 +167,7 @@ class UnitOfWork(HistoryWrites):
     def claim_outbox(self, older_than_seconds: float, limit: int) -> list[OutboxEntry]:
         """Lock up to ``limit`` outbox entries older than the grace period; entries another
         drainer holds are skipped."""
-        query = (
-            sa.select(outbox)
-            .where(
-                outbox.c.collections.is_(None),
-                outbox.c.created_at
-                <= sa.func.now() - sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds),
-            )
-            .order_by(outbox.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        )
+        query = claimable_outbox(False, older_than_seconds, limit)
         with self._store.translated("claim_outbox"):
             return [
                 OutboxEntry(id=r.id, tenant_id=r.tenant_id, coord=r.coord, memory_id=r.record_id)

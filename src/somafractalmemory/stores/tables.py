@@ -7,6 +7,7 @@ These never create anything: the schema is made by the Alembic migrations alone,
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
@@ -133,6 +134,21 @@ outbox = sa.Table(
     sa.Column("collections", postgresql.ARRAY(sa.Text)),
     created_at_column(),
 )
+
+
+def claimable_outbox(items: bool, older_than_seconds: float, limit: int) -> sa.Select[Any]:
+    """Up to ``limit`` outbox entries of items (else of memories) older than the grace
+    period, oldest first, locked; entries another drainer holds are skipped."""
+    kind = outbox.c.collections.is_not(None) if items else outbox.c.collections.is_(None)
+    grace = sa.func.make_interval(0, 0, 0, 0, 0, 0, older_than_seconds)
+    return (
+        sa.select(outbox)
+        .where(kind, outbox.c.created_at <= sa.func.now() - grace)
+        .order_by(outbox.c.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+
 
 # Every version of every record, written by a trigger on ``records`` (migration 0008).
 record_history = sa.Table(

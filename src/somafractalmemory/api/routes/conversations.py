@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from somafractalmemory.api.deps import ScopeQuery, StackDep, TenantDep
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.erasure import erase_user
 from somafractalmemory.core.messages import NewMessage
 from somafractalmemory.message_schemas import (
@@ -31,10 +31,7 @@ from somafractalmemory.schemas import ErrorResponse
 from somafractalmemory.scope_schemas import MAX_SCOPE_ID
 from somafractalmemory.stores.messages_postgres import StoredMessage
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)
-}
-router = APIRouter(tags=["conversations"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("conversations", (400, 401, 404, 409, 413, 422, 503))
 
 ConversationPath = Annotated[
     str, Path(min_length=1, max_length=MAX_SCOPE_ID, description=CONVERSATION_ID)
@@ -43,15 +40,7 @@ CursorQuery = Annotated[str | None, Query(max_length=400, pattern=r"^[A-Za-z0-9_
 
 
 def _public(message: StoredMessage) -> dict[str, object]:
-    return message_public(
-        message.value,
-        id=message.key,
-        conversation_id=message.conversation_id,
-        created_at=message.created_at,
-        user_id=message.user_id,
-        agent_id=message.agent_id,
-        session_id=message.session_id,
-    ).model_dump()
+    return message_public(message, message.conversation_id).model_dump()
 
 
 @router.post(
@@ -148,15 +137,7 @@ def search_messages(
     results = []
     for hit in hits:
         item = hit.item
-        public = message_public(
-            item.value,
-            id=item.key,
-            conversation_id=item.namespace[1] if len(item.namespace) > 1 else "",
-            created_at=item.created_at,
-            user_id=item.user_id,
-            agent_id=item.agent_id,
-            session_id=item.session_id,
-        )
+        public = message_public(item, item.namespace[1] if len(item.namespace) > 1 else "")
         results.append(MessageHit(**public.model_dump(), score=hit.score or 0.0))
     return MessageSearchResponse(results=results)
 

@@ -4,15 +4,12 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query, status
+from fastapi import Query, status
 
 from somafractalmemory.api.deps import ServiceDep, TenantDep
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import COORD_LIMITS, api_router
 from somafractalmemory.models import Link
 from somafractalmemory.schemas import (
-    COORD_DESCRIPTION,
-    COORD_PATTERN,
-    ErrorResponse,
     LinkCreate,
     LinkPublic,
     NeighborPublic,
@@ -20,11 +17,7 @@ from somafractalmemory.schemas import (
     PathResponse,
 )
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 503)
-}
-COORD_QUERY = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
-router = APIRouter(prefix="/graph", tags=["graph"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("graph", (400, 401, 404, 422, 503), prefix="/graph")
 Direction = Literal["out", "in", "both"]
 
 
@@ -41,7 +34,7 @@ def create_link(body: LinkCreate, tenant: TenantDep, service: ServiceDep) -> Lin
 def neighbors(
     tenant: TenantDep,
     service: ServiceDep,
-    coord: Annotated[str, Query(**COORD_QUERY)],
+    coord: Annotated[str, Query(**COORD_LIMITS)],
     k_hop: Annotated[int, Query(ge=1, le=5)] = 1,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     link_type: Annotated[str | None, Query(max_length=64)] = None,
@@ -61,8 +54,8 @@ def neighbors(
 def path(
     tenant: TenantDep,
     service: ServiceDep,
-    from_coord: Annotated[str, Query(**COORD_QUERY)],
-    to_coord: Annotated[str, Query(**COORD_QUERY)],
+    from_coord: Annotated[str, Query(**COORD_LIMITS)],
+    to_coord: Annotated[str, Query(**COORD_LIMITS)],
     max_length: Annotated[int, Query(ge=1, le=10)] = 5,
     link_type: Annotated[str | None, Query(max_length=64)] = None,
     direction: Direction = "out",

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import Path, Query, Response
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import COORD_LIMITS, api_router
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.item_paths import check_key, check_namespace
 from somafractalmemory.history_schemas import (
@@ -19,38 +19,26 @@ from somafractalmemory.history_schemas import (
     version_entry,
 )
 from somafractalmemory.models import RecordVersion
-from somafractalmemory.schemas import COORD_DESCRIPTION, COORD_PATTERN, ErrorResponse, MemoryPublic
+from somafractalmemory.schemas import MemoryPublic
 from somafractalmemory.stores.items_sql import namespace_path
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 422, 503)
-}
-router = APIRouter(tags=["history"], responses=ERRORS, route_class=StrictQueryRoute)
-COORD_PATH = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
+router = api_router("history", (400, 401, 404, 422, 503))
 CursorQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]*$")]
 LimitQuery = Annotated[int, Query(ge=1, le=1000)]
 
 
 def version_public(version: RecordVersion, created_at: datetime) -> MemoryPublic:
-    """A memory's past version in the shape of a memory."""
+    """A memory's past version in the shape of a memory: its fields by name, the key as the
+    coordinate, the time it was recorded as ``updated_at``."""
     assert version.memory_type is not None
     assert version.importance is not None
-    return MemoryPublic(
-        coord=version.key,
-        payload=version.payload,
-        memory_type=version.memory_type,
-        importance=version.importance,
-        created_at=created_at,
-        updated_at=version.recorded_at,
-        valid_from=version.valid_from,
-        valid_to=version.valid_to,
-        superseded_by=version.superseded_by,
-    )
+    fields = {"coord": version.key, "created_at": created_at, "updated_at": version.recorded_at}
+    return MemoryPublic.model_validate(vars(version) | fields)
 
 
 @router.get("/memories/{coord}/history", response_model=HistoryResponse)
 def memory_history(
-    coord: Annotated[str, Path(**COORD_PATH)],
+    coord: Annotated[str, Path(**COORD_LIMITS)],
     caller: CallerDep,
     limit: LimitQuery = 50,
     cursor: CursorQuery = None,

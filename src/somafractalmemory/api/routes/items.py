@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query, Response, status
+from fastapi import Depends, Path, Query, Response, status
 
 from somafractalmemory.api.deps import StackDep, TenantDep
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.items import ItemService
 from somafractalmemory.item_schemas import (
     MAX_ITEM_LIMIT,
@@ -25,12 +25,8 @@ from somafractalmemory.item_schemas import (
     SpacesResponse,
 )
 from somafractalmemory.models import Item, ItemSearch, ItemVector, NamespaceQuery, Space
-from somafractalmemory.schemas import ErrorResponse
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 413, 422, 503)
-}
-router = APIRouter(tags=["items"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("items", (400, 401, 404, 409, 413, 422, 503))
 
 LabelsQuery = Annotated[list[str], Query(max_length=10)]
 

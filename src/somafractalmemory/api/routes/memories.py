@@ -5,12 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import Path, Query, Response, status
 
 from somafractalmemory.api.deps import CallerDep, ScopeQuery
 from somafractalmemory.api.responses import json_response
 from somafractalmemory.api.routes.history import version_public
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import COORD_LIMITS, api_router
 from somafractalmemory.core.coords import canonical_coord
 from somafractalmemory.core.memory_input import MemoryInput
 from somafractalmemory.errors import InvalidInputError
@@ -24,8 +24,6 @@ from somafractalmemory.models import (
 )
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
 from somafractalmemory.schemas import (
-    COORD_DESCRIPTION,
-    COORD_PATTERN,
     BatchCreate,
     BatchItemResult,
     BatchResponse,
@@ -43,32 +41,12 @@ from somafractalmemory.schemas import (
 )
 from somafractalmemory.scope_schemas import ScopeDeleted
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 413, 422, 503)
-}
-COORD_PATH = {"max_length": 1024, "pattern": COORD_PATTERN, "description": COORD_DESCRIPTION}
-router = APIRouter(
-    prefix="/memories", tags=["memories"], responses=ERRORS, route_class=StrictQueryRoute
-)
+router = api_router("memories", (400, 401, 404, 413, 422, 503), prefix="/memories")
 
 
 def to_public(memory: Memory) -> MemoryPublic:
-    """The API view of a stored memory."""
-    return MemoryPublic(
-        coord=memory.coord,
-        payload=memory.payload,
-        memory_type=memory.memory_type,
-        importance=memory.importance,
-        created_at=memory.created_at,
-        updated_at=memory.updated_at,
-        valid_from=memory.valid_from,
-        valid_to=memory.valid_to,
-        superseded_by=memory.superseded_by,
-        superseded_at=memory.superseded_at,
-        user_id=memory.user_id,
-        agent_id=memory.agent_id,
-        session_id=memory.session_id,
-    )
+    """The API view of a stored memory (its fields by name; the row id and text stay inside)."""
+    return MemoryPublic.model_validate(memory, from_attributes=True)
 
 
 def _outcome(result: WriteResult) -> dict[str, Any]:
@@ -228,7 +206,7 @@ def delete_memories_of_scope(
 
 @router.get("/{coord}", response_model=MemoryPublic)
 def get_memory(
-    coord: Annotated[str, Path(**COORD_PATH)],
+    coord: Annotated[str, Path(**COORD_LIMITS)],
     caller: CallerDep,
     as_of: Annotated[
         datetime | None,
@@ -246,7 +224,7 @@ def get_memory(
 
 @router.delete("/{coord}", response_model=DeleteResponse)
 def delete_memory(
-    coord: Annotated[str, Path(**COORD_PATH)],
+    coord: Annotated[str, Path(**COORD_LIMITS)],
     caller: CallerDep,
     purge: Annotated[
         bool, Query(description="Also erase every version of it from the history")

@@ -5,18 +5,13 @@ from __future__ import annotations
 
 from itertools import chain
 
-from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
 from somafractalmemory.api.deps import ServiceDep, StackDep, TenantDep
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.portability import export_lines
-from somafractalmemory.schemas import ErrorResponse
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (401, 422, 503)
-}
-router = APIRouter(tags=["portability"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("portability", (401, 422, 503))
 NDJSON = "application/x-ndjson"
 
 

@@ -5,18 +5,14 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import Path, Query
 
 from somafractalmemory.api.deps import StackDep, TenantDep
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.scopes import scope_values
-from somafractalmemory.schemas import ErrorResponse
 from somafractalmemory.scope_schemas import ScopeValues
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 422, 503)
-}
-router = APIRouter(tags=["scopes"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("scopes", (400, 401, 422, 503))
 
 
 class Scope(StrEnum):

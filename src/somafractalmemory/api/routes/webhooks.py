@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, FastAPI, Header, Path, Response
+from fastapi import FastAPI, Header, Path, Response
 
 from somafractalmemory.api.deps import CallerDep
 from somafractalmemory.api.responses import json_response
-from somafractalmemory.api.strict import StrictQueryRoute
+from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.history import feed_cursor
 from somafractalmemory.models import Webhook
-from somafractalmemory.schemas import ErrorResponse
 from somafractalmemory.webhook_schemas import (
     WebhookCreate,
     WebhookDeleted,
@@ -20,23 +19,13 @@ from somafractalmemory.webhook_schemas import (
     WebhooksResponse,
 )
 
-ERRORS: dict[int | str, dict[str, object]] = {
-    code: {"model": ErrorResponse} for code in (400, 401, 404, 409, 422, 503)
-}
-router = APIRouter(tags=["webhooks"], responses=ERRORS, route_class=StrictQueryRoute)
+router = api_router("webhooks", (400, 401, 404, 409, 422, 503))
 
 
 def webhook_public(webhook: Webhook) -> WebhookPublic:
-    return WebhookPublic(
-        id=webhook.id,
-        url=webhook.url,
-        created_at=webhook.created_at,
-        cursor=feed_cursor(webhook.cursor),
-        attempts=webhook.attempts,
-        next_attempt_at=webhook.next_attempt_at,
-        last_error=webhook.last_error,
-        last_delivered_at=webhook.last_delivered_at,
-    )
+    """The tenant's view of a webhook: its fields by name (never the secret), the cursor as
+    ``GET /changes`` takes it."""
+    return WebhookPublic.model_validate(vars(webhook) | {"cursor": feed_cursor(webhook.cursor)})
 
 
 @router.post("/webhooks", status_code=201, response_model=WebhookPublic)

@@ -4,6 +4,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from somafractalmemory.migrations.ddl import id_column, now, owned_by
+
 revision = "0002"
 down_revision = "0001"
 
@@ -13,23 +15,16 @@ def upgrade() -> None:
     # before Milvus is touched, removed once both stores agree; see consistency.md.
     op.create_table(
         "vector_outbox",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        id_column(),
+        owned_by("tenants", "tenant_id"),
         sa.Column("coord", sa.Text, nullable=False),
         sa.Column("memory_id", sa.BigInteger, nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        now("created_at"),
     )
     op.create_index("ix_vector_outbox_created", "vector_outbox", ["created_at"])
     op.create_table(
         "reconcile_runs",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        id_column(),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tenants", sa.Integer, nullable=False),
         sa.Column("missing", sa.Integer, nullable=False),

@@ -9,6 +9,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
+from somafractalmemory.migrations.ddl import now
+
 revision = "0006"
 down_revision = "0005"
 
@@ -24,9 +26,7 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.text("gen_random_uuid()"),
         ),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        now("created_at"),
         sa.CheckConstraint("one_row", name="database_identity_one_row"),
     )
     op.execute("INSERT INTO database_identity DEFAULT VALUES")

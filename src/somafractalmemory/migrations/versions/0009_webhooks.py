@@ -11,6 +11,8 @@ touch this table. Deleting a tenant deletes its webhooks.
 import sqlalchemy as sa
 from alembic import op
 
+from somafractalmemory.migrations.ddl import id_column, now, owned_by
+
 revision = "0009"
 down_revision = "0008"
 
@@ -18,19 +20,12 @@ down_revision = "0008"
 def upgrade() -> None:
     op.create_table(
         "webhooks",
-        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
-        sa.Column(
-            "tenant_id",
-            sa.BigInteger,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            nullable=False,
-        ),
+        id_column(),
+        owned_by("tenants", "tenant_id"),
         sa.Column("url", sa.Text, nullable=False),
         # Kept as given: signing needs it (it is never returned or logged).
         sa.Column("secret", sa.Text, nullable=False),
-        sa.Column(
-            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
-        ),
+        now("created_at"),
         sa.Column("cursor_txid", sa.BigInteger, nullable=False),
         sa.Column("cursor_id", sa.BigInteger, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
