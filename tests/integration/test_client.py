@@ -7,6 +7,7 @@ come from real wrong endpoints (a closed port, a dropped Milvus collection, a ti
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import textwrap
@@ -500,17 +501,21 @@ async def test_async_closed_port_fails_after_the_retries_in_bounded_time() -> No
         assert failed.value.attempts == 4
 
 
-def test_a_write_that_may_have_been_applied_is_not_retried(server_url: str, api_key: str) -> None:
-    # Connect gets time; reading the answer does not: the request reaches the server.
-    impatient = httpx.Timeout(0.001, connect=5.0)
-    with SFMClient(server_url, api_key, timeout=impatient, retries=2, backoff=0.05) as sfm:
-        with pytest.raises(ConnectionFailed) as write:
-            sfm.store("3,3", {"text": "a store whose answer we do not wait for"})
-        assert write.value.maybe_applied is True
-        assert write.value.attempts == 1
-        with pytest.raises(ConnectionFailed) as read:
-            sfm.search("a read is safe to send again")
-        assert read.value.attempts == 3
+def test_a_write_that_may_have_been_applied_is_not_retried() -> None:
+    # A socket that listens and never answers: connecting succeeds and the request is sent
+    # (the kernel queues both), the answer never comes. A real server that is merely slow
+    # made this a race: a retried read could be answered within a tight timeout.
+    with socket.create_server(("127.0.0.1", 0), backlog=16) as silent:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        impatient = httpx.Timeout(0.2, connect=5.0)
+        with SFMClient(url, "sfm_key", timeout=impatient, retries=2, backoff=0.05) as sfm:
+            with pytest.raises(ConnectionFailed) as write:
+                sfm.store("3,3", {"text": "a store whose answer we do not wait for"})
+            assert write.value.maybe_applied is True
+            assert write.value.attempts == 1
+            with pytest.raises(ConnectionFailed) as read:
+                sfm.search("a read is safe to send again")
+            assert read.value.attempts == 3
 
 
 RATE_LIMIT = 5
