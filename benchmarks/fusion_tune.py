@@ -20,8 +20,10 @@ git-ignored benchmarks/.cache/ (keyed by model and texts).
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import itertools
+import pickle
 import sys
 import time
 from collections.abc import Callable
@@ -55,13 +57,14 @@ DEPTH = candidates_for(TOP_K)  # what each signal contributes to a hybrid search
 CORPUS_SIZE = 3000
 CORPUS_QUERIES = 600
 WORKERS = 4
+CASES = CACHE / "fusion-cases.pickle"
 GRID = {
     "cos_mid": (0.25, 0.3, 0.35, 0.4, 0.45),
     "cos_scale": (0.1, 0.15, 0.2, 0.3),
     "text_k": (0.1, 0.2, 0.3, 0.5, 1.0),
     "vector_weight": (0.15, 0.2, 0.25, 0.3, 0.35, 0.4, 0.5),
 }
-THRESHOLDS = (0.0, 0.2, 0.25, 0.3, 0.35, 0.4)
+THRESHOLDS = (0.0, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 OFF_TOPIC = (
     "what is the capital of Japan?",
     "how many moons does Jupiter have?",
@@ -368,10 +371,23 @@ def report(sets: dict[str, list[Case]], extra: dict[str, Any]) -> list[str]:
 
 
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument(
+        "--cached",
+        action="store_true",
+        help="fuse the signals the last run gathered (benchmarks/.cache/fusion-cases.pickle) "
+        "instead of storing and asking again",
+    )
+    args = parser.parse_args()
     began = time.perf_counter()
     load_start = uptime()
     command = command_line()
-    sets, extra = gather()
+    if args.cached:
+        # Our own file, written by the last full run of this script.
+        sets, extra = pickle.loads(CASES.read_bytes())
+    else:
+        sets, extra = gather()
+        CASES.write_bytes(pickle.dumps((sets, extra)))
     lines = report(sets, extra)
     text = "\n".join(
         [

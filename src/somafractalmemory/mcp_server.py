@@ -71,12 +71,12 @@ Coord = Annotated[
 ]
 MemoryKind = Literal["episodic", "semantic"]
 MinScoreArg = Annotated[
-    float,
+    float | None,
     Field(
         ge=0.0,
         le=1.0,
         description="Only records at least this relevant (scores are 0 to 1, one scale for "
-        "every query); 0 returns the best matches however weak.",
+        "every query; 0.3 leaves out most off-topic matches); null: no threshold.",
     ),
 ]
 FilterValue = str | int | float | bool
@@ -260,7 +260,7 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         ] = None,
         user_id: UserArg = None,
         session_id: SessionArg = None,
-        min_score: MinScoreArg = CONTEXT_MIN_SCORE,
+        min_score: MinScoreArg = None,
     ) -> SearchResponse:
         """Find the memories most relevant to a query, best first (score 0 to 1, higher: more
         relevant); none when nothing reaches min_score."""

@@ -279,3 +279,23 @@ def test_vector_mode_skips_a_vector_whose_row_is_gone(
         )
     hits = search(client, auth, vector=query, mode="vector", top_k=2)
     assert [h["coord"] for h in hits] == ["61,2", "61,3"]
+
+
+def test_min_score_drops_weak_results(client: TestClient, seeded: Headers) -> None:
+    """An off-topic query gets its weak matches without min_score and nothing at 0.3; a
+    threshold close to 1 keeps only the stored text itself."""
+    off = "what is the capital of Japan?"
+    assert search(client, seeded, query=off)
+    assert search(client, seeded, query=off, min_score=0.3) == []
+    text = MEMORIES["2,2"]
+    for mode in ("vector", "hybrid"):
+        hits = search(client, seeded, query=text, mode=mode, min_score=0.9)
+        assert [h["coord"] for h in hits] == ["2,2"], mode
+    every = search(client, seeded, query="violin plants flight", min_score=0.0)
+    assert all(0.0 <= h["score"] <= 1.0 for h in every)
+    for bad in (-0.1, 1.5, "high"):
+        answer = client.post(
+            "/memories/search", headers=seeded, json={"query": "violin", "min_score": bad}
+        )
+        assert answer.status_code == 422
+        assert "min_score" in answer.json()["detail"]

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 COS_MID = 0.35
 COS_SCALE = 0.2
 TEXT_K = 0.3
-VECTOR_WEIGHT = 0.3
+VECTOR_WEIGHT = 0.4
 KEYWORD_WEIGHT = 1.0 - VECTOR_WEIGHT
 # A cosine this high is the same text (or a near copy): hybrid then keeps its vector score.
 EXACT_COS = 0.98
