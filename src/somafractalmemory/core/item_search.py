@@ -52,8 +52,7 @@ class ItemSearcher:
         and the listings do not see it. ``vector`` mode: by vector similarity (best vector
         per item, each item once), then, to fill the page, items without a vector in the
         space, newest first; without a query or vector, newest first. ``keyword`` mode: by
-        full-text rank of the query. ``hybrid``: the two fused by reciprocal rank, as memories
-        are."""
+        full-text rank of the query. ``hybrid``: the two fused as memories are (core/fusion.py)."""
         check_labels(search.namespace_prefix, "namespace_prefix")
         check_filter(search.filter)
         # The record scopes filter inside Milvus too (the entities' attrs), before its limit.
