@@ -43,12 +43,12 @@ from extra import (
 from extra import search as memory_search
 from harness import prepare_stores, running_server
 from quality import VECTOR_BATCH, Key, Question, Turn, chunks, locomo, turns_and_questions
+from quality_report import RRF_K
 
 from somafractalmemory.core.context import Candidate, pack
 from somafractalmemory.core.context import Turn as ContextTurn
 from somafractalmemory.core.context_sources import candidate_limit
 from somafractalmemory.core.embedding import create_embedder
-from somafractalmemory.core.search import RRF_K
 from somafractalmemory.core.tokens import create_tokenizers
 
 BUDGETS = (500, 1000, 2000, 4000)

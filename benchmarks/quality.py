@@ -47,10 +47,9 @@ from extra import (
     uptime,
 )
 from harness import flush_and_index, index_state, prepare_stores, running_server
-from quality_report import CHECKED, DEPTH, MODES, PHASES, render
+from quality_report import CHECKED, DEPTH, MODES, PHASES, RRF_K, render
 
 from somafractalmemory.core.embedding import create_embedder
-from somafractalmemory.core.search import RRF_K
 
 PACKAGE = "cognitive-memory-layer==1.5.1"
 SDIST = "cognitive_memory_layer-1.5.1.tar.gz"
@@ -153,7 +152,7 @@ def metrics(ranked: list[Key], relevant: frozenset[Key]) -> tuple[float, float, 
 
 
 def rrf(*rankings: list[Key]) -> list[Key]:
-    """Plain reciprocal-rank fusion (k = the server's RRF_K), best first."""
+    """Plain reciprocal-rank fusion (k = RRF_K), best first."""
     scores: dict[Key, float] = {}
     for ranking in rankings:
         for rank, key in enumerate(ranking[:DEPTH], start=1):

@@ -6,8 +6,10 @@ from typing import Any
 
 from extra import TOP_K, table
 
-from somafractalmemory.core.search import RRF_K, candidates_for
+from somafractalmemory.core.search import candidates_for
 
+# The plain reciprocal-rank fusion baseline's k (the server fused this way before core/fusion.py).
+RRF_K = 60
 MODES = ("vector", "keyword", "hybrid")
 BASELINES = ("exact", "bm25", "exact+bm25 rrf")
 DEPTH = candidates_for(TOP_K)  # what each signal contributes before fusion, as in the server

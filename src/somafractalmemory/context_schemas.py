@@ -18,6 +18,9 @@ MIN_BUDGET_TOKENS = 32
 MAX_BUDGET_TOKENS = 32_000
 MAX_WINDOW = 10
 MAX_TURNS = 50
+# POST /context's default min_score: core.fusion.CONTEXT_MIN_SCORE (a unit test keeps them
+# equal; this module is the client's too and imports nothing of the server).
+CONTEXT_MIN_SCORE = 0.3
 QUERY_TURNS = 3  # the recent turns whose text is the query when ``messages`` is given
 
 Include = Literal["memories", "messages"]
@@ -90,6 +93,14 @@ class ContextRequest(RequestModel, ScopeFields):
     conversation_id: ScopeId | None = Field(
         default=None,
         description="Only messages of this conversation (memories are not in conversations)",
+    )
+    min_score: float | None = Field(
+        default=CONTEXT_MIN_SCORE,
+        ge=0.0,
+        le=1.0,
+        description=f"Only records whose relevance score (in [0, 1], as search returns it) is "
+        f"at least this; default {CONTEXT_MIN_SCORE}, so an off-topic query packs nothing "
+        f'(README, "Scores and min_score"); null: no threshold',
     )
 
     @field_validator("query")

@@ -82,8 +82,9 @@ class ItemSearchRequest(_Model):
     mode: Literal["vector", "keyword", "hybrid"] = Field(
         default="vector",
         description="`vector`: by the best vector (LangGraph's semantics, the default); "
-        "`keyword`: by full-text rank of `query`; `hybrid`: both, fused by reciprocal rank "
-        "as memory search does (needs `query`).",
+        "`keyword`: by full-text rank of `query`; `hybrid`: both, fused as memory search "
+        "does (needs `query`); keyword and hybrid scores are memory search's calibrated "
+        "ones, 0 to 1.",
     )
     space: str | None = Field(default=None, max_length=32)
     filter: dict[str, Any] | None = None

@@ -30,6 +30,7 @@ from pydantic import Field
 from somafractalmemory import __version__
 from somafractalmemory.client import AsyncSFMClient, SFMClientError
 from somafractalmemory.context_schemas import (
+    CONTEXT_MIN_SCORE,
     MAX_BUDGET_TOKENS,
     MIN_BUDGET_TOKENS,
     ContextResponse,
@@ -69,6 +70,15 @@ Coord = Annotated[
     ),
 ]
 MemoryKind = Literal["episodic", "semantic"]
+MinScoreArg = Annotated[
+    float | None,
+    Field(
+        ge=0.0,
+        le=1.0,
+        description="Only records at least this relevant (scores are 0 to 1, one scale for "
+        "every query; 0.3 leaves out most off-topic matches); null: no threshold.",
+    ),
+]
 FilterValue = str | int | float | bool
 
 INSTRUCTIONS = """\
@@ -250,8 +260,10 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         ] = None,
         user_id: UserArg = None,
         session_id: SessionArg = None,
+        min_score: MinScoreArg = None,
     ) -> SearchResponse:
-        """Find the memories closest in meaning to a query, best first (higher score: closer)."""
+        """Find the memories most relevant to a query, best first (score 0 to 1, higher: more
+        relevant); none when nothing reaches min_score."""
         scope = scope_body(scoped_user(pinned, user_id), session_id)
         with _as_tool_error():
             return await _client(ctx).search(
@@ -261,6 +273,7 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
                 filters,
                 include_superseded=include_superseded or None,
                 valid_at=valid_at,
+                min_score=min_score,
                 **scope,
             )
 
@@ -288,6 +301,7 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
             str | None,
             Field(max_length=256, description="Only messages of this conversation."),
         ] = None,
+        min_score: MinScoreArg = CONTEXT_MIN_SCORE,
     ) -> ContextResponse:
         """A prompt-ready block of the most relevant current memories and conversation turns
         for a query (of the pinned user only, when pinned), dated and attributed, within a
@@ -295,7 +309,12 @@ def create_mcp_server(config: MCPConfig) -> MCPServer[AsyncSFMClient]:
         scope = scope_body(scoped_user(pinned, user_id), session_id)
         with _as_tool_error():
             return await _client(ctx).context(
-                query, budget_tokens, filters=filters, conversation_id=conversation_id, **scope
+                query,
+                budget_tokens,
+                filters=filters,
+                conversation_id=conversation_id,
+                min_score=min_score,
+                **scope,
             )
 
     @server.tool(annotations=READS)

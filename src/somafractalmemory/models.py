@@ -193,7 +193,8 @@ class SearchScope:
 @dataclass(frozen=True)
 class SearchQuery:
     """A recall request. ``mode`` picks the signals: vector (Milvus), keyword (PostgreSQL
-    full-text search) or hybrid (both, fused by reciprocal rank)."""
+    full-text search) or hybrid (both, fused on one calibrated scale: core/fusion.py).
+    ``min_score``: only memories whose relevance score (in [0, 1]) is at least this."""
 
     text: str | None
     vector: list[float] | None
@@ -203,15 +204,19 @@ class SearchQuery:
     expand_links: int = 0
     importance_boost: float = 0.0
     recency_half_life_hours: float | None = None
+    min_score: float | None = None
 
 
 @dataclass(frozen=True)
 class Signals:
-    """Which signals found a result: its 1-based rank in each, and link depth."""
+    """Which signals found a result: its 1-based rank in each, link depth, and the raw score
+    of each signal that found it (cosine similarity, PostgreSQL ``ts_rank_cd``)."""
 
     vector: int | None = None
     keyword: int | None = None
     link: int | None = None
+    vector_score: float | None = None
+    keyword_score: float | None = None
 
 
 @dataclass(frozen=True)

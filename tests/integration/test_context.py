@@ -11,6 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from somafractalmemory.client import AsyncSFMClient, SFMClient
+from somafractalmemory.context_schemas import CONTEXT_MIN_SCORE
 from somafractalmemory.core.tokens import TokenCounter
 from somafractalmemory.settings import DEFAULT_EMBEDDING_MODEL
 from somafractalmemory.stack import Stack
@@ -63,7 +64,10 @@ def context(client: TestClient, auth: Headers, **body: object) -> dict:
 def test_budget_respected_and_counted_on_the_text(
     client: TestClient, seeded: Headers, counter: TokenCounter, budget: int
 ) -> None:
-    got = context(client, seeded, query="what did we say about hiking?", budget_tokens=budget)
+    # No threshold: every memory is a candidate, so the budget is what stops the packing.
+    got = context(
+        client, seeded, query="what did we say about hiking?", budget_tokens=budget, min_score=0
+    )
     assert got["tokenizer"] == DEFAULT_EMBEDDING_MODEL
     assert got["budget_tokens"] == budget
     assert got["tokens"] == counter.count(got["context"]) <= budget
@@ -79,9 +83,28 @@ def test_budget_respected_and_counted_on_the_text(
     )
 
 
+def test_min_score_keeps_unrelated_memories_out(client: TestClient, seeded: Headers) -> None:
+    """At the default min_score an off-topic query packs nothing, a related one only its
+    related memories; min_score is checked (422 naming it)."""
+    off = context(client, seeded, query="what is the capital of Japan?", budget_tokens=1000)
+    assert (off["context"], off["sources"], off["tokens"]) == ("", [], 0)
+    assert context(client, seeded, query="what is the capital of Japan?", budget_tokens=1000,
+                   min_score=0)["sources"]  # fmt: skip
+    hiking = context(client, seeded, query="what did we say about hiking?", budget_tokens=4000)
+    assert hiking["sources"]
+    assert all(s["score"] >= CONTEXT_MIN_SCORE for s in hiking["sources"])
+    for source in hiking["sources"][:3]:
+        text = client.get(f"/memories/{source['key']}", headers=seeded).json()["payload"]["text"]
+        assert "hiking" in text
+    for bad in (-0.1, 1.5):
+        answer = client.post("/context", headers=seeded, json={"query": "hiking", "min_score": bad})
+        assert answer.status_code == 422
+        assert "min_score" in answer.json()["detail"]
+
+
 def test_more_budget_more_sources(client: TestClient, seeded: Headers) -> None:
     counts = [
-        len(context(client, seeded, query="spicy ramen", budget_tokens=b)["sources"])
+        len(context(client, seeded, query="spicy ramen", budget_tokens=b, min_score=0)["sources"])
         for b in (100, 1000, 4000)
     ]
     assert counts[0] < counts[1] < counts[2]
@@ -197,10 +220,15 @@ def test_python_clients(sfm_server: ServerProcess, client: TestClient, stack: St
     memory = {"coord": "2,2", "payload": {"text": "The user's cat is named Miso"}}
     assert client.post("/memories", headers=auth, json=memory).status_code == 201
     key = auth["Authorization"].removeprefix("Bearer ")
+    # min_score 0: the memory was written by this process; until the server's Milvus client
+    # sees it (a time tick), only its keyword match finds it, which alone scores below 0.3.
     with SFMClient(sfm_server.url, key) as sfm:
-        got = sfm.context("what is the cat called?", 100)
+        got = sfm.context("what is the cat called?", 100, min_score=0)
         as_messages = sfm.context(
-            messages=[{"role": "user", "content": "my cat"}], budget_tokens=100, format="messages"
+            messages=[{"role": "user", "content": "my cat"}],
+            budget_tokens=100,
+            format="messages",
+            min_score=0,
         )
     assert isinstance(got.context, str)
     assert got.context.startswith("## Memories\n[")
@@ -212,7 +240,7 @@ def test_python_clients(sfm_server: ServerProcess, client: TestClient, stack: St
 
     async def async_call() -> str:
         async with AsyncSFMClient(sfm_server.url, key) as sfm:
-            answer = await sfm.context("what is the cat called?", 100)
+            answer = await sfm.context("what is the cat called?", 100, min_score=0)
         return str(answer.context)
 
     assert anyio.run(async_call) == got.context

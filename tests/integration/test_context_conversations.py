@@ -156,12 +156,18 @@ def test_messages_and_memories_of_one_user_only(
 
 
 def test_one_session_one_conversation(client: TestClient, tenant: dict[str, Any]) -> None:
+    # Nothing of session s2 is about a sister: at the default min_score nothing is packed;
+    # with no threshold, its turns (and only its turns) are.
+    unrelated = _context(client, tenant["auth"], query="my sister", budget_tokens=2000,
+                         user_id="alice", session_id="s2", include=["messages"])  # fmt: skip
+    assert (unrelated["context"], unrelated["sources"]) == ("", [])
     session = _context(client, tenant["auth"], query="my sister", budget_tokens=2000,
-                       user_id="alice", session_id="s2", include=["messages"])  # fmt: skip
+                       user_id="alice", session_id="s2", include=["messages"],
+                       min_score=0)  # fmt: skip
     assert {s["conversation_id"] for s in session["sources"]} == {"alice-s2"}
     assert "Ingrid" not in session["context"]
     one = _context(client, tenant["auth"], query="dinner recipe", budget_tokens=2000,
-                   conversation_id="alice-s1", include=["messages"])  # fmt: skip
+                   conversation_id="alice-s1", include=["messages"], min_score=0)  # fmt: skip
     assert {s["conversation_id"] for s in one["sources"]} == {"alice-s1"}
     assert "risotto" not in one["context"]
     nobody = _context(client, tenant["auth"], query="my sister", budget_tokens=500,

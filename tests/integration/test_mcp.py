@@ -175,6 +175,11 @@ async def test_remember_recall_link_neighbors_forget(soma_env: dict[str, str]) -
         found = await call(session, "recall", query="what is the name of the user's cat?")
         assert found["results"][0]["coord"] == cat["coord"]
         assert found["results"][0]["payload"]["topic"] == "pets"
+        assert (await call(session, "recall", query="what is the capital of Japan?"))["results"]
+        off_topic = await call(
+            session, "recall", query="what is the capital of Japan?", min_score=0.3
+        )
+        assert off_topic["results"] == []
         only_pets = await call(session, "recall", query="Miso", filters={"topic": "pets"})
         assert [r["coord"] for r in only_pets["results"]] == [cat["coord"]]
         one = await call(session, "recall", query="Miso", top_k=1, memory_type="episodic")

@@ -11,6 +11,7 @@ import pytest
 import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
+from somafractalmemory.core import fusion
 from somafractalmemory.stack import Stack
 from somafractalmemory.stores.tables import records
 
@@ -49,7 +50,13 @@ def search(client: TestClient, auth: Headers, **body: object) -> list[dict]:
 def test_keyword_mode_finds_exact_identifiers(client: TestClient, seeded: Headers) -> None:
     hits = search(client, seeded, query="INV-20931", mode="keyword")
     assert [h["coord"] for h in hits] == ["1,1"]
-    assert hits[0]["signals"] == {"vector": None, "keyword": 1, "link": None}
+    signals = hits[0]["signals"]
+    assert signals["vector"] is None
+    assert signals["keyword"] == 1
+    assert signals["link"] is None
+    assert signals["vector_score"] is None
+    assert signals["keyword_score"] > 0
+    assert hits[0]["score"] == pytest.approx(fusion.keyword_score(signals["keyword_score"]))
     assert search(client, seeded, query="zyzzyva", mode="keyword") == []
 
 
@@ -60,7 +67,9 @@ def test_vector_mode_finds_meaning_without_shared_words(
     assert hits[0]["coord"] == "5,5"
     assert hits[0]["signals"]["vector"] == 1
     assert hits[0]["signals"]["keyword"] is None
-    assert -1.0 <= hits[0]["score"] <= 1.0
+    cosine = hits[0]["signals"]["vector_score"]
+    assert hits[0]["score"] == pytest.approx(fusion.vector_score(cosine))
+    assert all(0.0 <= h["score"] <= 1.0 for h in hits)
 
 
 def test_hybrid_fuses_both_signals(client: TestClient, seeded: Headers) -> None:
@@ -68,9 +77,28 @@ def test_hybrid_fuses_both_signals(client: TestClient, seeded: Headers) -> None:
     assert hits[0]["coord"] == "4,4"
     assert hits[0]["signals"]["vector"] == 1
     assert hits[0]["signals"]["keyword"] == 1
-    assert hits[0]["score"] == pytest.approx(2 / 61)
+    signals = hits[0]["signals"]
+    # Five memories: neither signal's list is full, so a memory one signal missed gets 0 there.
+    expected = fusion.VECTOR_WEIGHT * fusion.vector_score(signals["vector_score"])
+    expected += fusion.KEYWORD_WEIGHT * fusion.keyword_score(signals["keyword_score"])
+    assert hits[0]["score"] == pytest.approx(expected)
     scores = [h["score"] for h in hits]
     assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= s <= 1.0 for s in scores)
+    for h in hits[1:]:
+        if h["signals"]["keyword"] is None:  # found by meaning only: its keyword part is 0
+            v = fusion.vector_score(h["signals"]["vector_score"])
+            assert h["score"] == pytest.approx(fusion.VECTOR_WEIGHT * v)
+
+
+@pytest.mark.parametrize("mode", ["vector", "keyword", "hybrid"])
+def test_an_exact_stored_text_ranks_first_in_every_mode(
+    client: TestClient, seeded: Headers, mode: str
+) -> None:
+    for coord, text in MEMORIES.items():
+        hits = search(client, seeded, query=text, mode=mode)
+        assert hits[0]["coord"] == coord, (mode, text, hits)
+        assert all(0.0 <= h["score"] <= 1.0 for h in hits)
 
 
 # Filters, time filters, link expansion under filters and recency on a corpus where a filter
@@ -81,7 +109,14 @@ def test_importance_boost_reorders(client: TestClient, seeded: Headers) -> None:
     plain = search(client, seeded, query="plants and violin", mode="hybrid")
     boosted = search(client, seeded, query="plants and violin", mode="hybrid", importance_boost=5)
     assert boosted[0]["coord"] == "3,3"
-    assert boosted[0]["score"] > next(h["score"] for h in plain if h["coord"] == "3,3")
+    assert all(0.0 <= h["score"] <= 1.0 for h in boosted)
+
+    def ratio(hits: list[dict]) -> float:
+        by = {h["coord"]: h["score"] for h in hits}
+        return float(by["3,3"] / by["2,2"])
+
+    # 3,3 has importance 0.9, 2,2 0.2: the boost scales them by 5.5/6 and 2/6.
+    assert ratio(boosted) == pytest.approx(ratio(plain) * 5.5 / 2.0)
 
 
 def test_expand_links_adds_linked_memories(client: TestClient, seeded: Headers) -> None:
@@ -91,7 +126,13 @@ def test_expand_links_adds_linked_memories(client: TestClient, seeded: Headers) 
     assert [h["coord"] for h in without] == ["4,4"]
     expanded = search(client, seeded, query="LH-4410", mode="keyword", expand_links=1)
     assert [h["coord"] for h in expanded] == ["4,4", "1,1"]
-    assert expanded[1]["signals"] == {"vector": None, "keyword": None, "link": 1}
+    assert expanded[1]["signals"] == {
+        "vector": None,
+        "keyword": None,
+        "link": 1,
+        "vector_score": None,
+        "keyword_score": None,
+    }
     assert expanded[1]["score"] < expanded[0]["score"]
 
 
@@ -113,7 +154,8 @@ def test_client_supplied_vectors(client: TestClient, auth: Headers) -> None:
     client.post("/memories", headers=auth, json={"coord": "8,8", "payload": {"text": "other"}})
     hits = search(client, auth, vector=mine, mode="vector", top_k=2)
     assert hits[0]["coord"] == "9,9"
-    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0]["signals"]["vector_score"] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0]["score"] == pytest.approx(fusion.vector_score(1.0), abs=1e-4)
 
     short = client.post(
         "/memories", headers=auth, json={"coord": "7,7", "payload": {"text": "x"}, "vector": [1.0]}
@@ -208,10 +250,10 @@ def test_a_cached_query_vector_replaces_the_embedding(
         hits = client.post(
             "/memories/search", headers=auth, json={"query": query, "mode": "vector"}
         ).json()["results"]
-        if hits and hits[0]["score"] == pytest.approx(1.0, abs=1e-4):
+        if hits and hits[0]["signals"]["vector_score"] == pytest.approx(1.0, abs=1e-4):
             break  # the planted vector was used (the lone memory is first either way)
     assert hits[0]["coord"] == "71,1"
-    assert hits[0]["score"] == pytest.approx(1.0, abs=1e-4)
+    assert hits[0]["signals"]["vector_score"] == pytest.approx(1.0, abs=1e-4)
 
 
 def test_vector_mode_skips_a_vector_whose_row_is_gone(
@@ -237,3 +279,23 @@ def test_vector_mode_skips_a_vector_whose_row_is_gone(
         )
     hits = search(client, auth, vector=query, mode="vector", top_k=2)
     assert [h["coord"] for h in hits] == ["61,2", "61,3"]
+
+
+def test_min_score_drops_weak_results(client: TestClient, seeded: Headers) -> None:
+    """An off-topic query gets its weak matches without min_score and nothing at 0.3; a
+    threshold close to 1 keeps only the stored text itself."""
+    off = "what is the capital of Japan?"
+    assert search(client, seeded, query=off)
+    assert search(client, seeded, query=off, min_score=0.3) == []
+    text = MEMORIES["2,2"]
+    for mode in ("vector", "hybrid"):
+        hits = search(client, seeded, query=text, mode=mode, min_score=0.9)
+        assert [h["coord"] for h in hits] == ["2,2"], mode
+    every = search(client, seeded, query="violin plants flight", min_score=0.0)
+    assert all(0.0 <= h["score"] <= 1.0 for h in every)
+    for bad in (-0.1, 1.5, "high"):
+        answer = client.post(
+            "/memories/search", headers=seeded, json={"query": "violin", "min_score": bad}
+        )
+        assert answer.status_code == 422
+        assert "min_score" in answer.json()["detail"]

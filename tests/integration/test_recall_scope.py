@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from fastapi.testclient import TestClient
 
+from somafractalmemory.core import fusion
 from somafractalmemory.core.keys import KeyService
 from somafractalmemory.core.portability.export import FORMAT
 from somafractalmemory.core.portability.importer import import_lines
@@ -178,7 +179,8 @@ def test_time_filters_apply_before_the_limit_and_keep_the_order(
         lambda i: not late(i) and memory_type(i) == "semantic", 10
     )
     scores = [h["score"] for h in semantic_early]
-    assert scores == pytest.approx([similarity(i) for i in (99, 199, 299, 399, 499)], abs=1e-4)
+    expected = [fusion.vector_score(similarity(i)) for i in (99, 199, 299, 399, 499)]
+    assert scores == pytest.approx(expected, abs=1e-4)
     hits = search(client, auth, query="needle", mode="keyword", **after)
     assert set(coords(hits)) == {coord(i) for i in NEEDLES if i != OSTRICH}
     assert search(client, auth, query="needle", mode="keyword", **before) == []
@@ -213,7 +215,11 @@ def test_expand_links_adds_only_memories_in_scope(client: TestClient, corpus: Co
         assert coords(hits)[-1] == coord(OSTRICH)
         parent = next(h for h in hits if h["coord"] == coord(900))
         assert hits[-1]["score"] == pytest.approx(parent["score"] * 1.0 / 2), scope
-        assert hits[-1]["signals"] == {"vector": None, "keyword": None, "link": 1}
+        assert {k: hits[-1]["signals"][k] for k in ("vector", "keyword", "link")} == {
+            "vector": None,
+            "keyword": None,
+            "link": 1,
+        }
     # Scope by memory type: the crowd memories are episodic, the semantic filter drops them
     # and the needles; nothing is left to expand from.
     assert (
@@ -241,7 +247,7 @@ def test_recency_half_life_reorders_by_age_within_scope(
 ) -> None:
     """Three memories imported with their own ``created_at`` (the export format's): A is the
     closest but ten days old, B an hour old, C new; with a half-life of a day the score is
-    ``cosine * (0.5 + 0.5 * 2^(-age / 24 h))``, so B and C overtake A."""
+    ``vector_score(cosine) * (0.5 + 0.5 * 2^(-age / 24 h))``, so B and C overtake A."""
     auth = make_key()
     tenant = tenant_of(stack, auth)
     now = datetime.now(UTC)
@@ -264,7 +270,8 @@ def test_recency_half_life_reorders_by_age_within_scope(
     assert coords(recent) == ["1,8", "2,8", "0,8"]
     for hit, i in zip(recent, (1, 2, 0), strict=True):
         factor = 0.5 + 0.5 * 2 ** (-ages[i].total_seconds() / 3600 / 24)
-        assert hit["score"] == pytest.approx(sims[i] * factor, abs=2e-3), i
+        score = fusion.vector_score(sims[i])  # the calibrated cosine
+        assert hit["score"] == pytest.approx(score * factor, abs=2e-3), i
     # In scope only: a filter and a time filter still hold under the boost.
     scoped = search(
         client,

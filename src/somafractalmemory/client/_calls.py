@@ -288,12 +288,15 @@ def search(
     *,
     include_superseded: bool | None = None,
     valid_at: datetime | None = None,
+    min_score: float | None = None,
     **extra: Any,
 ) -> Call[schemas.SearchResponse]:
     """Recall memories by meaning, best first.
 
     ``filters`` are top-level payload fields that must match; ``include_superseded`` brings
-    back memories another one superseded (marked); ``valid_at`` keeps the facts valid then.
+    back memories another one superseded (marked); ``valid_at`` keeps the facts valid then;
+    ``min_score`` (0 to 1) keeps only results at least that relevant (scores are calibrated:
+    README, "Scores and min_score").
     ``extra`` keys go into the request body as they are, e.g. ``mode="hybrid"`` or
     ``vector=[...]`` (then pass ``query=None``) on servers that support them.
     """
@@ -304,6 +307,7 @@ def search(
         filters=dict(filters) if filters is not None else None,
         include_superseded=include_superseded,
         valid_at=valid_at,
+        min_score=min_score,
     )
     body.update(extra)
     return Call("POST", "/memories/search", _reader(schemas.SearchResponse), Retry.READ, body=body)

@@ -23,6 +23,7 @@ def context(
     agent_id: str | None = None,
     session_id: str | None = None,
     conversation_id: str | None = None,
+    min_score: float | None = None,
     **extra: Any,
 ) -> Call[ContextResponse]:
     """A prompt-ready block of the most relevant records for ``query`` (or for the recent
@@ -33,7 +34,8 @@ def context(
     picks the kinds of records (``"memories"``, ``"messages"``), ``window`` the neighbouring
     turns of a message hit. ``user_id``, ``agent_id`` and ``session_id`` keep it to the
     records of those scopes, ``conversation_id`` keeps messages to one conversation.
-    ``extra`` keys go into the body as they are.
+    ``min_score`` (0 to 1) drops records less relevant than that; left out, the server's
+    default applies (0.3; pass 0 for no threshold). ``extra`` keys go into the body as they are.
     """
     options = {
         "messages": [dict(m) for m in messages] if messages is not None else None,
@@ -46,6 +48,7 @@ def context(
         "agent_id": agent_id,
         "session_id": session_id,
         "conversation_id": conversation_id,
+        "min_score": min_score,
     }
     body: dict[str, Any] = {"budget_tokens": budget_tokens}
     if query is not None:

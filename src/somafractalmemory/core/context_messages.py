@@ -5,9 +5,9 @@ request's scopes and, when given, its conversation. Each hit brings the turns ar
 ``window`` on each side in conversation order, read in one query for all hits
 (:mod:`somafractalmemory.stores.message_windows`).
 
-Scores are the message search's reciprocal-rank fusion (``sum(1 / (RRF_K + rank))`` over the
-vector and keyword signals), the formula memory search uses, so memory and message hits share
-one scale and the packer orders them together.
+Scores are the message search's hybrid scores (core/fusion.py), the formula memory search
+uses, so memory and message hits share one scale, the packer orders them together and
+``min_score`` means the same for both.
 """
 
 from __future__ import annotations
@@ -62,6 +62,8 @@ class MessageCandidates:
         hits = self.messages.search(
             tenant, query.text, "hybrid", query.limit, query.scopes, query.conversation_id
         )
+        if query.min_score is not None:
+            hits = [h for h in hits if (h.score or 0.0) >= query.min_score]
         ids = [(hit.item.id, hit.item.namespace[1]) for hit in hits if len(hit.item.namespace) == 2]
         near = message_windows(self.messages.items.postgres, tenant.id, ids, query.window)
         by_id = {m.id: m for m in near}

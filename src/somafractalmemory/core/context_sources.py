@@ -8,8 +8,10 @@ memory search does by default), of the request's scopes.
 conversation messages: ``kind="message"`` hits with their neighbouring turns (``window`` on
 each side). Both are registered in :func:`somafractalmemory.stack.create_stack`.
 
-Scores of all sources must be comparable (SFM's hybrid scores are reciprocal-rank fusions,
-in [0, 1]): the packer orders every hit of every source by score.
+Scores of all sources must be comparable (SFM's calibrated hybrid scores, in [0, 1]: core/
+fusion.py): the packer orders every hit of every source by score, and ``min_score`` (default
+:data:`CONTEXT_MIN_SCORE`) drops the hits of every source below it, so an off-topic query
+gets an empty context rather than the least unrelated records.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from somafractalmemory.core import fusion
 from somafractalmemory.core.context import Candidate, Format, Packed, Turn, check_budget, pack
 from somafractalmemory.core.messages import check_conversation_id
 from somafractalmemory.core.search import MAX_CANDIDATES as SEARCH_CANDIDATES
@@ -32,6 +35,7 @@ MIN_CANDIDATES = 10
 # than a search request may ask for, since short lines fill a large budget.
 MAX_CANDIDATES = SEARCH_CANDIDATES
 TOKENS_PER_CANDIDATE = 20  # a short dated line; a larger budget asks each source for more
+CONTEXT_MIN_SCORE = fusion.CONTEXT_MIN_SCORE
 
 
 def candidate_limit(budget_tokens: int) -> int:
@@ -53,6 +57,7 @@ class ContextQuery:
     filters: dict[str, str | int | float | bool] = field(default_factory=dict)
     scopes: Scopes = field(default_factory=Scopes)
     conversation_id: str | None = None
+    min_score: float | None = CONTEXT_MIN_SCORE
 
 
 class CandidateSource(Protocol):
@@ -92,6 +97,7 @@ class MemoryCandidates:
             mode="hybrid",
             top_k=query.limit,
             scope=SearchScope(filters=dict(query.filters), scopes=query.scopes),
+            min_score=query.min_score,
         )
         found = []
         for hit in self.memories.search(tenant, search):
@@ -137,6 +143,7 @@ class ContextBuilder:
         filters: dict[str, str | int | float | bool] | None = None,
         scopes: Scopes | None = None,
         conversation_id: str | None = None,
+        min_score: float | None = CONTEXT_MIN_SCORE,
     ) -> Packed:
         """The packed context for ``text``; 422 naming the field for a budget out of range,
         an unknown tokenizer, a malformed ``conversation_id`` or a kind of record this server
@@ -159,6 +166,7 @@ class ContextBuilder:
             dict(filters or {}),
             scopes or Scopes(),
             conversation_id,
+            min_score,
         )
         found = [c for kind in chosen for c in self.sources[kind].candidates(tenant, query)]
         return pack(found, budget_tokens, counter, fmt)

@@ -1,9 +1,12 @@
-"""Item search: by meaning (the best vector of each item), by keyword, or both fused by
-reciprocal rank, over one tenant's items under a namespace prefix.
+"""Item search: by meaning (the best vector of each item), by keyword, or both fused, over
+one tenant's items under a namespace prefix.
 
 The keyword signal is the memories' own (:meth:`PostgresStore.keyword_ranked`, the same
-candidate bound), over the text the items' index paths select; fusion is the memories'
-(``1 / (RRF_K + rank)`` summed over the signals that found the item).
+candidate bound), over the text the items' index paths select; keyword and hybrid scores are
+the memories' calibrated ones (:mod:`somafractalmemory.core.fusion`), so message hits and
+memory hits share one scale in ``POST /context``. Vector mode keeps the space's own similarity
+(cosine, inner product or the l2 score of :func:`score_of`), as LangGraph stores do; hybrid
+calibrates it as a cosine.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import replace
 
+from somafractalmemory.core import fusion
 from somafractalmemory.core.item_paths import check_filter, check_labels
 from somafractalmemory.core.query_vectors import QueryEmbedder
-from somafractalmemory.core.search import MODES, RRF_K, SIGNALS, candidates_for
+from somafractalmemory.core.search import MODES, SIGNALS, candidates_for
 from somafractalmemory.errors import InvalidInputError
 from somafractalmemory.models import ItemHit, ItemSearch, Space, Tenant
 from somafractalmemory.stores.items_milvus import MAX_IN_LIST, MAX_TOPK, ItemVectorIndex
@@ -48,8 +52,7 @@ class ItemSearcher:
         and the listings do not see it. ``vector`` mode: by vector similarity (best vector
         per item, each item once), then, to fill the page, items without a vector in the
         space, newest first; without a query or vector, newest first. ``keyword`` mode: by
-        full-text rank of the query. ``hybrid``: the two fused by reciprocal rank, as memories
-        are."""
+        full-text rank of the query. ``hybrid``: the two fused as memories are (core/fusion.py)."""
         check_labels(search.namespace_prefix, "namespace_prefix")
         check_filter(search.filter)
         # The record scopes filter inside Milvus too (the entities' attrs), before its limit.
@@ -208,10 +211,21 @@ class ItemSearcher:
                 tenant, replace(search, offset=0, limit=pool), space, vector, vector_filter
             )
         matches = keyword.result()
-        for rank, (item_id, ts_rank) in enumerate(matches, start=1):
-            scores[item_id] = ts_rank if search.mode == "keyword" else 1.0 / (RRF_K + rank)
-        for rank, hit in enumerate([h for h in ranked if h.score is not None], start=1):
-            scores[hit.item.id] = scores.get(hit.item.id, 0.0) + 1.0 / (RRF_K + rank)
+        words = {item_id: fusion.keyword_score(ts_rank) for item_id, ts_rank in matches}
+        if search.mode == "keyword":
+            scores = words
+        else:
+            cosines = {h.item.id: h.score for h in ranked if h.score is not None}
+            meanings = {i: fusion.vector_score(c) for i, c in cosines.items()}
+            # Each signal was asked for ``pool`` hits (floor_of: a full list's floor).
+            vector_floor = fusion.floor_of(list(meanings.values()), pool)
+            keyword_floor = fusion.floor_of(list(words.values()), pool)
+            scores = {
+                i: fusion.fuse(
+                    meanings.get(i), words.get(i), vector_floor, keyword_floor, cosines.get(i)
+                )
+                for i in {*words, *meanings}
+            }
         order = sorted(scores, key=lambda i: (-scores[i], i))[search.offset : need]
         rows = self.repo.matching(
             tenant.id,

@@ -1,17 +1,20 @@
-"""Recall: vector hits from Milvus, keyword hits from PostgreSQL, fused by reciprocal rank.
+"""Recall: vector hits from Milvus, keyword hits from PostgreSQL, fused on one calibrated scale.
 
-Scores:
-- ``vector`` mode: cosine similarity of the query and memory vectors (higher is closer);
-- ``keyword`` mode: PostgreSQL's ``ts_rank_cd`` of the memory's text for the query;
-- ``hybrid`` mode: reciprocal-rank fusion, ``sum(1 / (RRF_K + rank))`` over the signals that
-  found the memory (ranks from 1), so a memory found by both signals outranks one found by
-  either alone at the same ranks.
+Scores are in [0, 1], higher is more relevant, with one meaning in every mode
+(:mod:`somafractalmemory.core.fusion`):
+- ``vector`` mode: the calibrated cosine of the query and memory vectors;
+- ``keyword`` mode: the calibrated ``ts_rank_cd`` of the memory's text for the query;
+- ``hybrid`` mode: the weighted sum of the two calibrated scores (a memory one signal did not
+  return gets that signal's floor), an exact stored text keeping its vector score.
+Each result's ``signals`` carries its rank and raw score in each signal (cosine, ts_rank_cd).
 
-Then, when asked: an importance boost multiplies the score by ``1 + importance_boost *
-importance``; a recency boost multiplies it by ``0.5 + 0.5 * 2^(-age / half_life)``; and
-``expand_links = n`` adds memories up to n links from a result (either direction), scored
-``parent score * link strength / (1 + depth)``. Every filter is applied inside each store's
-query, before its limit, never to a truncated list. No LLM is involved.
+``min_score`` drops the memories whose relevance score (before any boost) is below it, before
+``top_k`` and link expansion. Then, when asked: an importance boost multiplies the score by
+``(1 + importance_boost * importance) / (1 + importance_boost)`` (so it stays in [0, 1]); a
+recency boost multiplies it by ``0.5 + 0.5 * 2^(-age / half_life)``; and ``expand_links = n``
+adds memories up to n links from a result (either direction), scored ``parent score * link
+strength / (1 + depth)``. Every filter is applied inside each store's query, before its limit,
+never to a truncated list. No LLM is involved.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
+from somafractalmemory.core import fusion
 from somafractalmemory.core.embedding import Embedder
 from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.errors import InvalidInputError
@@ -32,7 +36,6 @@ from somafractalmemory.stores.milvus_filters import FILTER_KEY, MAX_ATTR_STRING
 from somafractalmemory.stores.postgres import PostgresStore
 from somafractalmemory.stores.redis import MemoryCache
 
-RRF_K = 60
 MAX_CANDIDATES = 200
 MODES = ("vector", "keyword", "hybrid")
 # Threads that run a hybrid search's keyword query beside its vector search (one each).
@@ -50,6 +53,8 @@ class _Candidate:
     vector_rank: int | None = None
     keyword_rank: int | None = None
     link_depth: int | None = None
+    cosine: float | None = None
+    ts_rank: float | None = None
 
 
 class Searcher:
@@ -100,6 +105,8 @@ class Searcher:
                 query.scope,
             )
         found: dict[int, _Candidate] = {}
+        vector_scores: list[float] = []
+        keyword_scores: list[float] = []
         if query.mode in ("vector", "hybrid"):
             vector = query.vector
             if vector is None:
@@ -107,8 +114,9 @@ class Searcher:
                 vector = self.query_vector(query.text)
             hits = self.milvus.search(tenant.id, vector, limit, self._vector_scope(tenant, query))
             for rank, hit in enumerate(hits, start=1):
-                score = hit.score if query.mode == "vector" else 1.0 / (RRF_K + rank)
-                found[hit.id] = _Candidate(score=score, vector_rank=rank)
+                score = fusion.vector_score(hit.score)
+                vector_scores.append(score)
+                found[hit.id] = _Candidate(score=score, vector_rank=rank, cosine=hit.score)
         if query.mode in ("keyword", "hybrid"):
             assert query.text is not None
             matches = (
@@ -117,13 +125,23 @@ class Searcher:
                 else self.postgres.keyword_search(tenant.id, query.text, limit, query.scope)
             )
             for rank, (memory_id, ts_rank) in enumerate(matches, start=1):
-                score = ts_rank if query.mode == "keyword" else 1.0 / (RRF_K + rank)
+                score = fusion.keyword_score(ts_rank)
+                keyword_scores.append(score)
                 existing = found.get(memory_id)
                 if existing is None:
-                    found[memory_id] = _Candidate(score=score, keyword_rank=rank)
+                    found[memory_id] = _Candidate(score=score, keyword_rank=rank, ts_rank=ts_rank)
                 else:
-                    existing.score += score
                     existing.keyword_rank = rank
+                    existing.ts_rank = ts_rank
+        if query.mode == "hybrid":
+            with stage("fuse"):
+                _fuse(
+                    found,
+                    fusion.floor_of(vector_scores, limit),
+                    fusion.floor_of(keyword_scores, limit),
+                )
+        if query.min_score is not None:
+            found = {i: c for i, c in found.items() if c.score >= query.min_score}
         rows = self._rows(tenant, found, query)
         with stage("fuse"):
             scored = {
@@ -140,7 +158,11 @@ class Searcher:
                     memory=rows[memory_id],
                     score=candidate.score,
                     signals=Signals(
-                        candidate.vector_rank, candidate.keyword_rank, candidate.link_depth
+                        candidate.vector_rank,
+                        candidate.keyword_rank,
+                        candidate.link_depth,
+                        candidate.cosine,
+                        candidate.ts_rank,
                     ),
                 )
                 for memory_id, candidate in ordered
@@ -159,7 +181,8 @@ class Searcher:
     @staticmethod
     def _boosted(score: float, memory: Memory, query: SearchQuery) -> float:
         if query.importance_boost:
-            score *= 1.0 + query.importance_boost * memory.importance
+            boost = query.importance_boost
+            score *= (1.0 + boost * memory.importance) / (1.0 + boost)
         if query.recency_half_life_hours:
             age_hours = max(0.0, (datetime.now(UTC) - memory.created_at).total_seconds() / 3600)
             score *= 0.5 + 0.5 * math.pow(2.0, -age_hours / query.recency_half_life_hours)
@@ -220,6 +243,14 @@ class Searcher:
                 continue
             rows[memory_id] = memory
             scored[memory_id] = candidate
+
+
+def _fuse(found: dict[int, _Candidate], vector_floor: float, keyword_floor: float) -> None:
+    """Replace each candidate's score by its hybrid score (in place)."""
+    for c in found.values():
+        v = None if c.cosine is None else fusion.vector_score(c.cosine)
+        k = None if c.ts_rank is None else fusion.keyword_score(c.ts_rank)
+        c.score = fusion.fuse(v, k, vector_floor, keyword_floor, c.cosine)
 
 
 def check_filters(filters: dict[str, str | int | float | bool]) -> None:

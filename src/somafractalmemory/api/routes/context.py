@@ -69,6 +69,7 @@ def build_context(body: ContextRequest, caller: CallerDep) -> Response:
             filters=body.filters,
             scopes=body.scopes(),
             conversation_id=body.conversation_id,
+            min_score=body.min_score,
         )
     return json_response(
         to_public(packed), headers={"Server-Timing": server_timing_header(timings)}

@@ -139,6 +139,7 @@ def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
         expand_links=body.expand_links,
         importance_boost=body.importance_boost,
         recency_half_life_hours=body.recency_half_life_hours,
+        min_score=body.min_score,
     )
     with collect_timings() as timings:
         hits = caller.stack.memories.search(tenant, query)
@@ -152,7 +153,11 @@ def search_memories(body: SearchRequest, caller: CallerDep) -> Response:
                 importance=h.memory.importance,
                 created_at=h.memory.created_at,
                 signals=SearchSignals(
-                    vector=h.signals.vector, keyword=h.signals.keyword, link=h.signals.link
+                    vector=h.signals.vector,
+                    keyword=h.signals.keyword,
+                    link=h.signals.link,
+                    vector_score=h.signals.vector_score,
+                    keyword_score=h.signals.keyword_score,
                 ),
                 superseded_by=h.memory.superseded_by,
                 user_id=h.memory.user_id,
