@@ -61,6 +61,8 @@ export interface ContextOptions extends Scopes {
   /** Which tokenizer counts the budget (default: the embedding model's). */
   tokenizer?: string | null;
   filters?: JsonObject | null;
+  /** Only sources at least this relevant, in [0, 1] (the server's default: 0.3). */
+  min_score?: number;
 }
 
 function segment(value: string): string {

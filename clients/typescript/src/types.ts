@@ -127,15 +127,20 @@ export interface SearchOptions extends Scopes {
   include_superseded?: boolean;
   /** Only facts valid at this time. */
   valid_at?: Timestamp | null;
+  /** Only results at least this relevant, in [0, 1] (default: none; see the README's scores). */
+  min_score?: number | null;
   /** Keys sent in the body as they are, for options newer servers accept. */
   extra?: JsonObject;
 }
 
-/** Ranks of a result in each signal (null: not found by that signal). */
+/** Ranks of a result in each signal (null: not found by that signal), link depth, and each
+ * signal's raw score (cosine similarity; PostgreSQL `ts_rank_cd`). */
 export interface SearchSignals {
   vector?: number | null;
   keyword?: number | null;
   link?: number | null;
+  vector_score?: number | null;
+  keyword_score?: number | null;
 }
 
 export interface SearchResult {

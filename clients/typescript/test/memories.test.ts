@@ -146,8 +146,16 @@ test("search finds by meaning and by keyword, within filters, best first", async
   const hybrid = await sfm.search("green tea", { filters: { run }, top_k: 1 });
   assert.equal(hybrid.results.length, 1);
   assert.ok(hybrid.results[0]?.signals.vector !== undefined);
+  assert.equal(typeof hybrid.results[0]?.signals.vector_score, "number");
+  const offTopic = { filters: { run }, min_score: 0.45 };
+  assert.deepEqual((await sfm.search("the capital of Japan", offTopic)).results, []);
+  const onTopic = await sfm.search("green tea every morning", { ...offTopic, top_k: 1 });
+  assert.equal(onTopic.results[0]?.coord, coords.tea);
   await assert.rejects(sfm.search("x", { top_k: 0 }), (error: unknown) => {
     return error instanceof InvalidInput && /top_k/.test(error.detail);
+  });
+  await assert.rejects(sfm.search("x", { min_score: 1.5 }), (error: unknown) => {
+    return error instanceof InvalidInput && /min_score/.test(error.detail);
   });
 });
 
