@@ -101,7 +101,17 @@ def store_memory(body: MemoryCreate, caller: CallerDep) -> Response:
     )
 
 
-@router.post("/batch", status_code=status.HTTP_201_CREATED, response_model=BatchResponse)
+@router.post(
+    "/batch",
+    status_code=status.HTTP_201_CREATED,
+    response_model=BatchResponse,
+    responses={
+        409: {
+            "model": ErrorResponse,
+            "description": "A memory with if_absent finds one there (the batch writes nothing)",
+        }
+    },
+)
 def store_batch(body: BatchCreate, caller: CallerDep) -> Response:
     """Store up to 1,000 memories as one unit: all of them, or none."""
     tenant = caller.tenant()
