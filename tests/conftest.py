@@ -6,7 +6,7 @@ recreating the database, dropping the collection and flushing the Redis db, so e
 begins empty; every test then works in tenants of its own. Tests that need the server over real
 HTTP share one uvicorn process for the session (``sfm_server``).
 
-Under pytest-xdist (``make test`` runs two workers, ``-n 2``) each worker gets a stack of its
+Under pytest-xdist (``make test`` runs four workers, ``-n 4``) each worker gets a stack of its
 own, derived from those names (:func:`_isolate_xdist_worker`): the workers never share a
 database, a collection prefix or a Redis db, so one's fresh start cannot wipe the other's.
 """
@@ -42,14 +42,15 @@ def _worker_names(worker: str, dsn: str, collection: str, redis_url: str) -> dic
 
     The collection becomes ``<stem>_<worker>_memories`` rather than gaining a suffix: the
     session drops every collection *starting with* its own name, so no worker's name may be a
-    prefix of another's. Redis dbs count down from the configured one, skipping the next one
-    down (`make test` uses 15, 13, 12, ...; 14 is `make test-langgraph`'s)."""
+    prefix of another's. Redis dbs: the configured one, then two below it, then five and more
+    below it (`make test`: 15, 13, 8, 7, ...; 14 and 12 to 9 are the suites `.ci/run` runs
+    beside it: LangGraph, TypeScript, LangChain, milvus-lite, OpenAI Agents)."""
     index = int(worker.removeprefix("gw"))
     parts = urlsplit(dsn)
     stem = collection.removesuffix("_memories")
     redis_parts = urlsplit(redis_url)
     base_db = int(redis_parts.path.strip("/") or 0)
-    db = base_db if index == 0 else base_db - 1 - index
+    db = (base_db, base_db - 2)[index] if index < 2 else base_db - 5 - index
     if db < 0:
         raise pytest.UsageError(f"xdist worker {worker}: no Redis db left below {base_db}")
     return {
