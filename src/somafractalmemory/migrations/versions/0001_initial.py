@@ -1,42 +1,56 @@
 """Initial schema: tenants, API keys, memories (with full-text column), links."""
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
-
-from somafractalmemory.migrations.ddl import id_column, now, owned_by
 
 revision = "0001"
 down_revision = None
 
 
+# This migration's own column helpers (a migration imports nothing that may change later).
+def _owned_by(table: str, column: str) -> sa.Column[int]:
+    """A NOT NULL reference to ``table``; the row goes when the row it references does."""
+    fk = sa.ForeignKey(f"{table}.id", ondelete="CASCADE")
+    return sa.Column(column, sa.BigInteger, fk, nullable=False)
+
+
+def _now(column: str) -> sa.Column[datetime]:
+    """A NOT NULL timestamp with time zone, the transaction's time by default."""
+    return sa.Column(
+        column, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
+
+
 def upgrade() -> None:
     op.create_table(
         "tenants",
-        id_column(),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column("name", sa.Text, nullable=False, unique=True),
-        now("created_at"),
+        _now("created_at"),
     )
     op.create_table(
         "api_keys",
-        id_column(),
-        owned_by("tenants", "tenant_id"),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("key_hash", sa.LargeBinary(32), nullable=False, unique=True),
         sa.Column("prefix", sa.Text, nullable=False),
-        now("created_at"),
+        _now("created_at"),
         sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
     )
     op.create_table(
         "memories",
-        id_column(),
-        owned_by("tenants", "tenant_id"),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        _owned_by("tenants", "tenant_id"),
         sa.Column("coord", sa.Text, nullable=False),
         sa.Column("memory_type", sa.Text, nullable=False),
         sa.Column("payload", postgresql.JSONB, nullable=False),
         sa.Column("text", sa.Text, nullable=False),
         sa.Column("importance", sa.Float, nullable=False),
-        now("created_at"),
-        now("updated_at"),
+        _now("created_at"),
+        _now("updated_at"),
         # Keyword recall: a stored tsvector kept by PostgreSQL itself, indexed with GIN.
         sa.Column(
             "text_tsv",
@@ -51,14 +65,14 @@ def upgrade() -> None:
     op.create_index("ix_memories_text_tsv", "memories", ["text_tsv"], postgresql_using="gin")
     op.create_table(
         "links",
-        id_column(),
-        owned_by("tenants", "tenant_id"),
-        owned_by("memories", "from_id"),
-        owned_by("memories", "to_id"),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        _owned_by("tenants", "tenant_id"),
+        _owned_by("memories", "from_id"),
+        _owned_by("memories", "to_id"),
         sa.Column("link_type", sa.Text, nullable=False),
         sa.Column("strength", sa.Float, nullable=False),
         sa.Column("metadata", postgresql.JSONB, nullable=False, server_default="{}"),
-        now("created_at"),
+        _now("created_at"),
         sa.UniqueConstraint("tenant_id", "from_id", "to_id", "link_type", name="uq_links_edge"),
     )
     op.create_index("ix_links_from", "links", ["tenant_id", "from_id"])

@@ -4,8 +4,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.migrations.ddl import id_column, now, owned_by
-
 revision = "0002"
 down_revision = "0001"
 
@@ -15,16 +13,23 @@ def upgrade() -> None:
     # before Milvus is touched, removed once both stores agree; see consistency.md.
     op.create_table(
         "vector_outbox",
-        id_column(),
-        owned_by("tenants", "tenant_id"),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("coord", sa.Text, nullable=False),
         sa.Column("memory_id", sa.BigInteger, nullable=False),
-        now("created_at"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
     )
     op.create_index("ix_vector_outbox_created", "vector_outbox", ["created_at"])
     op.create_table(
         "reconcile_runs",
-        id_column(),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column("finished_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("tenants", sa.Integer, nullable=False),
         sa.Column("missing", sa.Integer, nullable=False),

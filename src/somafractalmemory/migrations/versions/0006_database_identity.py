@@ -9,8 +9,6 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.migrations.ddl import now
-
 revision = "0006"
 down_revision = "0005"
 
@@ -26,7 +24,9 @@ def upgrade() -> None:
             nullable=False,
             server_default=sa.text("gen_random_uuid()"),
         ),
-        now("created_at"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.CheckConstraint("one_row", name="database_identity_one_row"),
     )
     op.execute("INSERT INTO database_identity DEFAULT VALUES")

@@ -16,18 +16,28 @@ move is pending. See docs/technical-manual/records.md. The downgrade splits the 
 the items keeping their record ids.
 """
 
+from datetime import datetime
+
 import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.migrations.ddl import (
-    create_expires_index,
-    create_item_outbox_table,
-    create_items_table,
-)
-
 revision = "0007"
 down_revision = "0006"
+
+
+# This migration's own column helpers (a migration imports nothing that may change later).
+def _owned_by(table: str, column: str) -> sa.Column[int]:
+    """A NOT NULL reference to ``table``; the row goes when the row it references does."""
+    fk = sa.ForeignKey(f"{table}.id", ondelete="CASCADE")
+    return sa.Column(column, sa.BigInteger, fk, nullable=False)
+
+
+def _now(column: str) -> sa.Column[datetime]:
+    """A NOT NULL timestamp with time zone, the transaction's time by default."""
+    return sa.Column(
+        column, sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+    )
 
 
 def upgrade() -> None:
@@ -74,7 +84,12 @@ def upgrade() -> None:
         "ck_records_ttl", "records", "ttl_minutes IS NULL OR ttl_minutes > 0"
     )
     op.create_index("ix_records_tenant_updated", "records", ["tenant_id", "updated_at", "id"])
-    create_expires_index("records")
+    op.create_index(
+        "ix_records_expires",
+        "records",
+        ["expires_at"],
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+    )
 
     # The items, with new ids; record_moves keeps the old id of each for the Milvus step.
     op.create_table(
@@ -149,7 +164,33 @@ def upgrade() -> None:
 def downgrade() -> None:
     # Back to two tables: the items keep their record ids as item ids (the Milvus entities
     # name them so once the Milvus step has run; a pending move is dropped with its table).
-    create_items_table()
+    op.create_table(
+        "items",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        _owned_by("tenants", "tenant_id"),
+        sa.Column("namespace", postgresql.ARRAY(sa.Text), nullable=False),
+        sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
+        sa.Column("key", sa.Text, nullable=False),
+        sa.Column("value", postgresql.JSONB, nullable=False),
+        sa.Column("space", sa.Text, nullable=True),
+        _now("created_at"),
+        _now("updated_at"),
+        sa.Column("ttl_minutes", sa.Float, nullable=True),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.UniqueConstraint("tenant_id", "namespace_path", "key", name="uq_items_tenant_ns_key"),
+        sa.CheckConstraint(
+            "cardinality(namespace) BETWEEN 1 AND 10", name="ck_items_namespace_depth"
+        ),
+        sa.CheckConstraint("char_length(key) BETWEEN 1 AND 512", name="ck_items_key_length"),
+        sa.CheckConstraint("ttl_minutes IS NULL OR ttl_minutes > 0", name="ck_items_ttl"),
+    )
+    op.create_index("ix_items_tenant_updated", "items", ["tenant_id", "updated_at", "id"])
+    op.create_index(
+        "ix_items_expires",
+        "items",
+        ["expires_at"],
+        postgresql_where=sa.text("expires_at IS NOT NULL"),
+    )
     op.execute(
         "INSERT INTO items (id, tenant_id, namespace, namespace_path, key, value, space, "
         "created_at, updated_at, ttl_minutes, expires_at) OVERRIDING SYSTEM VALUE "
@@ -160,7 +201,15 @@ def downgrade() -> None:
         "SELECT setval(pg_get_serial_sequence('items', 'id'), "
         "(SELECT last_value FROM records_id_seq))"
     )
-    create_item_outbox_table()
+    op.create_table(
+        "item_outbox",
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        _owned_by("tenants", "tenant_id"),
+        sa.Column("item_id", sa.BigInteger, nullable=False),
+        sa.Column("collections", postgresql.ARRAY(sa.Text), nullable=False),
+        _now("created_at"),
+    )
+    op.create_index("ix_item_outbox_created", "item_outbox", ["created_at"])
     op.execute(
         "INSERT INTO item_outbox (tenant_id, item_id, collections, created_at) "
         "SELECT tenant_id, record_id, collections, created_at FROM outbox "

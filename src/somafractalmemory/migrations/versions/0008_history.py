@@ -18,19 +18,55 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-from somafractalmemory.migrations.ddl import (
-    HISTORY_FIELDS_0008,
-    history_trigger_function,
-    id_column,
-    owned_by,
-)
-
 revision = "0008"
 down_revision = "0007"
 
 # The fields of a version: a change to any of them is a new version.
-VERSION_FIELDS = HISTORY_FIELDS_0008
-TRIGGER_FUNCTION = history_trigger_function(VERSION_FIELDS)
+VERSION_FIELDS = (
+    "namespace",
+    "payload",
+    "memory_type",
+    "importance",
+    "text",
+    "valid_from",
+    "valid_to",
+    "superseded_by",
+)
+_COPIED = ", ".join(VERSION_FIELDS)
+_CHANGED = " OR ".join(f"OLD.{f} IS DISTINCT FROM NEW.{f}" for f in VERSION_FIELDS)
+
+TRIGGER_FUNCTION = f"""
+CREATE FUNCTION sfm_record_history() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    version records;
+    kind text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        version := OLD;
+        kind := 'deleted';
+    ELSIF TG_OP = 'INSERT' THEN
+        version := NEW;
+        kind := 'created';
+    ELSIF NOT ({_CHANGED}) THEN
+        RETURN NULL;
+    ELSIF NEW.superseded_by IS NOT NULL
+        AND OLD.superseded_by IS DISTINCT FROM NEW.superseded_by THEN
+        version := NEW;
+        kind := 'superseded';
+    ELSE
+        version := NEW;
+        kind := 'replaced';
+    END IF;
+    INSERT INTO record_history (
+        tenant_id, record_id, namespace_path, key, change, {_COPIED}, api_key_id
+    ) VALUES (
+        version.tenant_id, version.id, version.namespace_path, version.key, kind,
+        {", ".join(f"version.{f}" for f in VERSION_FIELDS)},
+        nullif(current_setting('sfm.api_key_id', true), '')::bigint
+    );
+    RETURN NULL;
+END $$
+"""
 
 
 def upgrade() -> None:
@@ -74,8 +110,13 @@ def upgrade() -> None:
 
     op.create_table(
         "record_history",
-        id_column(),
-        owned_by("tenants", "tenant_id"),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("record_id", sa.BigInteger, nullable=False),
         sa.Column("namespace_path", sa.Text(collation="C"), nullable=False),
         sa.Column("key", sa.Text, nullable=False),

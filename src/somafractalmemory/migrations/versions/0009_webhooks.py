@@ -11,8 +11,6 @@ touch this table. Deleting a tenant deletes its webhooks.
 import sqlalchemy as sa
 from alembic import op
 
-from somafractalmemory.migrations.ddl import id_column, now, owned_by
-
 revision = "0009"
 down_revision = "0008"
 
@@ -20,12 +18,19 @@ down_revision = "0008"
 def upgrade() -> None:
     op.create_table(
         "webhooks",
-        id_column(),
-        owned_by("tenants", "tenant_id"),
+        sa.Column("id", sa.BigInteger, sa.Identity(), primary_key=True),
+        sa.Column(
+            "tenant_id",
+            sa.BigInteger,
+            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
+            nullable=False,
+        ),
         sa.Column("url", sa.Text, nullable=False),
         # Kept as given: signing needs it (it is never returned or logged).
         sa.Column("secret", sa.Text, nullable=False),
-        now("created_at"),
+        sa.Column(
+            "created_at", sa.DateTime(timezone=True), nullable=False, server_default=sa.func.now()
+        ),
         sa.Column("cursor_txid", sa.BigInteger, nullable=False),
         sa.Column("cursor_id", sa.BigInteger, nullable=False),
         sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),

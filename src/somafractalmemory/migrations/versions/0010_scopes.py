@@ -11,15 +11,61 @@ conversation messages are records of the namespace ``("conversations", <id>)``.
 import sqlalchemy as sa
 from alembic import op
 
-from somafractalmemory.migrations.ddl import HISTORY_FIELDS_0008, history_trigger_function
-
 revision = "0010"
 down_revision = "0009"
 
 SCOPES = ("user_id", "agent_id", "session_id")
 # The fields of a version as migration 0008 defined them, and with the scopes.
-BEFORE = HISTORY_FIELDS_0008
+BEFORE = (
+    "namespace",
+    "payload",
+    "memory_type",
+    "importance",
+    "text",
+    "valid_from",
+    "valid_to",
+    "superseded_by",
+)
 AFTER = (*BEFORE, *SCOPES)
+
+
+def trigger_function(fields: tuple[str, ...]) -> str:
+    """Migration 0008's trigger function over ``fields``."""
+    copied = ", ".join(fields)
+    changed = " OR ".join(f"OLD.{f} IS DISTINCT FROM NEW.{f}" for f in fields)
+    values = ", ".join(f"version.{f}" for f in fields)
+    return f"""
+CREATE OR REPLACE FUNCTION sfm_record_history() RETURNS trigger LANGUAGE plpgsql AS $$
+DECLARE
+    version records;
+    kind text;
+BEGIN
+    IF TG_OP = 'DELETE' THEN
+        version := OLD;
+        kind := 'deleted';
+    ELSIF TG_OP = 'INSERT' THEN
+        version := NEW;
+        kind := 'created';
+    ELSIF NOT ({changed}) THEN
+        RETURN NULL;
+    ELSIF NEW.superseded_by IS NOT NULL
+        AND OLD.superseded_by IS DISTINCT FROM NEW.superseded_by THEN
+        version := NEW;
+        kind := 'superseded';
+    ELSE
+        version := NEW;
+        kind := 'replaced';
+    END IF;
+    INSERT INTO record_history (
+        tenant_id, record_id, namespace_path, key, change, {copied}, api_key_id
+    ) VALUES (
+        version.tenant_id, version.id, version.namespace_path, version.key, kind,
+        {values},
+        nullif(current_setting('sfm.api_key_id', true), '')::bigint
+    );
+    RETURN NULL;
+END $$
+"""
 
 
 def upgrade() -> None:
@@ -38,11 +84,11 @@ def upgrade() -> None:
         ["tenant_id", "user_id"],
         postgresql_where=sa.text("user_id IS NOT NULL"),
     )
-    op.execute(history_trigger_function(AFTER))
+    op.execute(trigger_function(AFTER))
 
 
 def downgrade() -> None:
-    op.execute(history_trigger_function(BEFORE))
+    op.execute(trigger_function(BEFORE))
     op.drop_index("ix_record_history_user_id", table_name="record_history")
     for column in SCOPES:
         op.drop_index(f"ix_records_{column}", table_name="records")
