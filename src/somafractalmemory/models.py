@@ -363,14 +363,18 @@ class ItemSearch:
     refresh_ttl: bool = True
     include_expired: bool = False
     scopes: Scopes = field(default_factory=Scopes)
+    # Only hits at least this relevant on the calibrated scale (core/fusion.py); needs a query.
+    min_score: float | None = None
 
 
 @dataclass(frozen=True)
 class ItemHit:
-    """A search result: the item and its score (None when it has no vector in the space)."""
+    """A search result: the item, its score (None when it has no vector in the space) and
+    the signals that found it (ranks and raw scores, as memory search's)."""
 
     item: Item
     score: float | None
+    signals: Signals = field(default_factory=Signals)
 
 
 @dataclass(frozen=True)
