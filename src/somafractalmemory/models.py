@@ -363,14 +363,12 @@ class ItemSearch:
     refresh_ttl: bool = True
     include_expired: bool = False
     scopes: Scopes = field(default_factory=Scopes)
-    # Only hits at least this relevant on the calibrated scale (core/fusion.py); needs a query.
-    min_score: float | None = None
+    min_score: float | None = None  # calibrated scale (core/item_search.py); needs a query
 
 
 @dataclass(frozen=True)
 class ItemHit:
-    """A search result: the item, its score (None when it has no vector in the space) and
-    the signals that found it (ranks and raw scores, as memory search's)."""
+    """A search result: the item, its score (None: no vector in the space), its signals."""
 
     item: Item
     score: float | None
