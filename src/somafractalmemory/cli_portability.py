@@ -25,9 +25,16 @@ def export_command(
         bool,
         typer.Option("--with-vectors", help="include each memory's vector (client's or Milvus's)"),
     ] = False,
+    user_id: Annotated[
+        str | None, typer.Option("--user-id", help="only this end user's records")
+    ] = None,
+    agent_id: Annotated[str | None, typer.Option("--agent-id", help="only this agent's")] = None,
+    session_id: Annotated[
+        str | None, typer.Option("--session-id", help="only this session's records")
+    ] = None,
 ) -> None:
     """Write a tenant's memories, links, spaces and items as JSON Lines
-    (docs/export-import.md).
+    (docs/export-import.md); with --user-id (--agent-id, --session-id) only that scope's.
 
     A file is written under FILE.partial and renamed when complete."""
     import os
@@ -35,6 +42,7 @@ def export_command(
     from typing import Any, BinaryIO
 
     from somafractalmemory.core.portability import dump_line, export_records
+    from somafractalmemory.models import Scopes
 
     counts = {"memory": 0, "link": 0, "space": 0, "item": 0}
     partial: Path | None = None
@@ -49,7 +57,10 @@ def export_command(
     try:
         with open_stack() as stack:
             found = found_or_exit(stack.postgres.tenant_by_name(tenant), f"tenant named {tenant!r}")
-            records = export_records(stack.memories, found, with_vectors, items=stack.items)
+            scopes = Scopes(user_id, agent_id, session_id)
+            records = export_records(
+                stack.memories, found, with_vectors, items=stack.items, scopes=scopes
+            )
             if file == "-":
                 write(records, sys.stdout.buffer)
             else:

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, field_validator
 
 from somafractalmemory.errors import InvalidInputError
-from somafractalmemory.schemas import MAX_FILTERS, FilterScalar, RequestModel
+from somafractalmemory.schemas import MAX_FILTERS, FilterScalar, RequestModel, SearchSignals
 from somafractalmemory.scope_schemas import ScopeFields, ScopeId
 
 # The smallest budget: room for a group header and one dated, attributed line of a few words.
@@ -142,7 +142,11 @@ class ContextSource(BaseModel):
     key: str = Field(description="The memory's coordinate, or the message's id")
     conversation_id: str | None
     score: float
-    signals: dict[str, int | None]
+    signals: SearchSignals = Field(
+        description="Rank and raw score in each signal that found the hit (memory search's "
+        "`signals`: `vector`, `keyword` ranks, `link` depth, `vector_score` cosine, "
+        "`keyword_score` ts_rank_cd), for memories and messages alike"
+    )
     truncated: bool
 
 

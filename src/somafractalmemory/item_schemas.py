@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from somafractalmemory.schemas import JsonObject, RequestModel, _check_vector
+from somafractalmemory.schemas import JsonObject, RequestModel, SearchSignals, _check_vector
 
 MAX_ITEM_LIMIT = 1000
 MAX_TTL_MINUTES = 10_000_000.0
@@ -96,6 +96,16 @@ class ItemSearchRequest(_Model):
         description="Also return expired items the sweeper has not deleted yet "
         "(LangGraph's omit_expired=false); never refreshed.",
     )
+    min_score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Only items at least this relevant on memory search's calibrated scale "
+        "(0 to 1; off by default; needs `query` or `vector`): in keyword and hybrid mode the "
+        "score itself, in vector mode the calibrated cosine of a cosine space's score (the "
+        "score itself in an ip or l2 space); items without a score never pass (README, "
+        '"Scores and min_score").',
+    )
 
     @field_validator("vector")
     @classmethod
@@ -104,9 +114,11 @@ class ItemSearchRequest(_Model):
 
 
 class ItemSearchResult(ItemPublic):
-    """A found item; ``score`` is null when it was not ranked by a vector."""
+    """A found item; ``score`` is null when it was not ranked by a vector or a query;
+    ``signals``: its rank and raw score in each signal that found it."""
 
     score: float | None = None
+    signals: SearchSignals = Field(default_factory=SearchSignals)
 
 
 class ItemSearchResponse(BaseModel):

@@ -10,7 +10,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
-from somafractalmemory.schemas import MAX_TOP_K, FilterScalar, RequestModel
+from somafractalmemory.schemas import MAX_TOP_K, FilterScalar, RequestModel, SearchSignals
 from somafractalmemory.scope_schemas import ScopeFields, ScopeId, ScopePublic
 
 MAX_MESSAGES = 500  # messages in one request
@@ -138,6 +138,14 @@ class MessageSearchRequest(RequestModel, ScopeFields):
         max_length=16,
         description="Fields of the message's value that must equal these (e.g. role)",
     )
+    min_score: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=1.0,
+        description="Only messages at least this relevant on memory search's calibrated "
+        "scale (0 to 1; off by default): in keyword and hybrid mode the score itself, in "
+        'vector mode the calibrated cosine of the score (README, "Scores and min_score").',
+    )
 
     @field_validator("query")
     @classmethod
@@ -148,9 +156,11 @@ class MessageSearchRequest(RequestModel, ScopeFields):
 
 
 class MessageHit(MessagePublic):
-    """A recalled message and its score (higher is more relevant)."""
+    """A recalled message, its score (higher is more relevant) and the signals that found
+    it (rank and raw score in each: cosine, ``ts_rank_cd``)."""
 
     score: float
+    signals: SearchSignals = Field(default_factory=SearchSignals)
 
 
 class MessageSearchResponse(BaseModel):

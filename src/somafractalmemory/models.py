@@ -363,14 +363,16 @@ class ItemSearch:
     refresh_ttl: bool = True
     include_expired: bool = False
     scopes: Scopes = field(default_factory=Scopes)
+    min_score: float | None = None  # calibrated scale (core/item_search.py); needs a query
 
 
 @dataclass(frozen=True)
 class ItemHit:
-    """A search result: the item and its score (None when it has no vector in the space)."""
+    """A search result: the item, its score (None: no vector in the space), its signals."""
 
     item: Item
     score: float | None
+    signals: Signals = field(default_factory=Signals)
 
 
 @dataclass(frozen=True)

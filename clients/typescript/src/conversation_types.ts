@@ -4,7 +4,7 @@
  * `context_schemas`; the rest is in types.ts, which re-exports these.
  */
 
-import type { Timestamp } from "./types.js";
+import type { SearchSignals, Timestamp } from "./types.js";
 
 // -- scopes --------------------------------------------------------------------------------
 
@@ -108,6 +108,8 @@ export interface ConversationDeleted {
 
 export interface MessageHit extends MessagePublic {
   score: number;
+  /** Rank and raw score (cosine, `ts_rank_cd`) in each signal that found it. */
+  signals?: SearchSignals;
 }
 
 export interface MessageSearchResponse {
@@ -136,7 +138,8 @@ export interface ContextSource {
   key: string;
   conversation_id: string | null;
   score: number;
-  signals: Record<string, number | null>;
+  /** Rank and raw score in each signal that found the hit, memories and messages alike. */
+  signals: SearchSignals;
   truncated: boolean;
 }
 

@@ -38,6 +38,8 @@ export interface SearchMessagesOptions extends Scopes {
   conversation_id?: string | null;
   /** Fields of the message that must equal these (e.g. `{ role: "user" }`). */
   filters?: JsonObject | null;
+  /** Only messages at least this relevant, in [0, 1] on the calibrated scale (default: off). */
+  min_score?: number | null;
 }
 
 export interface DeleteConversationOptions {

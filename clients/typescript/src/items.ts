@@ -47,6 +47,9 @@ export interface SearchItemsOptions {
   offset?: number;
   refresh_ttl?: boolean;
   include_expired?: boolean;
+  /** Only items at least this relevant, in [0, 1] on the calibrated scale (default: off;
+   * needs `query` or `vector`). */
+  min_score?: number | null;
 }
 
 export interface ListNamespacesOptions {

@@ -5,9 +5,10 @@
 
 import { ServerError, transportError } from "./errors.js";
 import { type Call, raiseForError, readBody, readJson } from "./http.js";
+import type { Scopes } from "./conversation_types.js";
 import type { ExportRecord, HealthResponse, StatsResponse } from "./types.js";
 
-export interface ExportOptions {
+export interface ExportOptions extends Scopes {
   /** Also export each record's vectors. */
   with_vectors?: boolean;
 }
@@ -109,7 +110,12 @@ export function exportData(options: ExportOptions = {}): Call<AsyncGenerator<Exp
     method: "GET",
     path: "/export",
     retry: "read",
-    query: { with_vectors: options.with_vectors ? "true" : undefined },
+    query: {
+      with_vectors: options.with_vectors ? "true" : undefined,
+      user_id: options.user_id ?? undefined,
+      agent_id: options.agent_id ?? undefined,
+      session_id: options.session_id ?? undefined,
+    },
     stream: true,
     read: async (response) => {
       await raiseForError(response);

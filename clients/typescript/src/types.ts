@@ -242,6 +242,8 @@ export interface ItemPublic {
 
 export interface ItemSearchResult extends ItemPublic {
   score?: number | null;
+  /** Rank and raw score in each signal that found it. */
+  signals?: SearchSignals;
 }
 
 export interface ItemSearchResponse {

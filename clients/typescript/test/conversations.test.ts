@@ -82,7 +82,18 @@ test("searchMessages by meaning within a conversation and a scope; a blank query
     [["My sister Ana plays the cello", conversation]],
   );
   assert.equal(typeof results[0]?.score, "number");
+  assert.equal(typeof results[0]?.signals?.vector_score, "number", "the raw cosine");
   assert.ok(results[0]?.id.startsWith("#"), "a message without an id gets #<sequence>");
+  const offTopic = await sfm.searchMessages("what is the capital of Japan?", {
+    conversation_id: conversation,
+    min_score: 0.5,
+  });
+  assert.deepEqual(offTopic.results, [], "nothing off-topic reaches min_score 0.5");
+  await assert.rejects(sfm.searchMessages("cello", { min_score: 2 }), (error: unknown) => {
+    assert.ok(error instanceof InvalidInput);
+    assert.match(error.message, /min_score/);
+    return true;
+  });
   const other = await sfm.searchMessages("cello", { user_id: uniqueLabel("nobody") });
   assert.deepEqual(other.results, []);
   await assert.rejects(sfm.searchMessages("   "), (error: unknown) => {
@@ -126,6 +137,7 @@ test("context packs the relevant memories within the budget, as text or chat mes
     text.sources.map((s) => [s.kind, s.key]),
     [["memory", coord]],
   );
+  assert.equal(typeof text.sources[0]?.signals.vector_score, "number", "raw scores in signals");
   assert.match(text.context as string, new RegExp(marker));
 
   const chat = await sfm.context(null, {

@@ -42,6 +42,13 @@ test("searchItems by prefix, filter and meaning; listNamespaces", async () => {
     ["tea"],
   );
   assert.equal(typeof meaning.items[0]?.score, "number");
+  assert.equal(meaning.items[0]?.signals?.vector, 1);
+  const offTopic = await sfm.searchItems([root], {
+    query: "what is the capital of Japan?",
+    mode: "hybrid",
+    min_score: 0.5,
+  });
+  assert.deepEqual(offTopic.items, [], "nothing off-topic reaches min_score 0.5");
   const filtered = await sfm.searchItems([root], { filter: { lang: "fr" } });
   assert.deepEqual(
     filtered.items.map((i) => [i.namespace, i.key]),

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { test } from "node:test";
 
-import { InvalidInput, type ScopeValues } from "somafractalmemory";
+import { type ExportRecord, InvalidInput, type ScopeValues } from "somafractalmemory";
 
 import { SFM_API_KEY_2, client, uniqueCoord, uniqueLabel } from "./support.js";
 
@@ -146,4 +146,23 @@ test("context keeps to the scopes and the conversation given", async () => {
     oneConversation.sources.map((s) => s.conversation_id),
     [`${label}-2`],
   );
+});
+
+test("export with a user_id streams only that user's records", async () => {
+  const ann = uniqueLabel("export-ann");
+  const bob = uniqueLabel("export-bob");
+  const annsCoord = uniqueCoord();
+  await sfm.store(annsCoord, { text: "Ann sketches lighthouses" }, { user_id: ann });
+  await sfm.store(uniqueCoord(), { text: "Bob repairs clocks" }, { user_id: bob });
+  const records: ExportRecord[] = [];
+  for await (const record of sfm.export({ user_id: ann })) {
+    records.push(record);
+  }
+  assert.deepEqual(records[0]?.scopes, { user_id: ann });
+  const memories = records.filter((r) => r.kind === "memory");
+  assert.deepEqual(
+    memories.map((r) => [r.coord, r.user_id]),
+    [[annsCoord, ann]],
+  );
+  assert.ok(!JSON.stringify(records).includes(bob));
 });

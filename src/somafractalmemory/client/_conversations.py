@@ -113,9 +113,11 @@ def search_messages(
     agent_id: str | None = None,
     session_id: str | None = None,
     filters: Mapping[str, Any] | None = None,
+    min_score: float | None = None,
 ) -> Call[MessageSearchResponse]:
     """Recall messages (one hit per message), best first, of one conversation or all, of
-    these scopes; ``mode`` is ``vector``, ``keyword`` or ``hybrid`` (the default)."""
+    these scopes; ``mode`` is ``vector``, ``keyword`` or ``hybrid`` (the default);
+    ``min_score`` (0 to 1, calibrated scale) keeps only messages at least that relevant."""
     body: dict[str, Any] = {
         "query": query,
         "top_k": top_k,
@@ -129,6 +131,8 @@ def search_messages(
     }
     if filters:
         body["filters"] = dict(filters)
+    if min_score is not None:
+        body["min_score"] = min_score
     return Call(
         "POST",
         "/conversations/search",

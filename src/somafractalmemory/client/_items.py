@@ -123,10 +123,12 @@ def search_items(
     offset: int = 0,
     refresh_ttl: bool = True,
     include_expired: bool = False,
+    min_score: float | None = None,
 ) -> Call[ItemSearchResponse]:
     """Items under the prefix that pass ``filter``: by meaning with ``query`` (default
     space) or ``vector`` (a registered space), else newest first; ``mode`` is ``vector``,
-    ``keyword`` or ``hybrid`` for a ``query`` (the server's default: vector)."""
+    ``keyword`` or ``hybrid`` for a ``query`` (the server's default: vector);
+    ``min_score`` (0 to 1, calibrated scale) keeps only items at least that relevant."""
     body = _given(
         {
             "namespace_prefix": list(namespace_prefix),
@@ -140,6 +142,7 @@ def search_items(
         space=space,
         vector=None if vector is None else list(vector),
         filter=dict(filter) if filter else None,
+        min_score=min_score,
     )
     return Call(
         "POST", "/items/search", lambda r: parse(ItemSearchResponse, r), Retry.READ, body=body

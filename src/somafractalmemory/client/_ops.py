@@ -69,11 +69,20 @@ def _opened(response: httpx.Response) -> httpx.Response:
     return response
 
 
-def export(with_vectors: bool = False) -> Call[httpx.Response]:
+def export(
+    with_vectors: bool = False,
+    *,
+    user_id: str | None = None,
+    agent_id: str | None = None,
+    session_id: str | None = None,
+) -> Call[httpx.Response]:
     """The tenant's memories, links, spaces and items in the export format (docs/
     export-import.md), one dict a line, the header line first, read as they arrive;
-    ``with_vectors`` adds each record's vectors."""
+    ``with_vectors`` adds each record's vectors; ``user_id``, ``agent_id``,
+    ``session_id``: only the records of those scopes."""
     params = {"with_vectors": "true"} if with_vectors else {}
+    scopes = {"user_id": user_id, "agent_id": agent_id, "session_id": session_id}
+    params.update({k: v for k, v in scopes.items() if v is not None})
     return Call("GET", "/export", _opened, Retry.READ, params=params, stream=True)
 
 

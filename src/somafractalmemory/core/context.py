@@ -70,7 +70,7 @@ class Candidate:
     kind: Kind
     turn: Turn
     score: float
-    signals: Mapping[str, int | None] = field(default_factory=dict)
+    signals: Mapping[str, int | float | None] = field(default_factory=dict)
     neighbours: Sequence[Turn] = ()
 
 
@@ -82,7 +82,7 @@ class Source:
     key: str
     conversation_id: str | None
     score: float
-    signals: Mapping[str, int | None]
+    signals: Mapping[str, int | float | None]
     truncated: bool = False
 
 

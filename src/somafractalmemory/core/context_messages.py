@@ -13,6 +13,7 @@ uses, so memory and message hits share one scale, the packer orders them togethe
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from typing import Any
 
 from somafractalmemory.core.context import Candidate, Turn
@@ -60,10 +61,14 @@ class MessageCandidates:
         question's reply comes before what preceded it). ``filters`` are payload fields of
         memories: they do not apply to messages."""
         hits = self.messages.search(
-            tenant, query.text, "hybrid", query.limit, query.scopes, query.conversation_id
+            tenant,
+            query.text,
+            "hybrid",
+            query.limit,
+            query.scopes,
+            query.conversation_id,
+            min_score=query.min_score,
         )
-        if query.min_score is not None:
-            hits = [h for h in hits if (h.score or 0.0) >= query.min_score]
         ids = [(hit.item.id, hit.item.namespace[1]) for hit in hits if len(hit.item.namespace) == 2]
         near = message_windows(self.messages.items.postgres, tenant.id, ids, query.window)
         by_id = {m.id: m for m in near}
@@ -80,5 +85,6 @@ class MessageCandidates:
                 for m in sorted(by_conversation[own.conversation_id], key=_from(own.seq))
                 if m.id != own.id and abs(m.seq - own.seq) <= query.window
             ]
-            found.append(Candidate("message", _turn(own), hit.score or 0.0, {}, around))
+            signals = asdict(hit.signals)
+            found.append(Candidate("message", _turn(own), hit.score or 0.0, signals, around))
         return found

@@ -17,7 +17,7 @@ gets an empty context rather than the least unrelated records.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
 from somafractalmemory.core import fusion
@@ -109,12 +109,7 @@ class MemoryCandidates:
                 speaker=_text(payload.get("speaker")) or _text(payload.get("name")),
                 role=_text(payload.get("role")),
             )
-            signals = {
-                "vector": hit.signals.vector,
-                "keyword": hit.signals.keyword,
-                "link": hit.signals.link,
-            }
-            found.append(Candidate("memory", turn, hit.score, signals))
+            found.append(Candidate("memory", turn, hit.score, asdict(hit.signals)))
         return found
 
 

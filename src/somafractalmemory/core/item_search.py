@@ -7,6 +7,12 @@ the memories' calibrated ones (:mod:`somafractalmemory.core.fusion`), so message
 memory hits share one scale in ``POST /context``. Vector mode keeps the space's own similarity
 (cosine, inner product or the l2 score of :func:`score_of`), as LangGraph stores do; hybrid
 calibrates it as a cosine.
+
+``min_score`` keeps only hits at least that relevant on the calibrated scale, before paging:
+the score itself in keyword and hybrid mode; in vector mode the calibrated cosine
+(:func:`fusion.vector_score`) of a cosine space's score, the score itself in an ``ip`` or
+``l2`` space. A hit with no score (an item without a vector, a listing) never passes it, so
+it needs a query or a vector. Each hit carries its ranks and raw scores in ``signals``.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from somafractalmemory.core.item_paths import check_filter, check_labels
 from somafractalmemory.core.query_vectors import QueryEmbedder
 from somafractalmemory.core.search import MODES, SIGNALS, candidates_for
 from somafractalmemory.errors import InvalidInputError
-from somafractalmemory.models import ItemHit, ItemSearch, Space, Tenant
+from somafractalmemory.models import ItemHit, ItemSearch, Signals, Space, Tenant
 from somafractalmemory.stores.items_milvus import MAX_IN_LIST, MAX_TOPK, ItemVectorIndex
 from somafractalmemory.stores.items_postgres import ItemsRepository
 from somafractalmemory.stores.items_sql import scope
@@ -60,6 +66,8 @@ class ItemSearcher:
         vector_filter = " and ".join(clauses) or None
         if search.mode not in MODES:
             raise InvalidInputError(f"must be one of {', '.join(MODES)}", "mode")
+        if search.min_score is not None and not (search.query or search.vector):
+            raise InvalidInputError("needs a `query` or a `vector` to score by", "min_score")
         keyword: Future[list[tuple[int, float]]] | None = None
         if search.mode != "vector":
             # The keyword query runs in PostgreSQL while the query is embedded and Milvus
@@ -150,13 +158,17 @@ class ItemSearcher:
                 for hit in found:
                     best.setdefault(hit.item_id, hit.score)
                 rows = self.repo.matching(tenant.id, list(best), *args[1:], scopes=search.scopes)
-                ranked = [ItemHit(rows[i], s) for i, s in best.items() if i in rows]
+                ranked = [
+                    ItemHit(rows[i], s, Signals(vector=rank, vector_score=s))
+                    for rank, (i, s) in enumerate(best.items(), start=1)
+                    if i in rows and _passes(space, s, search.min_score)
+                ]
                 exhausted = len(found) < k
                 if len(ranked) >= need or exhausted or k >= MAX_TOPK:
                     break
                 k = min(MAX_TOPK, k * 4)
         page = ranked[search.offset : need]
-        if len(page) < search.limit and exhausted:
+        if len(page) < search.limit and exhausted and search.min_score is None:
             fill = self.repo.page(
                 *args,
                 search.limit - len(page),
@@ -208,7 +220,11 @@ class ItemSearcher:
         ranked: list[ItemHit] = []
         if search.mode == "hybrid" and space is not None and vector is not None:
             ranked = self._vector_search(
-                tenant, replace(search, offset=0, limit=pool), space, vector, vector_filter
+                tenant,
+                replace(search, offset=0, limit=pool, min_score=None),
+                space,
+                vector,
+                vector_filter,
             )
         matches = keyword.result()
         words = {item_id: fusion.keyword_score(ts_rank) for item_id, ts_rank in matches}
@@ -226,6 +242,8 @@ class ItemSearcher:
                 )
                 for i in {*words, *meanings}
             }
+        if search.min_score is not None:
+            scores = {i: s for i, s in scores.items() if s >= search.min_score}
         order = sorted(scores, key=lambda i: (-scores[i], i))[search.offset : need]
         rows = self.repo.matching(
             tenant.id,
@@ -235,4 +253,30 @@ class ItemSearcher:
             search.include_expired,
             scopes=search.scopes,
         )
-        return [ItemHit(rows[i], scores[i]) for i in order if i in rows]
+        # Ranks are 1-based positions in each signal's list, as memory search's signals.
+        texts = {i: (rank, ts_rank) for rank, (i, ts_rank) in enumerate(matches, start=1)}
+        meaning = {h.item.id: h.signals for h in ranked}
+        return [
+            ItemHit(rows[i], scores[i], _signals(meaning.get(i), texts.get(i)))
+            for i in order
+            if i in rows
+        ]
+
+
+def _passes(space: Space, score: float, min_score: float | None) -> bool:
+    """Whether a vector-mode hit reaches ``min_score`` on the calibrated scale."""
+    if min_score is None:
+        return True
+    calibrated = fusion.vector_score(score) if space.metric == "cosine" else score
+    return calibrated >= min_score
+
+
+def _signals(vector: Signals | None, keyword: tuple[int, float] | None) -> Signals:
+    """A hybrid or keyword hit's signals: its vector rank and raw score, its keyword rank
+    and raw ``ts_rank_cd``."""
+    return Signals(
+        vector=vector.vector if vector else None,
+        keyword=keyword[0] if keyword else None,
+        vector_score=vector.vector_score if vector else None,
+        keyword_score=keyword[1] if keyword else None,
+    )

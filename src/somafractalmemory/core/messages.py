@@ -279,9 +279,11 @@ class MessageService:
         scopes: Scopes,
         conversation_id: str | None = None,
         filters: dict[str, Any] | None = None,
+        min_score: float | None = None,
     ) -> list[ItemHit]:
         """The best messages for ``query`` (one hit per message: its best chunk), of one
-        conversation or of all, of ``scopes``; the item search's modes and fusion."""
+        conversation or of all, of ``scopes``; the item search's modes, fusion and
+        ``min_score``."""
         prefix: tuple[str, ...] = (CONVERSATIONS,)
         if conversation_id is not None:
             check_conversation_id(conversation_id)
@@ -294,6 +296,7 @@ class MessageService:
             mode=mode,
             refresh_ttl=False,
             scopes=scopes,
+            min_score=min_score,
         )
         return self.items.search(tenant, search)
 

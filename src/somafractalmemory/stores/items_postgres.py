@@ -28,7 +28,7 @@ from somafractalmemory.stores.items_sql import live, namespace_path, scope
 from somafractalmemory.stores.items_tables import record_vectors
 from somafractalmemory.stores.items_upkeep import ItemUpkeep
 from somafractalmemory.stores.postgres import PostgresStore, UnitOfWork
-from somafractalmemory.stores.tables import IS_ITEM, records
+from somafractalmemory.stores.tables import IS_ITEM, records, scope_clauses
 
 _ITEM_COLUMNS = (
     records.c.id,
@@ -208,12 +208,16 @@ class ItemsRepository(SpaceQueries, ItemUpkeep):
                 )
         return found
 
-    def items_page(self, tenant_id: int, after_id: int, limit: int) -> list[Item]:
+    def items_page(
+        self, tenant_id: int, after_id: int, limit: int, scopes: Scopes | None = None
+    ) -> list[Item]:
         """Up to ``limit`` of the tenant's items with id greater than ``after_id``, by id
-        (expired ones not yet swept included): one query per page, for export."""
+        (expired ones not yet swept included), of ``scopes`` only when given: one query per
+        page, for export."""
         query = (
             sa.select(*_ITEM_COLUMNS)
             .where(records.c.tenant_id == tenant_id, IS_ITEM, records.c.id > after_id)
+            .where(*scope_clauses(scopes or Scopes()))
             .order_by(records.c.id)
             .limit(limit)
         )

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from somafractalmemory.models import (
     Link,
+    Scopes,
 )
 from somafractalmemory.stores.pg_base import PostgresBase
 from somafractalmemory.stores.tables import (
@@ -50,11 +51,19 @@ class GraphReads(PostgresBase):
         with self.reading("edges_from") as conn:
             return [(r[0], r[1], r[2], float(r[3])) for r in conn.execute(query)]
 
-    def links_page(self, tenant_id: int, after_id: int, limit: int) -> list[tuple[int, Link]]:
+    def links_page(
+        self, tenant_id: int, after_id: int, limit: int, scopes: Scopes | None = None
+    ) -> list[tuple[int, Link]]:
         """Up to ``limit`` of the tenant's links with id greater than ``after_id``, by id, as
-        (link id, link between the ends' coordinates)."""
+        (link id, link between the ends' coordinates); with ``scopes``, only the links whose
+        two ends are both of them (a scoped export holds no link to a record it leaves out)."""
         source = records.alias("source")
         target = records.alias("target")
+        scoped = [
+            end.c[name] == value
+            for end in (source, target)
+            for name, value in (scopes or Scopes()).given().items()
+        ]
         query = (
             sa.select(
                 links.c.id,
@@ -66,7 +75,7 @@ class GraphReads(PostgresBase):
             )
             .join(source, source.c.id == links.c.from_id)
             .join(target, target.c.id == links.c.to_id)
-            .where(links.c.tenant_id == tenant_id, links.c.id > after_id)
+            .where(links.c.tenant_id == tenant_id, links.c.id > after_id, *scoped)
             .order_by(links.c.id)
             .limit(limit)
         )

@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from somafractalmemory.models import MemoryType, RecordVersion
+from somafractalmemory.models import MemoryType, RecordVersion, Scopes
 from somafractalmemory.stores.pg_base import PostgresBase, from_row
 from somafractalmemory.stores.tables import record_history, text_hash_sql
 
@@ -101,12 +101,17 @@ class HistoryReads(PostgresBase):
         with self.reading("changes") as conn:
             return [(int(row.txid), version_from_row(row)) for row in conn.execute(query)]
 
-    def history_page(self, tenant_id: int, after_id: int, limit: int) -> list[RecordVersion]:
-        """Up to ``limit`` of the tenant's versions with id greater than ``after_id``, by id
-        (for export)."""
+    def history_page(
+        self, tenant_id: int, after_id: int, limit: int, scopes: Scopes | None = None
+    ) -> list[RecordVersion]:
+        """Up to ``limit`` of the tenant's versions with id greater than ``after_id``, by id,
+        of ``scopes`` only when given (the scopes the version was written with; for
+        export)."""
+        scoped = [record_history.c[name] == v for name, v in (scopes or Scopes()).given().items()]
         query = (
             sa.select(record_history)
             .where(record_history.c.tenant_id == tenant_id, record_history.c.id > after_id)
+            .where(*scoped)
             .order_by(record_history.c.id)
             .limit(limit)
         )

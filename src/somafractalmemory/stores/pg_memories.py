@@ -193,14 +193,16 @@ class MemoryReads(PostgresBase):
             return int(conn.execute(sa.select(sa.func.count()).select_from(outbox)).scalar_one())
 
     def memories_page(
-        self, tenant_id: int, after_id: int, limit: int
+        self, tenant_id: int, after_id: int, limit: int, scopes: Scopes | None = None
     ) -> list[tuple[Memory, list[float] | None]]:
         """Up to ``limit`` of the tenant's memories with id greater than ``after_id``, by id,
-        each with its client vector (None when the model embedded it). One query per page,
-        so a long export never holds a connection between pages."""
+        each with its client vector (None when the model embedded it), of ``scopes`` only
+        when given. One query per page, so a long export never holds a connection between
+        pages."""
         query = (
             sa.select(records.c.client_vector, *MEMORY_COLUMNS)
             .where(records.c.tenant_id == tenant_id, IS_MEMORY, records.c.id > after_id)
+            .where(*scope_clauses(scopes or Scopes()))
             .order_by(records.c.id)
             .limit(limit)
         )

@@ -15,7 +15,7 @@ from somafractalmemory.context_schemas import (
 )
 from somafractalmemory.core.context import Packed
 from somafractalmemory.observability.timing import collect_timings, server_timing_header
-from somafractalmemory.schemas import ErrorResponse
+from somafractalmemory.schemas import ErrorResponse, SearchSignals
 
 ERRORS: dict[int | str, dict[str, object]] = {
     code: {"model": ErrorResponse} for code in (400, 401, 413, 422, 503)
@@ -43,7 +43,7 @@ def to_public(packed: Packed) -> ContextResponse:
                 key=s.key,
                 conversation_id=s.conversation_id,
                 score=s.score,
-                signals=dict(s.signals),
+                signals=SearchSignals.model_validate(dict(s.signals)),
                 truncated=s.truncated,
             )
             for s in packed.sources

@@ -27,7 +27,7 @@ from somafractalmemory.message_schemas import (
     message_public,
 )
 from somafractalmemory.models import Scopes
-from somafractalmemory.schemas import ErrorResponse
+from somafractalmemory.schemas import ErrorResponse, SearchSignals
 from somafractalmemory.scope_schemas import MAX_SCOPE_ID
 from somafractalmemory.stores.messages_postgres import StoredMessage
 
@@ -133,12 +133,14 @@ def search_messages(
         body.scopes(),
         body.conversation_id,
         dict(body.filters or {}),
+        body.min_score,
     )
     results = []
     for hit in hits:
         item = hit.item
         public = message_public(item, item.namespace[1] if len(item.namespace) > 1 else "")
-        results.append(MessageHit(**public.model_dump(), score=hit.score or 0.0))
+        signals = SearchSignals.model_validate(hit.signals, from_attributes=True)
+        results.append(MessageHit(**public.model_dump(), score=hit.score or 0.0, signals=signals))
     return MessageSearchResponse(results=results)
 
 

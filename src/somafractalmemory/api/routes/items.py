@@ -25,6 +25,7 @@ from somafractalmemory.item_schemas import (
     SpacesResponse,
 )
 from somafractalmemory.models import Item, ItemSearch, ItemVector, NamespaceQuery, Space
+from somafractalmemory.schemas import SearchSignals
 
 router = api_router("items", (400, 401, 404, 409, 413, 422, 503))
 
@@ -108,7 +109,14 @@ def search_items(body: ItemSearchRequest, tenant: TenantDep, items: ItemsDep) ->
     )
     hits = items.search(tenant, search)
     return ItemSearchResponse(
-        items=[ItemSearchResult(**to_public(h.item).model_dump(), score=h.score) for h in hits]
+        items=[
+            ItemSearchResult(
+                **to_public(h.item).model_dump(),
+                score=h.score,
+                signals=SearchSignals.model_validate(h.signals, from_attributes=True),
+            )
+            for h in hits
+        ]
     )
 
 

@@ -7,9 +7,10 @@ from itertools import chain
 
 from fastapi.responses import StreamingResponse
 
-from somafractalmemory.api.deps import ServiceDep, StackDep, TenantDep
+from somafractalmemory.api.deps import ScopeQuery, ServiceDep, StackDep, TenantDep
 from somafractalmemory.api.strict import api_router
 from somafractalmemory.core.portability import export_lines
+from somafractalmemory.models import Scopes
 
 router = api_router("portability", (401, 422, 503))
 NDJSON = "application/x-ndjson"
@@ -26,11 +27,20 @@ NDJSON = "application/x-ndjson"
     },
 )
 def export(
-    tenant: TenantDep, service: ServiceDep, stack: StackDep, with_vectors: bool = False
+    tenant: TenantDep,
+    service: ServiceDep,
+    stack: StackDep,
+    with_vectors: bool = False,
+    user_id: ScopeQuery = None,
+    agent_id: ScopeQuery = None,
+    session_id: ScopeQuery = None,
 ) -> StreamingResponse:
-    """Stream the tenant's memories, links, spaces and items as JSON Lines (the export
-    format, version 2)."""
-    lines = export_lines(service, tenant, with_vectors, items=stack.items)
+    """Stream the tenant's memories, links, spaces, items and history as JSON Lines (the
+    export format, version 3); with ``user_id``, ``agent_id`` or ``session_id`` only the
+    records of those scopes (their memories, items, messages and versions, the links
+    between two of them; every space)."""
+    scopes = Scopes(user_id, agent_id, session_id)
+    lines = export_lines(service, tenant, with_vectors, items=stack.items, scopes=scopes)
     # Read the header and the first page now: a store that is down is a 503 here, before
     # the 200 is sent. Later pages are read one query at a time as the client takes them,
     # so no connection is held across the stream (a client that goes away costs a page).

@@ -39,9 +39,15 @@ def export_records(
     with_vectors: bool = False,
     page_size: int = PAGE_SIZE,
     items: ItemService | None = None,
+    scopes: Scopes | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The header, then the tenant's memories by id, then its links by id, then (given the
-    item service) its registered spaces and its items by id.
+    item service) its registered spaces and its items by id, then its history's versions.
+
+    With ``scopes`` (any of user, agent, session given) only the records of those scopes:
+    their memories, items and messages, the versions written with those scopes, the links
+    whose two ends are both in them; the header says which (``scopes``). Spaces are all
+    exported (they are the tenant's, not a user's).
 
     With ``with_vectors`` each memory carries its vector: the client's own when it gave one,
     else the one Milvus holds (a memory whose vector Milvus lacks is exported without one, so
@@ -52,9 +58,10 @@ def export_records(
         "embedding_model": service.embedder.model_name,
         "dimension": service.embedder.dimension,
         "with_vectors": with_vectors,
+        **({"scopes": scopes.given()} if scopes is not None and scopes.given() else {}),
     }
     after = 0
-    while page := service.postgres.memories_page(tenant.id, after, page_size):
+    while page := service.postgres.memories_page(tenant.id, after, page_size, scopes):
         indexed: dict[int, list[float]] = {}
         if with_vectors:
             indexed = service.milvus.vectors(
@@ -74,7 +81,7 @@ def export_records(
             yield record
         after = page[-1][0].id
     after = 0
-    while links := service.postgres.links_page(tenant.id, after, page_size):
+    while links := service.postgres.links_page(tenant.id, after, page_size, scopes):
         for _link_id, link in links:
             yield {
                 "kind": "link",
@@ -86,8 +93,8 @@ def export_records(
             }
         after = links[-1][0]
     if items is not None:
-        yield from item_records(items, tenant, page_size)
-    yield from version_records(service.postgres, tenant, page_size)
+        yield from item_records(items, tenant, page_size, scopes)
+    yield from version_records(service.postgres, tenant, page_size, scopes)
 
 
 def _memory_record(memory: Memory) -> dict[str, Any]:
@@ -113,7 +120,8 @@ def export_lines(
     tenant: Tenant,
     with_vectors: bool = False,
     items: ItemService | None = None,
+    scopes: Scopes | None = None,
 ) -> Iterator[str]:
     """:func:`export_records` as lines of text."""
-    for record in export_records(service, tenant, with_vectors, items=items):
+    for record in export_records(service, tenant, with_vectors, items=items, scopes=scopes):
         yield dump_line(record)

@@ -12,7 +12,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from somafractalmemory.core.item_paths import check_key, check_namespace
-from somafractalmemory.models import MemoryType, RecordVersion, Tenant
+from somafractalmemory.models import MemoryType, RecordVersion, Scopes, Tenant
 from somafractalmemory.stores.postgres import PostgresStore
 
 VERSION_BATCH = 500
@@ -43,11 +43,12 @@ def _time(value: datetime | None) -> str | None:
 
 
 def version_records(
-    postgres: PostgresStore, tenant: Tenant, page_size: int
+    postgres: PostgresStore, tenant: Tenant, page_size: int, scopes: Scopes | None = None
 ) -> Iterator[dict[str, Any]]:
-    """The tenant's history as version lines, oldest first, a page at a time."""
+    """The tenant's history as version lines, oldest first, a page at a time; of ``scopes``
+    only when given."""
     after = 0
-    while page := postgres.history_page(tenant.id, after, page_size):
+    while page := postgres.history_page(tenant.id, after, page_size, scopes):
         for version in page:
             yield _line(version)
         after = page[-1].id

@@ -43,8 +43,12 @@ class SpaceLine(SpaceCreate):
     kind: Literal["space"]
 
 
-def item_records(items: ItemService, tenant: Tenant, page_size: int) -> Iterator[dict[str, Any]]:
-    """The tenant's registered spaces, then its items by id, a page at a time."""
+def item_records(
+    items: ItemService, tenant: Tenant, page_size: int, scopes: Scopes | None = None
+) -> Iterator[dict[str, Any]]:
+    """The tenant's registered spaces (every one: they hold no one's data, and a scoped
+    item may need its space), then its items by id, a page at a time; of ``scopes`` only
+    when given."""
     for space in items.repo.spaces(tenant.id):
         yield {
             "kind": "space",
@@ -53,7 +57,7 @@ def item_records(items: ItemService, tenant: Tenant, page_size: int) -> Iterator
             "metric": space.metric,
         }
     after = 0
-    while page := items.repo.items_page(tenant.id, after, page_size):
+    while page := items.repo.items_page(tenant.id, after, page_size, scopes):
         vectors = items.repo.vectors_of([item.id for item in page])
         for item in page:
             yield item_record(item, [v for _id, v in vectors.get(item.id, [])])
