@@ -26,6 +26,10 @@ from playwright.sync_api import (
 from testkit.server import ServerProcess
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Actions wait up to 30 s (the context's default timeout below); so do assertions, whose own
+# default is 5 s: Swagger UI fetching and rendering /openapi.json took longer than that on CI's
+# two cores under the suite's load ("loading" when the 5 s ran out).
+expect.set_options(timeout=30_000)
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts" / "ui"
 CHROMIUM_ARGS = [
     "--headless",
