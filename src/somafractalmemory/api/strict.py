@@ -2,7 +2,8 @@
 
 FastAPI ignores unknown query parameters; then a misspelt option (``?include_superseeded=1``)
 silently answers as if it were not given. Every API route here refuses them instead: 422
-naming the parameter and what the endpoint takes.
+naming the parameter and what the endpoint takes. A parameter that takes one value given more
+than once (``?user_id=a&user_id=b``, which FastAPI reads as its last value) is refused too.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
+from fastapi._compat import field_annotation_is_sequence
 from fastapi.dependencies.models import Dependant
 from fastapi.routing import APIRoute
 
@@ -24,6 +26,7 @@ class StrictQueryRoute(APIRoute):
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
         allowed = _query_names(self.dependant)
+        single = _single_valued(self.dependant)
         takes = ", ".join(sorted(allowed)) or "none"
 
         async def checked(request: Request) -> Response:
@@ -32,9 +35,24 @@ class StrictQueryRoute(APIRoute):
                 raise InvalidInputError(
                     f"unknown query parameter (this endpoint takes: {takes})", unknown[0]
                 )
+            repeated = [name for name in single if len(request.query_params.getlist(name)) > 1]
+            if repeated:
+                raise InvalidInputError("takes one value, given more than once", repeated[0])
             return await handler(request)
 
         return checked
+
+
+def _single_valued(dependant: Dependant) -> frozenset[str]:
+    """The query parameters of a route and its dependencies that take one value."""
+    names = {
+        param.alias
+        for param in dependant.query_params
+        if not field_annotation_is_sequence(param.field_info.annotation)
+    }
+    for sub in dependant.dependencies:
+        names |= _single_valued(sub)
+    return frozenset(names)
 
 
 def _query_names(dependant: Dependant) -> frozenset[str]:
