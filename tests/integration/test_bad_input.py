@@ -133,3 +133,16 @@ def test_a_boolean_is_not_a_number(client: TestClient, auth: dict[str, str]) -> 
         response = client.post(path, headers=auth, json=body)
         assert response.status_code == 422, (path, response.text)
         assert field in response.json()["detail"], response.text
+
+
+def test_a_one_value_query_parameter_given_twice_is_named(
+    client: TestClient, auth: dict[str, str]
+) -> None:
+    """FastAPI would read the last value; the API refuses the ambiguity instead."""
+    for path in ("/export?user_id=a&user_id=b", "/memories?limit=5&limit=6"):
+        response = client.get(path, headers=auth)
+        assert response.status_code == 422, path
+        name = path.split("?")[1].split("=")[0]
+        assert response.json()["detail"].startswith(f"{name}: takes one value"), path
+    once = client.get("/memories?limit=5", headers=auth)
+    assert once.status_code == 200
