@@ -10,7 +10,11 @@
    then the check that nothing acknowledged was lost;
 7. history.py: the history trigger's write cost, the supersession filter's search cost and
    history's bytes per version (10,000 memories x 3 versions; 2,000 quick);
-8. plot.py: benchmarks/results.png from the figures of the steps above.
+8. context.py (full run only): LoCoMo evidence inside ``POST /context`` at 500 to 4,000 tokens
+   beside packed baselines, and its latency beside a hybrid search;
+9. tenants.py (full run only): a small tenant's search p50 at 100 and 100,000 tenants, and the
+   stores' memory;
+10. plot.py: benchmarks/results.png from the figures of the steps above.
 
 run.py rewrites benchmarks/RESULTS.md; the sections of the other steps are then put back (each
 step writes its own; a step not run this time keeps its previous section, dated).
@@ -66,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         step("scale.py")
         step("load.py", "--results", str(RESULTS))
     step("history.py", *(["--quick"] if args.quick else []))
+    if not args.quick:
+        step("context.py")
+        step("tenants.py")
     step("plot.py", python=PLOT_PYTHON)
     print(f"\nsuite: {time.perf_counter() - began:.0f} s")
     return 0

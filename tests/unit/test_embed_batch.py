@@ -109,6 +109,66 @@ def test_a_stopped_waiter_leaves_the_queue_unembedded(embedder: Embedder) -> Non
     assert encode.calls == [[QUERIES[0]], [QUERIES[2]]]
 
 
+class Gated:
+    """The real encoder; call ``n`` waits until ``release(n)``."""
+
+    def __init__(self, embedder: Embedder, calls: int) -> None:
+        self.embedder = embedder
+        self.calls: list[list[str]] = []
+        self.gates = [threading.Event() for _ in range(calls)]
+
+    def release(self, n: int) -> None:
+        self.gates[n].set()
+
+    def __call__(self, texts: list[str], stop: StopSignal | None) -> npt.NDArray[np.float32]:
+        n = len(self.calls)
+        self.calls.append(list(texts))
+        self.gates[n].wait(10)
+        return np.asarray(self.embedder.embed(texts), dtype=np.float32)
+
+
+def _stop_a_waiter_inside_a_batch(embedder: Embedder) -> bool:
+    """One round: a call under way, two waiters queued, the next call taking both, then the
+    second waiter's stop signal set. Whether the other waiter led that call."""
+    encode = Gated(embedder, 2)
+    batcher = GroupBatcher(encode)
+    stop = StopSignal()
+    with ThreadPoolExecutor(3) as pool:
+        first = pool.submit(batcher.embed_one, QUERIES[0])
+        wait_until(lambda: len(encode.calls) == 1)
+        plain = pool.submit(batcher.embed_one, QUERIES[1])
+        stopped = pool.submit(batcher.embed_one, QUERIES[2], stop)
+        wait_until(lambda: len(batcher._queue) == 2)
+        encode.release(0)
+        wait_until(lambda: len(encode.calls) == 2)
+        assert sorted(encode.calls[1]) == sorted(QUERIES[1:3])
+        stop.set()
+        led_by_other = encode.calls[1][0] == QUERIES[1]
+        if led_by_other:  # taken into the other's batch: it stops waiting
+            with pytest.raises(EmbeddingStopped):
+                stopped.result(10)
+        encode.release(1)
+        first.result(10)
+        assert np.allclose(plain.result(10), embedder.embed([QUERIES[1]])[0], atol=1e-5)
+        if not led_by_other:  # it led a batch of two, which others need: it ran to the end
+            assert len(stopped.result(10)) == len(plain.result(10))
+    assert not batcher._queue
+    assert not batcher._busy
+    return led_by_other
+
+
+def test_a_waiter_stopped_inside_another_leaders_batch_just_stops(embedder: Embedder) -> None:
+    """Found by the context benchmark (``ValueError: ... is not in deque``, a 500). Which of
+    two waiters leads the next call is up to the scheduler, so rounds run until the
+    non-stopped one has led three times."""
+    led_by_other = 0
+    for _ in range(40):
+        led_by_other += _stop_a_waiter_inside_a_batch(embedder)
+        if led_by_other >= 3:
+            break
+    assert led_by_other >= 3
+
+
 def test_an_error_reaches_every_request_of_its_batch(embedder: Embedder) -> None:
     entered = threading.Event()
     gate = threading.Event()

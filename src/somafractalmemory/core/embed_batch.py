@@ -13,8 +13,9 @@ gathered into one call, the way a database groups concurrent commits:
 
 The window is therefore the duration of the call under way (a few milliseconds for a query),
 bounded by it, and nothing waits for a timer. A waiter whose stop signal is set (its vector
-came from the cache) leaves the queue before it is embedded. A batch's error reaches every
-request of that batch.
+came from the cache) leaves the queue before it is embedded, or stops waiting when another
+request's call already took it in (its vector is then computed and dropped). A batch's
+error reaches every request of that batch.
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ class _Waiter:
     done: bool = False
     vector: list[float] = field(default_factory=list)
     error: BaseException | None = None
+    queued: bool = False  # in the queue; False once a leader took it into its batch
 
 
 class GroupBatcher:
@@ -65,6 +67,7 @@ class GroupBatcher:
                 self._busy = True
                 batch = [me]
             else:
+                me.queued = True
                 self._queue.append(me)
                 batch = self._wait_or_lead(me, stop)
         if batch:
@@ -83,12 +86,19 @@ class GroupBatcher:
             if not self._busy:
                 self._busy = True
                 self._queue.remove(me)
+                me.queued = False
                 batch = [me]
                 while self._queue and len(batch) < self._max_batch:
-                    batch.append(self._queue.popleft())
+                    taken = self._queue.popleft()
+                    taken.queued = False
+                    batch.append(taken)
                 return batch
             if stop is not None and stop.is_set():
-                self._queue.remove(me)
+                # Taken into another leader's batch meanwhile: that call still embeds the
+                # text for the batch's other requests; this one just stops waiting for it.
+                if me.queued:
+                    self._queue.remove(me)
+                    me.queued = False
                 raise EmbeddingStopped
             self._cond.wait(_STOP_POLL if stop is not None else None)
 
